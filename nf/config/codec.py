@@ -1,0 +1,329 @@
+"""XML <-> data tree, namespace-aware and driven by the schema index.
+
+``parse`` reads the children of a holder element (a NETCONF ``<config>`` or
+``<data>``) into a tree and reports structural errors (unknown elements and
+namespaces, state data in configuration, missing or duplicate keys) as
+``ConfigError`` values rather than raising, so that offline validation can
+print every problem at once.  Values are not type-checked here; that is
+``validate``'s job, which reports them with their instance paths.
+
+``render`` writes a tree back as XML in schema order (keys first, as RFC
+7950 §7.8.5 requires), so parse-render is the identity on canonical input.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from nf.config.errors import ConfigError
+from nf.config.tree import Child, LeafList, ListNode, Node, key_of, step
+from nf.schema import QName, SchemaIndex, SchemaNode
+
+NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
+WD_NS = "urn:ietf:params:xml:ns:netconf:default:1.0"
+"""RFC 6243 namespace of the ``default`` attribute (report-all-tagged)."""
+WD_DEFAULT = f"{{{WD_NS}}}default"
+
+MAX_XML_BYTES = 16 * 1024 * 1024
+
+
+def xml_parser() -> etree.XMLParser:
+    """A parser that never expands entities, loads DTDs or touches the network.
+
+    This is what stops billion-laughs and external-entity attacks: entity
+    references stay unexpanded and DTDs are not loaded.
+    """
+    return etree.XMLParser(
+        resolve_entities=False,
+        load_dtd=False,
+        no_network=True,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
+
+
+def parse_xml(data: bytes | str) -> etree._Element:
+    """Parse XML text safely; raises etree.XMLSyntaxError or ValueError."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    if len(raw) > MAX_XML_BYTES:
+        raise ValueError(f"XML document larger than {MAX_XML_BYTES} bytes")
+    root = etree.fromstring(raw, parser=xml_parser())
+    if root.getroottree().docinfo.internalDTD is not None:
+        raise ValueError("XML documents with a DTD are not accepted")
+    return root
+
+
+def split_tag(tag: str) -> QName:
+    if tag.startswith("{"):
+        ns, _, name = tag[1:].partition("}")
+        return (ns, name)
+    return ("", tag)
+
+
+def _unknown(
+    schema: SchemaIndex, elem: etree._Element, parent_path: str, errors: list[ConfigError]
+) -> None:
+    ns, name = split_tag(elem.tag)
+    if schema.module_by_namespace(ns) is None:
+        errors.append(
+            ConfigError(
+                "unknown-namespace",
+                f'unknown namespace "{ns}" of element "{name}"'
+                if ns
+                else f'element "{name}" has no namespace',
+                path=parent_path or "/",
+                type="protocol",
+                info=(("bad-element", name), ("bad-namespace", ns)),
+            )
+        )
+    else:
+        errors.append(
+            ConfigError(
+                "unknown-element",
+                f'unknown element "{name}"',
+                path=parent_path or "/",
+                type="application",
+                info=(("bad-element", name),),
+            )
+        )
+
+
+def parse(
+    holder: etree._Element,
+    schema: SchemaIndex,
+    *,
+    allow_state: bool = False,
+) -> tuple[Node, list[ConfigError]]:
+    """Read the children of ``holder`` as top-level data nodes."""
+    errors: list[ConfigError] = []
+    node = _parse_children(holder, schema.root, "", schema, allow_state, errors)
+    return node, errors
+
+
+def _parse_children(
+    elem: etree._Element,
+    snode: SchemaNode,
+    path: str,
+    schema: SchemaIndex,
+    allow_state: bool,
+    errors: list[ConfigError],
+) -> Node:
+    children: dict[QName, Child] = {}
+    for child in elem:
+        if not isinstance(child.tag, str):
+            continue
+        qname = split_tag(child.tag)
+        sn = snode.children.get(qname)
+        if sn is None or sn.keyword in ("input", "output", "action"):
+            _unknown(schema, child, path, errors)
+            continue
+        child_path = path + step(sn)
+        if not sn.config and not allow_state:
+            errors.append(
+                ConfigError(
+                    "invalid-value",
+                    f'"{sn.name}" is state data (config false) and cannot be configured',
+                    path=child_path,
+                    info=(("bad-element", sn.name),),
+                )
+            )
+            continue
+        if sn.keyword in ("leaf", "leaf-list"):
+            if len(child):
+                errors.append(
+                    ConfigError(
+                        "invalid-value",
+                        f'leaf "{sn.name}" cannot have child elements',
+                        path=child_path,
+                        info=(("bad-element", sn.name),),
+                    )
+                )
+                continue
+            assert sn.type is not None
+            value = sn.type.canonical(child.text or "")
+            if sn.keyword == "leaf":
+                if qname in children:
+                    errors.append(
+                        ConfigError(
+                            "bad-element",
+                            f'leaf "{sn.name}" given more than once',
+                            path=child_path,
+                            type="protocol",
+                            info=(("bad-element", sn.name),),
+                        )
+                    )
+                    continue
+                children[qname] = value
+            else:
+                existing = children.get(qname)
+                values = existing.values if isinstance(existing, LeafList) else ()
+                if value in values:
+                    errors.append(
+                        ConfigError(
+                            "invalid-value",
+                            f'duplicate value "{value}" in leaf-list "{sn.name}"',
+                            path=child_path,
+                            info=(("bad-element", sn.name),),
+                        )
+                    )
+                    continue
+                children[qname] = LeafList((*values, value))
+        elif sn.keyword == "container":
+            if qname in children:
+                errors.append(
+                    ConfigError(
+                        "bad-element",
+                        f'container "{sn.name}" given more than once',
+                        path=child_path,
+                        type="protocol",
+                        info=(("bad-element", sn.name),),
+                    )
+                )
+                continue
+            inner = _parse_children(child, sn, child_path, schema, allow_state, errors)
+            if len(inner) or sn.presence:  # an empty non-presence container is none
+                children[qname] = inner
+        elif sn.keyword == "list":
+            entry = _parse_children(child, sn, child_path, schema, allow_state, errors)
+            missing = [k for k in sn.keys if not isinstance(entry.get(k), str)]
+            if missing:
+                for _ns, kname in missing:
+                    errors.append(
+                        ConfigError(
+                            "missing-element",
+                            f'list entry "{sn.name}" lacks its key "{kname}"',
+                            path=child_path,
+                            info=(("bad-element", kname),),
+                        )
+                    )
+                continue
+            key = key_of(entry, sn)
+            existing_list = children.get(qname)
+            entries = existing_list if isinstance(existing_list, ListNode) else ListNode()
+            if key in entries:
+                errors.append(
+                    ConfigError(
+                        "operation-failed",
+                        f'duplicate entry of list "{sn.name}"',
+                        path=path + step(sn, key),
+                        info=(("bad-element", sn.name),),
+                    )
+                )
+                continue
+            children[qname] = entries.set(key, entry)
+        else:  # anydata/anyxml: not used by our modules; kept verbatim as text
+            children[qname] = etree.tostring(child, encoding="unicode")
+    return Node(children)
+
+
+def load_document(data: bytes | str | Path, schema: SchemaIndex) -> tuple[Node, list[ConfigError]]:
+    """Read a configuration file: a top-level data element, or a NETCONF
+    ``<config>``/``<data>`` wrapper around top-level data elements."""
+    raw = data.read_bytes() if isinstance(data, Path) else data
+    root = parse_xml(raw)
+    ns, name = split_tag(root.tag)
+    if name in ("config", "data") and ns in ("", NC_NS):
+        return parse(root, schema)
+    holder = etree.Element("data")
+    holder.append(root)
+    return parse(holder, schema)
+
+
+def render(
+    tree: Node,
+    schema: SchemaIndex,
+    holder: etree._Element | None = None,
+    *,
+    defaults: Node | None = None,
+) -> etree._Element:
+    """Write ``tree`` under ``holder`` (a new NETCONF ``<data>`` if None).
+
+    With ``defaults`` (the same tree with defaults applied), nodes present
+    only there are written with ``wd:default="true"`` (RFC 6243
+    report-all-tagged).
+    """
+    if holder is None:
+        holder = etree.Element(f"{{{NC_NS}}}data", nsmap=_default_ns(NC_NS))
+    _render_children(tree, schema.root, holder, "", defaults)
+    return holder
+
+
+def _render_children(
+    node: Node,
+    snode: SchemaNode,
+    elem: etree._Element,
+    parent_ns: str,
+    tagged: Node | None,
+) -> None:
+    source = tagged if tagged is not None else node
+    for qname, sn in ordered_children(snode):
+        child = source.get(qname)
+        if child is None:
+            continue
+        explicit = node.get(qname) if tagged is not None else child
+        ns, name = qname
+        nsmap = _default_ns(ns) if ns != parent_ns else None
+        tag = f"{{{ns}}}{name}"
+        if isinstance(child, str):
+            sub = etree.SubElement(elem, tag, nsmap=nsmap)
+            sub.text = child
+            if tagged is not None and explicit is None:
+                sub.set(WD_DEFAULT, "true")
+        elif isinstance(child, LeafList):
+            explicit_values = explicit.values if isinstance(explicit, LeafList) else ()
+            for value in child.values:
+                sub = etree.SubElement(elem, tag, nsmap=nsmap)
+                sub.text = value
+                if tagged is not None and value not in explicit_values:
+                    sub.set(WD_DEFAULT, "true")
+        elif isinstance(child, Node):
+            sub = etree.SubElement(elem, tag, nsmap=nsmap)
+            inner = explicit if isinstance(explicit, Node) else Node()
+            _render_children(
+                inner if tagged is not None else child,
+                sn,
+                sub,
+                ns,
+                child if tagged is not None else None,
+            )
+        elif isinstance(child, ListNode):
+            explicit_list = explicit if isinstance(explicit, ListNode) else ListNode()
+            for key, entry in child.items():
+                sub = etree.SubElement(elem, tag, nsmap=nsmap)
+                _render_entry(entry, sn, sub, ns, key, explicit_list, tagged is not None)
+
+
+def _render_entry(
+    entry: Node,
+    sn: SchemaNode,
+    sub: etree._Element,
+    ns: str,
+    key: tuple[str, ...],
+    explicit_list: ListNode,
+    tagging: bool,
+) -> None:
+    if tagging:
+        _render_children(explicit_list.get(key) or Node(), sn, sub, ns, entry)
+    else:
+        _render_children(entry, sn, sub, ns, None)
+
+
+def _default_ns(ns: str) -> Any:
+    """An nsmap making ``ns`` the default namespace (None key; lxml-stubs disagree)."""
+    return {None: ns}
+
+
+def ordered_children(snode: SchemaNode) -> list[tuple[QName, SchemaNode]]:
+    """Schema children in XML order: list keys first (RFC 7950 §7.8.5)."""
+    if not snode.keys:
+        return list(snode.children.items())
+    keys = [(k, snode.children[k]) for k in snode.keys]
+    return keys + [(q, n) for q, n in snode.children.items() if q not in snode.keys]
+
+
+def to_string(elem: etree._Element, pretty: bool = True) -> str:
+    return etree.tostring(elem, encoding="unicode", pretty_print=pretty)

@@ -1,0 +1,167 @@
+"""Typed, frozen views of a validated configuration, for the relay runtime.
+
+The runtime wants integers and named fields, not lexical strings in a
+generic tree.  Every value is read from the tree *after* ``complete`` has
+applied the module's defaults, so no default is written again here; the
+YANG module stays the one place that defines them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nf.config.tree import LeafList, ListNode, Node
+from nf.config.validate import complete
+from nf.schema import MAIN_MODULE, SchemaIndex
+
+
+@dataclass(frozen=True)
+class SerialPortConfig:
+    name: str
+    device: str
+    baud_rate: int
+    data_bits: int
+    parity: str
+    stop_bits: str
+    flow_control: str
+    line_mode: str
+
+
+@dataclass(frozen=True)
+class SecondaryConfig:
+    port: int
+    response_mode: str
+    timeout_ms: int | None
+
+
+@dataclass(frozen=True)
+class PackingConfig:
+    max_frame_size: int | None
+    frame_delay_ms: int | None
+    delimiter: int | None
+
+    @property
+    def enabled(self) -> bool:
+        return any(
+            v is not None for v in (self.max_frame_size, self.frame_delay_ms, self.delimiter)
+        )
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    name: str
+    enabled: bool
+    serial_port: str
+    mode: str
+    listen_address: str | None
+    listen_port: int | None
+    secondary: SecondaryConfig | None
+    destinations: tuple[tuple[str, int], ...]
+    multicast_group: str | None
+    packing: PackingConfig
+    inactivity_timeout: int
+    keepalive: int
+    takeover: bool
+    allowed_peers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    serial_ports: dict[str, SerialPortConfig]
+    channels: dict[str, ChannelConfig]
+
+
+class _View:
+    """Read leaves of one node by local name in the module's namespace."""
+
+    def __init__(self, node: Node | None, ns: str) -> None:
+        self.node = node if node is not None else Node()
+        self.ns = ns
+
+    def opt(self, name: str) -> str | None:
+        value = self.node.get((self.ns, name))
+        return value if isinstance(value, str) else None
+
+    def text(self, name: str) -> str:
+        value = self.opt(name)
+        if value is None:
+            raise ValueError(f"{name} is missing: validate the tree first")
+        return value
+
+    def number(self, name: str) -> int | None:
+        value = self.opt(name)
+        return None if value is None else int(value)
+
+    def flag(self, name: str) -> bool:
+        return self.opt(name) == "true"
+
+    def sub(self, name: str) -> _View | None:
+        value = self.node.get((self.ns, name))
+        return _View(value, self.ns) if isinstance(value, Node) else None
+
+    def entries(self, name: str) -> list[_View]:
+        value = self.node.get((self.ns, name))
+        if not isinstance(value, ListNode):
+            return []
+        return [_View(entry, self.ns) for _key, entry in value.items()]
+
+    def values(self, name: str) -> tuple[str, ...]:
+        value = self.node.get((self.ns, name))
+        return value.values if isinstance(value, LeafList) else ()
+
+
+def _port(v: _View) -> SerialPortConfig:
+    return SerialPortConfig(
+        name=v.text("name"),
+        device=v.text("device"),
+        baud_rate=v.number("baud-rate") or 0,
+        data_bits=v.number("data-bits") or 0,
+        parity=v.text("parity"),
+        stop_bits=v.text("stop-bits"),
+        flow_control=v.text("flow-control"),
+        line_mode=v.text("line-mode"),
+    )
+
+
+def _channel(v: _View, ns: str) -> ChannelConfig:
+    listen = v.sub("listen")
+    secondary = v.sub("secondary")
+    packing = v.sub("packing") or _View(None, ns)
+    return ChannelConfig(
+        name=v.text("name"),
+        enabled=v.flag("enabled"),
+        serial_port=v.text("serial-port"),
+        mode=v.text("mode"),
+        listen_address=listen.opt("address") if listen else None,
+        listen_port=listen.number("port") if listen else None,
+        secondary=SecondaryConfig(
+            port=secondary.number("port") or 0,
+            response_mode=secondary.text("response-mode"),
+            timeout_ms=secondary.number("timeout"),
+        )
+        if secondary
+        else None,
+        destinations=tuple(
+            (d.text("address"), d.number("port") or 0) for d in v.entries("destination")
+        ),
+        multicast_group=v.opt("multicast-group"),
+        packing=PackingConfig(
+            max_frame_size=packing.number("max-frame-size"),
+            frame_delay_ms=packing.number("frame-delay"),
+            delimiter=packing.number("delimiter"),
+        ),
+        inactivity_timeout=v.number("inactivity-timeout") or 0,
+        keepalive=v.number("keepalive") or 0,
+        takeover=v.flag("takeover"),
+        allowed_peers=v.values("allowed-peer"),
+    )
+
+
+def from_tree(tree: Node, schema: SchemaIndex) -> RelayConfig:
+    """The typed configuration of a *valid* tree, defaults applied."""
+    ns = schema.modules[MAIN_MODULE].namespace
+    full = complete(tree, schema)
+    top = _View(full, ns).sub("serial-over-ip") or _View(None, ns)
+    ports = {p.name: p for p in map(_port, top.entries("serial-port"))}
+    channels = {c.name: c for c in (_channel(v, ns) for v in top.entries("channel"))}
+    return RelayConfig(serial_ports=ports, channels=channels)

@@ -1,0 +1,370 @@
+"""Validation of a whole datastore against the schema (RFC 7950 §8).
+
+The tree is rendered once into an lxml document ("the instance") with
+defaults added as YANG says, and every rule is checked on it: types, keys,
+mandatory nodes, choices, leafrefs, must and when (XPath in libxml2),
+unique, min/max-elements.  Every error is returned, each with the RFC 6241
+error-tag, the RFC 7950 §15 error-app-tag and an instance-identifier path,
+so a NETCONF client and ``nf validate`` see the same facts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from lxml import etree
+
+from nf.config.codec import WD_DEFAULT, ordered_children, parse, render, split_tag
+from nf.config.errors import ConfigError
+from nf.config.tree import Node, quote
+from nf.schema import Choice, QName, SchemaIndex, SchemaNode
+from nf.schema.xpath import EvalCache
+
+_IMPLICIT = "{urn:nf:internal}implicit"
+"""Marks a non-presence container added only to hold defaults."""
+
+_HOLDER = "data"
+
+
+class Instance:
+    """The lxml view of a tree with defaults, for XPath and checking."""
+
+    def __init__(self, tree: Node, schema: SchemaIndex) -> None:
+        self.schema = schema
+        self.holder = render(tree, schema, etree.Element(_HOLDER))
+        self._add_defaults(self.holder, schema.root)
+
+    # -- defaults (RFC 7950 §7.6.1, §7.7.2, §7.9.3) ------------------------
+    def _add_defaults(self, elem: etree._Element, snode: SchemaNode) -> None:
+        present = _present_qnames(elem)
+        active = _active_cases(snode, present)
+        for qname, sn in snode.children.items():
+            if not sn.config and sn.keyword != "container":
+                continue
+            if not _case_allows(sn, active):
+                continue
+            if sn.keyword in ("container", "list"):
+                for child in _children_named(elem, qname):
+                    self._add_defaults(child, sn)
+                if (
+                    sn.keyword == "container"
+                    and not sn.presence
+                    and sn.config
+                    and qname not in present
+                    and when_holds(sn, elem)
+                ):
+                    sub = etree.SubElement(elem, f"{{{qname[0]}}}{qname[1]}")
+                    sub.set(_IMPLICIT, "true")
+                    self._add_defaults(sub, sn)
+            elif sn.defaults and qname not in present and when_holds(sn, elem):
+                for value in sn.defaults:
+                    sub = etree.SubElement(elem, f"{{{qname[0]}}}{qname[1]}")
+                    sub.text = value
+                    sub.set(WD_DEFAULT, "true")
+
+    def complete_tree(self) -> Node:
+        """The tree with defaults, without empty implicit containers."""
+        copy = etree.Element(_HOLDER)
+        copy.extend(_prune(c) for c in self.holder)
+        tree, _ = parse(copy, self.schema, allow_state=True)
+        return tree
+
+
+def when_holds(sn: SchemaNode, parent: etree._Element) -> bool:
+    """Evaluate the when of an absent node on a tentative dummy (§7.21.5)."""
+    if sn.when is None:
+        return True
+    dummy = etree.SubElement(parent, f"{{{sn.namespace}}}{sn.name}")
+    try:
+        return sn.when.boolean(dummy, dummy)
+    finally:
+        parent.remove(dummy)
+
+
+def _prune(elem: etree._Element) -> etree._Element:
+    out = etree.Element(elem.tag)
+    out.text = elem.text
+    for child in elem:
+        pruned = _prune(child)
+        if child.get(_IMPLICIT) is not None and len(pruned) == 0:
+            continue
+        out.append(pruned)
+    return out
+
+
+def _present_qnames(elem: etree._Element) -> set[QName]:
+    return {split_tag(c.tag) for c in elem if isinstance(c.tag, str)}
+
+
+def _children_named(elem: etree._Element, qname: QName) -> Iterator[etree._Element]:
+    tag = f"{{{qname[0]}}}{qname[1]}"
+    return (c for c in elem if c.tag == tag)
+
+
+def _active_cases(snode: SchemaNode, present: set[QName]) -> dict[str, str]:
+    """choice name -> the case in effect (present data, else the default case)."""
+    active: dict[str, str] = {}
+    for choice in snode.choices:
+        found = [case for case, members in choice.cases.items() if members & present]
+        if found:
+            active[choice.name] = found[0]
+        elif choice.default_case is not None:
+            active[choice.name] = choice.default_case
+    return active
+
+
+def _case_allows(sn: SchemaNode, active: dict[str, str]) -> bool:
+    """Whether defaults of ``sn`` apply: every enclosing case is in effect."""
+    return all(active.get(choice) == case for choice, case in sn.case_path)
+
+
+def complete(tree: Node, schema: SchemaIndex) -> Node:
+    """``tree`` with every default value YANG implies (RFC 6243 report-all)."""
+    return Instance(tree, schema).complete_tree()
+
+
+def validate(tree: Node, schema: SchemaIndex) -> list[ConfigError]:
+    """Every error of ``tree`` as a datastore; empty when valid."""
+    instance = Instance(tree, schema)
+    checker = _Checker(schema)
+    checker.node(instance.holder, schema.root, "")
+    return checker.errors
+
+
+class _Checker:
+    def __init__(self, schema: SchemaIndex) -> None:
+        self.schema = schema
+        self.errors: list[ConfigError] = []
+        self.cache: EvalCache = {}
+
+    def node(self, elem: etree._Element, snode: SchemaNode, path: str) -> None:
+        """Check the children of a container, list entry or the root."""
+        groups: dict[QName, list[etree._Element]] = {}
+        for child in elem:
+            if isinstance(child.tag, str):
+                groups.setdefault(split_tag(child.tag), []).append(child)
+        self.choices(elem, snode, groups, path)
+        for qname, sn in ordered_children(snode):
+            instances = groups.get(qname, [])
+            if not instances:
+                self.missing(elem, sn, path, set(groups))
+                continue
+            if sn.keyword == "leaf":
+                self.leaf(instances[0], sn, path + self.step(sn))
+            elif sn.keyword == "leaf-list":
+                for inst in instances:
+                    self.leaf(inst, sn, path + self.step(sn) + f"[.={quote(inst.text or '')}]")
+                self.counts(sn, len(instances), path)
+            elif sn.keyword == "container":
+                inst_path = path + self.step(sn)
+                if self.conditions(instances[0], sn, inst_path):
+                    self.node(instances[0], sn, inst_path)
+            elif sn.keyword == "list":
+                for inst in instances:
+                    inst_path = path + self.step(sn, inst)
+                    if self.conditions(inst, sn, inst_path):
+                        self.node(inst, sn, inst_path)
+                self.counts(sn, len(instances), path)
+                self.unique(instances, sn, path)
+
+    def step(self, sn: SchemaNode, entry: etree._Element | None = None) -> str:
+        text = f"/{sn.prefix}:{sn.name}"
+        if entry is not None:
+            for kq in sn.keys:
+                key_elem = next(_children_named(entry, kq), None)
+                value = (key_elem.text or "") if key_elem is not None else ""
+                text += f"[{sn.prefix}:{kq[1]}={quote(value)}]"
+        return text
+
+    # -- single nodes -------------------------------------------------------
+    def conditions(self, elem: etree._Element, sn: SchemaNode, path: str) -> bool:
+        """when and must of an existing node; False stops descending."""
+        explicit = elem.get(WD_DEFAULT) is None and elem.get(_IMPLICIT) is None
+        if sn.when is not None and explicit and not sn.when.boolean(elem, elem, self.cache):
+            self.errors.append(
+                ConfigError(
+                    "operation-failed",
+                    f'"{sn.name}" is not allowed here: when condition "{sn.when.source}" is false',
+                    path=path,
+                    info=(("bad-element", sn.name),),
+                )
+            )
+            return False
+        for must in sn.musts:
+            if not must.expr.boolean(elem, elem, self.cache):
+                self.errors.append(
+                    ConfigError(
+                        "operation-failed",
+                        must.error_message or f'must condition "{must.expr.source}" is false',
+                        path=path,
+                        app_tag=must.error_app_tag or "must-violation",
+                    )
+                )
+        return True
+
+    def leaf(self, elem: etree._Element, sn: SchemaNode, path: str) -> None:
+        if not self.conditions(elem, sn, path):
+            return
+        assert sn.type is not None
+        value = elem.text or ""
+        problem = sn.type.check(value)
+        if problem is not None:
+            self.errors.append(
+                ConfigError(
+                    "invalid-value",
+                    problem,
+                    path=path,
+                    info=(("bad-element", sn.name),),
+                )
+            )
+            return
+        if sn.leafref is not None and sn.type.require_instance:
+            targets = sn.leafref.string_values(elem, elem, self.cache)
+            if sn.type.canonical(value) not in targets:
+                self.errors.append(
+                    ConfigError(
+                        "data-missing",
+                        f'"{value}" does not refer to an existing '
+                        f"{sn.type.leafref_path} (leafref {sn.name})",
+                        path=path,
+                        app_tag="instance-required",
+                    )
+                )
+
+    def missing(
+        self, parent: etree._Element, sn: SchemaNode, path: str, present: set[QName]
+    ) -> None:
+        """Mandatory leaf or min-elements for an absent node."""
+        required = (sn.keyword == "leaf" and sn.mandatory) or sn.min_elements > 0
+        if not required or not sn.config:
+            return
+        if sn.case_path:
+            owner = sn.parent
+            assert owner is not None
+            if not all(
+                _active_cases(owner, present).get(choice) == case for choice, case in sn.case_path
+            ):
+                return
+        if not when_holds(sn, parent):
+            return
+        if sn.keyword == "leaf":
+            self.errors.append(
+                ConfigError(
+                    "missing-element",
+                    f'mandatory "{sn.name}" is missing',
+                    path=path + self.step(sn),
+                    info=(("bad-element", sn.name),),
+                )
+            )
+        else:
+            self.counts(sn, 0, path)
+
+    def counts(self, sn: SchemaNode, count: int, path: str) -> None:
+        if count < sn.min_elements:
+            self.errors.append(
+                ConfigError(
+                    "operation-failed",
+                    f'"{sn.name}" needs at least {sn.min_elements} entries, has {count}',
+                    path=path + self.step(sn),
+                    app_tag="too-few-elements",
+                )
+            )
+        if sn.max_elements is not None and count > sn.max_elements:
+            self.errors.append(
+                ConfigError(
+                    "operation-failed",
+                    f'"{sn.name}" takes at most {sn.max_elements} entries, has {count}',
+                    path=path + self.step(sn),
+                    app_tag="too-many-elements",
+                )
+            )
+
+    def unique(self, entries: list[etree._Element], sn: SchemaNode, path: str) -> None:
+        for spec in sn.uniques:
+            seen: dict[tuple[str, ...], etree._Element] = {}
+            for entry in entries:
+                values: list[str] = []
+                for leaf_path in spec:
+                    found = _descend(entry, leaf_path)
+                    if found is None:
+                        break
+                    values.append(found.text or "")
+                else:
+                    key = tuple(values)
+                    first = seen.get(key)
+                    if first is None:
+                        seen[key] = entry
+                        continue
+                    entry_path = path + self.step(sn, entry)
+                    info = tuple(
+                        (
+                            "non-unique",
+                            path
+                            + self.step(sn, e)
+                            + "".join(f"/{sn.prefix}:{q[1]}" for q in leaf_path),
+                        )
+                        for e in (first, entry)
+                        for leaf_path in spec
+                    )
+                    names = ", ".join("/".join(q[1] for q in lp) for lp in spec)
+                    self.errors.append(
+                        ConfigError(
+                            "operation-failed",
+                            f'unique constraint violated: "{names}" = '
+                            f'{", ".join(values)} is used by another "{sn.name}" entry',
+                            path=entry_path,
+                            app_tag="data-not-unique",
+                            info=info,
+                        )
+                    )
+
+    def choices(
+        self,
+        elem: etree._Element,
+        snode: SchemaNode,
+        groups: dict[QName, list[etree._Element]],
+        path: str,
+    ) -> None:
+        present = set(groups)
+        for choice in snode.choices:
+            found = [case for case, members in choice.cases.items() if members & present]
+            if len(found) > 1:
+                self.errors.append(
+                    ConfigError(
+                        "operation-failed",
+                        f'choice "{choice.name}" has data of several cases: {", ".join(found)}',
+                        path=path or "/",
+                    )
+                )
+            elif not found and choice.mandatory and self._choice_applies(choice, snode, present):
+                self.errors.append(
+                    ConfigError(
+                        "data-missing",
+                        f'mandatory choice "{choice.name}" has no case',
+                        path=path or "/",
+                        app_tag="missing-choice",
+                        info=(("missing-choice", choice.name),),
+                    )
+                )
+        del elem
+
+    @staticmethod
+    def _choice_applies(choice: Choice, snode: SchemaNode, present: set[QName]) -> bool:
+        if choice.depth == 0:
+            return True
+        # a nested choice is required only inside its active enclosing case
+        for members in (c for ch in snode.choices for c in ch.cases.values()):
+            nested = set().union(*choice.cases.values()) if choice.cases else set()
+            if nested <= members and members & present:
+                return True
+        return False
+
+
+def _descend(entry: etree._Element, path: tuple[QName, ...]) -> etree._Element | None:
+    elem: etree._Element | None = entry
+    for qname in path:
+        assert elem is not None
+        elem = next(_children_named(elem, qname), None)
+        if elem is None:
+            return None
+    return elem

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Set up .venv with the project installed in editable mode.
+#   tools/bootstrap.sh          runtime only
+#   tools/bootstrap.sh --test   also the test tools and the Debian packages the
+#                               tests drive (yanglint from libyang2-tools, socat)
+# Idempotent: a second run only checks.  Needs Python >= 3.11.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+with_test=0
+[ "${1:-}" = "--test" ] && with_test=1
+PY=${PYTHON:-python3}
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_install() {
+    echo "bootstrap: installing Debian packages: $*" >&2
+    as_root apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q --no-install-recommends "$@" >/dev/null
+}
+
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "bootstrap: $PY is $("$PY" --version 2>&1); Python >= 3.11 is required" >&2
+    exit 1
+fi
+
+if [ "$with_test" = 1 ]; then
+    need=()
+    command -v yanglint >/dev/null || need+=(libyang2-tools)
+    command -v socat >/dev/null || need+=(socat)
+    if [ "${#need[@]}" -gt 0 ]; then apt_install "${need[@]}"; fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    # Debian's python3 has no ensurepip unless python3-venv is installed
+    if ! "$PY" -c 'import ensurepip' 2>/dev/null; then
+        apt_install "python3-venv"
+    fi
+    "$PY" -m venv .venv
+fi
+
+extras=""
+[ "$with_test" = 1 ] && extras="[test]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 \
+    | grep -v "^WARNING: Location" || true
+.venv/bin/python -c 'import nf.cli' # fails loudly if the install did not work
