@@ -188,7 +188,9 @@ def _parse_children(
             if len(inner) or sn.presence:  # an empty non-presence container is none
                 children[qname] = inner
         elif sn.keyword == "list":
-            entry = _parse_children(child, sn, child_path, schema, allow_state, errors)
+            xml_key = xml_key_of(child, sn)
+            entry_path = path + step(sn, xml_key) if xml_key is not None else child_path
+            entry = _parse_children(child, sn, entry_path, schema, allow_state, errors)
             missing = [k for k in sn.keys if not isinstance(entry.get(k), str)]
             if missing:
                 for _ns, kname in missing:
@@ -218,6 +220,18 @@ def _parse_children(
         else:  # anydata/anyxml: not used by our modules; kept verbatim as text
             children[qname] = etree.tostring(child, encoding="unicode")
     return Node(children)
+
+
+def xml_key_of(elem: etree._Element, sn: SchemaNode) -> tuple[str, ...] | None:
+    """Canonical key values of a list entry element, None if a key is missing."""
+    values: list[str] = []
+    for kq in sn.keys:
+        key_elem = elem.find(f"{{{kq[0]}}}{kq[1]}")
+        key_type = sn.children[kq].type
+        if key_elem is None or key_type is None:
+            return None
+        values.append(key_type.canonical(key_elem.text or ""))
+    return tuple(values)
 
 
 def load_document(data: bytes | str | Path, schema: SchemaIndex) -> tuple[Node, list[ConfigError]]:

@@ -1,0 +1,82 @@
+"""The nf command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nf.cli import main
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "full.xml"
+SOIP = "urn:nf:params:xml:ns:yang:nf-serial-over-ip"
+NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
+
+
+def test_validate_example(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(EXAMPLE)]) == 0
+    assert "valid" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrapper", ["config", "data"])
+def test_validate_accepts_netconf_wrappers(
+    tmp_path: Path, wrapper: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = EXAMPLE.read_text()
+    body = body.replace("<serial-over-ip", f'<{wrapper} xmlns="{NC}"><serial-over-ip', 1)
+    path = tmp_path / "wrapped.xml"
+    path.write_text(body + f"</{wrapper}>")
+    assert main(["validate", "-q", str(path)]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_validate_prints_every_error_with_its_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.xml"
+    path.write_text(
+        f'<serial-over-ip xmlns="{SOIP}"><serial-port><name>a</name><baud-rate>1</baud-rate>'
+        "</serial-port></serial-over-ip>"
+    )
+    assert main(["validate", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "/soip:serial-over-ip/soip:serial-port[soip:name='a']/soip:baud-rate" in out
+    assert "/soip:serial-over-ip/soip:serial-port[soip:name='a']/soip:device" in out
+    assert "2 errors" in out
+
+
+def test_validate_malformed_and_missing_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "broken.xml"
+    path.write_text("<serial-over-ip")
+    assert main(["validate", str(path)]) == 1
+    assert "not well-formed" in capsys.readouterr().err
+    assert main(["validate", str(tmp_path / "nope.xml")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_entities_are_not_expanded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "lol.xml"
+    path.write_text(
+        '<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
+        f'<serial-over-ip xmlns="{SOIP}">'
+        "<serial-port><name>&b;</name></serial-port></serial-over-ip>"
+    )
+    assert main(["validate", str(path)]) == 1
+    assert "DTD" in capsys.readouterr().err
+
+
+def test_tree_and_run_via_the_console_script() -> None:
+    nf = Path(sys.executable).parent / "nf"
+    out = subprocess.run([str(nf), "tree"], capture_output=True, text=True, timeout=60, check=True)
+    assert "+--rw serial-over-ip" in out.stdout and "+---x clear-counters" in out.stdout
+    out = subprocess.run([str(nf), "run"], capture_output=True, text=True, timeout=60, check=True)
+    assert "demo.xml is valid" in out.stdout
+    out = subprocess.run(
+        [str(nf), "--help"], capture_output=True, text=True, timeout=60, check=True
+    )
+    for command in ("run", "validate", "tree"):
+        assert command in out.stdout

@@ -1,0 +1,119 @@
+"""The schema index and the YANG XPath layer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from nf.schema import SchemaError, SchemaIndex, default_schema, load
+from nf.schema.xpath import XPathExpr, XPathSyntaxError, rewrite
+
+SOIP = "urn:nf:params:xml:ns:yang:nf-serial-over-ip"
+
+
+@pytest.fixture(scope="module")
+def schema() -> SchemaIndex:
+    return default_schema()
+
+
+def test_index_reflects_the_module(schema: SchemaIndex) -> None:
+    top = schema.root.child(SOIP, "serial-over-ip")
+    assert top is not None and top.keyword == "container" and top.config
+    channel = top.child(SOIP, "channel")
+    assert channel is not None and channel.keys == ((SOIP, "name"),)
+    assert channel.uniques == ((((SOIP, "serial-port"),),),)
+    baud = top.children[(SOIP, "serial-port")].children[(SOIP, "baud-rate")]
+    assert baud.defaults == ("115200",) and baud.units == "bits/second"
+    state = channel.child(SOIP, "state")
+    assert state is not None and not state.config
+    timeout = channel.children[(SOIP, "secondary")].children[(SOIP, "timeout")]
+    assert timeout.when is not None and timeout.defaults == ("600",)
+    assert (SOIP, "clear-counters") in schema.rpcs
+    assert {(SOIP, "session-event"), (SOIP, "port-event")} <= set(schema.notifications)
+    info = schema.modules["nf-serial-over-ip"]
+    assert info.revision == "2026-11-23" and info.prefix == "soip" and info.implemented
+
+
+def test_module_description_carries_the_relay_behaviour(schema: SchemaIndex) -> None:
+    """SPEC §3 lives in the descriptions of mode, response-mode and packing."""
+    channel = schema.root.children[(SOIP, "serial-over-ip")].children[(SOIP, "channel")]
+    assert "frame-delay" in channel.children[(SOIP, "packing")].description
+    assert "dropped-bytes" in channel.children[(SOIP, "mode")].description
+    module = schema.context.get_module("nf-serial-over-ip")
+    mode_type = module.search_one("container").search_one("list", "channel")
+    mode_type = mode_type.search_one("leaf", "mode").search_one("type")
+    enums = {e.arg: e.search_one("description").arg for e in mode_type.search("enum")}
+    assert "refused" in enums["server"] and "takeover" in enums["server"]
+    assert "reconnect" in enums["client"] and "dropped" in enums["client"]
+    assert "multicast" in enums["peer"] and "datagram" in enums["peer"]
+    secondary = module.search_one("container").search_one("list", "channel")
+    response = secondary.search_one("container", "secondary").search_one("leaf", "response-mode")
+    modes = {
+        e.arg: e.search_one("description").arg for e in response.search_one("type").search("enum")
+    }
+    assert "queued" in modes["slotted"] and "64 KiB" in modes["slotted"]
+    assert "ignored" in modes["failover"] and "once data is received" in modes["failover"]
+    assert "both sessions" in modes["raw"]
+
+
+def test_broken_module_raises_schema_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yang"
+    bad.write_text(
+        'module bad { yang-version 1.1; namespace "urn:bad"; prefix b; leaf x { type nosuch; } }'
+    )
+    with pytest.raises(SchemaError, match="nosuch"):
+        load([bad])
+
+
+def test_rewrite_prefixes_current_and_absolute_paths() -> None:
+    assert rewrite("../a/b = current()/c", "p") == "../p:a/p:b = $current/p:c"
+    assert rewrite("/x:a/b", "p") == "/*/x:a/p:b"
+    assert rewrite("count(/a) > 1 and not(//b)", "p") == "count(/*/p:a) > 1 and not(//p:b)"
+    assert rewrite("a = 'x/y'", "p") == "p:a = 'x/y'"
+    with pytest.raises(XPathSyntaxError, match="deref"):
+        rewrite("deref(.)", "p")
+
+
+def test_re_match_function() -> None:
+    doc = etree.fromstring('<d><a xmlns="urn:t">eth0</a></d>')
+    expr = XPathExpr("re-match(a, 'eth[0-9]+')", "t", {"t": "urn:t"})
+    assert expr.boolean(doc, doc)
+    expr = XPathExpr("re-match(a, 'wlan.*')", "t", {"t": "urn:t"})
+    assert not expr.boolean(doc, doc)
+
+
+def _siblings(ports: list[tuple[str, str]]) -> etree._Element:
+    holder = etree.Element("data")
+    for name, port in ports:
+        e = etree.SubElement(holder, "{urn:t}e")
+        etree.SubElement(e, "{urn:t}name").text = name
+        etree.SubElement(e, "{urn:t}port").text = port
+    return holder
+
+
+def test_sibling_scan_is_planned_and_equals_plain_xpath() -> None:
+    source = "not(../e[port = current()/port][name != current()/name])"
+    expr = XPathExpr(source, "t", {"t": "urn:t"})
+    assert "$nfscan0" in expr._main and len(expr._scans) == 1
+    holder = _siblings([("a", "1"), ("b", "2"), ("c", "1"), ("d", "3")])
+    plain = etree.XPath(expr.text, namespaces={"t": "urn:t"})
+    cache: dict = {}
+    for e in holder:
+        assert expr.boolean(e, e, cache) == bool(plain(e, current=e))
+    assert [expr.boolean(e, e, cache) for e in holder] == [False, True, False, True]
+
+
+def test_scan_inside_a_predicate_is_not_planned() -> None:
+    expr = XPathExpr("count(x[../e[port = current()/port]]) = 0", "t", {"t": "urn:t"})
+    assert expr._scans == ()
+
+
+def test_leafref_values_cached_per_anchor() -> None:
+    holder = _siblings([("a", "1"), ("b", "2")])
+    expr = XPathExpr("../../e/name", "t", {"t": "urn:t"})
+    cache: dict = {}
+    leaf = holder[0][0]
+    assert expr.string_values(leaf, leaf, cache) == {"a", "b"}
+    assert any(key[1] == "values" for key in cache)
