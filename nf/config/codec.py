@@ -19,7 +19,7 @@ from typing import Any
 from lxml import etree
 
 from nf.config.errors import ConfigError
-from nf.config.tree import Child, LeafList, ListNode, Node, key_of, step
+from nf.config.tree import Child, LeafList, ListNode, Node, key_of, quote, step
 from nf.schema import QName, SchemaIndex, SchemaNode
 
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
@@ -64,7 +64,7 @@ def split_tag(tag: str) -> QName:
     return ("", tag)
 
 
-def _unknown(
+def report_unknown(
     schema: SchemaIndex, elem: etree._Element, parent_path: str, errors: list[ConfigError]
 ) -> None:
     ns, name = split_tag(elem.tag)
@@ -119,7 +119,7 @@ def _parse_children(
         qname = split_tag(child.tag)
         sn = snode.children.get(qname)
         if sn is None or sn.keyword in ("input", "output", "action"):
-            _unknown(schema, child, path, errors)
+            report_unknown(schema, child, path, errors)
             continue
         child_path = path + step(sn)
         if not sn.config and not allow_state:
@@ -166,12 +166,12 @@ def _parse_children(
                         ConfigError(
                             "invalid-value",
                             f'duplicate value "{value}" in leaf-list "{sn.name}"',
-                            path=child_path,
+                            path=f"{child_path}[.={quote(value)}]",
                             info=(("bad-element", sn.name),),
                         )
                     )
                     continue
-                children[qname] = LeafList((*values, value))
+                children[qname] = LeafList((*values, value), sn.user_ordered)
         elif sn.keyword == "container":
             if qname in children:
                 errors.append(

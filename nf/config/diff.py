@@ -2,10 +2,14 @@
 
 The unit of change is an entry of a list directly below a top-level
 container (for our module: a serial port or a channel), because that is the
-unit the runtime starts and stops.  Deletes come first, in reverse schema
-order (channels before the serial ports they use), so that a deleted
-channel frees its port and socket before anything new claims them; then
-creates and modifications in schema order (ports before channels).
+unit the runtime starts and stops; an entry of a top-level list is a unit
+too.  Anything else at the top level (a top-level leaf or a container
+without lists, or the children of a top-level container other than its
+lists) is one more unit, the top-level node itself, with key ``()``.
+Deletes come first, in reverse schema order (channels before the serial
+ports they use), so that a deleted channel frees its port and socket before
+anything new claims them; then creates and modifications in schema order
+(ports before channels).  Within one list, entries keep their tree order.
 
 Trees are compared as configured (explicit values): a leaf set to its
 default counts as a change.  The runtime compares the typed model to skip
@@ -17,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from nf.config.tree import ListNode, Node, step
+from nf.config.tree import Child, ListNode, Node, step
 from nf.schema import SchemaIndex, SchemaNode
 
 Op = Literal["delete", "create", "modify"]
@@ -25,7 +29,8 @@ Op = Literal["delete", "create", "modify"]
 
 @dataclass(frozen=True)
 class Change:
-    """One changed list entry (or a whole top-level node outside lists)."""
+    """One changed list entry, or a top-level node itself (key ``()``): its
+    children other than the lists that are units of their own."""
 
     op: Op
     schema: SchemaNode
@@ -50,61 +55,79 @@ class Change:
         return prefix + step(self.schema, self.key if self.key else None)
 
 
-def _units(schema: SchemaIndex) -> list[tuple[SchemaNode, SchemaNode | None]]:
-    """(top-level node, list below it or None), in schema order."""
-    units: list[tuple[SchemaNode, SchemaNode | None]] = []
+def diff(old: Node, new: Node, schema: SchemaIndex) -> list[Change]:
+    """Changed entries, deletes first (reverse schema order), then the rest."""
+    unit_deletes: list[list[Change]] = []  # per unit, in schema order
+    upserts: list[Change] = []
     for top in schema.root.children.values():
         if not top.config:
             continue
-        lists = [c for c in top.children.values() if c.keyword == "list" and c.config]
-        if top.keyword == "container" and lists:
-            units.extend((top, lst) for lst in lists)
-        else:
-            units.append((top, None))
-    return units
-
-
-def diff(old: Node, new: Node, schema: SchemaIndex) -> list[Change]:
-    """Changed entries, deletes first (reverse schema order), then the rest."""
-    deletes: list[Change] = []
-    upserts: list[Change] = []
-    for top, lst in _units(schema):
         old_top = old.get(top.qname)
         new_top = new.get(top.qname)
-        if old_top is new_top:
+        if old_top is new_top:  # shared subtree: unchanged
             continue
-        if lst is None:
-            if old_top != new_top:
-                change_op: Op = (
-                    "delete" if new_top is None else "create" if old_top is None else "modify"
-                )
-                target = deletes if change_op == "delete" else upserts
-                target.append(
-                    Change(
-                        change_op,
-                        top,
-                        (),
-                        old_top if isinstance(old_top, Node) else None,
-                        new_top if isinstance(new_top, Node) else None,
-                    )
-                )
+        if top.keyword == "list":
+            _entries(top, old_top, new_top, unit_deletes, upserts)
             continue
-        old_list = old_top.get(lst.qname) if isinstance(old_top, Node) else None
-        new_list = new_top.get(lst.qname) if isinstance(new_top, Node) else None
-        if old_list is new_list:
-            continue
-        old_entries = old_list if isinstance(old_list, ListNode) else ListNode()
-        new_entries = new_list if isinstance(new_list, ListNode) else ListNode()
-        list_deletes = [
+        lists = (
+            [c for c in top.children.values() if c.keyword == "list" and c.config]
+            if top.keyword == "container"
+            else []
+        )
+        # the top-level node itself, without the lists that are units of their own
+        old_rest = _rest(old_top, top, lists)
+        new_rest = _rest(new_top, top, lists)
+        top_deletes: list[Change] = []
+        if old_rest != new_rest:
+            change = Change(
+                "delete" if new_rest is None else "create" if old_rest is None else "modify",
+                top,
+                (),
+                old_rest if isinstance(old_rest, Node) else None,
+                new_rest if isinstance(new_rest, Node) else None,
+            )
+            (top_deletes if change.op == "delete" else upserts).append(change)
+        unit_deletes.append(top_deletes)
+        for lst in lists:
+            old_list = old_top.get(lst.qname) if isinstance(old_top, Node) else None
+            new_list = new_top.get(lst.qname) if isinstance(new_top, Node) else None
+            _entries(lst, old_list, new_list, unit_deletes, upserts)
+    return [c for deletes in reversed(unit_deletes) for c in deletes] + upserts
+
+
+def _rest(value: Child | None, top: SchemaNode, lists: list[SchemaNode]) -> Child | None:
+    """A top-level node without its unit lists; None when nothing is left of it."""
+    if not isinstance(value, Node) or not lists:
+        return value
+    rest = value
+    for lst in lists:
+        rest = rest.remove(lst.qname)
+    return None if len(rest) == 0 and not top.presence else rest
+
+
+def _entries(
+    lst: SchemaNode,
+    old_list: Child | None,
+    new_list: Child | None,
+    unit_deletes: list[list[Change]],
+    upserts: list[Change],
+) -> None:
+    """The changed entries of one list: deletes in old order, the rest in new order."""
+    if old_list is new_list:
+        unit_deletes.append([])
+        return
+    old_entries = old_list if isinstance(old_list, ListNode) else ListNode()
+    new_entries = new_list if isinstance(new_list, ListNode) else ListNode()
+    unit_deletes.append(
+        [
             Change("delete", lst, key, entry, None)
             for key, entry in old_entries.items()
             if key not in new_entries
         ]
-        deletes[:0] = list_deletes  # later lists are deleted first
-        for key, entry in new_entries.items():
-            before = old_entries.get(key)
-            if before is None:
-                upserts.append(Change("create", lst, key, None, entry))
-            elif before is not entry and before != entry:
-                upserts.append(Change("modify", lst, key, before, entry))
-    return deletes + upserts
+    )
+    for key, entry in new_entries.items():
+        before = old_entries.get(key)
+        if before is None:
+            upserts.append(Change("create", lst, key, None, entry))
+        elif before is not entry and before != entry:
+            upserts.append(Change("modify", lst, key, before, entry))

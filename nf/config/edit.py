@@ -2,11 +2,17 @@
 
 ``edit(tree, config, default_operation)`` walks the ``<config>`` element
 alongside the schema and the current tree and returns a new tree; the old
-one is never modified.  Operations: merge, replace, create, delete, remove,
-and the default operation ``none``.  Errors carry the RFC 6241 tags:
-data-exists (create of an existing node), data-missing (delete of a missing
-node, or navigating into a missing node under ``none``), unknown-element,
-unknown-namespace, bad-attribute, invalid-value for state data.
+one is never modified, and every subtree the edit does not change is shared
+with it (so diff can skip it by identity).  Operations: merge, replace,
+create, delete, remove, and the default operation ``none``.  Errors carry
+the RFC 6241 tags: data-exists (create of an existing node), data-missing
+(delete of a missing node, or navigating into a missing node under
+``none``), unknown-element, unknown-namespace, unknown-attribute,
+bad-attribute, invalid-value for state data.
+
+An explicit operation inside a ``replace`` acts on the existing data, as at
+any other level: ``replace`` makes the node hold exactly the children named
+in the edit, each of them edited with its own (or the inherited) operation.
 
 The result is *not* validated here: the caller validates the whole new
 datastore, because constraints such as must and unique span the tree.
@@ -16,15 +22,18 @@ from __future__ import annotations
 
 from lxml import etree
 
-from nf.config.codec import NC_NS, _unknown, split_tag
+from nf.config.codec import NC_NS, report_unknown, split_tag, xml_key_of
 from nf.config.errors import ConfigError, EditError
-from nf.config.tree import LeafList, ListNode, Node, key_of, step
-from nf.schema import SchemaIndex, SchemaNode
+from nf.config.tree import Key, LeafList, ListNode, Node, key_of, quote, step
+from nf.schema import QName, SchemaIndex, SchemaNode
 
 OPERATIONS = frozenset({"merge", "replace", "create", "delete", "remove"})
 DEFAULT_OPERATIONS = frozenset({"merge", "replace", "none"})
 _OP_ATTR = f"{{{NC_NS}}}operation"
 _YANG_NS = "urn:ietf:params:xml:ns:yang:1"
+
+Seen = set[tuple[QName, Key]]
+"""The data nodes an edit names below one parent: (name, key or value or ())."""
 
 
 def edit(
@@ -48,9 +57,10 @@ def edit_partial(
 ) -> tuple[Node, list[ConfigError]]:
     """Apply what can be applied; return the new tree and every error.
 
-    Subtrees with errors are left as they were, which is what
-    continue-on-error asks for; stop-on-error and rollback-on-error callers
-    discard the tree when errors is not empty.
+    A node whose own element is in error (unknown, bad attribute, create of
+    an existing node...) is left as it was, and everything else is applied,
+    which is what continue-on-error asks for; stop-on-error and
+    rollback-on-error callers discard the tree when errors is not empty.
     """
     if schema is None:
         from nf.schema import default_schema
@@ -66,16 +76,12 @@ def edit_partial(
             )
         ]
     editor = _Editor(schema)
-    if default_operation == "replace":
-        # replace at the top: the datastore becomes exactly <config>,
-        # except where children carry their own operations
-        base: Node | None = Node()
-        inherited = "replace"
-    else:
-        base = tree
-        inherited = default_operation
-    result = editor.children(base, config, schema.root, inherited, "")
-    return (result if result is not None else Node()), editor.errors
+    # default-operation replace: the datastore becomes exactly <config>
+    # (RFC 6241 §7.2), except where children carry their own operations
+    result = editor.children(
+        tree, config, schema.root, default_operation, "", replace=default_operation == "replace"
+    )
+    return result, editor.errors
 
 
 class _Editor:
@@ -85,16 +91,21 @@ class _Editor:
 
     def operation(self, elem: etree._Element, inherited: str, path: str) -> str | None:
         """The effective operation of ``elem``; None (and an error) if invalid."""
+        element = split_tag(elem.tag)[1]
         for attr in elem.attrib:
             ns, name = split_tag(str(attr))
-            if ns == NC_NS and name != "operation":
+            if (ns == NC_NS and name != "operation") or (ns == "" and name == "operation"):
+                # an unqualified operation="delete" is not the NETCONF attribute
+                # (default namespaces do not apply to attributes); treating it
+                # as merge would silently do something else than asked
+                where = "in the NETCONF namespace" if ns else "without the NETCONF namespace"
                 self.errors.append(
                     ConfigError(
                         "unknown-attribute",
-                        f'unknown attribute "{name}" in the NETCONF namespace',
+                        f'unknown attribute "{name}" {where}',
                         path=path,
                         type="protocol",
-                        info=(("bad-attribute", name), ("bad-element", split_tag(elem.tag)[1])),
+                        info=(("bad-attribute", name), ("bad-element", element)),
                     )
                 )
                 return None
@@ -105,7 +116,7 @@ class _Editor:
                         f'"{name}" applies only to ordered-by user lists',
                         path=path,
                         type="protocol",
-                        info=(("bad-attribute", name), ("bad-element", split_tag(elem.tag)[1])),
+                        info=(("bad-attribute", name), ("bad-element", element)),
                     )
                 )
                 return None
@@ -119,18 +130,7 @@ class _Editor:
                     f'operation "{op}" is not one of {", ".join(sorted(OPERATIONS))}',
                     path=path,
                     type="protocol",
-                    info=(("bad-attribute", "operation"), ("bad-element", split_tag(elem.tag)[1])),
-                )
-            )
-            return None
-        if inherited in ("delete", "remove") and op in ("merge", "replace", "create"):
-            self.errors.append(
-                ConfigError(
-                    "bad-attribute",
-                    f'operation "{op}" inside a "{inherited}"',
-                    path=path,
-                    type="protocol",
-                    info=(("bad-attribute", "operation"), ("bad-element", split_tag(elem.tag)[1])),
+                    info=(("bad-attribute", "operation"), ("bad-element", element)),
                 )
             )
             return None
@@ -143,43 +143,110 @@ class _Editor:
         snode: SchemaNode,
         inherited: str,
         path: str,
-    ) -> Node | None:
-        """Edit the children of a container/list entry/root; None deletes it."""
+        *,
+        replace: bool = False,
+    ) -> Node:
+        """Edit the children of a container/list entry/root.
+
+        With ``replace``, children the edit does not name are removed.
+        """
         node = current if current is not None else Node()
+        seen: Seen = set()
         for child in xml:
             if not isinstance(child.tag, str):
                 continue
             qname = split_tag(child.tag)
             sn = snode.children.get(qname)
             if sn is None or sn.keyword in ("input", "output", "action"):
-                _unknown(self.schema, child, path, self.errors)
+                report_unknown(self.schema, child, path, self.errors)
                 continue
-            child_path = path + step(sn)
             if not sn.config:
                 self.errors.append(
                     ConfigError(
                         "invalid-value",
                         f'"{sn.name}" is state data (config false) and cannot be configured',
-                        path=child_path,
+                        path=path + step(sn),
                         info=(("bad-element", sn.name),),
                     )
                 )
                 continue
+            instance = self.instance(child, sn, path)
+            if instance is None:
+                continue
+            ident, child_path = instance
+            if (qname, ident) in seen:
+                self.duplicate(sn, ident, child_path)
+                continue
+            seen.add((qname, ident))
             op = self.operation(child, inherited, child_path)
             if op is None:
+                continue
+            if op in ("delete", "remove") and qname in snode.keys:
+                self.errors.append(
+                    ConfigError(
+                        "bad-attribute",
+                        f'list key "{sn.name}" cannot be deleted; '
+                        f'delete the "{snode.name}" entry instead',
+                        path=child_path,
+                        type="protocol",
+                        info=(("bad-attribute", "operation"), ("bad-element", sn.name)),
+                    )
+                )
                 continue
             before = node
             if sn.keyword == "leaf":
                 node = self.leaf(node, child, sn, op, child_path)
             elif sn.keyword == "leaf-list":
-                node = self.leaf_list(node, child, sn, op, child_path)
+                node = self.leaf_list(node, child, sn, ident[0], op, child_path)
             elif sn.keyword == "container":
                 node = self.container(node, child, sn, op, child_path)
             elif sn.keyword == "list":
-                node = self.list_entry(node, child, sn, op, path)
+                node = self.list_entry(node, child, sn, ident, op, child_path)
+            else:
+                self.errors.append(
+                    ConfigError(
+                        "operation-not-supported",
+                        f'editing {sn.keyword} "{sn.name}" is not supported',
+                        path=child_path,
+                        info=(("bad-element", sn.name),),
+                    )
+                )
             if node is not before and node.get(qname) is not None and sn.case_path:
                 node = _clear_other_cases(node, sn, snode)
+        if replace:
+            node = _only(node, seen)
         return node
+
+    def instance(
+        self, xml: etree._Element, sn: SchemaNode, parent_path: str
+    ) -> tuple[Key, str] | None:
+        """Which instance ``xml`` names, and its path; None (and an error) if unknown.
+
+        A list entry is named by its key values, a leaf-list entry by its
+        value (both canonical), any other node by its name alone.
+        """
+        if sn.keyword == "list":
+            key = self.entry_key(xml, sn, parent_path)
+            return None if key is None else (key, parent_path + step(sn, key))
+        if sn.keyword == "leaf-list":
+            assert sn.type is not None
+            value = sn.type.canonical(xml.text or "")
+            return (value,), f"{parent_path}{step(sn)}[.={quote(value)}]"
+        return (), parent_path + step(sn)
+
+    def entry_key(self, xml: etree._Element, sn: SchemaNode, parent_path: str) -> Key | None:
+        key = xml_key_of(xml, sn)
+        if key is None:
+            missing = next(k for k in sn.keys if xml.find(f"{{{k[0]}}}{k[1]}") is None)
+            self.errors.append(
+                ConfigError(
+                    "missing-element",
+                    f'list entry "{sn.name}" lacks its key "{missing[1]}"',
+                    path=parent_path + step(sn),
+                    info=(("bad-element", missing[1]),),
+                )
+            )
+        return key
 
     # -- node kinds ----------------------------------------------------------
     def leaf(self, node: Node, xml: etree._Element, sn: SchemaNode, op: str, path: str) -> Node:
@@ -191,14 +258,7 @@ class _Editor:
                 return node
             return node.remove(sn.qname)
         if len(xml):
-            self.errors.append(
-                ConfigError(
-                    "invalid-value",
-                    f'leaf "{sn.name}" cannot have child elements',
-                    path=path,
-                    info=(("bad-element", sn.name),),
-                )
-            )
+            self.no_children(sn, path)
             return node
         if op == "create" and exists:
             self.exists(sn, path)
@@ -206,29 +266,36 @@ class _Editor:
         if op == "none":
             return node
         assert sn.type is not None
-        return node.set(sn.qname, sn.type.canonical(xml.text or ""))
+        value = sn.type.canonical(xml.text or "")
+        if node.get(sn.qname) == value:
+            return node  # unchanged: keep sharing the old node
+        return node.set(sn.qname, value)
 
     def leaf_list(
-        self, node: Node, xml: etree._Element, sn: SchemaNode, op: str, path: str
+        self, node: Node, xml: etree._Element, sn: SchemaNode, value: str, op: str, path: str
     ) -> Node:
-        assert sn.type is not None
-        value = sn.type.canonical(xml.text or "")
         old = node.get(sn.qname)
         values = old.values if isinstance(old, LeafList) else ()
-        entry_path = f"{path}[.='{value}']"
         if op in ("delete", "remove"):
             if value not in values:
                 if op == "delete":
-                    self.missing(sn, entry_path)
+                    self.missing(sn, path)
                 return node
             rest = tuple(v for v in values if v != value)
-            return node.set(sn.qname, LeafList(rest)) if rest else node.remove(sn.qname)
+            return (
+                node.set(sn.qname, LeafList(rest, sn.user_ordered))
+                if rest
+                else node.remove(sn.qname)
+            )
+        if len(xml):
+            self.no_children(sn, path)
+            return node
         if op == "create" and value in values:
-            self.exists(sn, entry_path)
+            self.exists(sn, path)
             return node
         if op == "none" or value in values:
             return node
-        return node.set(sn.qname, LeafList((*values, value)))
+        return node.set(sn.qname, LeafList((*values, value), sn.user_ordered))
 
     def container(
         self, node: Node, xml: etree._Element, sn: SchemaNode, op: str, path: str
@@ -246,26 +313,8 @@ class _Editor:
         return node.set(sn.qname, result)
 
     def list_entry(
-        self, node: Node, xml: etree._Element, sn: SchemaNode, op: str, parent_path: str
+        self, node: Node, xml: etree._Element, sn: SchemaNode, key: Key, op: str, path: str
     ) -> Node:
-        key_values: list[str] = []
-        for kq in sn.keys:
-            key_elem = next((c for c in xml if c.tag == f"{{{kq[0]}}}{kq[1]}"), None)
-            if key_elem is None:
-                self.errors.append(
-                    ConfigError(
-                        "missing-element",
-                        f'list entry "{sn.name}" lacks its key "{kq[1]}"',
-                        path=parent_path + step(sn),
-                        info=(("bad-element", kq[1]),),
-                    )
-                )
-                return node
-            key_sn = sn.children[kq]
-            assert key_sn.type is not None
-            key_values.append(key_sn.type.canonical(key_elem.text or ""))
-        key = tuple(key_values)
-        path = parent_path + step(sn, key)
         old_list = node.get(sn.qname)
         entries = old_list if isinstance(old_list, ListNode) else ListNode()
         current = entries.get(key)
@@ -290,10 +339,8 @@ class _Editor:
     ) -> Node | None:
         """Apply ``op`` to a container or list entry; None means deleted."""
         if op in ("delete", "remove"):
-            if current is None:
-                if op == "delete":
-                    self.missing(sn, path)
-                return None
+            if current is None and op == "delete":
+                self.missing(sn, path)
             return None
         if op == "create":
             if current is not None:
@@ -301,14 +348,17 @@ class _Editor:
                 return current
             return self.children(None, xml, sn, "merge", path)
         if op == "replace":
-            return self.children(None, xml, sn, "replace", path)
+            # nested operations act on the existing children (RFC 6241
+            # §7.2: an operation attribute overrides the inherited one);
+            # children the edit does not name are removed
+            return self.children(current, xml, sn, "replace", path, replace=True)
         if op == "none":
             if current is None and (sn.keyword == "list" or sn.presence):
                 # RFC 6241 §7.2 "none": no corresponding level in the target
                 self.missing(sn, path)
                 return None
             result = self.children(current, xml, sn, "none", path)
-            if current is None and result is not None and len(result) == 0:
+            if current is None and len(result) == 0:
                 return None
             return result
         return self.children(current, xml, sn, "merge", path)
@@ -333,6 +383,64 @@ class _Editor:
                 info=(("bad-element", sn.name),),
             )
         )
+
+    def no_children(self, sn: SchemaNode, path: str) -> None:
+        self.errors.append(
+            ConfigError(
+                "invalid-value",
+                f'{sn.keyword} "{sn.name}" cannot have child elements',
+                path=path,
+                info=(("bad-element", sn.name),),
+            )
+        )
+
+    def duplicate(self, sn: SchemaNode, ident: Key, path: str) -> None:
+        """The same data node twice in one edit: ambiguous, so refused
+        (with the tags ``codec.parse`` uses for the same mistake)."""
+        if sn.keyword == "list":
+            error = ConfigError(
+                "operation-failed",
+                f'duplicate entry of list "{sn.name}"',
+                path=path,
+                info=(("bad-element", sn.name),),
+            )
+        elif sn.keyword == "leaf-list":
+            error = ConfigError(
+                "invalid-value",
+                f'duplicate value "{ident[0]}" in leaf-list "{sn.name}"',
+                path=path,
+                info=(("bad-element", sn.name),),
+            )
+        else:
+            error = ConfigError(
+                "bad-element",
+                f'{sn.keyword} "{sn.name}" given more than once',
+                path=path,
+                type="protocol",
+                info=(("bad-element", sn.name),),
+            )
+        self.errors.append(error)
+
+
+def _only(node: Node, seen: Seen) -> Node:
+    """``node`` without the children, list entries and values not in ``seen``."""
+    result = node
+    for qname, child in node.items():
+        if isinstance(child, ListNode):
+            kept = {key: entry for key, entry in child.items() if (qname, key) in seen}
+            if len(kept) != len(child):
+                result = result.set(qname, ListNode(kept)) if kept else result.remove(qname)
+        elif isinstance(child, LeafList):
+            values = tuple(v for v in child.values if (qname, (v,)) in seen)
+            if len(values) != len(child.values):
+                result = (
+                    result.set(qname, LeafList(values, child.ordered))
+                    if values
+                    else result.remove(qname)
+                )
+        elif (qname, ()) not in seen:
+            result = result.remove(qname)
+    return result
 
 
 def _clear_other_cases(node: Node, sn: SchemaNode, parent: SchemaNode) -> Node:

@@ -20,17 +20,25 @@ Key = tuple[str, ...]
 
 
 class LeafList:
-    """The values of a leaf-list, in order, without duplicates."""
+    """The values of a leaf-list, without duplicates.
 
-    __slots__ = ("values",)
+    Values keep the order they were configured in, for display; an
+    ``ordered-by system`` leaf-list (``ordered=False``) compares as a set,
+    because its order carries no meaning and must not count as a change.
+    """
 
-    def __init__(self, values: tuple[str, ...] = ()) -> None:
+    __slots__ = ("ordered", "values")
+
+    def __init__(self, values: tuple[str, ...] = (), ordered: bool = False) -> None:
         self.values = values
+        self.ordered = ordered
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LeafList):
             return NotImplemented
-        return self.values == other.values
+        if self.ordered or other.ordered:
+            return self.values == other.values
+        return frozenset(self.values) == frozenset(other.values)
 
     __hash__ = None  # type: ignore[assignment]
 
