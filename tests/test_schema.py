@@ -74,6 +74,8 @@ def test_rewrite_prefixes_current_and_absolute_paths() -> None:
     assert rewrite("a = 'x/y'", "p") == "p:a = 'x/y'"
     with pytest.raises(XPathSyntaxError, match="deref"):
         rewrite("deref(.)", "p")
+    with pytest.raises(XPathSyntaxError):
+        rewrite("/a#b", "p")
 
 
 def test_re_match_function() -> None:

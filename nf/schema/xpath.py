@@ -100,8 +100,8 @@ def rewrite(source: str, prefix: str) -> str:
     """
     try:
         toks = xpath_lexer.scan(source)
-    except SyntaxError as exc:  # pyang raises SyntaxError on a bad token
-        raise XPathSyntaxError(f"{source!r}: {exc}") from exc
+    except (SyntaxError, xpath_lexer.XPathError) as exc:  # pyang raises either
+        raise XPathSyntaxError(f"{source!r}: {getattr(exc, 'msg', exc)}") from exc
     out: list[str] = []
     previous: str | None = None
     i = 0

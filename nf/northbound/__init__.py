@@ -1,0 +1,1 @@
+"""NETCONF northbound: the adapter between the protocol library and the pure core."""

@@ -1,0 +1,429 @@
+"""``<get>``/``<get-config>`` filtering: subtree (RFC 6241 §6) and XPath (§8.9).
+
+Both filters work in two steps.  First they *mark* nodes of the data
+document: a node is either selected whole (copied with its subtree) or kept
+only as containment (an ancestor of something selected).  Then one builder
+copies the marked nodes into a new ``<data>`` element in document order.
+Marking instead of copying as we go is what makes several filter subtrees
+(or XPath union branches) that select the same data merge into one output
+tree without duplicates, as RFC 6241 §6.1 requires, and it leaves the input
+untouched: the same rendered datastore may be filtered by several sessions.
+
+Containment list entries always carry their keys.  RFC 6241 §6 is written
+without schema knowledge and does not require this (§6.4.4 notes that the
+server need not know which leaf is the key), but RFC 7950 §7.8.5 encodes a
+list entry with its keys, and without them a client cannot tell which entry
+a selected leaf belongs to.  libyang-based servers (netopeer2) behave the
+same way.  The schema is what says which children are keys.
+
+Everything here is pure: no I/O, no global state.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree
+from pyang import xpath_lexer
+
+from nf.config.codec import NC_NS, split_tag
+from nf.config.errors import ConfigError
+from nf.schema import SchemaIndex, SchemaNode
+
+# The token classes after which '/' starts an absolute location path, and
+# those that begin a step; shared with the YANG XPath rewriter so that both
+# agree on what an absolute path is.
+from nf.schema.xpath import _PATH_START_AFTER, _STEP_START
+
+_XML_SPACE = " \t\r\n"
+"""XML whitespace (not Python's wider str.strip() set): RFC 6241 §6.2.5."""
+
+_NC_TYPE = f"{{{NC_NS}}}type"
+_NC_SELECT = f"{{{NC_NS}}}select"
+
+
+class FilterError(Exception):
+    """The ``<filter>`` element cannot be applied; carries the rpc-error to send."""
+
+    def __init__(self, error: ConfigError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+    @property
+    def errors(self) -> list[ConfigError]:
+        """The same error as a list, like ``EditError.errors``."""
+        return [self.error]
+
+
+@dataclass
+class _Marks:
+    """Nodes of the source document that the output keeps.
+
+    lxml returns the same proxy object for a node as long as a reference to
+    it is alive, so sets of elements compare by node identity here.
+    """
+
+    whole: set[etree._Element] = field(default_factory=set)
+    """Selected with their entire subtree."""
+    containment: set[etree._Element] = field(default_factory=set)
+    """Kept as ancestors of selected nodes (plus their keys if list entries)."""
+
+
+def apply_filter(
+    data: etree._Element, filter_elem: etree._Element | None, schema: SchemaIndex
+) -> etree._Element:
+    """Return a new ``<data>`` element holding what ``filter_elem`` selects.
+
+    ``data`` is a ``<data>`` element whose children are the top-level nodes
+    of the datastore (configuration and state alike); it is never modified.
+    No filter selects everything (RFC 6241 §6.4.1).  Raises ``FilterError``
+    for an unknown filter type, an XPath filter without ``select`` or an
+    invalid XPath expression.
+    """
+    if filter_elem is None:
+        return copy.deepcopy(data)
+    kind = _attribute(filter_elem, "type", _NC_TYPE)
+    if kind is None or kind == "subtree":
+        return _build(data, _subtree_marks(data, filter_elem, schema), schema)
+    if kind == "xpath":
+        select = _attribute(filter_elem, "select", _NC_SELECT)
+        if select is None:
+            raise FilterError(
+                ConfigError(
+                    "missing-attribute",
+                    'an XPath filter needs a "select" attribute',
+                    type="protocol",
+                    info=(("bad-attribute", "select"), ("bad-element", "filter")),
+                )
+            )
+        holder = copy.deepcopy(data)  # its own document: "/" is the holder's root
+        return _build(holder, _xpath_marks(holder, filter_elem, select), schema)
+    raise FilterError(
+        ConfigError(
+            "bad-attribute",
+            f'unknown filter type "{kind}" (expected "subtree" or "xpath")',
+            type="protocol",
+            info=(("bad-attribute", "type"), ("bad-element", "filter")),
+        )
+    )
+
+
+def _attribute(elem: etree._Element, name: str, qualified: str) -> str | None:
+    """An attribute given unqualified (as ncclient sends it) or in the base namespace."""
+    value = elem.get(name)
+    return elem.get(qualified) if value is None else value
+
+
+def _children(elem: etree._Element) -> list[etree._Element]:
+    """Element children only: comments and processing instructions are not filter nodes."""
+    return [child for child in elem if isinstance(child.tag, str)]
+
+
+# -- subtree filters (RFC 6241 §6) ------------------------------------------------
+
+
+def _subtree_marks(
+    data: etree._Element, filter_elem: etree._Element, schema: SchemaIndex
+) -> _Marks:
+    """Mark what the children of ``filter_elem`` select among the top-level nodes.
+
+    The top level is not a data node, so there is no parent for content
+    match nodes to select (§6.2.5): a top-level content match node selects
+    just the top-level leaves it matches, and does not gate its siblings,
+    which may belong to other modules.  An empty filter selects nothing
+    (§6.4.2).
+    """
+    marks = _Marks()
+    nodes = _children(filter_elem)
+    for node in nodes:
+        if _is_content_match(node):
+            for candidate in _matching(node, data):
+                if _value_matches(node, candidate, schema.root):
+                    marks.whole.add(candidate)
+    _select([n for n in nodes if not _is_content_match(n)], data, schema.root, marks)
+    return marks
+
+
+def _is_content_match(node: etree._Element) -> bool:
+    """A leaf filter node with non-whitespace text (§6.2.5).
+
+    Whitespace-only content is a selection node, like an empty element.
+    """
+    return not _children(node) and bool((node.text or "").strip(_XML_SPACE))
+
+
+def _matching(node: etree._Element, parent: etree._Element) -> list[etree._Element]:
+    """Children of ``parent`` that the filter node names.
+
+    A filter node in a namespace matches only that namespace (§6.2.1).  One
+    without a namespace matches the name in any namespace, as clients that
+    omit xmlns expect.  A node in the NETCONF base namespace is treated the
+    same: it has only inherited the namespace of ``<filter>`` from a client
+    that wrote the whole rpc under a default xmlns, and no data node lives
+    in that namespace.  Attribute match expressions (§6.2.2) are honoured:
+    every attribute of the filter node must be present on the data node
+    with the same value.
+    """
+    ns, name = split_tag(node.tag)
+    any_ns = ns in ("", NC_NS)
+    found: list[etree._Element] = []
+    for child in _children(parent):
+        child_ns, child_name = split_tag(child.tag)
+        if child_name != name or not (any_ns or child_ns == ns):
+            continue
+        if all(child.get(attr) == value for attr, value in node.attrib.items()):
+            found.append(child)
+    return found
+
+
+def _value_matches(
+    node: etree._Element, candidate: etree._Element, snode: SchemaNode | None
+) -> bool:
+    """Exact match of a content match node against a data leaf (§6.2.5).
+
+    Leading and trailing whitespace of the filter text is ignored.  Where
+    the schema knows the leaf's type the filter value is put in canonical
+    form first, so ``<port>04001</port>`` matches the stored ``4001``
+    (data is always rendered canonical).  A content match node names a
+    leaf: it never matches a node with children.
+    """
+    if _children(candidate):
+        return False
+    wanted = (node.text or "").strip(_XML_SPACE)
+    leaf = snode.children.get(split_tag(candidate.tag)) if snode is not None else None
+    if leaf is not None and leaf.type is not None:
+        wanted = leaf.type.canonical(wanted)
+    return (candidate.text or "") == wanted
+
+
+def _select(
+    nodes: list[etree._Element],
+    parent: etree._Element,
+    snode: SchemaNode | None,
+    marks: _Marks,
+) -> bool:
+    """Apply selection and containment nodes to the children of ``parent``.
+
+    Each filter node is applied on its own and the results are merged, so
+    two sibling filter nodes for the same list (one per wanted entry) give
+    the union of their entries (§6.4.7).  Returns whether anything was
+    selected.
+    """
+    selected = False
+    for node in nodes:
+        inner = _children(node)
+        for candidate in _matching(node, parent):
+            if not inner:  # selection node: the whole subtree (§6.2.4)
+                marks.whole.add(candidate)
+                selected = True
+                continue
+            child_snode = (
+                snode.children.get(split_tag(candidate.tag)) if snode is not None else None
+            )
+            if _apply_sibling_set(inner, candidate, child_snode, marks):
+                marks.containment.add(candidate)
+                selected = True
+    return selected
+
+
+def _apply_sibling_set(
+    nodes: list[etree._Element],
+    instance: etree._Element,
+    snode: SchemaNode | None,
+    marks: _Marks,
+) -> bool:
+    """Process one sibling set of a containment node against one data instance.
+
+    RFC 6241 §6.2.5: every content match node must match (AND), otherwise
+    nothing of this instance is selected, not even the content match nodes.
+    When they all match, the matching leaves are selected; containment
+    nodes are processed further and selection nodes select their subtrees;
+    and if the set has content match nodes only, the whole instance is
+    selected.  Without content match nodes the instance is kept only if
+    something below it is selected (§6.3: the filter must match down to its
+    innermost element).  Returns whether the instance is part of the output.
+    """
+    content = [n for n in nodes if _is_content_match(n)]
+    others = [n for n in nodes if not _is_content_match(n)]
+    matched: list[etree._Element] = []
+    for node in content:
+        hits = [c for c in _matching(node, instance) if _value_matches(node, c, snode)]
+        if not hits:
+            return False
+        matched.extend(hits)
+    if content and not others:
+        marks.whole.add(instance)
+        return True
+    marks.whole.update(matched)
+    selected = _select(others, instance, snode, marks)
+    return selected or bool(content)
+
+
+# -- XPath filters (RFC 6241 §8.9) ------------------------------------------------
+
+
+def _xpath_marks(holder: etree._Element, filter_elem: etree._Element, select: str) -> _Marks:
+    """Evaluate ``select`` over ``holder`` and mark the nodes it returns.
+
+    RFC 6241 §8.9.1: the namespace declarations are those in scope on the
+    ``<filter>`` element, including the default namespace, and the context
+    node is the root node, whose children are the datastore's top-level
+    nodes.  ``holder`` (a copy of ``<data>``, root of its own document)
+    plays that root: absolute paths are rewritten to start below it and it
+    is the context node of relative ones.  A result node is selected whole
+    and its ancestors are kept as containment; a text or attribute result
+    stands for its element.  A result that is not a node-set (a number, a
+    string, a boolean) selects nothing.
+    """
+    namespaces = {p: uri for p, uri in filter_elem.nsmap.items() if p}
+    default_prefix: str | None = None
+    default_ns = filter_elem.nsmap.get(None)
+    if default_ns and default_ns != NC_NS:
+        default_prefix = "nf-default"
+        while default_prefix in namespaces:
+            default_prefix += "-"
+        namespaces[default_prefix] = default_ns
+    try:
+        compiled = etree.XPath(_rewrite_select(select, default_prefix), namespaces=namespaces)
+        result: Any = compiled(holder)
+    except (etree.XPathError, xpath_lexer.XPathError, SyntaxError) as exc:
+        raise FilterError(
+            ConfigError(
+                "invalid-value",
+                f'invalid XPath filter "{select}": {exc}',
+                type="protocol",
+            )
+        ) from exc
+    marks = _Marks()
+    if not isinstance(result, list):
+        return marks
+    for item in result:
+        elem = _result_element(item)
+        if elem is None:
+            continue
+        if elem is holder:  # the root node: the whole datastore
+            marks.whole.update(_children(holder))
+            continue
+        marks.whole.add(elem)
+        for ancestor in elem.iterancestors():
+            if ancestor is holder:
+                break
+            marks.containment.add(ancestor)
+    return marks
+
+
+def _result_element(item: object) -> etree._Element | None:
+    """The element an XPath result item stands for, if any.
+
+    Text nodes and attribute values come back as "smart" strings that know
+    their element; a tail text's element is its parent's.  Namespace nodes
+    (tuples) and strings without an element stand for nothing.
+    """
+    if isinstance(item, etree._Element):
+        return item if isinstance(item.tag, str) else None
+    getparent = getattr(item, "getparent", None)
+    if getparent is None:
+        return None
+    parent = getparent()
+    if not isinstance(parent, etree._Element):
+        return None
+    if getattr(item, "is_tail", False):
+        parent = parent.getparent()
+    return parent if parent is not None and isinstance(parent.tag, str) else None
+
+
+def _rewrite_select(source: str, default_prefix: str | None) -> str:
+    """Make ``source`` evaluable over the holder document.
+
+    An absolute path ``/a`` becomes ``/*/a`` (the bare root ``/`` becomes
+    ``/*``) because the holder element sits between the document root and
+    the top-level data nodes.
+
+    Element name tests without a prefix are in the default namespace of the
+    filter element (§8.9.1 counts it among the declarations in scope, where
+    plain XPath 1.0 would not): ``default_prefix`` is bound to it.  With no
+    such default (or only the NETCONF base namespace, inherited from the
+    rpc, where no data node lives) the test could never match anything, so
+    it is read as the local name in any namespace (``*[local-name()='a']``),
+    the leniency subtree filters give elements without xmlns.  Attribute
+    and variable names are left alone.
+    """
+    tokens = xpath_lexer.scan(source)  # xpath_lexer.XPathError on a bad token
+    out: list[str] = []
+    previous: str | None = None
+    axis: str | None = None
+    for i, tok in enumerate(tokens):
+        if tok.type == "_whitespace":
+            out.append(tok.value)
+            continue
+        before, previous = previous, tok.type
+        if tok.type == "SLASH" and before in _PATH_START_AFTER:
+            following = next((t.type for t in tokens[i + 1 :] if t.type != "_whitespace"), None)
+            out.append("/*/" if following in _STEP_START else "/*")
+            continue
+        if tok.type == "axis":
+            axis = tok.value
+        if (
+            tok.type == "name"
+            and ":" not in tok.value
+            and before not in ("AT", "DOLLAR")
+            and not (before == "DOUBLECOLON" and axis in ("attribute", "namespace"))
+        ):
+            if default_prefix is not None:
+                out.append(f"{default_prefix}:{tok.value}")
+            else:
+                out.append(f"*[local-name()='{tok.value}']")
+            continue
+        out.append(tok.value)
+    return "".join(out)
+
+
+# -- output ----------------------------------------------------------------------
+
+
+def _build(source: etree._Element, marks: _Marks, schema: SchemaIndex) -> etree._Element:
+    """Copy the marked nodes of ``source`` into a new ``<data>`` element."""
+    out = etree.Element(source.tag, attrib=_attributes(source), nsmap=_nsmap(source.nsmap))
+    _copy_children(source, out, schema.root, marks, ())
+    return out
+
+
+def _copy_children(
+    source: etree._Element,
+    target: etree._Element,
+    snode: SchemaNode | None,
+    marks: _Marks,
+    keys: tuple[tuple[str, str], ...],
+) -> None:
+    """Copy the marked children of ``source`` under ``target``, in document order.
+
+    ``keys`` are the key leaves of ``source`` when it is a list entry kept
+    as containment: they are copied whether marked or not.
+    """
+    for child in _children(source):
+        qname = split_tag(child.tag)
+        if child in marks.whole or qname in keys:
+            target.append(copy.deepcopy(child))
+        elif child in marks.containment:
+            child_snode = snode.children.get(qname) if snode is not None else None
+            child_keys = (
+                child_snode.keys
+                if child_snode is not None and child_snode.keyword == "list"
+                else ()
+            )
+            declared = {p: uri for p, uri in child.nsmap.items() if target.nsmap.get(p) != uri}
+            sub = etree.SubElement(
+                target, child.tag, attrib=_attributes(child), nsmap=_nsmap(declared)
+            )
+            _copy_children(child, sub, child_snode, marks, child_keys)
+
+
+def _attributes(elem: etree._Element) -> dict[str, str]:
+    return {str(name): str(value) for name, value in elem.attrib.items()}
+
+
+def _nsmap(mapping: Any) -> Any:
+    """Pass an nsmap with a None (default namespace) key; lxml-stubs reject that type."""
+    return dict(mapping)
