@@ -366,31 +366,21 @@ class _Editor:
     # -- errors ----------------------------------------------------------------
     def missing(self, sn: SchemaNode, path: str) -> None:
         self.errors.append(
-            ConfigError(
-                "data-missing",
-                f'"{sn.name}" does not exist',
-                path=path,
-                info=(("bad-element", sn.name),),
-            )
+            ConfigError.at("data-missing", f'"{sn.name}" does not exist', path, sn.name)
         )
 
     def exists(self, sn: SchemaNode, path: str) -> None:
         self.errors.append(
-            ConfigError(
-                "data-exists",
-                f'"{sn.name}" already exists',
-                path=path,
-                info=(("bad-element", sn.name),),
-            )
+            ConfigError.at("data-exists", f'"{sn.name}" already exists', path, sn.name)
         )
 
     def no_children(self, sn: SchemaNode, path: str) -> None:
         self.errors.append(
-            ConfigError(
+            ConfigError.at(
                 "invalid-value",
                 f'{sn.keyword} "{sn.name}" cannot have child elements',
-                path=path,
-                info=(("bad-element", sn.name),),
+                path,
+                sn.name,
             )
         )
 

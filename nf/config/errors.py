@@ -27,6 +27,12 @@ class ConfigError:
     info: tuple[tuple[str, str], ...] = ()
     """error-info children as (name, text): bad-element, bad-namespace, non-unique..."""
 
+    @classmethod
+    def at(cls, tag: str, message: str, path: str, element: str) -> ConfigError:
+        """An application error about the data node ``element`` at ``path``
+        (error-info bad-element names it, as RFC 6241 Appendix A asks)."""
+        return cls(tag, message, path=path, info=(("bad-element", element),))
+
     def __str__(self) -> str:
         head = f"{self.path}: " if self.path else ""
         tail = f" [{self.tag}" + (f", {self.app_tag}" if self.app_tag else "") + "]"
