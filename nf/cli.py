@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -11,8 +12,6 @@ from pathlib import Path
 from lxml import etree
 
 from nf import __version__
-
-DEMO_CONFIG = Path(__file__).resolve().parent / "data" / "demo.xml"
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -55,20 +54,25 @@ def _tree(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from nf.config import load_document, validate
-    from nf.schema import default_schema
+    import anyio
 
-    schema = default_schema()
-    tree, errors = load_document(DEMO_CONFIG, schema)
-    errors += validate(tree, schema)
-    if errors:
-        for error in errors:
-            print(f"{DEMO_CONFIG}: {error}", file=sys.stderr)
-        return 1
-    print(f"nf {__version__}: embedded default configuration {DEMO_CONFIG.name} is valid.")
-    print("The NETCONF server and the relay runtime are not implemented yet;")
-    print("nothing is listening.  Try: nf validate examples/full.xml, nf tree")
-    return 0
+    from nf.app import serve
+    from nf.northbound.server import Listen
+
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    host, _, port = args.listen.rpartition(":")
+    if not host or not port.isdigit():
+        print(f"nf run: --listen wants HOST:PORT, got {args.listen!r}", file=sys.stderr)
+        return 2
+    listen = Listen(host.strip("[]"), int(port))
+    config = Path(args.config) if args.config else None
+    try:
+        return anyio.run(serve, Path(args.state_dir), listen, config)
+    except KeyboardInterrupt:  # pragma: no cover - signal arrived before the receiver
+        return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,8 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run",
         help="run the daemon (with no configuration: the embedded loop:// demo)",
-        description="Run the daemon on its embedded default configuration.",
+        description=(
+            "Run the daemon: NETCONF over SSH on --listen. It boots from --config, else "
+            "from STATE_DIR/startup.xml, else from the embedded demo (a loop:// serial port "
+            "and a TCP server channel on 127.0.0.1:8301). The admin password is generated "
+            "and printed once on first start, or set with NF_ADMIN_PASSWORD."
+        ),
     )
+    run.add_argument("--listen", default="127.0.0.1:8300", help="HOST:PORT (default %(default)s)")
+    run.add_argument(
+        "--state-dir", default=".nf-state", help="host key, users, startup (default %(default)s)"
+    )
+    run.add_argument("--config", help="boot from this configuration file")
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.set_defaults(func=_run)
 
     val = sub.add_parser(

@@ -165,3 +165,27 @@ def step(snode: SchemaNode, key: Key | None = None) -> str:
         for (_ns, kname), value in zip(snode.keys, key, strict=False):
             text += f"[{snode.prefix}:{kname}={quote(value)}]"
     return text
+
+
+def merge(base: Node, extra: Node) -> Node:
+    """``base`` with ``extra``'s nodes added: config plus state for <get>.
+
+    List entries with the same key are merged; a leaf present in both keeps
+    ``extra``'s value.  Neither input is changed.
+    """
+    if len(extra) == 0:
+        return base
+    children = dict(base.items())
+    for qname, child in extra.items():
+        mine = children.get(qname)
+        if isinstance(mine, Node) and isinstance(child, Node):
+            children[qname] = merge(mine, child)
+        elif isinstance(mine, ListNode) and isinstance(child, ListNode):
+            entries = dict(mine.items())
+            for key, entry in child.items():
+                own = entries.get(key)
+                entries[key] = merge(own, entry) if own is not None else entry
+            children[qname] = ListNode(entries)
+        else:
+            children[qname] = child
+    return Node(children)

@@ -1,0 +1,170 @@
+"""Composition root: the event loop, the portal, the datastores and the NETCONF threads.
+
+The relay runtime and the datastores live on one anyio event loop.  The
+NETCONF server runs its sessions in threads; the only bridge between the two
+is an anyio BlockingPortal, so nothing in a NETCONF thread touches runtime
+objects directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+from anyio.from_thread import BlockingPortal
+
+from nf import __version__
+from nf.config import load_document
+from nf.config.tree import Node
+from nf.northbound.auth import USERS_FILE, Users, ensure_admin, load_host_key
+from nf.northbound.datastores import Datastores
+from nf.northbound.rpcs import Context
+from nf.northbound.server import BASE_10, BASE_11, Listen, NetconfServer
+from nf.runtime.transaction import NullRuntime, Runtime
+from nf.schema import SchemaIndex, default_schema
+
+log = logging.getLogger("nf")
+
+DEMO_CONFIG = Path(__file__).resolve().parent / "data" / "demo.xml"
+STARTUP_FILE = "startup.xml"
+
+
+def capabilities(schema: SchemaIndex) -> list[str]:
+    """What the hello advertises: base, the features implemented, the modules."""
+    caps = [
+        BASE_10,
+        BASE_11,
+        "urn:ietf:params:netconf:capability:writable-running:1.0",
+        "urn:ietf:params:netconf:capability:candidate:1.0",
+        "urn:ietf:params:netconf:capability:validate:1.1",
+        "urn:ietf:params:netconf:capability:rollback-on-error:1.0",
+        "urn:ietf:params:netconf:capability:xpath:1.0",
+    ]
+    for info in sorted(schema.modules.values(), key=lambda m: m.name):
+        uri = f"{info.namespace}?module={info.name}"
+        if info.revision:
+            uri += f"&revision={info.revision}"
+        if info.features:
+            uri += "&features=" + ",".join(info.features)
+        caps.append(uri)
+    return caps
+
+
+class BootError(Exception):
+    """The initial configuration cannot be loaded; the daemon does not start."""
+
+
+def load_initial(path: Path, schema: SchemaIndex) -> Node:
+    """Read and validate a configuration file, or raise BootError naming it."""
+    from nf.config import validate
+
+    try:
+        tree, errors = load_document(path, schema)
+    except OSError as exc:
+        raise BootError(f"{path}: {exc.strerror or exc}") from exc
+    except Exception as exc:  # XMLSyntaxError, ValueError
+        raise BootError(f"{path}: not well-formed XML: {exc}") from exc
+    errors += validate(tree, schema)
+    if errors:
+        raise BootError(f"{path}: invalid configuration:\n" + "\n".join(f"  {e}" for e in errors))
+    return tree
+
+
+@dataclass
+class Daemon:
+    """A running daemon: datastores on the loop, NETCONF sessions in threads."""
+
+    schema: SchemaIndex
+    runtime: Runtime
+    users: Users
+    state_dir: Path
+    listen: Listen = field(default_factory=Listen)
+    datastores: Datastores | None = None
+    server: NetconfServer | None = None
+    address: tuple[str, int] | None = None
+
+    async def start(self, portal: BlockingPortal, initial: Node) -> tuple[str, int]:
+        """Apply ``initial`` through the runtime, then open the NETCONF listener."""
+        datastores = Datastores(self.schema, self.runtime, Node())
+        errors = await datastores.copy_config(0, initial, "running")
+        if errors:
+            raise BootError(
+                "initial configuration refused:\n" + "\n".join(f"  {e}" for e in errors)
+            )
+        self.datastores = datastores
+
+        def context(server: NetconfServer) -> Context:
+            return Context(self.schema, datastores, portal, server)
+
+        def ended(session_id: int) -> None:
+            portal.call(datastores.session_ended, session_id)
+
+        host_key = await anyio.to_thread.run_sync(load_host_key, self.state_dir)
+        self.server = NetconfServer(
+            context, self.users, host_key, capabilities(self.schema), self.listen, ended
+        )
+        self.address = self.server.start()
+        return self.address
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+def prepare_state_dir(state_dir: Path) -> tuple[Users, str | None]:
+    """Create the state directory and users; return a generated admin password."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    users = Users(state_dir / USERS_FILE)
+    return users, ensure_admin(users, dict(os.environ))
+
+
+def _banner(address: tuple[str, int], password: str | None, source: str) -> str:
+    host, port = address
+    lines = [
+        f"nf {__version__}: NETCONF over SSH on {host}:{port} (configuration: {source})",
+    ]
+    if password is not None:
+        lines.append(f"  generated admin password (shown once, stored hashed): {password}")
+    lines += [
+        "  connect with ncclient:",
+        f"    python -c \"from ncclient import manager; m = manager.connect(host='{host}', "
+        f"port={port}, username='admin', password='PASSWORD', hostkey_verify=False); "
+        "print(m.get_config('running'))\"",
+        "  or with netconf-console2:",
+        f"    netconf-console2 --host {host} --port {port} -u admin -p PASSWORD --get-config",
+    ]
+    return "\n".join(lines)
+
+
+async def serve(
+    state_dir: Path, listen: Listen, config: Path | None, runtime: Runtime | None = None
+) -> int:
+    """``nf run``: boot, serve until SIGINT/SIGTERM, shut down."""
+    schema = default_schema()
+    users, password = prepare_state_dir(state_dir)
+    startup = state_dir / STARTUP_FILE
+    source = config or (startup if startup.exists() else DEMO_CONFIG)
+    try:
+        initial = load_initial(source, schema)
+    except BootError as exc:
+        print(f"nf: cannot boot: {exc}", file=sys.stderr)
+        return 1
+    daemon = Daemon(schema, runtime or NullRuntime(), users, state_dir, listen)
+    async with BlockingPortal() as portal:
+        try:
+            address = await daemon.start(portal, initial)
+        except (BootError, OSError) as exc:
+            print(f"nf: cannot start: {exc}", file=sys.stderr)
+            return 1
+        print(_banner(address, password, str(source)), flush=True)
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.info("received %s, shutting down", signal.Signals(signum).name)
+                break
+        await anyio.to_thread.run_sync(daemon.close)
+    return 0

@@ -1,0 +1,328 @@
+"""running and candidate, locks, and the commit path (RFC 6241 §7, §8.3).
+
+One ``Datastores`` object owns the configuration state.  It lives on the
+event loop: NETCONF session threads call its coroutines through the portal,
+so its fields are only ever touched by one thread and operations are
+serialised by ``_commit_lock`` where they await.  CPU-heavy pure work
+(edit, validate, diff) runs in a worker thread so relays keep moving while a
+1000-channel commit validates.
+
+Every change to running goes the same way: validate the whole new
+datastore, diff against running, ``runtime.prepare`` (which may fail and
+then has released everything), ``apply``, and only then swap ``running``.
+A failure anywhere leaves running, the runtime and every session as they
+were.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import anyio
+from anyio import to_thread
+from lxml import etree
+
+from nf.config.diff import diff
+from nf.config.edit import edit_partial
+from nf.config.errors import ConfigError
+from nf.config.model import RelayConfig, from_tree
+from nf.config.tree import Node
+from nf.config.validate import validate
+from nf.runtime.transaction import PrepareError, Runtime
+from nf.schema import SchemaIndex
+
+log = logging.getLogger(__name__)
+
+DATASTORES = ("running", "candidate")
+TEST_OPTIONS = frozenset({"test-then-set", "set", "test-only"})
+ERROR_OPTIONS = frozenset({"stop-on-error", "continue-on-error", "rollback-on-error"})
+
+
+Build = Callable[[Node], Awaitable[tuple[Node, list[ConfigError]]]]
+_TEST_ONLY = ConfigError("ok", "test-only: stop before any change")
+"""Marker that makes _change_running stop after validation; never reported."""
+
+
+def _protocol(tag: str, message: str, **info: str) -> ConfigError:
+    return ConfigError(
+        tag, message, type="protocol", info=tuple((k.replace("_", "-"), v) for k, v in info.items())
+    )
+
+
+@dataclass
+class CommitResult:
+    """What a change of running did, for notifications and logs."""
+
+    errors: list[ConfigError] = field(default_factory=list)
+    changed: int = 0
+
+
+class Datastores:
+    """The configuration datastores of one daemon."""
+
+    def __init__(self, schema: SchemaIndex, runtime: Runtime, running: Node) -> None:
+        self.schema = schema
+        self.runtime = runtime
+        self.running = running
+        self.candidate = running
+        self.running_model: RelayConfig = from_tree(running, schema)
+        self.locks: dict[str, int] = {}
+        self._commit_lock = anyio.Lock()
+
+    # -- helpers -------------------------------------------------------------
+    @property
+    def candidate_modified(self) -> bool:
+        return self.candidate is not self.running and self.candidate != self.running
+
+    def tree(self, name: str) -> Node:
+        return self.running if name == "running" else self.candidate
+
+    def _unknown_datastore(self, name: str, element: str) -> ConfigError:
+        return ConfigError(
+            "invalid-value",
+            f'datastore "{name}" is not supported here (running, candidate)',
+            type="protocol",
+            info=(("bad-element", element),),
+        )
+
+    def _locked_by_other(self, sid: int, name: str) -> ConfigError | None:
+        holder = self.locks.get(name)
+        if holder is not None and holder != sid:
+            return _protocol(
+                "in-use",
+                f"the {name} datastore is locked by session {holder}",
+                session_id=str(holder),
+            )
+        return None
+
+    async def _validate(self, tree: Node) -> list[ConfigError]:
+        return await to_thread.run_sync(validate, tree, self.schema)
+
+    async def _change_running(self, build: Build) -> list[ConfigError]:
+        """Build a new running from the current one, validate it and make it
+        live through the runtime; on any error change nothing.
+
+        ``build`` runs under the commit lock, so it always starts from the
+        running it replaces and concurrent commits cannot lose each other's
+        changes.
+        """
+        async with self._commit_lock:
+            old = self.running
+            new, errors = await build(old)
+            if errors:
+                return errors
+            errors = await self._validate(new)
+            if errors:
+                return errors
+            changes = await to_thread.run_sync(diff, old, new, self.schema)
+            if not changes:
+                self._swap(old, new, self.running_model)
+                return []
+            new_model = await to_thread.run_sync(from_tree, new, self.schema)
+            try:
+                transaction = await self.runtime.prepare(changes, self.running_model, new_model)
+            except PrepareError as exc:
+                log.warning("commit refused by the runtime: %s", exc)
+                return exc.errors
+            await transaction.apply()
+            self._swap(old, new, new_model)
+            log.info("running changed: %d entries", len(changes))
+            return []
+
+    async def _to_running(self, tree: Node) -> list[ConfigError]:
+        async def build(_old: Node) -> tuple[Node, list[ConfigError]]:
+            return tree, []
+
+        return await self._change_running(build)
+
+    def _swap(self, old: Node, new: Node, model: RelayConfig) -> None:
+        follows = not self.candidate_modified or self.candidate is old
+        self.running = new
+        self.running_model = model
+        if follows:  # an unmodified candidate tracks running (RFC 6241 §8.3.1)
+            self.candidate = new
+
+    # -- operations ------------------------------------------------------------
+    async def edit_config(
+        self,
+        sid: int,
+        target: str,
+        config: etree._Element,
+        default_operation: str = "merge",
+        test_option: str = "test-then-set",
+        error_option: str = "stop-on-error",
+    ) -> list[ConfigError]:
+        if target not in DATASTORES:
+            return [self._unknown_datastore(target, "target")]
+        busy = self._locked_by_other(sid, target)
+        if busy is not None:
+            return [busy]
+        if target == "running":
+            # running never holds an invalid configuration: test-option "set"
+            # is honoured for the candidate only
+            skipped: list[ConfigError] = []  # continue-on-error: reported, not fatal
+
+            async def build(base: Node) -> tuple[Node, list[ConfigError]]:
+                new, errors = await to_thread.run_sync(
+                    edit_partial, base, config, default_operation, self.schema
+                )
+                if errors and error_option != "continue-on-error":
+                    return new, errors
+                skipped.extend(errors)
+                if test_option == "test-only":
+                    # validate, report, and stop before anything changes
+                    return new, await self._validate(new) or [_TEST_ONLY]
+                return new, []
+
+            result = await self._change_running(build)
+            return skipped + [e for e in result if e is not _TEST_ONLY]
+        base = self.candidate
+        new, errors = await to_thread.run_sync(
+            edit_partial, base, config, default_operation, self.schema
+        )
+        if errors and error_option != "continue-on-error":
+            return errors
+        if test_option != "set":
+            invalid = await self._validate(new)
+            if invalid or test_option == "test-only":
+                return errors + invalid
+        if self.candidate is not base:
+            # a commit or another edit changed the candidate while we worked
+            return await self.edit_config(
+                sid, target, config, default_operation, test_option, error_option
+            )
+        self.candidate = new
+        return errors
+
+    async def commit(self, sid: int) -> list[ConfigError]:
+        for name in DATASTORES:
+            busy = self._locked_by_other(sid, name)
+            if busy is not None:
+                return [busy]
+
+        async def build(_old: Node) -> tuple[Node, list[ConfigError]]:
+            return self.candidate, []  # the candidate as it is when the lock is ours
+
+        errors = await self._change_running(build)
+        if not errors:
+            self.candidate = self.running
+        return errors
+
+    async def discard_changes(self, sid: int) -> list[ConfigError]:
+        busy = self._locked_by_other(sid, "candidate")
+        if busy is not None:
+            return [busy]
+        self.candidate = self.running
+        return []
+
+    async def validate_source(self, source: str | Node) -> list[ConfigError]:
+        if isinstance(source, Node):
+            return await self._validate(source)
+        if source not in DATASTORES:
+            return [self._unknown_datastore(source, "source")]
+        return await self._validate(self.tree(source))
+
+    async def copy_config(self, sid: int, source: str | Node, target: str) -> list[ConfigError]:
+        if target not in DATASTORES:
+            return [self._unknown_datastore(target, "target")]
+        if isinstance(source, str):
+            if source not in DATASTORES:
+                return [self._unknown_datastore(source, "source")]
+            if source == target:
+                return [
+                    ConfigError(
+                        "invalid-value",
+                        "source and target are the same datastore",
+                        type="protocol",
+                        info=(("bad-element", "target"),),
+                    )
+                ]
+            tree = self.tree(source)
+        else:
+            tree = source
+        busy = self._locked_by_other(sid, target)
+        if busy is not None:
+            return [busy]
+        if target == "running":
+            return await self._to_running(tree)
+        self.candidate = tree
+        return []
+
+    async def delete_config(self, sid: int, target: str) -> list[ConfigError]:
+        del sid
+        if target == "running":
+            return [
+                ConfigError(
+                    "operation-not-supported",
+                    "the running datastore cannot be deleted",
+                    type="protocol",
+                    info=(("bad-element", "target"),),
+                )
+            ]
+        return [self._unknown_datastore(target, "target")]
+
+    # -- locks (RFC 6241 §7.5, §7.6, §8.3.5) ------------------------------------
+    async def lock(self, sid: int, target: str) -> list[ConfigError]:
+        if target not in DATASTORES:
+            return [self._unknown_datastore(target, "target")]
+        holder = self.locks.get(target)
+        if holder is not None:
+            return [
+                _protocol(
+                    "lock-denied",
+                    f"the {target} datastore is already locked by session {holder}",
+                    session_id=str(holder),
+                )
+            ]
+        if target == "candidate" and self.candidate_modified:
+            return [
+                _protocol(
+                    "lock-denied",
+                    "the candidate has uncommitted changes; commit or discard them first",
+                    session_id="0",
+                )
+            ]
+        self.locks[target] = sid
+        return []
+
+    async def unlock(self, sid: int, target: str) -> list[ConfigError]:
+        if target not in DATASTORES:
+            return [self._unknown_datastore(target, "target")]
+        holder = self.locks.get(target)
+        if holder is None:
+            return [_protocol("operation-failed", f"the {target} datastore is not locked")]
+        if holder != sid:
+            return [
+                _protocol(
+                    "operation-failed",
+                    f"the {target} lock is held by session {holder}, not by this session",
+                    session_id=str(holder),
+                )
+            ]
+        self._release(sid, target)
+        return []
+
+    def _release(self, sid: int, target: str) -> None:
+        del self.locks[target]
+        if target == "candidate":
+            # RFC 6241 §8.3.5.2: releasing the candidate lock discards the
+            # uncommitted changes of the session that held it
+            self.candidate = self.running
+        log.debug("session %d released the %s lock", sid, target)
+
+    async def session_ended(self, sid: int) -> None:
+        """Release the locks of a closed, lost or killed session."""
+        for target, holder in list(self.locks.items()):
+            if holder == sid:
+                self._release(sid, target)
+
+    async def clear_counters(self, channel: str | None) -> None:
+        await self.runtime.clear_counters(channel)
+
+    async def snapshot(self, name: str, with_state: bool) -> tuple[Node, Node | None]:
+        """A datastore tree and, for <get>, the operational state, read together."""
+        tree = self.tree(name)
+        state = await self.runtime.state() if with_state else None
+        return tree, state

@@ -1,0 +1,481 @@
+"""The RPC layer: one NETCONF message in, one <rpc-reply> out (RFC 6241 §4, §7).
+
+This replaces the ``netconf`` library's dispatcher, which accepts rpcs
+without message-id, closes sessions on malformed XML, ignores unqualified
+filter attributes and kills the caller on kill-session.  It runs in the
+session's thread; everything that touches configuration state is a
+coroutine of ``Datastores`` called through the portal, so this module holds
+no shared state of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from lxml import etree
+
+from nf.config.codec import NC_NS, parse, parse_xml, render, split_tag
+from nf.config.errors import ConfigError
+from nf.config.tree import Node, merge
+from nf.northbound.datastores import (
+    DATASTORES,
+    ERROR_OPTIONS,
+    TEST_OPTIONS,
+    Datastores,
+)
+from nf.northbound.errors import rpc_errors
+from nf.northbound.filters import FilterError, apply_filter
+from nf.schema import MAIN_MODULE, SchemaIndex
+
+log = logging.getLogger(__name__)
+
+NC = f"{{{NC_NS}}}"
+
+
+class Portal(Protocol):
+    """anyio's BlockingPortal, as far as this module uses it."""
+
+    def call(self, func: Callable[..., Any], *args: Any) -> Any: ...
+
+
+class SessionControl(Protocol):
+    """What the RPC layer may do to sessions (kill-session, close-session)."""
+
+    def kill(self, session_id: int) -> bool:
+        """Terminate another session; False when there is none with that id."""
+
+
+class RpcError(Exception):
+    """Errors that end one rpc with an <rpc-error> reply."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        super().__init__("; ".join(str(e) for e in errors))
+        self.errors = errors
+
+
+def _err(tag: str, message: str, error_type: str = "protocol", **info: str) -> RpcError:
+    return RpcError(
+        [
+            ConfigError(
+                tag,
+                message,
+                type=error_type,
+                info=tuple((k.replace("_", "-"), v) for k, v in info.items()),
+            )
+        ]
+    )
+
+
+@dataclass
+class Reply:
+    """An rpc-reply body and what the session must do after sending it."""
+
+    body: list[etree._Element] = field(default_factory=list)
+    close: bool = False
+
+
+@dataclass
+class Context:
+    """Everything an RPC handler needs; one per daemon, shared by sessions."""
+
+    schema: SchemaIndex
+    datastores: Datastores
+    portal: Portal
+    sessions: SessionControl
+
+
+def ok() -> list[etree._Element]:
+    return [etree.Element(f"{NC}ok")]
+
+
+def _children(op: etree._Element) -> dict[str, etree._Element]:
+    """The parameters of an operation, by local name, refusing unknown ones."""
+    params: dict[str, etree._Element] = {}
+    for child in op:
+        if not isinstance(child.tag, str):
+            continue
+        ns, name = split_tag(child.tag)
+        if ns != NC_NS:
+            raise _err(
+                "unknown-element",
+                f'unexpected parameter "{name}" in <{split_tag(op.tag)[1]}>',
+                bad_element=name,
+            )
+        if name in params:
+            raise _err("bad-element", f'parameter "{name}" given twice', bad_element=name)
+        params[name] = child
+    return params
+
+
+def _only(params: dict[str, etree._Element], op: str, allowed: set[str]) -> None:
+    for name in params:
+        if name not in allowed:
+            raise _err("unknown-element", f'<{op}> has no parameter "{name}"', bad_element=name)
+
+
+def _required(params: dict[str, etree._Element], name: str) -> etree._Element:
+    elem = params.get(name)
+    if elem is None:
+        raise _err("missing-element", f'parameter "{name}" is missing', bad_element=name)
+    return elem
+
+
+def _datastore(elem: etree._Element, allow_config: bool = False) -> str | etree._Element:
+    """The datastore named inside <source>/<target>, or an inline <config>."""
+    kids = [c for c in elem if isinstance(c.tag, str)]
+    where = split_tag(elem.tag)[1]
+    if len(kids) != 1:
+        raise _err("missing-element", f"<{where}> needs exactly one datastore", bad_element=where)
+    ns, name = split_tag(kids[0].tag)
+    if ns != NC_NS:
+        raise _err(
+            "unknown-namespace", f'"{name}" is not a datastore', bad_element=name, bad_namespace=ns
+        )
+    if name == "config" and allow_config:
+        return kids[0]
+    if name == "url":
+        raise _err(
+            "operation-not-supported", "the :url capability is not supported", bad_element="url"
+        )
+    if name not in (*DATASTORES, "startup"):
+        raise _err("bad-element", f'unknown datastore "{name}"', bad_element=name)
+    return name
+
+
+def _text(
+    params: dict[str, etree._Element], name: str, allowed: frozenset[str], default: str
+) -> str:
+    elem = params.get(name)
+    if elem is None:
+        return default
+    value = (elem.text or "").strip()
+    if value not in allowed:
+        raise _err(
+            "invalid-value",
+            f'{name} "{value}" is not one of {", ".join(sorted(allowed))}',
+            "protocol",
+            bad_element=name,
+        )
+    return value
+
+
+def _inline_config(ctx: Context, elem: etree._Element) -> Node:
+    tree, errors = parse(elem, ctx.schema)
+    if errors:
+        raise RpcError(errors)
+    return tree
+
+
+def _check(errors: list[ConfigError]) -> list[etree._Element]:
+    if errors:
+        raise RpcError(errors)
+    return ok()
+
+
+class Handlers:
+    """One method per operation; each returns the reply body or raises RpcError."""
+
+    def __init__(self, ctx: Context, session_id: int) -> None:
+        self.ctx = ctx
+        self.sid = session_id
+
+    def call(self, coroutine: Callable[..., Any], *args: Any) -> Any:
+        return self.ctx.portal.call(coroutine, *args)
+
+    # -- retrieval ------------------------------------------------------------
+    def _data(self, source: str, params: dict[str, etree._Element], with_state: bool) -> Reply:
+        tree, state = self.call(self.ctx.datastores.snapshot, source, with_state)
+        if state is not None:
+            tree = merge(tree, state)
+        data = render(tree, self.ctx.schema)
+        flt = params.get("filter")
+        if flt is not None:
+            try:
+                data = apply_filter(data, flt, self.ctx.schema)
+            except FilterError as exc:
+                raise RpcError(exc.errors) from exc
+        return Reply([data])
+
+    def get(self, op: etree._Element) -> Reply:
+        params = _children(op)
+        _only(params, "get", {"filter"})
+        return self._data("running", params, with_state=True)
+
+    def get_config(self, op: etree._Element) -> Reply:
+        params = _children(op)
+        _only(params, "get-config", {"source", "filter"})
+        source = _datastore(_required(params, "source"))
+        assert isinstance(source, str)
+        if source not in DATASTORES:
+            raise _err(
+                "invalid-value", f'datastore "{source}" is not supported', bad_element=source
+            )
+        return self._data(source, params, with_state=False)
+
+    # -- editing ----------------------------------------------------------------
+    def edit_config(self, op: etree._Element) -> Reply:
+        params = _children(op)
+        _only(
+            params,
+            "edit-config",
+            {"target", "default-operation", "test-option", "error-option", "config", "url"},
+        )
+        target = _datastore(_required(params, "target"))
+        if "url" in params:
+            raise _err(
+                "operation-not-supported", "the :url capability is not supported", bad_element="url"
+            )
+        config = _required(params, "config")
+        default_op = _text(
+            params, "default-operation", frozenset({"merge", "replace", "none"}), "merge"
+        )
+        test_option = _text(params, "test-option", TEST_OPTIONS, "test-then-set")
+        error_option = _text(params, "error-option", ERROR_OPTIONS, "stop-on-error")
+        errors = self.call(
+            self.ctx.datastores.edit_config,
+            self.sid,
+            target,
+            config,
+            default_op,
+            test_option,
+            error_option,
+        )
+        return Reply(_check(errors))
+
+    def validate(self, op: etree._Element) -> Reply:
+        params = _children(op)
+        _only(params, "validate", {"source"})
+        source = _datastore(_required(params, "source"), allow_config=True)
+        if isinstance(source, etree._Element):
+            tree = _inline_config(self.ctx, source)
+            return Reply(_check(self.call(self.ctx.datastores.validate_source, tree)))
+        return Reply(_check(self.call(self.ctx.datastores.validate_source, source)))
+
+    def commit(self, op: etree._Element) -> Reply:
+        params = _children(op)
+        if params:
+            name = next(iter(params))
+            raise _err(
+                "operation-not-supported"
+                if name in ("confirmed", "confirm-timeout", "persist", "persist-id")
+                else "unknown-element",
+                f'<commit> parameter "{name}" is not supported',
+                bad_element=name,
+            )
+        return Reply(_check(self.call(self.ctx.datastores.commit, self.sid)))
+
+    def discard_changes(self, op: etree._Element) -> Reply:
+        _only(_children(op), "discard-changes", set())
+        return Reply(_check(self.call(self.ctx.datastores.discard_changes, self.sid)))
+
+    def copy_config(self, op: etree._Element) -> Reply:
+        params = _children(op)
+        _only(params, "copy-config", {"source", "target"})
+        target = _datastore(_required(params, "target"))
+        source = _datastore(_required(params, "source"), allow_config=True)
+        src: str | Node = (
+            _inline_config(self.ctx, source) if isinstance(source, etree._Element) else source
+        )
+        assert isinstance(target, str)
+        return Reply(_check(self.call(self.ctx.datastores.copy_config, self.sid, src, target)))
+
+    def delete_config(self, op: etree._Element) -> Reply:
+        params = _children(op)
+        _only(params, "delete-config", {"target"})
+        target = _datastore(_required(params, "target"))
+        return Reply(_check(self.call(self.ctx.datastores.delete_config, self.sid, target)))
+
+    # -- locks and sessions ------------------------------------------------------
+    def _target(self, op: etree._Element, name: str) -> str:
+        params = _children(op)
+        _only(params, name, {"target"})
+        target = _datastore(_required(params, "target"))
+        assert isinstance(target, str)
+        return target
+
+    def lock(self, op: etree._Element) -> Reply:
+        target = self._target(op, "lock")
+        return Reply(_check(self.call(self.ctx.datastores.lock, self.sid, target)))
+
+    def unlock(self, op: etree._Element) -> Reply:
+        target = self._target(op, "unlock")
+        return Reply(_check(self.call(self.ctx.datastores.unlock, self.sid, target)))
+
+    def close_session(self, op: etree._Element) -> Reply:
+        _only(_children(op), "close-session", set())
+        return Reply(ok(), close=True)
+
+    def kill_session(self, op: etree._Element) -> Reply:
+        params = _children(op)
+        _only(params, "kill-session", {"session-id"})
+        text = (_required(params, "session-id").text or "").strip()
+        if not text.isdigit() or int(text) == 0:
+            raise _err(
+                "invalid-value",
+                f'"{text}" is not a session-id',
+                "protocol",
+                bad_element="session-id",
+            )
+        target = int(text)
+        if target == self.sid:
+            raise _err(
+                "invalid-value",
+                "a session cannot kill itself; use close-session",
+                "protocol",
+                bad_element="session-id",
+            )
+        if not self.ctx.sessions.kill(target):
+            raise _err(
+                "invalid-value",
+                f"there is no session {target}",
+                "protocol",
+                bad_element="session-id",
+            )
+        self.call(self.ctx.datastores.session_ended, target)
+        return Reply(ok())
+
+    # -- module RPCs -----------------------------------------------------------------
+    def clear_counters(self, op: etree._Element) -> Reply:
+        channel: str | None = None
+        for child in op:
+            if not isinstance(child.tag, str):
+                continue
+            ns, name = split_tag(child.tag)
+            if ns != self.ctx.schema.modules[MAIN_MODULE].namespace or name != "channel":
+                raise _err(
+                    "unknown-element",
+                    f'clear-counters has no input "{name}"',
+                    "application",
+                    bad_element=name,
+                )
+            channel = (child.text or "").strip()
+        if channel is not None:
+            tree, _ = self.call(self.ctx.datastores.snapshot, "running", False)
+            names = _channel_names(self.ctx, tree)
+            if channel not in names:
+                raise RpcError(
+                    [
+                        ConfigError(
+                            "data-missing",
+                            f'there is no channel "{channel}"',
+                            app_tag="instance-required",
+                            info=(("bad-element", "channel"),),
+                        )
+                    ]
+                )
+        self.call(self.ctx.datastores.clear_counters, channel)
+        return Reply(ok())
+
+
+def _channel_names(ctx: Context, tree: Node) -> set[str]:
+    ns = ctx.schema.modules[MAIN_MODULE].namespace
+    top = tree.get((ns, "serial-over-ip"))
+    if not isinstance(top, Node):
+        return set()
+    channels = top.get((ns, "channel"))
+    from nf.config.tree import ListNode
+
+    return {key[0] for key, _ in channels.items()} if isinstance(channels, ListNode) else set()
+
+
+BASE_OPERATIONS: dict[str, Callable[[Handlers, etree._Element], Reply]] = {
+    "get": Handlers.get,
+    "get-config": Handlers.get_config,
+    "edit-config": Handlers.edit_config,
+    "validate": Handlers.validate,
+    "commit": Handlers.commit,
+    "discard-changes": Handlers.discard_changes,
+    "copy-config": Handlers.copy_config,
+    "delete-config": Handlers.delete_config,
+    "lock": Handlers.lock,
+    "unlock": Handlers.unlock,
+    "close-session": Handlers.close_session,
+    "kill-session": Handlers.kill_session,
+}
+MODULE_OPERATIONS: dict[str, Callable[[Handlers, etree._Element], Reply]] = {
+    "clear-counters": Handlers.clear_counters,
+}
+
+
+def _reply(rpc_attrib: dict[str, str] | None, body: list[etree._Element]) -> bytes:
+    reply = etree.Element(f"{NC}rpc-reply", nsmap={None: NC_NS})  # type: ignore[dict-item]
+    for name, value in (rpc_attrib or {}).items():
+        reply.set(name, value)  # RFC 6241 §4.2: echo every attribute of <rpc>
+    reply.extend(body)
+    return etree.tostring(reply, encoding="UTF-8", xml_declaration=True)
+
+
+def handle_message(ctx: Context, session_id: int, message: bytes) -> tuple[bytes, bool]:
+    """Process one framed message; return the reply and whether to close."""
+    try:
+        root = parse_xml(message)
+    except (etree.XMLSyntaxError, ValueError) as exc:
+        error = ConfigError("malformed-message", f"not well-formed XML: {exc}", type="rpc")
+        return _reply(None, rpc_errors([error], ctx.schema)), False
+    attrib = {str(k): str(v) for k, v in root.attrib.items()}
+    if root.tag != f"{NC}rpc":
+        ns, name = split_tag(root.tag)
+        error = ConfigError(
+            "malformed-message" if name != "rpc" else "unknown-namespace",
+            f"expected <rpc> in {NC_NS}, got <{name}>" + (f" in {ns}" if ns else ""),
+            type="rpc",
+        )
+        return _reply(None, rpc_errors([error], ctx.schema)), False
+    if "message-id" not in attrib:
+        error = ConfigError(
+            "missing-attribute",
+            "<rpc> has no message-id attribute",
+            type="rpc",
+            info=(("bad-attribute", "message-id"), ("bad-element", "rpc")),
+        )
+        return _reply(attrib, rpc_errors([error], ctx.schema)), False
+    try:
+        reply = _dispatch(ctx, session_id, root)
+    except RpcError as exc:
+        return _reply(attrib, rpc_errors(exc.errors, ctx.schema)), False
+    except Exception as exc:  # a bug must cost one rpc, not the session
+        log.exception("session %d: rpc failed", session_id)
+        error = ConfigError("operation-failed", f"internal error: {type(exc).__name__}: {exc}")
+        return _reply(attrib, rpc_errors([error], ctx.schema)), False
+    return _reply(attrib, reply.body), reply.close
+
+
+def _dispatch(ctx: Context, session_id: int, rpc: etree._Element) -> Reply:
+    ops = [c for c in rpc if isinstance(c.tag, str)]
+    if not ops:
+        raise _err("missing-element", "<rpc> contains no operation", "rpc", bad_element="rpc")
+    if len(ops) > 1:
+        name = split_tag(ops[1].tag)[1]
+        raise _err(
+            "unknown-element",
+            f"<rpc> contains more than one operation: <{name}>",
+            "rpc",
+            bad_element=name,
+        )
+    op = ops[0]
+    ns, name = split_tag(op.tag)
+    handlers = Handlers(ctx, session_id)
+    if ns == NC_NS:
+        base = BASE_OPERATIONS.get(name)
+        if base is None:
+            raise _err(
+                "operation-not-supported", f"operation <{name}> is not supported", bad_element=name
+            )
+        return base(handlers, op)
+    module = ctx.schema.module_by_namespace(ns)
+    if module is None:
+        raise _err(
+            "unknown-namespace",
+            f'unknown namespace "{ns}" of operation <{name}>',
+            bad_element=name,
+            bad_namespace=ns,
+        )
+    handler = MODULE_OPERATIONS.get(name) if (ns, name) in ctx.schema.rpcs else None
+    if handler is None:
+        raise _err(
+            "operation-not-supported", f"operation <{name}> is not supported", bad_element=name
+        )
+    return handler(handlers, op)

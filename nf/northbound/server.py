@@ -1,0 +1,416 @@
+"""NETCONF over SSH (RFC 6242): listener, SSH handshake, hello, framing, sessions.
+
+Built on paramiko and the ``netconf`` package's framing transport, with the
+library's gaps closed here rather than worked around in tests:
+
+* the listener binds the address it is told (``--listen``, 127.0.0.1 by
+  default); sshutil always binds every address;
+* each connection does its SSH handshake in its own thread with time
+  limits, so a slow or silent client never holds up the accept loop;
+* framing is bounded (``max_message`` bytes, 16 MiB by default) in both
+  end-of-message (1.0) and chunked (1.1) modes, and EOF ends the session in
+  both (the library loops forever on EOF in 1.0 framing);
+* the hello must be a ``<hello>`` in the base namespace offering base:1.0 or
+  base:1.1 and no session-id; anything else, such as an rpc sent before the
+  hello, ends the session cleanly;
+* messages go to ``rpcs.handle_message``: malformed XML gets
+  malformed-message and the session goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import paramiko
+from lxml import etree
+from netconf.base import NetconfFramingTransport
+from paramiko.common import (
+    AUTH_FAILED,
+    AUTH_SUCCESSFUL,
+    OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
+    OPEN_SUCCEEDED,
+)
+
+from nf.config.codec import MAX_XML_BYTES, NC_NS, parse_xml
+from nf.northbound.auth import Users
+from nf.northbound.rpcs import Context, handle_message
+
+log = logging.getLogger(__name__)
+
+BASE_10 = "urn:ietf:params:netconf:base:1.0"
+BASE_11 = "urn:ietf:params:netconf:base:1.1"
+EOM = b"]]>]]>"
+HELLO_TIMEOUT = 60.0
+HANDSHAKE_TIMEOUT = 30.0
+
+
+class SessionEnd(Exception):
+    """The peer closed, broke framing, or the session was killed."""
+
+
+class MessageTooBig(SessionEnd):
+    pass
+
+
+class BoundedFraming(NetconfFramingTransport):  # type: ignore[misc]
+    """RFC 6242 framing on an SSH channel, with a size bound and EOF handling."""
+
+    def __init__(self, channel: paramiko.Channel, max_message: int) -> None:
+        super().__init__(channel, 64 * 1024, False)
+        self.max_message = max_message
+        self.rbuffer = b""
+
+    def _recv(self) -> bytes:
+        if self.stream is None:
+            raise SessionEnd("closed")
+        try:
+            data: bytes = self.stream.recv(64 * 1024)
+        except (TimeoutError, OSError, EOFError) as exc:
+            raise SessionEnd(str(exc) or type(exc).__name__) from exc
+        if not data:
+            raise SessionEnd("end of stream")
+        return data
+
+    def receive(self, chunked: bool) -> bytes:
+        return self._receive_chunked() if chunked else self._receive_eom()
+
+    def _receive_eom(self) -> bytes:
+        start = 0
+        while True:
+            idx = self.rbuffer.find(EOM, start)
+            if idx != -1:
+                msg, self.rbuffer = self.rbuffer[:idx], self.rbuffer[idx + len(EOM) :]
+                return msg
+            if len(self.rbuffer) > self.max_message:
+                raise MessageTooBig(f"message over {self.max_message} bytes")
+            start = max(0, len(self.rbuffer) - len(EOM) + 1)
+            self.rbuffer += self._recv()
+
+    def _need(self, n: int) -> None:
+        while len(self.rbuffer) < n:
+            self.rbuffer += self._recv()
+
+    def _receive_chunked(self) -> bytes:
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            self._need(4)
+            if self.rbuffer[:2] != b"\n#":
+                raise SessionEnd(f"bad chunk header {self.rbuffer[:12]!r}")
+            if self.rbuffer[2:4] == b"#\n":  # end of chunks
+                self.rbuffer = self.rbuffer[4:]
+                if not parts:
+                    raise SessionEnd("end-of-chunks without a chunk")
+                return b"".join(parts)
+            while True:
+                idx = self.rbuffer.find(b"\n", 2)
+                if idx != -1:
+                    break
+                if len(self.rbuffer) > 13:  # "\n#" + 10 digits + "\n"
+                    raise SessionEnd("chunk size too long")
+                self.rbuffer += self._recv()
+            digits = self.rbuffer[2:idx]
+            if not digits.isdigit() or digits.startswith(b"0") or len(digits) > 10:
+                raise SessionEnd(f"bad chunk size {digits!r}")
+            size = int(digits)
+            if size > 4294967295:
+                raise SessionEnd("chunk size over 4294967295")
+            total += size
+            if total > self.max_message:
+                raise MessageTooBig(f"message over {self.max_message} bytes")
+            self.rbuffer = self.rbuffer[idx + 1 :]
+            self._need(size)
+            parts.append(self.rbuffer[:size])
+            self.rbuffer = self.rbuffer[size:]
+
+    def send(self, msg: bytes, chunked: bool) -> None:
+        if self.stream is None:
+            raise SessionEnd("closed")
+        data = b"\n#%d\n%s\n##\n" % (len(msg), msg) if chunked else msg + EOM
+        try:
+            self.stream.sendall(data)
+        except (OSError, EOFError) as exc:
+            raise SessionEnd(str(exc)) from exc
+
+
+class Session:
+    """One NETCONF session on one SSH channel, run in its own thread."""
+
+    def __init__(
+        self,
+        server: NetconfServer,
+        session_id: int,
+        channel: paramiko.Channel,
+        username: str,
+        peer: str,
+    ) -> None:
+        self.server = server
+        self.id = session_id
+        self.channel = channel
+        self.username = username
+        self.peer = peer
+        self.framing = BoundedFraming(channel, server.max_message)
+        self.chunked = False
+        self.client_capabilities: list[str] = []
+        self._closed = threading.Event()
+
+    def hello(self) -> etree._Element:
+        root = etree.Element(f"{{{NC_NS}}}hello", nsmap={None: NC_NS})  # type: ignore[dict-item]
+        caps = etree.SubElement(root, f"{{{NC_NS}}}capabilities")
+        for uri in self.server.capabilities:
+            etree.SubElement(caps, f"{{{NC_NS}}}capability").text = uri
+        etree.SubElement(root, f"{{{NC_NS}}}session-id").text = str(self.id)
+        return root
+
+    def _exchange_hellos(self) -> None:
+        self.framing.send(
+            etree.tostring(self.hello(), encoding="UTF-8", xml_declaration=True), False
+        )
+        self.channel.settimeout(HELLO_TIMEOUT)
+        raw = self.framing.receive(False)
+        self.channel.settimeout(None)
+        try:
+            root = parse_xml(raw)
+        except (etree.XMLSyntaxError, ValueError) as exc:
+            raise SessionEnd(f"hello is not well-formed XML: {exc}") from exc
+        if root.tag != f"{{{NC_NS}}}hello":
+            raise SessionEnd(f"expected <hello> in {NC_NS}, got {root.tag}")
+        if root.find(f"{{{NC_NS}}}session-id") is not None:
+            raise SessionEnd("client hello carries a session-id")
+        self.client_capabilities = [
+            (c.text or "").strip()
+            for c in root.iterfind(f"{{{NC_NS}}}capabilities/{{{NC_NS}}}capability")
+        ]
+        if BASE_11 in self.client_capabilities:
+            self.chunked = True
+        elif BASE_10 not in self.client_capabilities:
+            raise SessionEnd("client offers neither base:1.0 nor base:1.1")
+
+    def run(self) -> None:
+        reason = "closed"
+        try:
+            self._exchange_hellos()
+            log.info(
+                "session %d: %s from %s, base:%s",
+                self.id,
+                self.username,
+                self.peer,
+                "1.1" if self.chunked else "1.0",
+            )
+            while not self._closed.is_set():
+                try:
+                    message = self.framing.receive(self.chunked)
+                except MessageTooBig as exc:
+                    self._send_too_big(str(exc))
+                    raise
+                reply, close = handle_message(self.server.context, self.id, message)
+                self.framing.send(reply, self.chunked)
+                if close:
+                    reason = "close-session"
+                    break
+        except SessionEnd as exc:
+            reason = str(exc)
+        except Exception:  # never let one session take the daemon down
+            log.exception("session %d failed", self.id)
+            reason = "internal error"
+        finally:
+            self.close()
+            self.server.session_ended(self, reason)
+
+    def _send_too_big(self, message: str) -> None:
+        reply = (
+            f'<?xml version="1.0" encoding="UTF-8"?><rpc-reply xmlns="{NC_NS}"><rpc-error>'
+            "<error-type>transport</error-type><error-tag>too-big</error-tag>"
+            f"<error-severity>error</error-severity><error-message>{message}; "
+            "closing the session</error-message></rpc-error></rpc-reply>"
+        ).encode()
+        with contextlib.suppress(SessionEnd):
+            self.framing.send(reply, self.chunked)
+
+    def close(self) -> None:
+        """Close the channel; safe from any thread, any number of times."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        with contextlib.suppress(Exception):
+            self.channel.close()
+        transport = self.channel.get_transport()
+        if transport is not None:
+            with contextlib.suppress(Exception):
+                transport.close()
+
+
+class _SSHInterface(paramiko.ServerInterface):
+    """Authentication and channel policy of one SSH connection."""
+
+    def __init__(self, users: Users, peer: str) -> None:
+        self.users = users
+        self.peer = peer
+        self.username: str | None = None
+        self.subsystem = threading.Event()
+
+    def get_allowed_auths(self, username: str) -> str:
+        return "password,publickey"
+
+    def check_auth_password(self, username: str, password: str) -> int:
+        if self.users.check_password(username, password):
+            self.username = username
+            return AUTH_SUCCESSFUL
+        log.warning("authentication failed: user %r from %s (password)", username, self.peer)
+        return AUTH_FAILED
+
+    def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
+        if self.users.check_key(username, key):
+            self.username = username
+            return AUTH_SUCCESSFUL
+        log.info("public key %s not accepted for %r from %s", key.get_name(), username, self.peer)
+        return AUTH_FAILED
+
+    def check_channel_request(self, kind: str, chanid: int) -> int:
+        if kind == "session":
+            return OPEN_SUCCEEDED
+        return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+
+    def check_channel_subsystem_request(self, channel: paramiko.Channel, name: str) -> bool:
+        if name != "netconf":
+            return False
+        self.subsystem.set()
+        return True
+
+
+@dataclass
+class Listen:
+    host: str = "127.0.0.1"
+    port: int = 8300
+
+
+class NetconfServer:
+    """The SSH listener and the registry of live sessions."""
+
+    def __init__(
+        self,
+        context_factory: Callable[[NetconfServer], Context],
+        users: Users,
+        host_key: paramiko.PKey,
+        capabilities: list[str],
+        listen: Listen,
+        on_session_end: Callable[[int], None] | None = None,
+        max_message: int = MAX_XML_BYTES,
+    ) -> None:
+        self.users = users
+        self.host_key = host_key
+        self.capabilities = capabilities
+        self.listen = listen
+        self.max_message = max_message
+        self.on_session_end = on_session_end
+        self._lock = threading.Lock()
+        self._sessions: dict[int, Session] = {}
+        self._next_id = 1
+        self._socket: socket.socket | None = None
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.context = context_factory(self)
+
+    # -- lifecycle ---------------------------------------------------------------
+    def start(self) -> tuple[str, int]:
+        """Bind and start accepting; returns the bound (host, port)."""
+        family = socket.AF_INET6 if ":" in self.listen.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.listen.host, self.listen.port))
+        sock.listen(128)
+        sock.settimeout(0.5)
+        self._socket = sock
+        thread = threading.Thread(target=self._accept_loop, name="netconf-accept", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        host, port = sock.getsockname()[:2]
+        return str(host), int(port)
+
+    def close(self) -> None:
+        """Stop accepting and close every session."""
+        self._stopping.set()
+        if self._socket is not None:
+            with contextlib.suppress(OSError):
+                self._socket.close()
+        with self._lock:
+            sessions = list(self._sessions.values())
+        for session in sessions:
+            session.close()
+        for thread in self._threads:
+            thread.join(timeout=2)
+
+    # -- sessions ------------------------------------------------------------------
+    def kill(self, session_id: int) -> bool:
+        with self._lock:
+            session = self._sessions.get(session_id)
+        if session is None:
+            return False
+        log.info("session %d killed", session_id)
+        session.close()
+        return True
+
+    def session_ids(self) -> list[int]:
+        with self._lock:
+            return sorted(self._sessions)
+
+    def session_ended(self, session: Session, reason: str) -> None:
+        with self._lock:
+            self._sessions.pop(session.id, None)
+        log.info("session %d ended: %s", session.id, reason)
+        if self.on_session_end is not None:
+            try:
+                self.on_session_end(session.id)
+            except Exception:  # the loop may already be gone at shutdown
+                log.debug("session-end hook failed", exc_info=True)
+
+    def _accept_loop(self) -> None:
+        assert self._socket is not None
+        while not self._stopping.is_set():
+            try:
+                conn, addr = self._socket.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._stopping.is_set():
+                    return
+                log.exception("accept failed")
+                continue
+            peer = f"{addr[0]}:{addr[1]}"
+            thread = threading.Thread(
+                target=self._connection, args=(conn, peer), name=f"netconf-{peer}", daemon=True
+            )
+            thread.start()
+
+    def _connection(self, conn: socket.socket, peer: str) -> None:
+        transport = paramiko.Transport(conn)
+        transport.banner_timeout = HANDSHAKE_TIMEOUT
+        transport.handshake_timeout = HANDSHAKE_TIMEOUT
+        transport.auth_timeout = HANDSHAKE_TIMEOUT
+        transport.add_server_key(self.host_key)
+        iface = _SSHInterface(self.users, peer)
+        try:
+            transport.start_server(server=iface)
+            channel = transport.accept(timeout=HANDSHAKE_TIMEOUT)
+            if channel is None or iface.username is None:
+                raise SessionEnd("no authenticated channel")
+            if not iface.subsystem.wait(timeout=HANDSHAKE_TIMEOUT):
+                raise SessionEnd("no netconf subsystem request")
+        except (paramiko.SSHException, EOFError, OSError, SessionEnd) as exc:
+            log.info("SSH connection from %s dropped: %s", peer, exc or type(exc).__name__)
+            transport.close()
+            return
+        if self._stopping.is_set():
+            transport.close()
+            return
+        with self._lock:
+            session_id = self._next_id
+            self._next_id += 1
+            session = Session(self, session_id, channel, iface.username, peer)
+            self._sessions[session_id] = session
+        session.run()

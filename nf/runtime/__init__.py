@@ -1,0 +1,1 @@
+"""The relay runtime: the anyio side that applies configuration and relays bytes."""
