@@ -161,8 +161,9 @@ async def serve(
         except (BootError, OSError) as exc:
             print(f"nf: cannot start: {exc}", file=sys.stderr)
             return 1
-        print(_banner(address, password, str(source)), flush=True)
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            # the banner tells supervisors we are up, so handlers come first
+            print(_banner(address, password, str(source)), flush=True)
             async for signum in signals:
                 log.info("received %s, shutting down", signal.Signals(signum).name)
                 break

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -69,14 +71,40 @@ def test_entities_are_not_expanded(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "DTD" in capsys.readouterr().err
 
 
-def test_tree_and_run_via_the_console_script() -> None:
+def test_tree_and_help_via_the_console_script() -> None:
     nf = Path(sys.executable).parent / "nf"
     out = subprocess.run([str(nf), "tree"], capture_output=True, text=True, timeout=60, check=True)
     assert "+--rw serial-over-ip" in out.stdout and "+---x clear-counters" in out.stdout
-    out = subprocess.run([str(nf), "run"], capture_output=True, text=True, timeout=60, check=True)
-    assert "demo.xml is valid" in out.stdout
     out = subprocess.run(
         [str(nf), "--help"], capture_output=True, text=True, timeout=60, check=True
     )
     for command in ("run", "validate", "tree"):
         assert command in out.stdout
+
+
+def test_run_serves_the_demo_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """The README's run command: boots the embedded demo, prints how to
+    connect and the generated admin password once, exits 0 on SIGTERM."""
+    nf = Path(sys.executable).parent / "nf"
+    env = {k: v for k, v in os.environ.items() if k != "NF_ADMIN_PASSWORD"}
+    proc = subprocess.Popen(
+        [str(nf), "run", "--listen", "127.0.0.1:0", "--state-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        banner = [proc.stdout.readline() for _ in range(2)]
+        assert "NETCONF over SSH on 127.0.0.1:" in banner[0] and "demo.xml" in banner[0]
+        assert "generated admin password" in banner[1]
+        password = banner[1].rsplit(" ", 1)[1].strip()
+        stored = (tmp_path / "users.json").read_text()
+        assert password not in stored and "scrypt$" in stored
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        proc.kill()
+    # the host key was kept for the next start
+    assert (tmp_path / "ssh_host_ecdsa_key").exists()
