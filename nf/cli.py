@@ -75,6 +75,60 @@ def _run(args: argparse.Namespace) -> int:
         return 0
 
 
+def _user(args: argparse.Namespace) -> int:
+    import getpass
+    import os
+
+    import paramiko
+    from paramiko.pkey import PublicBlob
+
+    from nf.northbound.auth import USERS_FILE, Users
+
+    state_dir = Path(args.state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    users = Users(state_dir / USERS_FILE)
+    if args.action == "list":
+        for user in sorted(users.users.values(), key=lambda u: u.name):
+            auth = (["password"] if user.password_hash else []) + [
+                f"{len(user.authorized_keys)} key(s)"
+            ]
+            print(f"{user.name}: {', '.join(auth)}")
+        return 0
+    if not args.name:
+        print(f"nf user {args.action}: a user name is required", file=sys.stderr)
+        return 2
+    if args.action == "passwd":
+        password = os.environ.get("NF_PASSWORD") or (
+            sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass()
+        )
+        if not password:
+            print("nf user passwd: empty password refused", file=sys.stderr)
+            return 2
+        users.set_password(args.name, password)
+    elif args.action == "add-key":
+        if not args.key:
+            print(
+                "nf user add-key: --key FILE (an OpenSSH public key) is required", file=sys.stderr
+            )
+            return 2
+        line = Path(args.key).read_text(encoding="utf-8").strip()
+        parts = line.split()
+        try:
+            PublicBlob.from_string(line)
+        except (ValueError, paramiko.SSHException) as exc:
+            print(
+                f"nf user add-key: {args.key} is not an OpenSSH public key: {exc}", file=sys.stderr
+            )
+            return 2
+        users.add_key(args.name, " ".join(parts[:3]))
+    elif args.action == "remove" and not users.remove(args.name):
+        print(f"nf user remove: no user {args.name!r}", file=sys.stderr)
+        return 1
+    users.save()
+    print(f"nf user {args.action}: {args.name} saved in {users.path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nf",
@@ -114,6 +168,21 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("file", help="XML configuration file")
     val.add_argument("-q", "--quiet", action="store_true", help="print nothing when valid")
     val.set_defaults(func=_validate)
+
+    user = sub.add_parser(
+        "user",
+        help="manage NETCONF users (password, SSH public keys)",
+        description=(
+            "Manage the users in STATE_DIR/users.json; a running daemon picks up changes. "
+            "passwd reads the password from NF_PASSWORD, stdin or a prompt and stores "
+            "only its scrypt hash."
+        ),
+    )
+    user.add_argument("action", choices=["list", "passwd", "add-key", "remove"])
+    user.add_argument("name", nargs="?", help="user name")
+    user.add_argument("--key", help="OpenSSH public key file, for add-key")
+    user.add_argument("--state-dir", default=".nf-state", help="(default %(default)s)")
+    user.set_defaults(func=_user)
 
     tree = sub.add_parser("tree", help="print the YANG tree of the module")
     tree.add_argument("--depth", type=int, default=None, help="limit the depth printed")

@@ -68,12 +68,23 @@ class Users:
         self.path = path
         self._lock = threading.Lock()
         self.users: dict[str, User] = {}
-        if path.exists():
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            for name, entry in raw.get("users", {}).items():
-                self.users[name] = User(
-                    name, entry.get("password"), list(entry.get("authorized_keys", []))
-                )
+        self._mtime: int | None = None
+        self._load()
+
+    def _load(self) -> None:
+        """(Re)read the file; ``nf user`` edits it while the daemon runs."""
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return
+        if mtime == self._mtime:
+            return
+        raw = json.loads(self.path.read_text(encoding="utf-8"))
+        self.users = {
+            name: User(name, entry.get("password"), list(entry.get("authorized_keys", [])))
+            for name, entry in raw.get("users", {}).items()
+        }
+        self._mtime = mtime
 
     def save(self) -> None:
         data = {
@@ -89,6 +100,7 @@ class Users:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
+        self._mtime = self.path.stat().st_mtime_ns
 
     def set_password(self, name: str, password: str) -> None:
         with self._lock:
@@ -101,7 +113,13 @@ class Users:
             if key_line not in user.authorized_keys:
                 user.authorized_keys.append(key_line)
 
+    def remove(self, name: str) -> bool:
+        with self._lock:
+            return self.users.pop(name, None) is not None
+
     def check_password(self, name: str, password: str) -> bool:
+        with self._lock:
+            self._load()
         user = self.users.get(name)
         if user is None or user.password_hash is None:
             # spend the same time as a real check: no user enumeration by timing
@@ -110,6 +128,8 @@ class Users:
         return verify_password(password, user.password_hash)
 
     def check_key(self, name: str, key: paramiko.PKey) -> bool:
+        with self._lock:
+            self._load()
         user = self.users.get(name)
         if user is None:
             return False
