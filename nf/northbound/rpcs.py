@@ -306,6 +306,10 @@ class Handlers:
 
     def close_session(self, op: etree._Element) -> Reply:
         _only(_children(op), "close-session", set())
+        # RFC 6241 §7.8: the locks go with the session.  Release them before
+        # the <ok>, so that a client told "closed" can lock at once; the
+        # session's end releases again, which is harmless.
+        self.call(self.ctx.datastores.session_ended, self.sid)
         return Reply(ok(), close=True)
 
     def kill_session(self, op: etree._Element) -> Reply:
@@ -356,11 +360,14 @@ class Handlers:
             tree, _ = self.call(self.ctx.datastores.snapshot, "running", False)
             names = _channel_names(self.ctx, tree)
             if channel not in names:
+                # RFC 7950 §15.5: error-path is the path to the leafref leaf
+                prefix = self.ctx.schema.modules[MAIN_MODULE].prefix
                 raise RpcError(
                     [
                         ConfigError(
                             "data-missing",
                             f'there is no channel "{channel}"',
+                            path=f"/{prefix}:clear-counters/{prefix}:channel",
                             app_tag="instance-required",
                             info=(("bad-element", "channel"),),
                         )

@@ -83,11 +83,15 @@ class BoundedFraming(NetconfFramingTransport):  # type: ignore[misc]
         start = 0
         while True:
             idx = self.rbuffer.find(EOM, start)
+            # the bound is on the message, whether or not its end has arrived
+            # in the same read; without an end marker the last len(EOM) - 1
+            # bytes may be the start of one
+            length = idx if idx != -1 else len(self.rbuffer) - len(EOM) + 1
+            if length > self.max_message:
+                raise MessageTooBig(f"message over {self.max_message} bytes")
             if idx != -1:
                 msg, self.rbuffer = self.rbuffer[:idx], self.rbuffer[idx + len(EOM) :]
                 return msg
-            if len(self.rbuffer) > self.max_message:
-                raise MessageTooBig(f"message over {self.max_message} bytes")
             start = max(0, len(self.rbuffer) - len(EOM) + 1)
             self.rbuffer += self._recv()
 
@@ -336,6 +340,8 @@ class NetconfServer:
         """Stop accepting and close every session."""
         self._stopping.set()
         if self._socket is not None:
+            with contextlib.suppress(OSError):
+                self._socket.shutdown(socket.SHUT_RDWR)  # wakes accept() at once
             with contextlib.suppress(OSError):
                 self._socket.close()
         with self._lock:
