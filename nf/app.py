@@ -108,6 +108,7 @@ class Daemon:
         self.server = NetconfServer(
             context, self.users, host_key, capabilities(self.schema), self.listen, ended
         )
+        datastores.is_live = self.server.is_live
         self.address = self.server.start()
         return self.address
 

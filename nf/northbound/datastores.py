@@ -70,6 +70,8 @@ class Datastores:
         self.running_model: RelayConfig = from_tree(running, schema)
         self.locks: dict[str, int] = {}
         self._commit_lock = anyio.Lock()
+        self.is_live: Callable[[int], bool] = lambda _sid: True
+        """Set by the server: a killed session's late rpc must not take a lock."""
 
     # -- helpers -------------------------------------------------------------
     @property
@@ -267,6 +269,8 @@ class Datastores:
     async def lock(self, sid: int, target: str) -> list[ConfigError]:
         if target not in DATASTORES:
             return [self._unknown_datastore(target, "target")]
+        if not self.is_live(sid):
+            return [_protocol("operation-failed", f"session {sid} is closed")]
         holder = self.locks.get(target)
         if holder is not None:
             return [

@@ -47,6 +47,10 @@ BASE_11 = "urn:ietf:params:netconf:base:1.1"
 EOM = b"]]>]]>"
 HELLO_TIMEOUT = 60.0
 HANDSHAKE_TIMEOUT = 30.0
+SEND_TIMEOUT = 60.0
+"""A client that reads nothing for this long loses its session (and its locks)."""
+MAX_HANDSHAKES = 32
+"""Connections allowed at once before authentication; more are closed at once."""
 
 
 class SessionEnd(Exception):
@@ -136,10 +140,16 @@ class BoundedFraming(NetconfFramingTransport):  # type: ignore[misc]
         if self.stream is None:
             raise SessionEnd("closed")
         data = b"\n#%d\n%s\n##\n" % (len(msg), msg) if chunked else msg + EOM
+        self.stream.settimeout(SEND_TIMEOUT)
         try:
             self.stream.sendall(data)
+        except TimeoutError as exc:
+            raise SessionEnd(f"client read nothing for {SEND_TIMEOUT:.0f} s") from exc
         except (OSError, EOFError) as exc:
             raise SessionEnd(str(exc)) from exc
+        finally:
+            with contextlib.suppress(Exception):
+                self.stream.settimeout(None)
 
 
 class Session:
@@ -236,6 +246,10 @@ class Session:
         with contextlib.suppress(SessionEnd):
             self.framing.send(reply, self.chunked)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
     def close(self) -> None:
         """Close the channel; safe from any thread, any number of times."""
         if self._closed.is_set():
@@ -257,6 +271,7 @@ class _SSHInterface(paramiko.ServerInterface):
         self.peer = peer
         self.username: str | None = None
         self.subsystem = threading.Event()
+        self.channel_opened = False
 
     def get_allowed_auths(self, username: str) -> str:
         return "password,publickey"
@@ -276,7 +291,8 @@ class _SSHInterface(paramiko.ServerInterface):
         return AUTH_FAILED
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
-        if kind == "session":
+        if kind == "session" and not self.channel_opened:
+            self.channel_opened = True  # one NETCONF session per SSH connection
             return OPEN_SUCCEEDED
         return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
@@ -318,6 +334,7 @@ class NetconfServer:
         self._socket: socket.socket | None = None
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._handshakes = threading.BoundedSemaphore(MAX_HANDSHAKES)
         self.context = context_factory(self)
 
     # -- lifecycle ---------------------------------------------------------------
@@ -361,6 +378,12 @@ class NetconfServer:
         session.close()
         return True
 
+    def is_live(self, session_id: int) -> bool:
+        """Whether the session exists and has not been closed or killed."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+        return session is not None and not session.closed
+
     def session_ids(self) -> list[int]:
         with self._lock:
             return sorted(self._sessions)
@@ -388,12 +411,28 @@ class NetconfServer:
                 log.exception("accept failed")
                 continue
             peer = f"{addr[0]}:{addr[1]}"
+            if not self._handshakes.acquire(blocking=False):
+                log.warning(
+                    "refusing %s: %d connections still in the SSH handshake", peer, MAX_HANDSHAKES
+                )
+                with contextlib.suppress(OSError):
+                    conn.close()
+                continue
             thread = threading.Thread(
                 target=self._connection, args=(conn, peer), name=f"netconf-{peer}", daemon=True
             )
             thread.start()
 
     def _connection(self, conn: socket.socket, peer: str) -> None:
+        try:
+            session = self._handshake(conn, peer)
+        finally:
+            self._handshakes.release()
+        if session is not None:
+            session.run()
+
+    def _handshake(self, conn: socket.socket, peer: str) -> Session | None:
+        """SSH negotiation, authentication and the netconf subsystem, time-bounded."""
         transport = paramiko.Transport(conn)
         transport.banner_timeout = HANDSHAKE_TIMEOUT
         transport.handshake_timeout = HANDSHAKE_TIMEOUT
@@ -410,13 +449,13 @@ class NetconfServer:
         except (paramiko.SSHException, EOFError, OSError, SessionEnd) as exc:
             log.info("SSH connection from %s dropped: %s", peer, exc or type(exc).__name__)
             transport.close()
-            return
+            return None
         if self._stopping.is_set():
             transport.close()
-            return
+            return None
         with self._lock:
             session_id = self._next_id
             self._next_id += 1
             session = Session(self, session_id, channel, iface.username, peer)
             self._sessions[session_id] = session
-        session.run()
+        return session
