@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
 
 import anyio
@@ -36,31 +35,29 @@ def test_closed_session_cannot_take_a_lock() -> None:
     anyio.run(scenario)
 
 
-def test_connections_in_handshake_are_capped(daemon: Running) -> None:
-    server = daemon.daemon.server
-    assert server is not None
-    server._handshakes = threading.BoundedSemaphore(2)
-    idle = [socket.create_connection((daemon.host, daemon.port), timeout=5) for _ in range(2)]
+def test_connections_in_handshake_are_capped(
+    make_daemon: DaemonFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond the cap, new connections wait in the backlog (no SSH banner)
+    until a negotiating connection finishes; they are not refused."""
+    monkeypatch.setattr(server_module, "MAX_HANDSHAKES", 2)
+    daemon = make_daemon()
+    idle = [socket.create_connection((daemon.host, daemon.port), timeout=5) for _ in range(3)]
     try:
-        time.sleep(0.2)  # both are now in the handshake, holding the two places
-        extra = socket.create_connection((daemon.host, daemon.port), timeout=5)
-        extra.settimeout(5)
-        assert extra.recv(100) == b""  # closed at once, no SSH banner
-        extra.close()
+        time.sleep(0.3)  # two of them now hold the two places
+        waiting = idle[2]
+        waiting.settimeout(0.7)
+        with pytest.raises(TimeoutError):
+            waiting.recv(100)  # no banner: not accepted yet
+        idle[0].close()  # its handshake ends (EOF), a place frees
+        waiting.settimeout(5)
+        assert waiting.recv(100).startswith(b"SSH-2.0-")
     finally:
         for sock in idle:
             sock.close()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:  # places come back when the idle ones go
-        try:
-            with _client(daemon) as client:
-                client.hello()
-                assert is_ok(client.rpc("<lock><target><running/></target></lock>"))
-            break
-        except Exception:
-            time.sleep(0.1)
-    else:
-        pytest.fail("no place freed after the idle connections closed")
+    with _client(daemon) as client:
+        client.hello()
+        assert is_ok(client.rpc("<lock><target><running/></target></lock>"))
 
 
 def test_second_channel_on_one_connection_is_refused(daemon: Running) -> None:

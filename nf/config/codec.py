@@ -100,11 +100,11 @@ def parse(
 ) -> tuple[Node, list[ConfigError]]:
     """Read the children of ``holder`` as top-level data nodes."""
     errors: list[ConfigError] = []
-    node = _parse_children(holder, schema.root, "", schema, allow_state, errors)
+    node = parse_children(holder, schema.root, "", schema, allow_state, errors)
     return node, errors
 
 
-def _parse_children(
+def parse_children(
     elem: etree._Element,
     snode: SchemaNode,
     path: str,
@@ -184,13 +184,13 @@ def _parse_children(
                     )
                 )
                 continue
-            inner = _parse_children(child, sn, child_path, schema, allow_state, errors)
+            inner = parse_children(child, sn, child_path, schema, allow_state, errors)
             if len(inner) or sn.presence:  # an empty non-presence container is none
                 children[qname] = inner
         elif sn.keyword == "list":
             xml_key = xml_key_of(child, sn)
             entry_path = path + step(sn, xml_key) if xml_key is not None else child_path
-            entry = _parse_children(child, sn, entry_path, schema, allow_state, errors)
+            entry = parse_children(child, sn, entry_path, schema, allow_state, errors)
             missing = [k for k in sn.keys if not isinstance(entry.get(k), str)]
             if missing:
                 for _ns, kname in missing:

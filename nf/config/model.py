@@ -8,10 +8,12 @@ YANG module stays the one place that defines them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from nf.config.diff import Change
 from nf.config.tree import LeafList, ListNode, Node
-from nf.config.validate import complete
+from nf.config.validate import Instance, complete
 from nf.schema import MAIN_MODULE, SchemaIndex
 
 
@@ -164,4 +166,37 @@ def from_tree(tree: Node, schema: SchemaIndex) -> RelayConfig:
     top = _View(full, ns).sub("serial-over-ip") or _View(None, ns)
     ports = {p.name: p for p in map(_port, top.entries("serial-port"))}
     channels = {c.name: c for c in (_channel(v, ns) for v in top.entries("channel"))}
+    return RelayConfig(serial_ports=ports, channels=channels)
+
+
+def update(
+    previous: RelayConfig, changes: Sequence[Change], instance: Instance, schema: SchemaIndex
+) -> RelayConfig:
+    """``previous`` with only the changed entries rebuilt.
+
+    A one-channel commit should not pay for converting a thousand unchanged
+    channels: entries that did not change keep their (frozen, equal) objects,
+    and changed ones are read from the validation's instance document, whose
+    defaults were computed on the whole new datastore.
+    """
+    ns = schema.modules[MAIN_MODULE].namespace
+    ports = dict(previous.serial_ports)
+    channels = dict(previous.channels)
+    wanted: dict[str, list[tuple[str, ...]]] = {"serial-port": [], "channel": []}
+    for change in changes:
+        if change.kind not in wanted or change.schema.namespace != ns:
+            return from_tree(instance.complete_tree(), schema)  # not a per-entry change
+        if change.op == "delete":
+            (ports if change.kind == "serial-port" else channels).pop(change.name, None)
+        else:
+            wanted[change.kind].append(change.key)
+    top = schema.root.children[(ns, "serial-over-ip")]
+    for kind, keys in wanted.items():
+        entries = instance.complete_entries(top, top.children[(ns, kind)], keys)
+        for key in keys:
+            view = _View(entries[key], ns)
+            if kind == "serial-port":
+                ports[key[0]] = _port(view)
+            else:
+                channels[key[0]] = _channel(view, ns)
     return RelayConfig(serial_ports=ports, channels=channels)

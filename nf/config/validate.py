@@ -10,13 +10,21 @@ so a NETCONF client and ``nf validate`` see the same facts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from lxml import etree
 
-from nf.config.codec import WD_DEFAULT, ordered_children, parse, render, split_tag
+from nf.config.codec import (
+    WD_DEFAULT,
+    ordered_children,
+    parse,
+    parse_children,
+    render,
+    split_tag,
+    xml_key_of,
+)
 from nf.config.errors import ConfigError
-from nf.config.tree import Node, quote
+from nf.config.tree import ListNode, Node, quote
 from nf.schema import Choice, QName, SchemaIndex, SchemaNode
 from nf.schema.xpath import EvalCache
 
@@ -68,6 +76,35 @@ class Instance:
         copy.extend(_prune(c) for c in self.holder)
         tree, _ = parse(copy, self.schema, allow_state=True)
         return tree
+
+    def complete_entries(
+        self, top: SchemaNode, lst: SchemaNode, keys: Iterable[tuple[str, ...]]
+    ) -> dict[tuple[str, ...], Node]:
+        """Some entries of a list below a top-level container, defaults applied.
+
+        Defaults were computed on the whole document, so this is exactly what
+        ``complete_tree`` holds for those entries, without converting the rest:
+        the runtime asks for the few entries a commit changed.
+        """
+        wanted = set(keys)
+        found: dict[tuple[str, ...], Node] = {}
+        if not wanted:
+            return found
+        top_elem = next(_children_named(self.holder, top.qname), None)
+        if top_elem is None:
+            return found
+        for elem in _children_named(top_elem, lst.qname):
+            key = xml_key_of(elem, lst)
+            if key in wanted:
+                holder = etree.Element(_HOLDER)
+                holder.append(_prune(elem))
+                entry = parse_children(holder, top, "", self.schema, True, [])
+                value = entry.get(lst.qname)
+                if isinstance(value, ListNode) and key is not None:
+                    node = value.get(key)
+                    if node is not None:
+                        found[key] = node
+        return found
 
 
 def when_holds(sn: SchemaNode, parent: etree._Element) -> bool:
@@ -125,10 +162,17 @@ def complete(tree: Node, schema: SchemaIndex) -> Node:
 
 def validate(tree: Node, schema: SchemaIndex) -> list[ConfigError]:
     """Every error of ``tree`` as a datastore; empty when valid."""
+    return check(tree, schema)[0]
+
+
+def check(tree: Node, schema: SchemaIndex) -> tuple[list[ConfigError], Instance]:
+    """validate(), also returning the instance document (defaults applied)
+    so callers can read defaults of the entries they need without a second
+    rendering."""
     instance = Instance(tree, schema)
     checker = _Checker(schema)
     checker.node(instance.holder, schema.root, "")
-    return checker.errors
+    return checker.errors, instance
 
 
 class _Checker:

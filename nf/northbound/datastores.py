@@ -17,8 +17,10 @@ were.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import anyio
 from anyio import to_thread
@@ -27,14 +29,17 @@ from lxml import etree
 from nf.config.diff import diff
 from nf.config.edit import edit_partial
 from nf.config.errors import ConfigError
-from nf.config.model import RelayConfig, from_tree
+from nf.config.model import RelayConfig, from_tree, update
 from nf.config.tree import Node
-from nf.config.validate import validate
+from nf.config.validate import Instance, check
 from nf.runtime.transaction import PrepareError, Runtime
 from nf.schema import SchemaIndex
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+INLINE_SECONDS = 0.002
+"""Work shorter than this runs on the loop: a worker-thread hop costs ~0.1 ms."""
 DATASTORES = ("running", "candidate")
 TEST_OPTIONS = frozenset({"test-then-set", "set", "test-only"})
 ERROR_OPTIONS = frozenset({"stop-on-error", "continue-on-error", "rollback-on-error"})
@@ -70,6 +75,8 @@ class Datastores:
         self.running_model: RelayConfig = from_tree(running, schema)
         self.locks: dict[str, int] = {}
         self._commit_lock = anyio.Lock()
+        self._checked: tuple[Node, list[ConfigError], Instance] | None = None
+        self._inline = False
         self.is_live: Callable[[int], bool] = lambda _sid: True
         """Set by the server: a killed session's late rpc must not take a lock."""
 
@@ -99,8 +106,29 @@ class Datastores:
             )
         return None
 
+    async def _work(self, func: Callable[..., T], *args: object) -> T:
+        """Run pure CPU work: in a worker thread when it is big enough to
+        stall the relays, inline when the thread hop would cost more than
+        the work (judged by how long validation took last time)."""
+        if self._inline:
+            return func(*args)
+        return await to_thread.run_sync(func, *args)
+
+    async def _check(self, tree: Node) -> tuple[list[ConfigError], Instance]:
+        """Validate, remembering the last result: trees are immutable, so the
+        candidate validated by edit-config need not be validated again by
+        commit."""
+        cached = self._checked
+        if cached is not None and cached[0] is tree:
+            return cached[1], cached[2]
+        started = time.perf_counter()
+        errors, instance = await self._work(check, tree, self.schema)
+        self._inline = time.perf_counter() - started < INLINE_SECONDS
+        self._checked = (tree, errors, instance)
+        return errors, instance
+
     async def _validate(self, tree: Node) -> list[ConfigError]:
-        return await to_thread.run_sync(validate, tree, self.schema)
+        return (await self._check(tree))[0]
 
     async def _change_running(self, build: Build) -> list[ConfigError]:
         """Build a new running from the current one, validate it and make it
@@ -115,14 +143,14 @@ class Datastores:
             new, errors = await build(old)
             if errors:
                 return errors
-            errors = await self._validate(new)
+            errors, instance = await self._check(new)
             if errors:
                 return errors
-            changes = await to_thread.run_sync(diff, old, new, self.schema)
+            changes = await self._work(diff, old, new, self.schema)
             if not changes:
                 self._swap(old, new, self.running_model)
                 return []
-            new_model = await to_thread.run_sync(from_tree, new, self.schema)
+            new_model = await self._work(update, self.running_model, changes, instance, self.schema)
             try:
                 transaction = await self.runtime.prepare(changes, self.running_model, new_model)
             except PrepareError as exc:
@@ -167,7 +195,7 @@ class Datastores:
             skipped: list[ConfigError] = []  # continue-on-error: reported, not fatal
 
             async def build(base: Node) -> tuple[Node, list[ConfigError]]:
-                new, errors = await to_thread.run_sync(
+                new, errors = await self._work(
                     edit_partial, base, config, default_operation, self.schema
                 )
                 if errors and error_option != "continue-on-error":
@@ -181,9 +209,7 @@ class Datastores:
             result = await self._change_running(build)
             return skipped + [e for e in result if e is not _TEST_ONLY]
         base = self.candidate
-        new, errors = await to_thread.run_sync(
-            edit_partial, base, config, default_operation, self.schema
-        )
+        new, errors = await self._work(edit_partial, base, config, default_operation, self.schema)
         if errors and error_option != "continue-on-error":
             return errors
         if test_option != "set":

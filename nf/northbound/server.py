@@ -49,8 +49,8 @@ HELLO_TIMEOUT = 60.0
 HANDSHAKE_TIMEOUT = 30.0
 SEND_TIMEOUT = 60.0
 """A client that reads nothing for this long loses its session (and its locks)."""
-MAX_HANDSHAKES = 32
-"""Connections allowed at once before authentication; more are closed at once."""
+MAX_HANDSHAKES = 64
+"""Connections negotiating SSH at once; more wait in the listen backlog."""
 
 
 class SessionEnd(Exception):
@@ -344,7 +344,7 @@ class NetconfServer:
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.listen.host, self.listen.port))
-        sock.listen(128)
+        sock.listen(256)
         sock.settimeout(0.5)
         self._socket = sock
         thread = threading.Thread(target=self._accept_loop, name="netconf-accept", daemon=True)
@@ -401,33 +401,41 @@ class NetconfServer:
     def _accept_loop(self) -> None:
         assert self._socket is not None
         while not self._stopping.is_set():
+            # At most MAX_HANDSHAKES connections negotiate at once; further
+            # clients wait in the kernel's listen backlog until a place frees
+            # (a handshake is bounded by HANDSHAKE_TIMEOUT), not refused.
+            places = self._handshakes
+            if not places.acquire(timeout=0.5):
+                continue
             try:
                 conn, addr = self._socket.accept()
             except TimeoutError:
+                places.release()
                 continue
             except OSError:
+                places.release()
                 if self._stopping.is_set():
                     return
                 log.exception("accept failed")
                 continue
+            # replies are written whole; Nagle would hold their tails for an ACK
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             peer = f"{addr[0]}:{addr[1]}"
-            if not self._handshakes.acquire(blocking=False):
-                log.warning(
-                    "refusing %s: %d connections still in the SSH handshake", peer, MAX_HANDSHAKES
-                )
-                with contextlib.suppress(OSError):
-                    conn.close()
-                continue
             thread = threading.Thread(
-                target=self._connection, args=(conn, peer), name=f"netconf-{peer}", daemon=True
+                target=self._connection,
+                args=(conn, peer, places),
+                name=f"netconf-{peer}",
+                daemon=True,
             )
             thread.start()
 
-    def _connection(self, conn: socket.socket, peer: str) -> None:
+    def _connection(
+        self, conn: socket.socket, peer: str, places: threading.BoundedSemaphore
+    ) -> None:
         try:
             session = self._handshake(conn, peer)
         finally:
-            self._handshakes.release()
+            places.release()
         if session is not None:
             session.run()
 
