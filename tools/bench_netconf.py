@@ -1,0 +1,703 @@
+#!/usr/bin/env python3
+"""Benchmark the NETCONF northbound over real SSH, against yuma123 netconfd.
+
+Starts ``nf run`` as a subprocess on a loopback port and times, with a raw
+NETCONF client of its own (paramiko, RFC 6242 chunked framing, no polling):
+
+* get-config of running with 10 channels;
+* edit-config of one channel's keepalive (toggled, so every commit changes
+  something) in candidate, then commit, which includes the prepare/apply of
+  whatever runtime ``nf run`` has;
+* edit-config then commit creating 1000 channels (and their serial ports);
+* get-config and get of the whole tree with 1000 channels;
+* 50 sessions opened at once, each doing 10 get-config.
+
+Baseline, in the same invocation: yuma123 ``netconfd`` (Debian package
+``netconfd``: a pure datastore) behind a private OpenSSH ``sshd`` on another
+loopback port, loaded with the same YANG module, timed with the same client
+on the same operations.  Without netconfd/sshd installed the baseline is
+skipped with a note.  Prints median, p99 and min per operation, the ratio
+ours/netconfd of the medians, the target and PASS/FAIL.
+
+    .venv/bin/python tools/bench_netconf.py [--quick] [--no-baseline] [--no-pin]
+
+Servers run on CPU 1 and this client on CPU 0 (``taskset``), unless
+``--no-pin``.  All traffic stays on 127.0.0.1.  Exit status 1 when a target
+is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import logging
+import os
+import pwd
+import re
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paramiko
+
+ROOT = Path(__file__).resolve().parent.parent
+YANG_DIR = ROOT / "yang"
+MODULE = "nf-serial-over-ip"
+NS = "urn:nf:params:xml:ns:yang:nf-serial-over-ip"
+NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
+BASE_10 = "urn:ietf:params:netconf:base:1.0"
+BASE_11 = "urn:ietf:params:netconf:base:1.1"
+EOM = b"]]>]]>"
+HOST = "127.0.0.1"
+PASSWORD = "bench-password"
+SERVER_CPU = "1"
+CLIENT_CPU = "0"
+BASE_CHANNELS = 10
+BIG_CHANNELS = 1000
+
+RPC_ERROR = re.compile(rb"<(?:[\w.-]+:)?rpc-error[\s>]")
+OK = re.compile(rb"<(?:[\w.-]+:)?ok\s*/>")
+
+
+# -- configurations ----------------------------------------------------------------
+
+
+def entries(n: int, prefix: str, port_base: int) -> str:
+    """N loop:// serial ports and N TCP server channels on distinct loopback ports."""
+    ports = "".join(
+        f"<serial-port><name>{prefix}{i}</name><device>loop://</device></serial-port>"
+        for i in range(n)
+    )
+    channels = "".join(
+        f"<channel><name>{prefix}{i}</name><serial-port>{prefix}{i}</serial-port>"
+        f"<mode>server</mode><listen><address>127.0.0.1</address>"
+        f"<port>{port_base + i}</port></listen></channel>"
+        for i in range(n)
+    )
+    return ports + channels
+
+
+def document(n: int) -> str:
+    """The base configuration as a file for ``nf run --config``."""
+    return f'<serial-over-ip xmlns="{NS}">{entries(n, "c", 20000)}</serial-over-ip>\n'
+
+
+def edit(body: str, default_operation: str | None = None) -> bytes:
+    op = f"<default-operation>{default_operation}</default-operation>" if default_operation else ""
+    return (
+        f"<edit-config><target><candidate/></target>{op}"
+        f'<config><serial-over-ip xmlns="{NS}">{body}</serial-over-ip></config></edit-config>'
+    ).encode()
+
+
+GET_CONFIG = b"<get-config><source><running/></source></get-config>"
+GET = b"<get/>"
+COMMIT = b"<commit/>"
+
+
+def keepalive(value: int) -> bytes:
+    return edit(f"<channel><name>c0</name><keepalive>{value}</keepalive></channel>")
+
+
+CREATE_BIG = edit(entries(BIG_CHANNELS, "b", 21000))
+RESET = edit(entries(BASE_CHANNELS, "c", 20000), "replace")
+
+
+# -- a raw NETCONF client ----------------------------------------------------------
+
+
+class NetconfError(Exception):
+    pass
+
+
+class RawSession:
+    """NETCONF over SSH with nothing in between: one rpc, one blocking read of its reply."""
+
+    def __init__(
+        self,
+        port: int,
+        username: str,
+        password: str | None = None,
+        pkey: paramiko.PKey | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        sock = socket.create_connection((HOST, port), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.transport = paramiko.Transport(sock)
+        try:
+            self.transport.start_client(timeout=timeout)  # host key: loopback, throwaway keys
+            if pkey is not None:
+                self.transport.auth_publickey(username, pkey)
+            else:
+                self.transport.auth_password(username, password or "")
+            self.channel = self.transport.open_session(timeout=timeout)
+            self.channel.settimeout(timeout)
+            self.channel.invoke_subsystem("netconf")
+            self.buf = bytearray()
+            self.message_id = 0
+            hello = (
+                f'<?xml version="1.0" encoding="UTF-8"?><hello xmlns="{NC_NS}"><capabilities>'
+                f"<capability>{BASE_10}</capability><capability>{BASE_11}</capability>"
+                "</capabilities></hello>"
+            ).encode()
+            self.channel.sendall(hello + EOM)
+            server_hello = self._read_eom()
+            self.chunked = BASE_11.encode() in server_hello
+        except BaseException:
+            self.transport.close()
+            raise
+
+    def _fill(self) -> None:
+        data = self.channel.recv(1 << 20)
+        if not data:
+            raise NetconfError("server closed the session")
+        self.buf += data
+
+    def _read_eom(self) -> bytes:
+        start = 0
+        while (idx := self.buf.find(EOM, start)) == -1:
+            start = max(0, len(self.buf) - len(EOM) + 1)
+            self._fill()
+        msg = bytes(self.buf[:idx])
+        del self.buf[: idx + len(EOM)]
+        return msg
+
+    def _read_chunked(self) -> bytes:
+        parts: list[bytes] = []
+        pos = 0
+        while True:
+            while len(self.buf) < pos + 4:
+                self._fill()
+            if self.buf[pos : pos + 2] != b"\n#":
+                raise NetconfError(f"bad chunk header {bytes(self.buf[pos : pos + 12])!r}")
+            if self.buf[pos + 2 : pos + 4] == b"#\n":
+                del self.buf[: pos + 4]
+                return b"".join(parts)
+            while (nl := self.buf.find(b"\n", pos + 2)) == -1:
+                self._fill()
+            size = int(self.buf[pos + 2 : nl])
+            while len(self.buf) < nl + 1 + size:
+                self._fill()
+            parts.append(bytes(self.buf[nl + 1 : nl + 1 + size]))
+            pos = nl + 1 + size
+
+    def send(self, body: bytes) -> None:
+        self.message_id += 1
+        msg = b'<rpc xmlns="%s" message-id="%d">%s</rpc>' % (
+            NC_NS.encode(),
+            self.message_id,
+            body,
+        )
+        self.channel.sendall(b"\n#%d\n%s\n##\n" % (len(msg), msg) if self.chunked else msg + EOM)
+
+    def receive(self) -> bytes:
+        return self._read_chunked() if self.chunked else self._read_eom()
+
+    def rpc(self, body: bytes) -> bytes:
+        """Send one rpc and return its reply; raise NetconfError on <rpc-error>."""
+        self.send(body)
+        return check(self.receive())
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.send(b"<close-session/>")
+            self.receive()
+        self.transport.close()
+
+
+def check(reply: bytes, want_ok: bool = False) -> bytes:
+    if RPC_ERROR.search(reply):
+        raise NetconfError(reply[:600].decode(errors="replace"))
+    if want_ok and not OK.search(reply):
+        raise NetconfError(f"expected <ok/>: {reply[:300]!r}")
+    return reply
+
+
+def timed(session: RawSession, body: bytes, want_ok: bool = False) -> tuple[float, bytes]:
+    """Seconds from the first byte sent to the last byte of the reply; checked after."""
+    t0 = time.perf_counter()
+    session.send(body)
+    reply = session.receive()
+    elapsed = time.perf_counter() - t0
+    check(reply, want_ok)
+    return elapsed, reply
+
+
+# -- servers under test ---------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=1):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {HOST}:{port} after {timeout} s")
+
+
+def pinned(cmd: list[str], pin: bool) -> list[str]:
+    return ["taskset", "-c", SERVER_CPU, *cmd] if pin and shutil.which("taskset") else cmd
+
+
+def stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    username: str
+    password: str | None = None
+    pkey: paramiko.PKey | None = None
+    pid: int | None = None  # of the server process, to attach a profiler (py-spy record -p)
+
+    def connect(self) -> RawSession:
+        return RawSession(self.port, self.username, self.password, self.pkey)
+
+
+@contextlib.contextmanager
+def ours(tmp: Path, pin: bool, nf: list[str] | None = None) -> Iterator[Server]:
+    """``nf run`` on a free loopback port, booted from the 10-channel configuration."""
+    config = tmp / "ours-config.xml"
+    config.write_text(document(BASE_CHANNELS))
+    port = free_port()
+    if nf is None:
+        venv_nf = ROOT / ".venv" / "bin" / "nf"
+        nf = [str(venv_nf) if venv_nf.exists() else "nf"]
+    cmd = [*nf, "run", "--listen", f"{HOST}:{port}"]
+    cmd += ["--state-dir", str(tmp / "ours-state"), "--config", str(config)]
+    log = (tmp / "ours.log").open("wb")
+    env = dict(os.environ, NF_ADMIN_PASSWORD=PASSWORD)
+    proc = subprocess.Popen(pinned(cmd, pin), stdout=subprocess.PIPE, stderr=log, env=env)
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"nf run exited ({proc.wait()}); see {tmp / 'ours.log'}")
+            if b"NETCONF over SSH on" in line:
+                break
+        threading.Thread(target=proc.stdout.read, daemon=True).start()  # drain the rest
+        yield Server("ours", port, "admin", password=PASSWORD, pid=proc.pid)
+    finally:
+        stop(proc)
+        log.close()
+
+
+NETCONFD = "/usr/sbin/netconfd"
+SUBSYSTEM = "/usr/sbin/netconf-subsystem"
+SSHD = "/usr/sbin/sshd"
+
+
+def baseline_missing() -> str | None:
+    missing = [p for p in (NETCONFD, SUBSYSTEM, SSHD) if not os.access(p, os.X_OK)]
+    if not shutil.which("ssh-keygen"):
+        missing.append("ssh-keygen")
+    if missing:
+        return (
+            f"baseline skipped: {', '.join(missing)} not installed "
+            "(apt-get install netconfd openssh-server)"
+        )
+    if os.geteuid() != 0:
+        return "baseline skipped: the private sshd needs root"
+    return None
+
+
+@contextlib.contextmanager
+def netconfd(tmp: Path, pin: bool) -> Iterator[Server]:
+    """yuma123 netconfd behind a private sshd on a free loopback port, as root (superuser)."""
+    base = tmp / "netconfd"
+    base.mkdir()
+    sock = base / "ncxserver.sock"
+    for key in ("host", "client"):
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(base / key)],
+            check=True,
+        )
+    (base / "authorized_keys").write_text((base / "client.pub").read_text())
+    port = free_port()
+    (base / "sshd_config").write_text(
+        f"Port {port}\nListenAddress {HOST}\nHostKey {base / 'host'}\n"
+        f"PidFile {base / 'sshd.pid'}\nAuthorizedKeysFile {base / 'authorized_keys'}\n"
+        "PermitRootLogin prohibit-password\nPubkeyAuthentication yes\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+        "StrictModes no\nUseDNS no\nMaxStartups 200\nMaxSessions 200\nLogLevel ERROR\n"
+        f"Subsystem netconf {SUBSYSTEM} --ncxserver-sockname={port}@{sock}\n"
+    )
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
+    home = base / "home"
+    (home / ".yuma").mkdir(parents=True)  # netconfd keeps its transaction id there
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YUMA_")}
+    cmd = [
+        NETCONFD,
+        f"--home={home}",
+        f"--port={port}",
+        "--no-startup",
+        "--superuser=root",
+        "--target=candidate",
+        "--with-startup=false",
+        f"--modpath={YANG_DIR}:/usr/share/yuma/modules",
+        f"--module={YANG_DIR / (MODULE + '.yang')}",
+        f"--ncxserver-sockname={sock}",
+        f"--log={base / 'netconfd.log'}",
+        "--log-level=" + os.environ.get("BENCH_NETCONFD_LOG", "warn"),
+    ]
+    # netconfd writes its transaction id to ~/.yuma of the passwd entry, whatever --home says
+    yuma_dir = Path(pwd.getpwuid(os.geteuid()).pw_dir) / ".yuma"
+    yuma_dir_existed = yuma_dir.exists()
+    ncd = subprocess.Popen(
+        pinned(cmd, pin),
+        cwd=home,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    sshd: subprocess.Popen[bytes] | None = None
+    try:
+        deadline = time.monotonic() + 60
+        while not sock.exists():
+            if ncd.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"netconfd did not start; see {base / 'netconfd.log'}")
+            time.sleep(0.05)
+        sshd = subprocess.Popen(
+            pinned([SSHD, "-D", "-e", "-f", str(base / "sshd_config")], pin),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=(base / "sshd.log").open("wb"),
+        )
+        wait_port(port, sshd, 30)
+        pkey = paramiko.Ed25519Key.from_private_key_file(str(base / "client"))
+        server = Server("netconfd", port, "root", pkey=pkey, pid=ncd.pid)
+        with contextlib.closing(server.connect()) as session:  # the same 10 entries as ours
+            session.rpc(RESET)
+            session.rpc(COMMIT)
+        yield server
+    finally:
+        stop(sshd)
+        stop(ncd)
+        if not yuma_dir_existed:
+            shutil.rmtree(yuma_dir, ignore_errors=True)
+
+
+# -- measurements ------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    samples: list[float] = field(default_factory=list)
+    errors: int = 0
+    note: str = ""
+
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    def p99(self) -> float:
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
+@dataclass
+class Plan:
+    get_config: int
+    edit_commit: int
+    big_commits: int
+    big_gets: int
+    sessions: int
+    per_session: int
+    warmup: int
+
+
+def measure(server: Server, plan: Plan, log: Callable[[str], None]) -> dict[str, Result]:
+    """Every case on one session, then the concurrent sessions; a failed case is noted."""
+    results: dict[str, Result] = {}
+    log(f"{server.name}: pid {server.pid}, port {server.port}")
+    session = server.connect()
+
+    def case(name: str) -> Result:
+        results[name] = Result()
+        return results[name]
+
+    def guarded(names: list[str], run: Callable[[], None]) -> None:
+        try:
+            run()
+        except Exception as exc:
+            for name in names:
+                results.setdefault(name, Result())
+            first = results[names[0]]
+            first.errors += 1
+            first.note = f"failed: {type(exc).__name__}: {str(exc)[:200]}"
+            log(f"{server.name}: {first.note}")
+
+    def get_config() -> None:
+        for _ in range(plan.warmup):
+            session.rpc(GET_CONFIG)
+        r = case(f"get-config ({BASE_CHANNELS} ch)")
+        for _ in range(plan.get_config):
+            r.samples.append(timed(session, GET_CONFIG)[0])
+
+    def edit_commit() -> None:
+        both = case(f"edit+commit 1 ch ({BASE_CHANNELS} ch)")
+        e = case("  edit-config alone")
+        c = case("  commit alone")
+        for i in range(plan.warmup + plan.edit_commit):
+            te, _ = timed(session, keepalive(30 + i % 2), want_ok=True)
+            tc, _ = timed(session, COMMIT, want_ok=True)
+            if i >= plan.warmup:
+                e.samples.append(te)
+                c.samples.append(tc)
+                both.samples.append(te + tc)
+
+    def big() -> None:
+        be = case(f"edit-config {BIG_CHANNELS} ch")
+        bc = case(f"commit creating {BIG_CHANNELS} ch")
+        bd = case(f"commit deleting {BIG_CHANNELS} ch")
+        gc = case(f"get-config ({BIG_CHANNELS} ch)")
+        g = case(f"get ({BIG_CHANNELS} ch)")
+        for i in range(plan.big_commits):
+            be.samples.append(timed(session, CREATE_BIG, want_ok=True)[0])
+            bc.samples.append(timed(session, COMMIT, want_ok=True)[0])
+            if i < plan.big_commits - 1:
+                session.rpc(RESET)
+                bd.samples.append(timed(session, COMMIT, want_ok=True)[0])
+        log(f"{server.name}: get-config and get of {BIG_CHANNELS} channels x{plan.big_gets}")
+        for _ in range(plan.big_gets):
+            t, reply = timed(session, GET_CONFIG)
+            gc.samples.append(t)
+            gc.note = f"reply {len(reply) // 1024} KiB"
+            t, reply = timed(session, GET)
+            g.samples.append(t)
+            g.note = f"reply {len(reply) // 1024} KiB"
+        session.rpc(RESET)
+        bd.samples.append(timed(session, COMMIT, want_ok=True)[0])
+
+    try:
+        log(f"{server.name}: get-config x{plan.get_config}")
+        guarded([f"get-config ({BASE_CHANNELS} ch)"], get_config)
+        log(f"{server.name}: edit-config+commit x{plan.edit_commit}")
+        guarded([f"edit+commit 1 ch ({BASE_CHANNELS} ch)"], edit_commit)
+        if plan.big_commits:
+            log(f"{server.name}: commit creating {BIG_CHANNELS} channels x{plan.big_commits}")
+            guarded([f"commit creating {BIG_CHANNELS} ch"], big)
+    finally:
+        session.close()
+    if plan.sessions:
+        log(f"{server.name}: {plan.sessions} concurrent sessions x{plan.per_session} get-config")
+        results.update(concurrent(server, plan.sessions, plan.per_session))
+    return results
+
+
+def concurrent(server: Server, sessions: int, per_session: int) -> dict[str, Result]:
+    """Open N sessions at once, each doing ``per_session`` get-configs; count errors."""
+    barrier = threading.Barrier(sessions)
+    opened = threading.Barrier(sessions)  # every session is open before any rpc
+    lock = threading.Lock()
+    connects = Result()
+    gets = Result()
+    failures: list[str] = []
+
+    def worker() -> None:
+        try:
+            barrier.wait(timeout=60)
+            t0 = time.perf_counter()
+            session = server.connect()
+            mine = [time.perf_counter() - t0]
+            try:
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    opened.wait(timeout=300)  # broken when a connect failed: go on
+                samples = [timed(session, GET_CONFIG)[0] for _ in range(per_session)]
+            finally:
+                session.close()
+            with lock:
+                connects.samples += mine
+                gets.samples += samples
+        except Exception as exc:
+            with lock:
+                failures.append(f"{type(exc).__name__}: {exc}")
+            opened.abort()  # the others must not wait for a session that failed
+
+    threads = [threading.Thread(target=worker) for _ in range(sessions)]
+    t0 = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    wall = time.perf_counter() - t0
+    gets.errors = connects.errors = len(failures)
+    gets.note = f"{len(failures)} errors, all done in {wall:.2f} s"
+    if failures:
+        gets.note += f"; first: {failures[0][:120]}"
+    return {f"{sessions} sessions: connect": connects, f"{sessions} sessions: get-config": gets}
+
+
+# -- report ---------------------------------------------------------------------------------
+
+
+def targets(sessions: int) -> dict[str, tuple[str, Callable[[Result], bool]]]:
+    """Operation -> (target as printed, test on our result), from issue 3."""
+    return {
+        f"get-config ({BASE_CHANNELS} ch)": ("med < 1 ms", lambda r: r.median() < 0.001),
+        f"edit+commit 1 ch ({BASE_CHANNELS} ch)": ("med < 3 ms", lambda r: r.median() < 0.003),
+        f"commit creating {BIG_CHANNELS} ch": ("med < 1 s", lambda r: r.median() < 1.0),
+        f"get-config ({BIG_CHANNELS} ch)": ("med < 150 ms", lambda r: r.median() < 0.150),
+        f"{sessions} sessions: get-config": (
+            "0 errors",
+            lambda r: r.errors == 0 and len(r.samples) > 0,
+        ),
+    }
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.2f}" if seconds < 0.1 else f"{seconds * 1e3:.0f}"
+
+
+def report(ours_results: dict[str, Result], base: dict[str, Result] | None, sessions: int) -> bool:
+    goals = targets(sessions)
+    header = (
+        f"{'operation':<28} {'n':>4} {'ours med':>9} {'p99':>8} {'min':>8}  "
+        f"{'netconfd med':>12} {'p99':>8}  {'ratio':>6}  {'target':<13} {'':4}"
+    )
+    print()
+    print("latencies in ms; ratio = ours median / netconfd median")
+    print(header)
+    print("-" * len(header))
+    all_pass = True
+    for name, r in ours_results.items():
+        if not r.samples:
+            line = f"{name:<28} {0:>4} {'-':>9} {'-':>8} {'-':>8}  "
+        else:
+            line = (
+                f"{name:<28} {len(r.samples):>4} {ms(r.median()):>9} {ms(r.p99()):>8} "
+                f"{ms(min(r.samples)):>8}  "
+            )
+        b = (base or {}).get(name)
+        if b is not None and b.samples and r.samples:
+            line += f"{ms(b.median()):>12} {ms(b.p99()):>8}  {r.median() / b.median():>6.2f}  "
+        elif b is not None and b.errors:
+            line += f"{'errors':>12} {'':>8}  {'':>6}  "
+        else:
+            line += f"{'-':>12} {'-':>8}  {'-':>6}  "
+        if name in goals:
+            text, test = goals[name]
+            passed = bool(r.samples) and test(r)
+            all_pass &= passed
+            line += f"{text:<13} {'PASS' if passed else 'FAIL'}"
+        else:
+            line += f"{'':<13}"
+        print(line.rstrip())
+        if r.note:
+            print(f"{'':<30}ours: {r.note}")
+        if b is not None and b.note:
+            print(f"{'':<30}netconfd: {b.note}")
+    print()
+    print("overall:", "PASS" if all_pass else "FAIL")
+    return all_pass
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (about 1 minute)")
+    parser.add_argument("--no-baseline", action="store_true", help="skip yuma123 netconfd")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
+    parser.add_argument("--sessions", type=int, default=50, help="concurrent sessions")
+    parser.add_argument(
+        "--baseline-big",
+        type=int,
+        default=None,
+        help="1000-channel commits on netconfd (about 1 min each; default 1, 0 with --quick)",
+    )
+    parser.add_argument(
+        "--nf", help="command that runs nf, to measure another build (default: .venv/bin/nf)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    # refused or reset connections are counted by the concurrency case; no tracebacks
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL + 1)
+    pin = not args.no_pin and shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
+    if pin:
+        os.sched_setaffinity(0, {int(CLIENT_CPU)})
+    plan = (
+        Plan(
+            get_config=50,
+            edit_commit=30,
+            big_commits=2,
+            big_gets=5,
+            sessions=args.sessions,
+            per_session=5,
+            warmup=5,
+        )
+        if args.quick
+        else Plan(
+            get_config=200,
+            edit_commit=100,
+            big_commits=5,
+            big_gets=20,
+            sessions=args.sessions,
+            per_session=10,
+            warmup=20,
+        )
+    )
+
+    def log(message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-netconf-"))
+    try:
+        pinning = f"servers on CPU {SERVER_CPU}, client on CPU {CLIENT_CPU}" if pin else "off"
+        print(
+            f"bench_netconf: {BASE_CHANNELS} channels base, {BIG_CHANNELS} for the big cases; "
+            f"pinning: {pinning}"
+        )
+        base: dict[str, Result] | None = None
+        skipped = "baseline skipped (--no-baseline)" if args.no_baseline else baseline_missing()
+        if skipped is None:
+            try:
+                big = args.baseline_big if args.baseline_big is not None else 0 if args.quick else 1
+                with netconfd(tmp, pin) as server:
+                    base = measure(server, dataclasses.replace(plan, big_commits=big), log)
+            except Exception as exc:
+                skipped = f"baseline failed: {type(exc).__name__}: {exc}"
+        if skipped:
+            print(f"note: {skipped}")
+        with ours(tmp, pin, shlex.split(args.nf) if args.nf else None) as server:
+            mine = measure(server, plan, log)
+        passed = report(mine, base, plan.sessions)
+    finally:
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
