@@ -25,7 +25,8 @@ from nf.northbound.auth import USERS_FILE, Users, ensure_admin, load_host_key
 from nf.northbound.datastores import Datastores
 from nf.northbound.rpcs import Context
 from nf.northbound.server import BASE_10, BASE_11, Listen, NetconfServer
-from nf.runtime.transaction import NullRuntime, Runtime
+from nf.runtime.relay import RelayRuntime
+from nf.runtime.transaction import Runtime
 from nf.schema import SchemaIndex, default_schema
 
 log = logging.getLogger("nf")
@@ -155,18 +156,23 @@ async def serve(
     except BootError as exc:
         print(f"nf: cannot boot: {exc}", file=sys.stderr)
         return 1
-    daemon = Daemon(schema, runtime or NullRuntime(), users, state_dir, listen)
-    async with BlockingPortal() as portal:
+    relay = RelayRuntime()
+    daemon = Daemon(schema, runtime or relay, users, state_dir, listen)
+    async with anyio.create_task_group() as tg, BlockingPortal() as portal:
+        await tg.start(relay.run)
         try:
-            address = await daemon.start(portal, initial)
-        except (BootError, OSError) as exc:
-            print(f"nf: cannot start: {exc}", file=sys.stderr)
-            return 1
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            # the banner tells supervisors we are up, so handlers come first
-            print(_banner(address, password, str(source)), flush=True)
-            async for signum in signals:
-                log.info("received %s, shutting down", signal.Signals(signum).name)
-                break
-        await anyio.to_thread.run_sync(daemon.close)
+            try:
+                address = await daemon.start(portal, initial)
+            except (BootError, OSError) as exc:
+                print(f"nf: cannot start: {exc}", file=sys.stderr)
+                return 1
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                # the banner tells supervisors we are up, so handlers come first
+                print(_banner(address, password, str(source)), flush=True)
+                async for signum in signals:
+                    log.info("received %s, shutting down", signal.Signals(signum).name)
+                    break
+            await anyio.to_thread.run_sync(daemon.close)
+        finally:
+            await relay.shutdown()
     return 0

@@ -14,6 +14,7 @@ from nf.app import DEMO_CONFIG, Daemon, load_initial
 from nf.config.tree import Node
 from nf.northbound.auth import Users
 from nf.northbound.server import Listen
+from nf.runtime.relay import RelayRuntime
 from nf.runtime.transaction import NullRuntime, Runtime
 from nf.schema import default_schema
 
@@ -62,8 +63,11 @@ def make_daemon(tmp_path: Path) -> Iterator[DaemonFactory]:
     NullRuntime, the initial configuration to the embedded demo.
     """
     stack: list[tuple[Running, object]] = []
+    shutdowns: list[tuple[BlockingPortal, RelayRuntime]] = []
 
-    def factory(runtime: Runtime | None = None, initial: Node | Path | None = None) -> Running:
+    def factory(
+        runtime: Runtime | None = None, initial: Node | Path | None = None, relay: bool = False
+    ) -> Running:
         schema = default_schema()
         state_dir = tmp_path / f"state{len(stack)}"
         state_dir.mkdir()
@@ -75,6 +79,10 @@ def make_daemon(tmp_path: Path) -> Iterator[DaemonFactory]:
         )
         cm = start_blocking_portal()
         portal = cm.__enter__()
+        if relay:
+            runtime = RelayRuntime()
+            portal.start_task(runtime.run)
+            shutdowns.append((portal, runtime))
         daemon = Daemon(schema, runtime or NullRuntime(), users, state_dir, Listen("127.0.0.1", 0))
         host, port = portal.call(daemon.start, portal, tree)
         running = Running(daemon, portal, host, port, state_dir)
@@ -82,6 +90,8 @@ def make_daemon(tmp_path: Path) -> Iterator[DaemonFactory]:
         return running
 
     yield factory
+    for portal, relay_runtime in shutdowns:
+        portal.call(relay_runtime.shutdown)
     for running, cm in reversed(stack):
         running.daemon.close()
         cm.__exit__(None, None, None)  # type: ignore[attr-defined]

@@ -1,0 +1,481 @@
+"""One relay channel on the event loop: its serial port, sockets and sessions.
+
+A channel is started with resources its commit already acquired (see
+``relay.py``): the serial link, the TCP listeners, the UDP socket.  It runs
+as one task group; stopping cancels it and closes the resources it still
+owns (a resource handed to a successor channel in the same commit is not
+closed).
+
+The data path is the sans-I/O core: every serial read goes through the
+arbiter (which decides which sessions may see it), then through a
+per-session framer (packing); every network read goes through the arbiter
+to the serial port.  Each direction is its own task, so a blocked serial
+write never stalls the opposite direction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup, UDPSocket
+
+from nf.config.model import ChannelConfig, SerialPortConfig
+from nf.protocol.arbitration import (
+    Action,
+    Arbiter,
+    Drop,
+    RawArbiter,
+    Role,
+    StatusChange,
+    ToNet,
+    ToSerial,
+    create_arbiter,
+)
+from nf.protocol.packing import Framer
+from nf.runtime.serial import Link, PortError, open_link
+
+log = logging.getLogger(__name__)
+
+BACKOFF_START = 1.0
+BACKOFF_MAX = 30.0
+RECEIVE_SIZE = 65536
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class Counters:
+    serial_to_net_bytes: int = 0
+    serial_to_net_frames: int = 0
+    net_to_serial_bytes: int = 0
+    dropped_bytes: int = 0
+    ignored_bytes: int = 0
+    sessions_accepted: int = 0
+    sessions_refused: int = 0
+    last_cleared: str | None = None
+
+
+@dataclass
+class Session:
+    id: int
+    role: Role
+    stream: SocketStream
+    remote: tuple[str, int]
+    connected_at: str
+    framer: Framer
+    rx_bytes: int = 0
+    tx_bytes: int = 0
+    last_activity: float = field(default_factory=time.monotonic)
+    send_lock: anyio.Lock = field(default_factory=anyio.Lock)
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+
+
+@dataclass
+class Resources:
+    """What a channel holds while it runs; keys say what can be handed over."""
+
+    link: Link | None = None
+    listener: SocketListener | None = None
+    secondary: SocketListener | None = None
+    udp: UDPSocket | None = None
+
+    def items(self) -> dict[str, Any]:
+        return {
+            name: value
+            for name, value in (
+                ("link", self.link),
+                ("listener", self.listener),
+                ("secondary", self.secondary),
+                ("udp", self.udp),
+            )
+            if value is not None
+        }
+
+
+async def close_resource(resource: Any) -> None:
+    if resource is None:
+        return
+    if hasattr(resource, "aclose"):
+        with contextlib.suppress(Exception):
+            await resource.aclose()
+    else:
+        with contextlib.suppress(Exception):
+            resource.close()
+
+
+class ChannelRuntime:
+    """A running channel; all methods run on the event loop."""
+
+    _next_session = 1
+
+    def __init__(
+        self,
+        cfg: ChannelConfig,
+        port: SerialPortConfig,
+        resources: Resources,
+        emit: Callable[[str, dict[str, str]], None],
+    ) -> None:
+        self.cfg = cfg
+        self.port_cfg = port
+        self.res = resources
+        self.emit = emit
+        self.counters = Counters()
+        self.sessions: dict[int, Session] = {}
+        self.oper_status = "down"
+        self.last_error: str | None = None
+        self.port_status = "down"
+        self.port_rx = 0
+        self.port_tx = 0
+        self.arbiter: Arbiter = (
+            create_arbiter(cfg.secondary.response_mode, (cfg.secondary.timeout_ms or 600) / 1000)
+            if cfg.secondary is not None
+            else RawArbiter()
+        )
+        self._peer_framer = self._framer() if cfg.mode == "peer" else None
+        self._scope = anyio.CancelScope()
+        self._finished = anyio.Event()
+        self._wake = anyio.Event()
+        self._serial_lock = anyio.Lock()
+        self._tg: TaskGroup | None = None
+        self.handed_over: set[str] = set()
+        """Resources given to a successor channel: not closed on stop."""
+
+    # -- lifecycle ---------------------------------------------------------------
+    async def run(self) -> None:
+        """Run until stopped; a bug takes down this channel only, loudly."""
+        try:
+            await self._run()
+        except Exception as exc:
+            log.exception("channel %s failed", self.cfg.name)
+            self.last_error = f"internal error: {type(exc).__name__}: {exc}"
+
+    async def _run(self) -> None:
+        try:
+            with self._scope:
+                async with anyio.create_task_group() as tg:
+                    self._tg = tg
+                    tg.start_soon(self._serial_loop)
+                    tg.start_soon(self._timer_loop)
+                    if self.cfg.mode == "server" and self.res.listener is not None:
+                        tg.start_soon(self._accept_loop, self.res.listener, Role.PRIMARY)
+                    if self.cfg.mode == "client":
+                        tg.start_soon(self._client_loop)
+                    if self.res.secondary is not None:
+                        tg.start_soon(self._accept_loop, self.res.secondary, Role.SECONDARY)
+                    if self.cfg.mode == "peer" and self.res.udp is not None:
+                        tg.start_soon(self._udp_loop, self.res.udp)
+                        self.oper_status = "up"
+                    elif self.cfg.mode == "server":
+                        self.oper_status = "listening"
+                    else:
+                        self.oper_status = "connecting"
+        finally:
+            for session in list(self.sessions.values()):
+                await close_resource(session.stream)
+            self.sessions.clear()
+            for name, resource in self.res.items().items():
+                if name not in self.handed_over:
+                    await close_resource(resource)
+            if "link" not in self.handed_over and self.res.link is not None:
+                self.emit("port-event", {"serial-port": self.port_cfg.name, "event": "closed"})
+            self.oper_status = "down"
+            self._finished.set()
+
+    async def stop(self) -> None:
+        self._scope.cancel()
+        await self._finished.wait()
+
+    # -- serial -> network ---------------------------------------------------------
+    async def _serial_loop(self) -> None:
+        backoff = BACKOFF_START
+        while True:
+            if self.res.link is None:
+                try:
+                    self.res.link = await anyio.to_thread.run_sync(open_link, self.port_cfg)
+                except PortError as exc:
+                    self._port_failed(str(exc))
+                    await anyio.sleep(backoff)
+                    backoff = min(backoff * 2, BACKOFF_MAX)
+                    continue
+            self.port_status = "up"
+            self.emit("port-event", {"serial-port": self.port_cfg.name, "event": "opened"})
+            backoff = BACKOFF_START
+            link = self.res.link
+            try:
+                while True:
+                    data = await link.read()
+                    self.port_rx += len(data)
+                    if self._peer_framer is not None:
+                        await self._peer_send(self._peer_framer.feed(data, time.monotonic()))
+                        self._wake.set()
+                    else:
+                        await self._apply(self.arbiter.from_serial(data, time.monotonic()))
+            except PortError as exc:
+                link.close()
+                self.res.link = None
+                self._port_failed(str(exc))
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+
+    def _port_failed(self, message: str) -> None:
+        self.port_status = "error"
+        self.last_error = message
+        log.warning("channel %s: %s", self.cfg.name, message)
+        self.emit(
+            "port-event", {"serial-port": self.port_cfg.name, "event": "error", "message": message}
+        )
+
+    async def _apply(self, actions: list[Action]) -> None:
+        """Carry out arbiter actions."""
+        for action in actions:
+            if isinstance(action, ToNet):
+                session = self._session_of(action.role)
+                if session is None:
+                    self.counters.dropped_bytes += len(action.data)
+                    continue
+                frames = session.framer.feed(action.data, time.monotonic())
+                await self._send_frames(session, frames)
+            elif isinstance(action, ToSerial):
+                await self._to_serial(action.data)
+            elif isinstance(action, Drop):
+                if action.counter.value == "ignored":
+                    self.counters.ignored_bytes += action.nbytes
+                else:
+                    self.counters.dropped_bytes += action.nbytes
+            elif isinstance(action, StatusChange):
+                session = self._session_of(action.role)
+                if session is not None:
+                    self._session_event(session, "role-change")
+        self._wake.set()
+
+    async def _send_frames(self, session: Session, frames: list[bytes]) -> None:
+        if not frames:
+            return
+        async with session.send_lock:
+            for frame in frames:
+                try:
+                    await session.stream.send(frame)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                    session.scope.cancel()
+                    return
+                session.tx_bytes += len(frame)
+                session.last_activity = time.monotonic()
+                self.counters.serial_to_net_bytes += len(frame)
+                self.counters.serial_to_net_frames += 1
+
+    async def _to_serial(self, data: bytes) -> None:
+        link = self.res.link
+        if link is None:
+            self.counters.dropped_bytes += len(data)
+            return
+        async with self._serial_lock:
+            try:
+                await link.write(data)
+            except PortError as exc:
+                self.counters.dropped_bytes += len(data)
+                self._port_failed(str(exc))
+                return
+        self.port_tx += len(data)
+        self.counters.net_to_serial_bytes += len(data)
+
+    async def _timer_loop(self) -> None:
+        """Arbiter slot timers and framer frame-delays."""
+        while True:
+            self._wake = anyio.Event()
+            deadlines = [d for d in [self.arbiter.deadline()] if d is not None]
+            deadlines += [
+                d for s in self.sessions.values() if (d := s.framer.deadline()) is not None
+            ]
+            idle = self._idle_deadline()
+            if idle is not None:
+                deadlines.append(idle)
+            if self._peer_framer is not None and (d := self._peer_framer.deadline()) is not None:
+                deadlines.append(d)
+            timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            with anyio.move_on_after(timeout):
+                await self._wake.wait()
+            now = time.monotonic()
+            await self._apply(self.arbiter.tick(now))
+            if self._peer_framer is not None:
+                await self._peer_send(self._peer_framer.flush_due(now))
+            for session in list(self.sessions.values()):
+                await self._send_frames(session, session.framer.flush_due(now))
+                if (
+                    self.cfg.inactivity_timeout
+                    and now - session.last_activity >= self.cfg.inactivity_timeout
+                ):
+                    log.info("channel %s: session %d idle, closing", self.cfg.name, session.id)
+                    session.scope.cancel()
+
+    def _framer(self) -> Framer:
+        p = self.cfg.packing
+        delay = None if p.frame_delay_ms is None else p.frame_delay_ms / 1000
+        return Framer(p.max_frame_size, delay, p.delimiter)
+
+    def _idle_deadline(self) -> float | None:
+        if not self.cfg.inactivity_timeout or not self.sessions:
+            return None
+        return min(s.last_activity for s in self.sessions.values()) + self.cfg.inactivity_timeout
+
+    # -- sessions -------------------------------------------------------------------
+    def _session_of(self, role: Role) -> Session | None:
+        for session in self.sessions.values():
+            if session.role is role:
+                return session
+        return None
+
+    def _allowed(self, address: str) -> bool:
+        if not self.cfg.allowed_peers:
+            return True
+        try:
+            ip = ipaddress.ip_address(address.split("%")[0])
+        except ValueError:
+            return False
+        return any(ip in ipaddress.ip_network(p, strict=False) for p in self.cfg.allowed_peers)
+
+    def _tune(self, stream: SocketStream) -> None:
+        sock: socket.socket = stream.extra(SocketAttribute.raw_socket)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.cfg.keepalive:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, self.cfg.keepalive)
+
+    async def _accept_loop(self, listener: SocketListener, role: Role) -> None:
+        while True:
+            stream = await listener.accept()
+            remote = stream.extra(SocketAttribute.remote_address)
+            address, port = str(remote[0]), int(remote[1])
+            if not self._allowed(address):
+                self.counters.sessions_refused += 1
+                log.info("channel %s: refused %s (allowed-peer)", self.cfg.name, address)
+                await close_resource(stream)
+                continue
+            existing = self._session_of(role)
+            if existing is not None:
+                if not self.cfg.takeover:
+                    self.counters.sessions_refused += 1
+                    await close_resource(stream)
+                    continue
+                existing.scope.cancel()
+                await self._gone(existing, "taken over")
+            assert self._tg is not None
+            self._tg.start_soon(self._session, stream, role, (address, port))
+
+    async def _client_loop(self) -> None:
+        backoff = BACKOFF_START
+        host, port = self.cfg.destinations[0]
+        while True:
+            try:
+                stream = await anyio.connect_tcp(host, port)
+            except OSError as exc:
+                self.oper_status = "connecting"
+                self.last_error = f"connect to {host}:{port}: {exc.strerror or exc}"
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+                continue
+            backoff = BACKOFF_START
+            await self._session(stream, Role.PRIMARY, (host, port))
+            self.oper_status = "connecting"
+            await anyio.sleep(backoff)
+
+    async def _session(self, stream: SocketStream, role: Role, remote: tuple[str, int]) -> None:
+        self._tune(stream)
+        session = Session(
+            id=ChannelRuntime._next_session,
+            role=role,
+            stream=stream,
+            remote=remote,
+            connected_at=now_iso(),
+            framer=self._framer(),
+        )
+        ChannelRuntime._next_session += 1
+        self.sessions[session.id] = session
+        self.counters.sessions_accepted += 1
+        if role is Role.PRIMARY:
+            self.oper_status = "up"
+        self._session_event(session, "connected")
+        await self._apply(self.arbiter.connect(role, time.monotonic()))
+        try:
+            with session.scope:
+                while True:
+                    try:
+                        data = await stream.receive(RECEIVE_SIZE)
+                    except (
+                        anyio.EndOfStream,
+                        anyio.BrokenResourceError,
+                        anyio.ClosedResourceError,
+                    ):
+                        break
+                    session.rx_bytes += len(data)
+                    session.last_activity = time.monotonic()
+                    await self._apply(self.arbiter.from_net(role, data, session.last_activity))
+        finally:
+            await self._gone(session, "closed")
+
+    async def _gone(self, session: Session, reason: str) -> None:
+        if self.sessions.pop(session.id, None) is None:
+            return
+        with anyio.CancelScope(shield=True):
+            await self._send_frames(session, session.framer.flush())
+            await close_resource(session.stream)
+            if self.arbiter.is_connected(session.role):
+                await self._apply(self.arbiter.disconnect(session.role, time.monotonic()))
+        self._session_event(session, "disconnected", reason)
+        if self.cfg.mode == "server" and self._session_of(Role.PRIMARY) is None:
+            self.oper_status = "listening"
+
+    def _session_event(self, session: Session, event: str, reason: str | None = None) -> None:
+        status = self.arbiter.status(session.role)
+        payload = {
+            "channel": self.cfg.name,
+            "session-id": str(session.id),
+            "event": event,
+            "remote-address": session.remote[0],
+            "remote-port": str(session.remote[1]),
+            "role": session.role.value,
+        }
+        if status is not None and event != "disconnected":
+            payload["status"] = status.value
+        if reason:
+            payload["reason"] = reason
+        self.emit("session-event", payload)
+
+    # -- UDP peer ----------------------------------------------------------------------
+    async def _udp_loop(self, udp: UDPSocket) -> None:
+        while True:
+            data, (address, _port) = await udp.receive()
+            if not self._allowed(str(address)):
+                self.counters.dropped_bytes += len(data)
+                continue
+            await self._to_serial(data)
+
+    async def _peer_send(self, frames: list[bytes]) -> None:
+        """Peer mode has no sessions: each frame goes to every destination."""
+        udp = self.res.udp
+        if udp is None or not frames:
+            return
+        for frame in frames:
+            for host, port in self.cfg.destinations:
+                try:
+                    await udp.sendto(frame, host, port)
+                except OSError as exc:
+                    self.counters.dropped_bytes += len(frame)
+                    self.last_error = f"send to {host}:{port}: {exc.strerror or exc}"
+                    continue
+            self.counters.serial_to_net_bytes += len(frame)
+            self.counters.serial_to_net_frames += 1
+
+    def session_rows(self) -> list[Session]:
+        return sorted(self.sessions.values(), key=lambda s: s.id)

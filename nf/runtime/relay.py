@@ -1,0 +1,347 @@
+"""The relay runtime: channels on the event loop, changed atomically.
+
+``prepare`` acquires every resource the commit's new or changed channels
+need: serial ports opened, TCP listeners bound, UDP sockets bound and
+multicast groups joined.  A resource that an outgoing channel of the same
+commit already holds under the same key (a listener on the same address
+and port, the same device with the same settings) is handed over instead
+of being acquired twice, so a changed channel keeps its listener and a
+port freed by a deleted channel can be reused in the same commit.  Any
+failure closes exactly what this prepare acquired and raises PrepareError:
+the runtime, every channel and every session are as before.
+
+``apply`` cannot fail: it stops the outgoing channels (deletes first) and
+starts the incoming ones with their prepared resources.  Channels the
+commit does not change are never touched.  (FRRouting's northbound
+PREPARE/ABORT/APPLY is the model.)
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus, UDPSocket
+
+from nf.config.diff import Change
+from nf.config.errors import ConfigError
+from nf.config.model import ChannelConfig, RelayConfig, SerialPortConfig
+from nf.config.tree import Key, ListNode, Node
+from nf.runtime.channel import ChannelRuntime, Counters, Resources, close_resource, now_iso
+from nf.runtime.serial import PortError, open_link
+from nf.runtime.transaction import PrepareError, Transaction
+from nf.schema import MAIN_MODULE, default_schema
+
+log = logging.getLogger(__name__)
+
+ResourceKey = tuple[str, ...]
+
+
+def _channel_path(name: str) -> str:
+    return f"/soip:serial-over-ip/soip:channel[soip:name='{name}']"
+
+
+def _keys(cfg: ChannelConfig, port: SerialPortConfig) -> dict[str, ResourceKey]:
+    """What each resource of a channel is, for handing over between channels."""
+    address = cfg.listen_address or "0.0.0.0"
+    keys: dict[str, ResourceKey] = {"link": ("serial", port.device, repr(port))}
+    if cfg.mode == "server" and cfg.listen_port is not None:
+        keys["listener"] = ("tcp", address, str(cfg.listen_port))
+    if cfg.secondary is not None:
+        keys["secondary"] = ("tcp", address, str(cfg.secondary.port))
+    if cfg.mode == "peer" and cfg.listen_port is not None:
+        keys["udp"] = ("udp", address, str(cfg.listen_port), cfg.multicast_group or "")
+    return keys
+
+
+def _bind_error(name: str, leaf: str, what: str, exc: OSError) -> PrepareError:
+    tag = "in-use" if exc.errno == errno.EADDRINUSE else "resource-denied"
+    return PrepareError(
+        [
+            ConfigError(
+                tag,
+                f"channel {name}: cannot bind {what}: {exc.strerror or exc}",
+                path=f"{_channel_path(name)}/soip:{leaf}",
+            )
+        ]
+    )
+
+
+async def _udp_socket(cfg: ChannelConfig) -> Any:
+    address = cfg.listen_address or "0.0.0.0"
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        if cfg.multicast_group:
+            # several receivers of one group on one host need SO_REUSEADDR
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((address, cfg.listen_port or 0))
+        if cfg.multicast_group:
+            interface = "0.0.0.0" if address in ("0.0.0.0", "::") else address
+            membership = struct.pack(
+                "4s4s", socket.inet_aton(cfg.multicast_group), socket.inet_aton(interface)
+            )
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(interface))
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+        sock.setblocking(False)
+        return await UDPSocket.from_socket(sock)
+    except BaseException:
+        sock.close()
+        raise
+
+
+class _Transaction:
+    def __init__(
+        self,
+        runtime: RelayRuntime,
+        new: RelayConfig,
+        stop: list[str],
+        start: dict[str, Resources],
+        acquired: list[Any],
+        handed: dict[str, set[str]],
+    ) -> None:
+        self.runtime = runtime
+        self.new = new
+        self.stop = stop
+        self.start = start
+        self.acquired = acquired
+        self.handed = handed
+
+    async def apply(self) -> None:
+        rt = self.runtime
+        for name in self.stop:  # deletes first: they free ports for what follows
+            channel = rt.channels.pop(name, None)
+            if channel is not None:
+                channel.handed_over = self.handed.get(name, set())
+                await channel.stop()
+        for name, resources in self.start.items():
+            cfg = self.new.channels[name]
+            channel = ChannelRuntime(
+                cfg, self.new.serial_ports[cfg.serial_port], resources, rt.emit
+            )
+            rt.channels[name] = channel
+            rt.tg.start_soon(channel.run, name=f"channel-{name}")
+        rt.config = self.new
+
+    async def abort(self) -> None:
+        for resource in self.acquired:
+            await close_resource(resource)
+
+
+class RelayRuntime:
+    """Implements nf.runtime.transaction.Runtime with real channels."""
+
+    def __init__(self) -> None:
+        self.channels: dict[str, ChannelRuntime] = {}
+        self.config = RelayConfig({}, {})
+        self._tg: TaskGroup | None = None
+        self.events: list[tuple[str, dict[str, str]]] = []
+        self._max_events = 1000
+        self._cleared: dict[str, Counters] = {}
+
+    @property
+    def tg(self) -> TaskGroup:
+        assert self._tg is not None, "RelayRuntime.run is not running"
+        return self._tg
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Host the channels; start with ``tg.start(runtime.run)``."""
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            task_status.started()
+            await anyio.sleep_forever()
+
+    async def shutdown(self) -> None:
+        """Close every session and port (SIGTERM)."""
+        with anyio.CancelScope(shield=True):
+            for channel in list(self.channels.values()):
+                await channel.stop()
+            self.channels.clear()
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+
+    def emit(self, kind: str, payload: dict[str, str]) -> None:
+        """session-event and port-event: logged now, notifications later."""
+        log.info("%s %s", kind, " ".join(f"{k}={v}" for k, v in payload.items()))
+        self.events.append((kind, payload))
+        del self.events[: -self._max_events]
+
+    # -- Runtime -------------------------------------------------------------------
+    async def prepare(
+        self, changes: Sequence[Change], old: RelayConfig, new: RelayConfig
+    ) -> Transaction:
+        touched: set[str] = set()
+        for change in changes:
+            if change.kind == "channel":
+                touched.add(change.name)
+            elif change.kind == "serial-port":  # restart the channels on a changed port
+                touched.update(
+                    c.name for c in old.channels.values() if c.serial_port == change.name
+                )
+                touched.update(
+                    c.name for c in new.channels.values() if c.serial_port == change.name
+                )
+        stop = [name for name in sorted(touched) if name in self.channels]
+        starting = [
+            name for name in sorted(touched) if name in new.channels and new.channels[name].enabled
+        ]
+        offered: dict[ResourceKey, tuple[str, str, Any]] = {}
+        for name in stop:
+            channel = self.channels[name]
+            keys = _keys(channel.cfg, channel.port_cfg)
+            for res_name, resource in channel.res.items().items():
+                if res_name in keys:
+                    offered[keys[res_name]] = (name, res_name, resource)
+        acquired: list[Any] = []
+        handed: dict[str, set[str]] = {}
+        start: dict[str, Resources] = {}
+        try:
+            for name in starting:
+                cfg = new.channels[name]
+                port = new.serial_ports[cfg.serial_port]
+                resources = Resources()
+                for res_name, key in _keys(cfg, port).items():
+                    if key in offered:
+                        owner, owner_res, resource = offered.pop(key)
+                        handed.setdefault(owner, set()).add(owner_res)
+                    else:
+                        resource = await self._acquire(cfg, port, res_name)
+                        acquired.append(resource)
+                    setattr(resources, res_name, resource)
+                start[name] = resources
+        except PrepareError:
+            for resource in acquired:
+                await close_resource(resource)
+            raise
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                for resource in acquired:
+                    await close_resource(resource)
+            raise
+        return _Transaction(self, new, stop, start, acquired, handed)
+
+    async def _acquire(self, cfg: ChannelConfig, port: SerialPortConfig, what: str) -> Any:
+        name = cfg.name
+        address = cfg.listen_address or "0.0.0.0"
+        if what == "link":
+            try:
+                return await anyio.to_thread.run_sync(open_link, port)
+            except PortError as exc:
+                raise PrepareError(
+                    [
+                        ConfigError(
+                            "resource-denied",
+                            f"channel {name}: {exc}",
+                            path=f"{_channel_path(name)}/soip:serial-port",
+                        )
+                    ]
+                ) from exc
+        if what in ("listener", "secondary"):
+            number = cfg.listen_port if what == "listener" else cfg.secondary.port  # type: ignore[union-attr]
+            leaf = "listen/soip:port" if what == "listener" else "secondary/soip:port"
+            try:
+                multi = await anyio.create_tcp_listener(
+                    local_host=address, local_port=number or 0, reuse_port=False
+                )
+            except OSError as exc:
+                raise _bind_error(name, leaf, f"TCP {address}:{number}", exc) from exc
+            # one address was given, so one socket was bound: the channel accepts on it
+            first, *rest = multi.listeners
+            for extra in rest:
+                await close_resource(extra)
+            return first
+        try:
+            return await _udp_socket(cfg)
+        except OSError as exc:
+            raise _bind_error(
+                name, "listen/soip:port", f"UDP {address}:{cfg.listen_port}", exc
+            ) from exc
+
+    async def state(self) -> Node:
+        return _state_tree(self)
+
+    async def clear_counters(self, channel: str | None) -> None:
+        for name, running in self.channels.items():
+            if channel is None or name == channel:
+                running.counters = Counters(last_cleared=now_iso())
+                if channel is None:
+                    running.port_rx = running.port_tx = 0
+
+
+def _state_tree(rt: RelayRuntime) -> Node:
+    """config false data of the module, from the loop's live objects."""
+    ns = default_schema().modules[MAIN_MODULE].namespace
+
+    def q(name: str) -> tuple[str, str]:
+        return (ns, name)
+
+    def leaves(values: dict[str, object]) -> Node:
+        return Node({q(k): str(v) for k, v in values.items() if v is not None})
+
+    ports: dict[Key, Node] = {}
+    by_port = {c.cfg.serial_port: c for c in rt.channels.values()}
+    for name in rt.config.serial_ports:
+        running = by_port.get(name)
+        state = leaves(
+            {
+                "oper-status": running.port_status if running else "down",
+                "last-error": running.last_error if running else None,
+                "rx-bytes": running.port_rx if running else 0,
+                "tx-bytes": running.port_tx if running else 0,
+            }
+        )
+        ports[(name,)] = Node({q("name"): name, q("state"): state})
+    channels: dict[Key, Node] = {}
+    for name, cfg in rt.config.channels.items():
+        ch = rt.channels.get(name)
+        values: dict[str, object] = {
+            "oper-status": ch.oper_status if ch else "down",
+            "last-error": ch.last_error if ch else None,
+        }
+        state_children: dict[tuple[str, str], Any] = dict(leaves(values).items())
+        if ch is not None:
+            rows: dict[Key, Node] = {}
+            for s in ch.session_rows():
+                status = ch.arbiter.status(s.role)
+                rows[(str(s.id),)] = leaves(
+                    {
+                        "id": s.id,
+                        "remote-address": s.remote[0],
+                        "remote-port": s.remote[1],
+                        "role": s.role.value,
+                        "status": status.value if status else None,
+                        "connected-at": s.connected_at,
+                        "rx-bytes": s.rx_bytes,
+                        "tx-bytes": s.tx_bytes,
+                    }
+                )
+            if rows:
+                state_children[q("session")] = ListNode(rows)
+            c = ch.counters
+            state_children[q("counters")] = leaves(
+                {
+                    "serial-to-net-bytes": c.serial_to_net_bytes,
+                    "serial-to-net-frames": c.serial_to_net_frames,
+                    "net-to-serial-bytes": c.net_to_serial_bytes,
+                    "dropped-bytes": c.dropped_bytes,
+                    "ignored-bytes": c.ignored_bytes,
+                    "sessions-accepted": c.sessions_accepted,
+                    "sessions-refused": c.sessions_refused,
+                    "last-cleared": c.last_cleared,
+                }
+            )
+        del cfg
+        channels[(name,)] = Node({q("name"): name, q("state"): Node(state_children)})
+    top: dict[tuple[str, str], Any] = {}
+    if ports:
+        top[q("serial-port")] = ListNode(ports)
+    if channels:
+        top[q("channel")] = ListNode(channels)
+    return Node({q("serial-over-ip"): Node(top)}) if top else Node()

@@ -1,0 +1,206 @@
+"""The relay runtime end to end: real pseudo-terminals as serial devices, real
+TCP/UDP sockets on loopback, configured through NETCONF over SSH."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+from conftest import DaemonFactory, Running
+from ncclient.operations import RPCError
+
+from nf.config.codec import load_document
+from nf.schema import default_schema
+
+SOIP = "urn:nf:params:xml:ns:yang:nf-serial-over-ip"
+NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def pty_device() -> Iterator[tuple[int, str]]:
+    """A pseudo-terminal: the test holds the master and plays the serial device."""
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    os.close(slave)  # the daemon opens it by path
+    try:
+        yield master, path
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(master)
+
+
+def read_fd(fd: int, n: int, timeout: float = 5.0) -> bytes:
+    data = b""
+    deadline = time.monotonic() + timeout
+    while len(data) < n:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        data += os.read(fd, n - len(data))
+    return data
+
+
+def read_sock(sock: socket.socket, n: int, timeout: float = 5.0) -> bytes:
+    sock.settimeout(timeout)
+    data = b""
+    with contextlib.suppress(TimeoutError):
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                break
+            data += chunk
+    return data
+
+
+def config(body: str) -> str:
+    return f'<config xmlns="{NC}"><serial-over-ip xmlns="{SOIP}">{body}</serial-over-ip></config>'
+
+
+def port_xml(name: str, device: str) -> str:
+    # raw pty: no echo, no line discipline on the device side either
+    return f"<serial-port><name>{name}</name><device>{device}</device></serial-port>"
+
+
+def server_xml(name: str, port: str, tcp: int, extra: str = "") -> str:
+    return (
+        f"<channel><name>{name}</name><serial-port>{port}</serial-port><mode>server</mode>"
+        f"<listen><address>127.0.0.1</address><port>{tcp}</port></listen>{extra}</channel>"
+    )
+
+
+def set_raw(fd: int) -> None:
+    import tty
+
+    tty.setraw(fd)
+
+
+def connect(port: int, timeout: float = 5.0) -> socket.socket:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def relay(make_daemon: DaemonFactory) -> Running:
+    empty, _ = load_document(f'<serial-over-ip xmlns="{SOIP}"/>', default_schema())
+    return make_daemon(relay=True, initial=empty)
+
+
+def test_server_mode_relays_both_ways_with_counters(relay: Running) -> None:
+    with pty_device() as (master, path), relay.connect() as m:
+        set_raw(master)
+        tcp = free_port()
+        m.edit_config(
+            target="running", config=config(port_xml("p", path) + server_xml("c", "p", tcp))
+        )
+        client = connect(tcp)
+        time.sleep(0.2)
+        client.sendall(b"hello serial")
+        assert read_fd(master, 12) == b"hello serial"
+        os.write(master, b"hello network")
+        assert read_sock(client, 13) == b"hello network"
+        state = m.get(filter=("subtree", f'<serial-over-ip xmlns="{SOIP}"/>')).data_xml
+        assert "<oper-status>up</oper-status>" in state
+        assert "<net-to-serial-bytes>12</net-to-serial-bytes>" in state
+        assert "<serial-to-net-bytes>13</serial-to-net-bytes>" in state
+        assert "<sessions-accepted>1</sessions-accepted>" in state
+        assert "<role>primary</role>" in state
+        # a second connection while the primary is connected is refused and counted
+        second = connect(tcp)
+        assert read_sock(second, 1, timeout=2) == b""
+        second.close()
+        deadline = time.monotonic() + 3
+        while "<sessions-refused>1</sessions-refused>" not in m.get().data_xml:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        client.close()
+
+
+def test_loop_device_echoes(relay: Running) -> None:
+    with relay.connect() as m:
+        tcp = free_port()
+        m.edit_config(
+            target="running", config=config(port_xml("l", "loop://") + server_xml("c", "l", tcp))
+        )
+        client = connect(tcp)
+        client.sendall(b"ping")
+        assert read_sock(client, 4) == b"ping"
+        client.close()
+
+
+def test_failed_prepare_leaves_nothing_behind(relay: Running) -> None:
+    """A commit of 3 new channels whose third port cannot be bound opens no
+    listener and leaves running unchanged."""
+    with relay.connect() as m:
+        ports = [free_port() for _ in range(3)]
+        blocker = socket.socket()
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        blocker.bind(("127.0.0.1", ports[2]))
+        blocker.listen()
+        body = "".join(port_xml(f"l{i}", "loop://") for i in range(3))
+        body += "".join(server_xml(f"c{i}", f"l{i}", ports[i]) for i in range(3))
+        before = m.get_config("running").data_xml
+        with pytest.raises(RPCError) as info:
+            m.edit_config(target="running", config=config(body))
+        assert info.value.tag == "in-use"
+        assert info.value.path and "c2" in info.value.path
+        assert m.get_config("running").data_xml == before
+        for port in ports[:2]:
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        blocker.close()
+
+
+def test_unchanged_channel_is_never_touched(relay: Running) -> None:
+    """Channel B streams while commits add, change and delete channel A: B keeps
+    its TCP connection and loses no byte."""
+    with pty_device() as (master, path), relay.connect() as m:
+        set_raw(master)
+        tcp_b, tcp_a = free_port(), free_port()
+        m.edit_config(
+            target="running", config=config(port_xml("pb", path) + server_xml("b", "pb", tcp_b))
+        )
+        client = connect(tcp_b)
+        time.sleep(0.2)
+        sent = bytearray()
+        for step in range(3):
+            chunk = bytes([65 + step]) * 1000
+            client.sendall(chunk)
+            sent += chunk
+            if step == 0:
+                m.edit_config(
+                    target="running",
+                    config=config(port_xml("pa", "loop://") + server_xml("a", "pa", tcp_a)),
+                )
+            elif step == 1:
+                m.edit_config(
+                    target="running",
+                    config=config("<channel><name>a</name><keepalive>10</keepalive></channel>"),
+                )
+            else:
+                m.edit_config(
+                    target="running",
+                    config=config(
+                        f'<channel xmlns:nc="{NC}" nc:operation="delete"><name>a</name></channel>'
+                    ),
+                )
+        assert read_fd(master, len(sent)) == bytes(sent)
+        os.write(master, b"still here")
+        assert read_sock(client, 10) == b"still here"
+        client.close()
