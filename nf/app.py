@@ -23,6 +23,7 @@ from nf.config import load_document
 from nf.config.tree import Node
 from nf.northbound.auth import USERS_FILE, Users, ensure_admin, load_host_key
 from nf.northbound.datastores import Datastores
+from nf.northbound.defaults import CAPABILITY as WITH_DEFAULTS_CAPABILITY
 from nf.northbound.rpcs import Context
 from nf.northbound.server import BASE_10, BASE_11, Listen, NetconfServer
 from nf.runtime.relay import RelayRuntime
@@ -45,6 +46,7 @@ def capabilities(schema: SchemaIndex) -> list[str]:
         "urn:ietf:params:netconf:capability:validate:1.1",
         "urn:ietf:params:netconf:capability:rollback-on-error:1.0",
         "urn:ietf:params:netconf:capability:xpath:1.0",
+        WITH_DEFAULTS_CAPABILITY,
     ]
     for info in sorted(schema.modules.values(), key=lambda m: m.name):
         uri = f"{info.namespace}?module={info.name}"

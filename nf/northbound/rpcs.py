@@ -22,12 +22,14 @@ from lxml import etree
 from nf.config.codec import NC_NS, parse, parse_xml, render, split_tag
 from nf.config.errors import ConfigError
 from nf.config.tree import Node, merge
+from nf.config.validate import complete
 from nf.northbound.datastores import (
     DATASTORES,
     ERROR_OPTIONS,
     TEST_OPTIONS,
     Datastores,
 )
+from nf.northbound.defaults import MODES, WITH_DEFAULTS_NS, mark_defaults
 from nf.northbound.errors import rpc_errors
 from nf.northbound.filters import FilterError, apply_filter
 from nf.schema import MAIN_MODULE, SchemaIndex
@@ -118,7 +120,9 @@ def _children(op: etree._Element) -> dict[str, etree._Element]:
         if not isinstance(child.tag, str):
             continue
         ns, name = split_tag(child.tag)
-        if ns != NC_NS:
+        if ns == WITH_DEFAULTS_NS and name == "with-defaults":
+            pass  # RFC 6243 §4.5: an augmenting parameter of retrieval operations
+        elif ns != NC_NS:
             raise _err(
                 "unknown-element",
                 f'unexpected parameter "{name}" in <{split_tag(op.tag)[1]}>',
@@ -141,6 +145,21 @@ def _required(params: dict[str, etree._Element], name: str) -> etree._Element:
     if elem is None:
         raise _err("missing-element", f'parameter "{name}" is missing', bad_element=name)
     return elem
+
+
+def _with_defaults(params: dict[str, etree._Element]) -> str:
+    elem = params.get("with-defaults")
+    if elem is None:
+        return "explicit"  # our basic mode
+    mode = (elem.text or "").strip()
+    if mode not in MODES:
+        raise _err(
+            "invalid-value",
+            f'with-defaults "{mode}" is not one of {", ".join(sorted(MODES))}',
+            "application",
+            bad_element="with-defaults",
+        )
+    return mode
 
 
 def _datastore(elem: etree._Element, allow_config: bool = False) -> str | etree._Element:
@@ -207,9 +226,13 @@ class Handlers:
 
     # -- retrieval ------------------------------------------------------------
     def _data(self, source: str, params: dict[str, etree._Element], with_state: bool) -> Reply:
+        mode = _with_defaults(params)
         tree, state = self.call(self.ctx.datastores.snapshot, source, with_state)
-        if state is not None and len(state):
-            data = render(merge(tree, state), self.ctx.schema)
+        if mode != "explicit":
+            tree = complete(tree, self.ctx.schema)
+        if (state is not None and len(state)) or mode != "explicit":
+            data = render(merge(tree, state) if state is not None else tree, self.ctx.schema)
+            mark_defaults(data, self.ctx.schema, mode)
             shared = False
         else:
             data = self.ctx.render(tree)
@@ -225,12 +248,12 @@ class Handlers:
 
     def get(self, op: etree._Element) -> Reply:
         params = _children(op)
-        _only(params, "get", {"filter"})
+        _only(params, "get", {"filter", "with-defaults"})
         return self._data("running", params, with_state=True)
 
     def get_config(self, op: etree._Element) -> Reply:
         params = _children(op)
-        _only(params, "get-config", {"source", "filter"})
+        _only(params, "get-config", {"source", "filter", "with-defaults"})
         source = _datastore(_required(params, "source"))
         assert isinstance(source, str)
         if source not in DATASTORES:
