@@ -26,6 +26,7 @@ from nf.northbound.datastores import Datastores
 from nf.northbound.defaults import CAPABILITY as WITH_DEFAULTS_CAPABILITY
 from nf.northbound.rpcs import Context
 from nf.northbound.server import BASE_10, BASE_11, Listen, NetconfServer
+from nf.northbound.startup import StartupFile
 from nf.runtime.relay import RelayRuntime
 from nf.runtime.transaction import Runtime
 from nf.schema import SchemaIndex, default_schema
@@ -46,6 +47,7 @@ def capabilities(schema: SchemaIndex) -> list[str]:
         "urn:ietf:params:netconf:capability:validate:1.1",
         "urn:ietf:params:netconf:capability:rollback-on-error:1.0",
         "urn:ietf:params:netconf:capability:xpath:1.0",
+        "urn:ietf:params:netconf:capability:startup:1.0",
         WITH_DEFAULTS_CAPABILITY,
     ]
     for info in sorted(schema.modules.values(), key=lambda m: m.name):
@@ -91,9 +93,15 @@ class Daemon:
     server: NetconfServer | None = None
     address: tuple[str, int] | None = None
 
-    async def start(self, portal: BlockingPortal, initial: Node) -> tuple[str, int]:
-        """Apply ``initial`` through the runtime, then open the NETCONF listener."""
-        datastores = Datastores(self.schema, self.runtime, Node())
+    async def start(
+        self, portal: BlockingPortal, initial: Node, startup: Node | None = None
+    ) -> tuple[str, int]:
+        """Apply ``initial`` through the runtime, then open the NETCONF listener.
+
+        ``startup`` is the startup datastore as read at boot (None: no file).
+        """
+        startup_file = StartupFile(self.state_dir / STARTUP_FILE, self.schema)
+        datastores = Datastores(self.schema, self.runtime, Node(), startup_file, startup)
         errors = await datastores.copy_config(0, initial, "running")
         if errors:
             raise BootError(
@@ -146,31 +154,56 @@ def _banner(address: tuple[str, int], password: str | None, source: str) -> str:
 
 
 async def serve(
-    state_dir: Path, listen: Listen, config: Path | None, runtime: Runtime | None = None
+    state_dir: Path,
+    listen: Listen,
+    config: Path | None,
+    runtime: Runtime | None = None,
+    ignore_bad_startup: bool = False,
 ) -> int:
     """``nf run``: boot, serve until SIGINT/SIGTERM, shut down."""
     schema = default_schema()
     users, password = prepare_state_dir(state_dir)
-    startup = state_dir / STARTUP_FILE
-    source = config or (startup if startup.exists() else DEMO_CONFIG)
-    try:
-        initial = load_initial(source, schema)
-    except BootError as exc:
-        print(f"nf: cannot boot: {exc}", file=sys.stderr)
-        return 1
+    startup_path = state_dir / STARTUP_FILE
+    startup: Node | None = None
+    if startup_path.exists():
+        try:
+            startup = load_initial(startup_path, schema)
+        except BootError as exc:
+            if not ignore_bad_startup:
+                print(f"nf: cannot boot from the startup datastore: {exc}", file=sys.stderr)
+                print(
+                    "nf: fix or remove the file, or start with --ignore-bad-startup "
+                    "to boot an empty configuration",
+                    file=sys.stderr,
+                )
+                return 1
+            log.error("ignoring the startup datastore: %s", exc)
+            print(f"nf: booting an empty configuration; startup is bad: {exc}", file=sys.stderr)
+            startup = Node()
+    if config is not None:
+        source = str(config)
+        try:
+            initial = load_initial(config, schema)
+        except BootError as exc:
+            print(f"nf: cannot boot: {exc}", file=sys.stderr)
+            return 1
+    elif startup is not None:
+        source, initial = str(startup_path), startup
+    else:
+        source, initial = str(DEMO_CONFIG), load_initial(DEMO_CONFIG, schema)
     relay = RelayRuntime()
     daemon = Daemon(schema, runtime or relay, users, state_dir, listen)
     async with anyio.create_task_group() as tg, BlockingPortal() as portal:
         await tg.start(relay.run)
         try:
             try:
-                address = await daemon.start(portal, initial)
+                address = await daemon.start(portal, initial, startup)
             except (BootError, OSError) as exc:
                 print(f"nf: cannot start: {exc}", file=sys.stderr)
                 return 1
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 # the banner tells supervisors we are up, so handlers come first
-                print(_banner(address, password, str(source)), flush=True)
+                print(_banner(address, password, source), flush=True)
                 async for signum in signals:
                     log.info("received %s, shutting down", signal.Signals(signum).name)
                     break

@@ -70,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
     listen = Listen(host.strip("[]"), int(port))
     config = Path(args.config) if args.config else None
     try:
-        return anyio.run(serve, Path(args.state_dir), listen, config)
+        return anyio.run(serve, Path(args.state_dir), listen, config, None, args.ignore_bad_startup)
     except KeyboardInterrupt:  # pragma: no cover - signal arrived before the receiver
         return 0
 
@@ -152,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--state-dir", default=".nf-state", help="host key, users, startup (default %(default)s)"
     )
     run.add_argument("--config", help="boot from this configuration file")
+    run.add_argument(
+        "--ignore-bad-startup",
+        action="store_true",
+        help="if STATE_DIR/startup.xml is corrupt or invalid, boot an empty configuration "
+        "(default: refuse to start, naming the file and the error)",
+    )
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.set_defaults(func=_run)
 

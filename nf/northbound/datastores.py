@@ -32,6 +32,7 @@ from nf.config.errors import ConfigError
 from nf.config.model import RelayConfig, from_tree, update
 from nf.config.tree import Node
 from nf.config.validate import Instance, check
+from nf.northbound.startup import StartupFile
 from nf.runtime.transaction import PrepareError, Runtime
 from nf.schema import SchemaIndex
 
@@ -41,6 +42,9 @@ T = TypeVar("T")
 INLINE_SECONDS = 0.002
 """Work shorter than this runs on the loop: a worker-thread hop costs ~0.1 ms."""
 DATASTORES = ("running", "candidate")
+"""What edit-config can target."""
+ALL_DATASTORES = ("running", "candidate", "startup")
+"""What can be read, copied, locked (startup only with a startup file)."""
 TEST_OPTIONS = frozenset({"test-then-set", "set", "test-only"})
 ERROR_OPTIONS = frozenset({"stop-on-error", "continue-on-error", "rollback-on-error"})
 
@@ -67,9 +71,19 @@ class CommitResult:
 class Datastores:
     """The configuration datastores of one daemon."""
 
-    def __init__(self, schema: SchemaIndex, runtime: Runtime, running: Node) -> None:
+    def __init__(
+        self,
+        schema: SchemaIndex,
+        runtime: Runtime,
+        running: Node,
+        startup: StartupFile | None = None,
+        startup_tree: Node | None = None,
+    ) -> None:
         self.schema = schema
         self.runtime = runtime
+        self.startup_file = startup
+        self.startup: Node | None = startup_tree
+        """The startup datastore; None when there is no startup file."""
         self.running = running
         self.candidate = running
         self.running_model: RelayConfig = from_tree(running, schema)
@@ -86,7 +100,12 @@ class Datastores:
         return self.candidate is not self.running and self.candidate != self.running
 
     def tree(self, name: str) -> Node:
+        if name == "startup":
+            return self.startup if self.startup is not None else Node()
         return self.running if name == "running" else self.candidate
+
+    def known(self, name: str) -> bool:
+        return name in DATASTORES or (name == "startup" and self.startup_file is not None)
 
     def _unknown_datastore(self, name: str, element: str) -> ConfigError:
         return ConfigError(
@@ -248,15 +267,15 @@ class Datastores:
     async def validate_source(self, source: str | Node) -> list[ConfigError]:
         if isinstance(source, Node):
             return await self._validate(source)
-        if source not in DATASTORES:
+        if not self.known(source):
             return [self._unknown_datastore(source, "source")]
         return await self._validate(self.tree(source))
 
     async def copy_config(self, sid: int, source: str | Node, target: str) -> list[ConfigError]:
-        if target not in DATASTORES:
+        if not self.known(target):
             return [self._unknown_datastore(target, "target")]
         if isinstance(source, str):
-            if source not in DATASTORES:
+            if not self.known(source):
                 return [self._unknown_datastore(source, "source")]
             if source == target:
                 return [
@@ -275,16 +294,31 @@ class Datastores:
             return [busy]
         if target == "running":
             return await self._to_running(tree)
+        if target == "startup":
+            errors = await self._validate(tree)  # the daemon must be able to boot from it
+            if errors:
+                return errors
+            assert self.startup_file is not None
+            await to_thread.run_sync(self.startup_file.save, tree)
+            self.startup = tree
+            log.info("startup saved to %s", self.startup_file.path)
+            return []
         self.candidate = tree
         return []
 
     async def delete_config(self, sid: int, target: str) -> list[ConfigError]:
-        del sid
-        if target == "running":
+        if target == "startup" and self.startup_file is not None:
+            busy = self._locked_by_other(sid, target)
+            if busy is not None:
+                return [busy]
+            await to_thread.run_sync(self.startup_file.delete)
+            self.startup = None
+            return []
+        if target in DATASTORES:
             return [
                 ConfigError(
                     "operation-not-supported",
-                    "the running datastore cannot be deleted",
+                    f"the {target} datastore cannot be deleted",
                     type="protocol",
                     info=(("bad-element", "target"),),
                 )
@@ -293,7 +327,7 @@ class Datastores:
 
     # -- locks (RFC 6241 §7.5, §7.6, §8.3.5) ------------------------------------
     async def lock(self, sid: int, target: str) -> list[ConfigError]:
-        if target not in DATASTORES:
+        if not self.known(target):
             return [self._unknown_datastore(target, "target")]
         if not self.is_live(sid):
             return [_protocol("operation-failed", f"session {sid} is closed")]
@@ -318,7 +352,7 @@ class Datastores:
         return []
 
     async def unlock(self, sid: int, target: str) -> list[ConfigError]:
-        if target not in DATASTORES:
+        if not self.known(target):
             return [self._unknown_datastore(target, "target")]
         holder = self.locks.get(target)
         if holder is None:

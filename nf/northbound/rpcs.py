@@ -256,7 +256,7 @@ class Handlers:
         _only(params, "get-config", {"source", "filter", "with-defaults"})
         source = _datastore(_required(params, "source"))
         assert isinstance(source, str)
-        if source not in DATASTORES:
+        if not self.ctx.datastores.known(source):
             raise _err(
                 "invalid-value", f'datastore "{source}" is not supported', bad_element=source
             )
