@@ -284,14 +284,12 @@ def test_xpath_filter_without_select_is_missing_attribute(daemon: Running) -> No
         check(error, "bad-attribute", "protocol", bad_attribute="type", bad_element="filter")
 
 
-def test_get_config_of_unsupported_datastore(daemon: Running) -> None:
+def test_get_config_of_unknown_datastore(daemon: Running) -> None:
     with daemon.connect() as m:
-        check(
-            rpc_error(m.get_config, "startup"),
-            "invalid-value",
-            "protocol",
-            bad_element="startup",
+        rpc = etree.fromstring(
+            f'<get-config xmlns="{NC}"><source><operational/></source></get-config>'
         )
+        check(rpc_error(m.dispatch, rpc), "bad-element", "protocol", bad_element="operational")
 
 
 # -- edit-config: targets, default-operation, test-option, error-option -----------------
