@@ -21,6 +21,7 @@ from anyio.from_thread import BlockingPortal
 from nf import __version__
 from nf.config import load_document
 from nf.config.tree import Node
+from nf.northbound import monitoring
 from nf.northbound.auth import USERS_FILE, Users, ensure_admin, load_host_key
 from nf.northbound.datastores import Datastores
 from nf.northbound.defaults import CAPABILITY as WITH_DEFAULTS_CAPABILITY
@@ -109,16 +110,49 @@ class Daemon:
             )
         self.datastores = datastores
 
+        caps = capabilities(self.schema)
+
         def context(server: NetconfServer) -> Context:
-            return Context(self.schema, datastores, portal, server)
+            def monitor(locks: dict[str, tuple[int, str]]) -> Node:
+                stats = server.stats
+                return monitoring.state_tree(
+                    self.schema,
+                    caps,
+                    locks,
+                    datastores.names(),
+                    [
+                        {
+                            "session-id": s.id,
+                            "transport": "netconf-ssh",
+                            "username": s.username,
+                            "source-host": s.peer.rsplit(":", 1)[0],
+                            "login-time": s.login_time,
+                            "in-rpcs": s.in_rpcs,
+                            "in-bad-rpcs": s.in_bad_rpcs,
+                            "out-rpc-errors": s.out_rpc_errors,
+                            "out-notifications": s.out_notifications,
+                        }
+                        for s in server.sessions()
+                    ],
+                    {
+                        "netconf-start-time": stats.start_time,
+                        "in-bad-hellos": stats.in_bad_hellos,
+                        "in-sessions": stats.in_sessions,
+                        "dropped-sessions": stats.dropped_sessions,
+                        "in-rpcs": stats.in_rpcs,
+                        "in-bad-rpcs": stats.in_bad_rpcs,
+                        "out-rpc-errors": stats.out_rpc_errors,
+                        "out-notifications": stats.out_notifications,
+                    },
+                )
+
+            return Context(self.schema, datastores, portal, server, monitor)
 
         def ended(session_id: int) -> None:
             portal.call(datastores.session_ended, session_id)
 
         host_key = await anyio.to_thread.run_sync(load_host_key, self.state_dir)
-        self.server = NetconfServer(
-            context, self.users, host_key, capabilities(self.schema), self.listen, ended
-        )
+        self.server = NetconfServer(context, self.users, host_key, caps, self.listen, ended)
         datastores.is_live = self.server.is_live
         self.address = self.server.start()
         return self.address

@@ -88,6 +88,7 @@ class Datastores:
         self.candidate = running
         self.running_model: RelayConfig = from_tree(running, schema)
         self.locks: dict[str, int] = {}
+        self.lock_times: dict[str, str] = {}
         self._commit_lock = anyio.Lock()
         self._checked: tuple[Node, list[ConfigError], Instance] | None = None
         self._inline = False
@@ -349,6 +350,7 @@ class Datastores:
                 )
             ]
         self.locks[target] = sid
+        self.lock_times[target] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         return []
 
     async def unlock(self, sid: int, target: str) -> list[ConfigError]:
@@ -370,6 +372,7 @@ class Datastores:
 
     def _release(self, sid: int, target: str) -> None:
         del self.locks[target]
+        self.lock_times.pop(target, None)
         if target == "candidate":
             # RFC 6241 §8.3.5.2: releasing the candidate lock discards the
             # uncommitted changes of the session that held it
@@ -381,6 +384,13 @@ class Datastores:
         for target, holder in list(self.locks.items()):
             if holder == sid:
                 self._release(sid, target)
+
+    async def lock_info(self) -> dict[str, tuple[int, str]]:
+        """datastore -> (holder session-id, locked-time), for /netconf-state."""
+        return {name: (sid, self.lock_times.get(name, "")) for name, sid in self.locks.items()}
+
+    def names(self) -> list[str]:
+        return [n for n in ALL_DATASTORES if self.known(n)]
 
     async def clear_counters(self, channel: str | None) -> None:
         await self.runtime.clear_counters(channel)

@@ -32,6 +32,7 @@ from nf.northbound.datastores import (
 from nf.northbound.defaults import MODES, WITH_DEFAULTS_NS, mark_defaults
 from nf.northbound.errors import rpc_errors
 from nf.northbound.filters import FilterError, apply_filter
+from nf.northbound.monitoring import SchemaRequestError, get_schema
 from nf.schema import MAIN_MODULE, SchemaIndex
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,8 @@ class Context:
     datastores: Datastores
     portal: Portal
     sessions: SessionControl
+    monitor: Callable[[dict[str, tuple[int, str]]], Node] | None = None
+    """Produces /netconf-state (RFC 6022) given the datastore locks."""
     _rendered: tuple[Node, etree._Element] | None = field(default=None, repr=False)
     _render_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -228,6 +231,9 @@ class Handlers:
     def _data(self, source: str, params: dict[str, etree._Element], with_state: bool) -> Reply:
         mode = _with_defaults(params)
         tree, state = self.call(self.ctx.datastores.snapshot, source, with_state)
+        if with_state and self.ctx.monitor is not None:
+            locks = self.call(self.ctx.datastores.lock_info)
+            state = merge(state or Node(), self.ctx.monitor(locks))
         if mode != "explicit":
             tree = complete(tree, self.ctx.schema)
         if (state is not None and len(state)) or mode != "explicit":
@@ -389,6 +395,12 @@ class Handlers:
         return Reply(ok())
 
     # -- module RPCs -----------------------------------------------------------------
+    def get_schema(self, op: etree._Element) -> Reply:
+        try:
+            return Reply([get_schema(self.ctx.schema, op)])
+        except SchemaRequestError as exc:
+            raise RpcError([exc.error]) from exc
+
     def clear_counters(self, op: etree._Element) -> Reply:
         channel: str | None = None
         for child in op:
@@ -451,6 +463,7 @@ BASE_OPERATIONS: dict[str, Callable[[Handlers, etree._Element], Reply]] = {
 }
 MODULE_OPERATIONS: dict[str, Callable[[Handlers, etree._Element], Reply]] = {
     "clear-counters": Handlers.clear_counters,
+    "get-schema": Handlers.get_schema,
 }
 
 
@@ -462,39 +475,59 @@ def _reply(rpc_attrib: dict[str, str] | None, body: list[etree._Element]) -> byt
     return etree.tostring(reply, encoding="UTF-8", xml_declaration=True)
 
 
-def handle_message(ctx: Context, session_id: int, message: bytes) -> tuple[bytes, bool]:
-    """Process one framed message; return the reply and whether to close."""
+@dataclass(frozen=True)
+class Handled:
+    """One processed message: the reply, whether to close, and what it was
+    for the RFC 6022 counters: "ok", "error" (an rpc answered with
+    rpc-error) or "bad" (not a correct <rpc> message at all)."""
+
+    reply: bytes
+    close: bool
+    outcome: str
+
+
+def handle_message(ctx: Context, session_id: int, message: bytes) -> Handled:
+    """Process one framed message."""
+
+    def bad(attrib: dict[str, str] | None, error: ConfigError) -> Handled:
+        return Handled(_reply(attrib, rpc_errors([error], ctx.schema)), False, "bad")
+
     try:
         root = parse_xml(message)
     except (etree.XMLSyntaxError, ValueError) as exc:
-        error = ConfigError("malformed-message", f"not well-formed XML: {exc}", type="rpc")
-        return _reply(None, rpc_errors([error], ctx.schema)), False
+        return bad(
+            None, ConfigError("malformed-message", f"not well-formed XML: {exc}", type="rpc")
+        )
     attrib = {str(k): str(v) for k, v in root.attrib.items()}
     if root.tag != f"{NC}rpc":
         ns, name = split_tag(root.tag)
-        error = ConfigError(
-            "malformed-message" if name != "rpc" else "unknown-namespace",
-            f"expected <rpc> in {NC_NS}, got <{name}>" + (f" in {ns}" if ns else ""),
-            type="rpc",
+        return bad(
+            None,
+            ConfigError(
+                "malformed-message" if name != "rpc" else "unknown-namespace",
+                f"expected <rpc> in {NC_NS}, got <{name}>" + (f" in {ns}" if ns else ""),
+                type="rpc",
+            ),
         )
-        return _reply(None, rpc_errors([error], ctx.schema)), False
     if "message-id" not in attrib:
-        error = ConfigError(
-            "missing-attribute",
-            "<rpc> has no message-id attribute",
-            type="rpc",
-            info=(("bad-attribute", "message-id"), ("bad-element", "rpc")),
+        return bad(
+            attrib,
+            ConfigError(
+                "missing-attribute",
+                "<rpc> has no message-id attribute",
+                type="rpc",
+                info=(("bad-attribute", "message-id"), ("bad-element", "rpc")),
+            ),
         )
-        return _reply(attrib, rpc_errors([error], ctx.schema)), False
     try:
         reply = _dispatch(ctx, session_id, root)
     except RpcError as exc:
-        return _reply(attrib, rpc_errors(exc.errors, ctx.schema)), False
+        return Handled(_reply(attrib, rpc_errors(exc.errors, ctx.schema)), False, "error")
     except Exception as exc:  # a bug must cost one rpc, not the session
         log.exception("session %d: rpc failed", session_id)
         error = ConfigError("operation-failed", f"internal error: {type(exc).__name__}: {exc}")
-        return _reply(attrib, rpc_errors([error], ctx.schema)), False
-    return _reply(attrib, reply.body), reply.close
+        return Handled(_reply(attrib, rpc_errors([error], ctx.schema)), False, "error")
+    return Handled(_reply(attrib, reply.body), reply.close, "ok")
 
 
 def _dispatch(ctx: Context, session_id: int, rpc: etree._Element) -> Reply:

@@ -24,7 +24,8 @@ import logging
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import paramiko
 from lxml import etree
@@ -172,6 +173,22 @@ class Session:
         self.chunked = False
         self.client_capabilities: list[str] = []
         self._closed = threading.Event()
+        self.login_time = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.killed = False
+        self.in_rpcs = 0
+        self.in_bad_rpcs = 0
+        self.out_rpc_errors = 0
+        self.out_notifications = 0
+
+    def count(self, outcome: str) -> None:
+        """RFC 6022 counters, per session and for the server."""
+        if outcome == "bad":
+            self.in_bad_rpcs += 1
+        else:
+            self.in_rpcs += 1
+            if outcome == "error":
+                self.out_rpc_errors += 1
+        self.server.stats.count(outcome)
 
     def hello(self) -> etree._Element:
         root = etree.Element(f"{{{NC_NS}}}hello", nsmap={None: NC_NS})  # type: ignore[dict-item]
@@ -208,7 +225,12 @@ class Session:
     def run(self) -> None:
         reason = "closed"
         try:
-            self._exchange_hellos()
+            try:
+                self._exchange_hellos()
+            except SessionEnd:
+                self.server.stats.in_bad_hellos += 1
+                raise
+            self.server.stats.in_sessions += 1
             log.info(
                 "session %d: %s from %s, base:%s",
                 self.id,
@@ -222,9 +244,10 @@ class Session:
                 except MessageTooBig as exc:
                     self._send_too_big(str(exc))
                     raise
-                reply, close = handle_message(self.server.context, self.id, message)
-                self.framing.send(reply, self.chunked)
-                if close:
+                handled = handle_message(self.server.context, self.id, message)
+                self.count(handled.outcome)
+                self.framing.send(handled.reply, self.chunked)
+                if handled.close:
                     reason = "close-session"
                     break
         except SessionEnd as exc:
@@ -304,6 +327,30 @@ class _SSHInterface(paramiko.ServerInterface):
 
 
 @dataclass
+class Statistics:
+    """ietf-netconf-monitoring /netconf-state/statistics (RFC 6022 §2.1.5)."""
+
+    start_time: str = field(
+        default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
+    in_bad_hellos: int = 0
+    in_sessions: int = 0
+    dropped_sessions: int = 0
+    in_rpcs: int = 0
+    in_bad_rpcs: int = 0
+    out_rpc_errors: int = 0
+    out_notifications: int = 0
+
+    def count(self, outcome: str) -> None:
+        if outcome == "bad":
+            self.in_bad_rpcs += 1
+        else:
+            self.in_rpcs += 1
+            if outcome == "error":
+                self.out_rpc_errors += 1
+
+
+@dataclass
 class Listen:
     host: str = "127.0.0.1"
     port: int = 8300
@@ -335,6 +382,7 @@ class NetconfServer:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._handshakes = threading.BoundedSemaphore(MAX_HANDSHAKES)
+        self.stats = Statistics()
         self.context = context_factory(self)
 
     # -- lifecycle ---------------------------------------------------------------
@@ -375,6 +423,7 @@ class NetconfServer:
         if session is None:
             return False
         log.info("session %d killed", session_id)
+        session.killed = True
         session.close()
         return True
 
@@ -384,6 +433,10 @@ class NetconfServer:
             session = self._sessions.get(session_id)
         return session is not None and not session.closed
 
+    def sessions(self) -> list[Session]:
+        with self._lock:
+            return sorted(self._sessions.values(), key=lambda s: s.id)
+
     def session_ids(self) -> list[int]:
         with self._lock:
             return sorted(self._sessions)
@@ -391,6 +444,8 @@ class NetconfServer:
     def session_ended(self, session: Session, reason: str) -> None:
         with self._lock:
             self._sessions.pop(session.id, None)
+        if reason not in ("close-session", "closed") and not session.killed:
+            self.stats.dropped_sessions += 1  # ended other than by close-session
         log.info("session %d ended: %s", session.id, reason)
         if self.on_session_end is not None:
             try:

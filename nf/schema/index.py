@@ -29,6 +29,8 @@ QName = tuple[str, str]
 DATA_KEYWORDS = frozenset({"container", "list", "leaf", "leaf-list", "anydata", "anyxml"})
 YANG_DIR = Path(__file__).resolve().parent.parent / "yang"
 MAIN_MODULE = "nf-serial-over-ip"
+DEFAULT_MODULES = (MAIN_MODULE, "ietf-netconf-monitoring")
+"""Modules the daemon implements (imports such as ietf-inet-types come along)."""
 
 
 class SchemaError(Exception):
@@ -341,9 +343,9 @@ def load(
 ) -> SchemaIndex:
     """Compile YANG modules with pyang and index them.
 
-    With no arguments, loads the product module from ``nf/yang``.
+    With no arguments, loads the modules the daemon implements from ``nf/yang``.
     """
-    module_paths = [Path(p) for p in (paths or [YANG_DIR / f"{MAIN_MODULE}.yang"])]
+    module_paths = [Path(p) for p in (paths or [YANG_DIR / f"{m}.yang" for m in DEFAULT_MODULES])]
     search_dirs = [Path(p) for p in (search or [])] + sorted(
         {p.parent for p in module_paths} | {YANG_DIR}
     )
