@@ -20,8 +20,8 @@ from anyio.from_thread import BlockingPortal
 
 from nf import __version__
 from nf.config import load_document
-from nf.config.tree import Node
-from nf.northbound import monitoring
+from nf.config.tree import Node, merge
+from nf.northbound import monitoring, yanglib
 from nf.northbound.auth import USERS_FILE, Users, ensure_admin, load_host_key
 from nf.northbound.datastores import Datastores
 from nf.northbound.defaults import CAPABILITY as WITH_DEFAULTS_CAPABILITY
@@ -50,6 +50,7 @@ def capabilities(schema: SchemaIndex) -> list[str]:
         "urn:ietf:params:netconf:capability:xpath:1.0",
         "urn:ietf:params:netconf:capability:startup:1.0",
         WITH_DEFAULTS_CAPABILITY,
+        yanglib.capability(schema),
     ]
     for info in sorted(schema.modules.values(), key=lambda m: m.name):
         uri = f"{info.namespace}?module={info.name}"
@@ -113,37 +114,42 @@ class Daemon:
         caps = capabilities(self.schema)
 
         def context(server: NetconfServer) -> Context:
+            library = yanglib.state_tree(self.schema, datastores.names())
+
             def monitor(locks: dict[str, tuple[int, str]]) -> Node:
                 stats = server.stats
-                return monitoring.state_tree(
-                    self.schema,
-                    caps,
-                    locks,
-                    datastores.names(),
-                    [
+                return merge(
+                    library,
+                    monitoring.state_tree(
+                        self.schema,
+                        caps,
+                        locks,
+                        datastores.names(),
+                        [
+                            {
+                                "session-id": s.id,
+                                "transport": "netconf-ssh",
+                                "username": s.username,
+                                "source-host": s.peer.rsplit(":", 1)[0],
+                                "login-time": s.login_time,
+                                "in-rpcs": s.in_rpcs,
+                                "in-bad-rpcs": s.in_bad_rpcs,
+                                "out-rpc-errors": s.out_rpc_errors,
+                                "out-notifications": s.out_notifications,
+                            }
+                            for s in server.sessions()
+                        ],
                         {
-                            "session-id": s.id,
-                            "transport": "netconf-ssh",
-                            "username": s.username,
-                            "source-host": s.peer.rsplit(":", 1)[0],
-                            "login-time": s.login_time,
-                            "in-rpcs": s.in_rpcs,
-                            "in-bad-rpcs": s.in_bad_rpcs,
-                            "out-rpc-errors": s.out_rpc_errors,
-                            "out-notifications": s.out_notifications,
-                        }
-                        for s in server.sessions()
-                    ],
-                    {
-                        "netconf-start-time": stats.start_time,
-                        "in-bad-hellos": stats.in_bad_hellos,
-                        "in-sessions": stats.in_sessions,
-                        "dropped-sessions": stats.dropped_sessions,
-                        "in-rpcs": stats.in_rpcs,
-                        "in-bad-rpcs": stats.in_bad_rpcs,
-                        "out-rpc-errors": stats.out_rpc_errors,
-                        "out-notifications": stats.out_notifications,
-                    },
+                            "netconf-start-time": stats.start_time,
+                            "in-bad-hellos": stats.in_bad_hellos,
+                            "in-sessions": stats.in_sessions,
+                            "dropped-sessions": stats.dropped_sessions,
+                            "in-rpcs": stats.in_rpcs,
+                            "in-bad-rpcs": stats.in_bad_rpcs,
+                            "out-rpc-errors": stats.out_rpc_errors,
+                            "out-notifications": stats.out_notifications,
+                        },
+                    ),
                 )
 
             return Context(self.schema, datastores, portal, server, monitor)

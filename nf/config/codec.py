@@ -247,83 +247,46 @@ def load_document(data: bytes | str | Path, schema: SchemaIndex) -> tuple[Node, 
     return parse(holder, schema)
 
 
-def render(
-    tree: Node,
-    schema: SchemaIndex,
-    holder: etree._Element | None = None,
-    *,
-    defaults: Node | None = None,
-) -> etree._Element:
-    """Write ``tree`` under ``holder`` (a new NETCONF ``<data>`` if None).
-
-    With ``defaults`` (the same tree with defaults applied), nodes present
-    only there are written with ``wd:default="true"`` (RFC 6243
-    report-all-tagged).
-    """
+def render(tree: Node, schema: SchemaIndex, holder: etree._Element | None = None) -> etree._Element:
+    """Write ``tree`` under ``holder`` (a new NETCONF ``<data>`` if None)."""
     if holder is None:
         holder = etree.Element(f"{{{NC_NS}}}data", nsmap=_default_ns(NC_NS))
-    _render_children(tree, schema.root, holder, "", defaults)
+    prefixes = {prefix: ns for ns, prefix in schema.prefixes.items()}
+    _render_children(tree, schema.root, holder, "", prefixes)
     return holder
 
 
 def _render_children(
-    node: Node,
-    snode: SchemaNode,
-    elem: etree._Element,
-    parent_ns: str,
-    tagged: Node | None,
+    node: Node, snode: SchemaNode, elem: etree._Element, parent_ns: str, prefixes: dict[str, str]
 ) -> None:
-    source = tagged if tagged is not None else node
     for qname, sn in ordered_children(snode):
-        child = source.get(qname)
+        child = node.get(qname)
         if child is None:
             continue
-        explicit = node.get(qname) if tagged is not None else child
         ns, name = qname
         nsmap = _default_ns(ns) if ns != parent_ns else None
         tag = f"{{{ns}}}{name}"
-        if isinstance(child, str):
-            sub = etree.SubElement(elem, tag, nsmap=nsmap)
-            sub.text = child
-            if tagged is not None and explicit is None:
-                sub.set(WD_DEFAULT, "true")
-        elif isinstance(child, LeafList):
-            explicit_values = explicit.values if isinstance(explicit, LeafList) else ()
-            for value in child.values:
-                sub = etree.SubElement(elem, tag, nsmap=nsmap)
+        if isinstance(child, str | LeafList):
+            for value in (child,) if isinstance(child, str) else child.values:
+                sub = etree.SubElement(elem, tag, nsmap=_value_nsmap(sn, value, nsmap, prefixes))
                 sub.text = value
-                if tagged is not None and value not in explicit_values:
-                    sub.set(WD_DEFAULT, "true")
         elif isinstance(child, Node):
             sub = etree.SubElement(elem, tag, nsmap=nsmap)
-            inner = explicit if isinstance(explicit, Node) else Node()
-            _render_children(
-                inner if tagged is not None else child,
-                sn,
-                sub,
-                ns,
-                child if tagged is not None else None,
-            )
+            _render_children(child, sn, sub, ns, prefixes)
         elif isinstance(child, ListNode):
-            explicit_list = explicit if isinstance(explicit, ListNode) else ListNode()
-            for key, entry in child.items():
+            for _key, entry in child.items():
                 sub = etree.SubElement(elem, tag, nsmap=nsmap)
-                _render_entry(entry, sn, sub, ns, key, explicit_list, tagged is not None)
+                _render_children(entry, sn, sub, ns, prefixes)
 
 
-def _render_entry(
-    entry: Node,
-    sn: SchemaNode,
-    sub: etree._Element,
-    ns: str,
-    key: tuple[str, ...],
-    explicit_list: ListNode,
-    tagging: bool,
-) -> None:
-    if tagging:
-        _render_children(explicit_list.get(key) or Node(), sn, sub, ns, entry)
-    else:
-        _render_children(entry, sn, sub, ns, None)
+def _value_nsmap(sn: SchemaNode, value: str, nsmap: Any, prefixes: dict[str, str]) -> Any:
+    """An identityref value "prefix:identity" needs its prefix declared (RFC 7950 §9.10.3)."""
+    if sn.type is None or sn.type.base != "identityref" or ":" not in value:
+        return nsmap
+    prefix = value.split(":", 1)[0]
+    if prefix not in prefixes:
+        return nsmap
+    return {**(nsmap or {}), prefix: prefixes[prefix]}
 
 
 def _default_ns(ns: str) -> Any:

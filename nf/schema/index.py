@@ -29,7 +29,7 @@ QName = tuple[str, str]
 DATA_KEYWORDS = frozenset({"container", "list", "leaf", "leaf-list", "anydata", "anyxml"})
 YANG_DIR = Path(__file__).resolve().parent.parent / "yang"
 MAIN_MODULE = "nf-serial-over-ip"
-DEFAULT_MODULES = (MAIN_MODULE, "ietf-netconf-monitoring")
+DEFAULT_MODULES = (MAIN_MODULE, "ietf-netconf-monitoring", "ietf-yang-library")
 """Modules the daemon implements (imports such as ietf-inet-types come along)."""
 
 
