@@ -3,97 +3,28 @@ TCP/UDP sockets on loopback, configured through NETCONF over SSH."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import select
 import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 from conftest import DaemonFactory, Running
 from ncclient.operations import RPCError
+from relayhelpers import (
+    NC,
+    SOIP,
+    config,
+    connect,
+    free_port,
+    port_xml,
+    pty_device,
+    read_fd,
+    read_sock,
+    server_xml,
+)
 
 from nf.config.codec import load_document
 from nf.schema import default_schema
-
-SOIP = "urn:nf:params:xml:ns:yang:nf-serial-over-ip"
-NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def pty_device() -> Iterator[tuple[int, str]]:
-    """A pseudo-terminal: the test holds the master and plays the serial device."""
-    master, slave = os.openpty()
-    path = os.ttyname(slave)
-    os.close(slave)  # the daemon opens it by path
-    try:
-        yield master, path
-    finally:
-        with contextlib.suppress(OSError):
-            os.close(master)
-
-
-def read_fd(fd: int, n: int, timeout: float = 5.0) -> bytes:
-    data = b""
-    deadline = time.monotonic() + timeout
-    while len(data) < n:
-        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            break
-        data += os.read(fd, n - len(data))
-    return data
-
-
-def read_sock(sock: socket.socket, n: int, timeout: float = 5.0) -> bytes:
-    sock.settimeout(timeout)
-    data = b""
-    with contextlib.suppress(TimeoutError):
-        while len(data) < n:
-            chunk = sock.recv(n - len(data))
-            if not chunk:
-                break
-            data += chunk
-    return data
-
-
-def config(body: str) -> str:
-    return f'<config xmlns="{NC}"><serial-over-ip xmlns="{SOIP}">{body}</serial-over-ip></config>'
-
-
-def port_xml(name: str, device: str) -> str:
-    # raw pty: no echo, no line discipline on the device side either
-    return f"<serial-port><name>{name}</name><device>{device}</device></serial-port>"
-
-
-def server_xml(name: str, port: str, tcp: int, extra: str = "") -> str:
-    return (
-        f"<channel><name>{name}</name><serial-port>{port}</serial-port><mode>server</mode>"
-        f"<listen><address>127.0.0.1</address><port>{tcp}</port></listen>{extra}</channel>"
-    )
-
-
-def set_raw(fd: int) -> None:
-    import tty
-
-    tty.setraw(fd)
-
-
-def connect(port: int, timeout: float = 5.0) -> socket.socket:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        except ConnectionRefusedError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 @pytest.fixture
@@ -104,7 +35,6 @@ def relay(make_daemon: DaemonFactory) -> Running:
 
 def test_server_mode_relays_both_ways_with_counters(relay: Running) -> None:
     with pty_device() as (master, path), relay.connect() as m:
-        set_raw(master)
         tcp = free_port()
         m.edit_config(
             target="running", config=config(port_xml("p", path) + server_xml("c", "p", tcp))
@@ -171,7 +101,6 @@ def test_unchanged_channel_is_never_touched(relay: Running) -> None:
     """Channel B streams while commits add, change and delete channel A: B keeps
     its TCP connection and loses no byte."""
     with pty_device() as (master, path), relay.connect() as m:
-        set_raw(master)
         tcp_b, tcp_a = free_port(), free_port()
         m.edit_config(
             target="running", config=config(port_xml("pb", path) + server_xml("b", "pb", tcp_b))

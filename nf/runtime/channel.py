@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio
-from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup, UDPSocket
+from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup
 
 from nf.config.model import ChannelConfig, SerialPortConfig
 from nf.protocol.arbitration import (
@@ -42,12 +42,19 @@ from nf.protocol.arbitration import (
 )
 from nf.protocol.packing import Framer
 from nf.runtime.serial import Link, PortError, open_link
+from nf.runtime.udp import Datagrams
 
 log = logging.getLogger(__name__)
 
 BACKOFF_START = 1.0
 BACKOFF_MAX = 30.0
 RECEIVE_SIZE = 65536
+CONNECT_TIMEOUT = 10.0
+"""Client mode: a connect attempt that gets no answer fails after this long."""
+CLOSE_TIMEOUT = 0.5
+"""How long a closing session may take to flush its last frame (and a
+departing session's arbiter actions to run): a peer that stopped reading
+must not hold up a takeover, a commit or the shutdown."""
 
 
 def now_iso() -> str:
@@ -79,6 +86,12 @@ class Session:
     last_activity: float = field(default_factory=time.monotonic)
     send_lock: anyio.Lock = field(default_factory=anyio.Lock)
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    close_reason: str = "closed by peer"
+
+    def close(self, reason: str) -> None:
+        """End the session (its task cleans up)."""
+        self.close_reason = reason
+        self.scope.cancel()
 
 
 @dataclass
@@ -88,7 +101,10 @@ class Resources:
     link: Link | None = None
     listener: SocketListener | None = None
     secondary: SocketListener | None = None
-    udp: UDPSocket | None = None
+    udp: Datagrams | None = None
+    group: Datagrams | None = None
+    """Peer mode with a multicast group and a host listen address: the
+    receive-only socket bound to the group (see nf.runtime.udp)."""
 
     def items(self) -> dict[str, Any]:
         return {
@@ -98,6 +114,7 @@ class Resources:
                 ("listener", self.listener),
                 ("secondary", self.secondary),
                 ("udp", self.udp),
+                ("group", self.group),
             )
             if value is not None
         }
@@ -132,9 +149,11 @@ class ChannelRuntime:
         self.emit = emit
         self.counters = Counters()
         self.sessions: dict[int, Session] = {}
-        self.oper_status = "down"
         self.last_error: str | None = None
-        self.port_status = "down"
+        # the commit opened the port (or handed it over): it is up from the start
+        self.port_status = "up" if resources.link is not None else "down"
+        self._running = True
+        self._allowed_nets = [ipaddress.ip_network(p, strict=False) for p in cfg.allowed_peers]
         self.port_rx = 0
         self.port_tx = 0
         self.arbiter: Arbiter = (
@@ -148,8 +167,21 @@ class ChannelRuntime:
         self._wake = anyio.Event()
         self._serial_lock = anyio.Lock()
         self._tg: TaskGroup | None = None
+        self._pending: dict[int, list[Action]] = {}
+        """Arbiter actions of a session's connect, applied by its task."""
         self.handed_over: set[str] = set()
         """Resources given to a successor channel: not closed on stop."""
+
+    @property
+    def oper_status(self) -> str:
+        """YANG channel/state/oper-status, derived from what is live."""
+        if not self._running or self.port_status != "up":
+            return "down"  # stopped, or the serial port failed (last-error says why)
+        if self.cfg.mode == "peer":
+            return "up"
+        if self.cfg.mode == "server":
+            return "up" if self.sessions else "listening"
+        return "up" if self._session_of(Role.PRIMARY) is not None else "connecting"
 
     # -- lifecycle ---------------------------------------------------------------
     async def run(self) -> None:
@@ -175,22 +207,26 @@ class ChannelRuntime:
                         tg.start_soon(self._accept_loop, self.res.secondary, Role.SECONDARY)
                     if self.cfg.mode == "peer" and self.res.udp is not None:
                         tg.start_soon(self._udp_loop, self.res.udp)
-                        self.oper_status = "up"
-                    elif self.cfg.mode == "server":
-                        self.oper_status = "listening"
-                    else:
-                        self.oper_status = "connecting"
+                        if self.res.group is not None:
+                            tg.start_soon(self._udp_loop, self.res.group)
         finally:
-            for session in list(self.sessions.values()):
-                await close_resource(session.stream)
-            self.sessions.clear()
-            for name, resource in self.res.items().items():
-                if name not in self.handed_over:
-                    await close_resource(resource)
+            # shielded: when cancelled from outside (not by stop), every
+            # resource is still closed, not just the first one
+            with anyio.CancelScope(shield=True):
+                for session in list(self.sessions.values()):
+                    await close_resource(session.stream)
+                self.sessions.clear()
+                for name, resource in self.res.items().items():
+                    if name not in self.handed_over:
+                        await close_resource(resource)
             if "link" not in self.handed_over and self.res.link is not None:
                 self.emit("port-event", {"serial-port": self.port_cfg.name, "event": "closed"})
-            self.oper_status = "down"
+            self._running = False
             self._finished.set()
+
+    def cancel(self) -> None:
+        """Begin stopping (``stop`` waits for the end)."""
+        self._scope.cancel()
 
     async def stop(self) -> None:
         self._scope.cancel()
@@ -260,19 +296,26 @@ class ChannelRuntime:
         self._wake.set()
 
     async def _send_frames(self, session: Session, frames: list[bytes]) -> None:
+        """Send frames in order; what a broken or cancelled send did not
+        deliver is counted in dropped-bytes."""
         if not frames:
             return
-        async with session.send_lock:
-            for frame in frames:
-                try:
-                    await session.stream.send(frame)
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                    session.scope.cancel()
-                    return
-                session.tx_bytes += len(frame)
-                session.last_activity = time.monotonic()
-                self.counters.serial_to_net_bytes += len(frame)
-                self.counters.serial_to_net_frames += 1
+        sent = 0
+        try:
+            async with session.send_lock:
+                for frame in frames:
+                    try:
+                        await session.stream.send(frame)
+                    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                        session.close("send failed")
+                        return
+                    sent += 1
+                    session.tx_bytes += len(frame)
+                    session.last_activity = time.monotonic()
+                    self.counters.serial_to_net_bytes += len(frame)
+                    self.counters.serial_to_net_frames += 1
+        finally:
+            self.counters.dropped_bytes += sum(map(len, frames[sent:]))
 
     async def _to_serial(self, data: bytes) -> None:
         link = self.res.link
@@ -314,9 +357,10 @@ class ChannelRuntime:
                 if (
                     self.cfg.inactivity_timeout
                     and now - session.last_activity >= self.cfg.inactivity_timeout
+                    and not session.scope.cancel_called
                 ):
                     log.info("channel %s: session %d idle, closing", self.cfg.name, session.id)
-                    session.scope.cancel()
+                    session.close("inactivity timeout")
 
     def _framer(self) -> Framer:
         p = self.cfg.packing
@@ -324,9 +368,10 @@ class ChannelRuntime:
         return Framer(p.max_frame_size, delay, p.delimiter)
 
     def _idle_deadline(self) -> float | None:
-        if not self.cfg.inactivity_timeout or not self.sessions:
+        if not self.cfg.inactivity_timeout:
             return None
-        return min(s.last_activity for s in self.sessions.values()) + self.cfg.inactivity_timeout
+        idle = [s.last_activity for s in self.sessions.values() if not s.scope.cancel_called]
+        return min(idle) + self.cfg.inactivity_timeout if idle else None
 
     # -- sessions -------------------------------------------------------------------
     def _session_of(self, role: Role) -> Session | None:
@@ -336,19 +381,22 @@ class ChannelRuntime:
         return None
 
     def _allowed(self, address: str) -> bool:
-        if not self.cfg.allowed_peers:
+        if not self._allowed_nets:
             return True
         try:
             ip = ipaddress.ip_address(address.split("%")[0])
         except ValueError:
             return False
-        return any(ip in ipaddress.ip_network(p, strict=False) for p in self.cfg.allowed_peers)
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped  # an IPv4 peer of a dual-stack (::) socket
+        return any(ip in net for net in self._allowed_nets)
 
     def _tune(self, stream: SocketStream) -> None:
         sock: socket.socket = stream.extra(SocketAttribute.raw_socket)
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self.cfg.keepalive:
+        if self.cfg.keepalive:
+            with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, self.cfg.keepalive)
 
@@ -366,31 +414,36 @@ class ChannelRuntime:
             if existing is not None:
                 if not self.cfg.takeover:
                     self.counters.sessions_refused += 1
+                    log.info("channel %s: refused %s (busy)", self.cfg.name, address)
                     await close_resource(stream)
                     continue
-                existing.scope.cancel()
-                await self._gone(existing, "taken over")
+                existing.close("taken over")
+                await self._gone(existing)
+            # registered here, before the next accept, so that two quick
+            # connections can never both become the session of one role
+            session = self._register(stream, role, (address, port))
             assert self._tg is not None
-            self._tg.start_soon(self._session, stream, role, (address, port))
+            self._tg.start_soon(self._serve, session)
 
     async def _client_loop(self) -> None:
-        backoff = BACKOFF_START
         host, port = self.cfg.destinations[0]
+        delay = 0.0
         while True:
+            if delay:
+                await anyio.sleep(delay)
             try:
-                stream = await anyio.connect_tcp(host, port)
-            except OSError as exc:
-                self.oper_status = "connecting"
-                self.last_error = f"connect to {host}:{port}: {exc.strerror or exc}"
-                await anyio.sleep(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX)
+                with anyio.fail_after(CONNECT_TIMEOUT):
+                    stream = await anyio.connect_tcp(host, port)
+            except OSError as exc:  # TimeoutError included
+                reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or exc
+                self.last_error = f"connect to {host}:{port}: {reason}"
+                delay = min(delay * 2, BACKOFF_MAX) if delay else BACKOFF_START
                 continue
-            backoff = BACKOFF_START
-            await self._session(stream, Role.PRIMARY, (host, port))
-            self.oper_status = "connecting"
-            await anyio.sleep(backoff)
+            await self._serve(self._register(stream, Role.PRIMARY, (host, port)))
+            delay = BACKOFF_START  # after a disconnect: 1 s, then doubling
 
-    async def _session(self, stream: SocketStream, role: Role, remote: tuple[str, int]) -> None:
+    def _register(self, stream: SocketStream, role: Role, remote: tuple[str, int]) -> Session:
+        """A new session of ``role``: counted, known to the arbiter, announced."""
         self._tune(stream)
         session = Session(
             id=ChannelRuntime._next_session,
@@ -403,12 +456,16 @@ class ChannelRuntime:
         ChannelRuntime._next_session += 1
         self.sessions[session.id] = session
         self.counters.sessions_accepted += 1
-        if role is Role.PRIMARY:
-            self.oper_status = "up"
+        self._pending[session.id] = self.arbiter.connect(role, time.monotonic())
         self._session_event(session, "connected")
-        await self._apply(self.arbiter.connect(role, time.monotonic()))
+        return session
+
+    async def _serve(self, session: Session) -> None:
+        """Relay the session's network -> serial direction until it ends."""
+        stream, role = session.stream, session.role
         try:
             with session.scope:
+                await self._apply(self._pending.pop(session.id, []))
                 while True:
                     try:
                         data = await stream.receive(RECEIVE_SIZE)
@@ -422,19 +479,24 @@ class ChannelRuntime:
                     session.last_activity = time.monotonic()
                     await self._apply(self.arbiter.from_net(role, data, session.last_activity))
         finally:
-            await self._gone(session, "closed")
+            await self._gone(session)
 
-    async def _gone(self, session: Session, reason: str) -> None:
+    async def _gone(self, session: Session) -> None:
+        """Remove a session: at once for the arbiter (a successor of the same
+        role may connect while this one is still closing), then flush its
+        last frame and close it, each bounded by CLOSE_TIMEOUT."""
         if self.sessions.pop(session.id, None) is None:
             return
-        with anyio.CancelScope(shield=True):
+        actions = self._pending.pop(session.id, [])
+        if self.arbiter.is_connected(session.role):
+            actions += self.arbiter.disconnect(session.role, time.monotonic())
+        self._session_event(session, "disconnected", session.close_reason)
+        with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
             await self._send_frames(session, session.framer.flush())
+        with anyio.CancelScope(shield=True):
             await close_resource(session.stream)
-            if self.arbiter.is_connected(session.role):
-                await self._apply(self.arbiter.disconnect(session.role, time.monotonic()))
-        self._session_event(session, "disconnected", reason)
-        if self.cfg.mode == "server" and self._session_of(Role.PRIMARY) is None:
-            self.oper_status = "listening"
+        with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
+            await self._apply(actions)
 
     def _session_event(self, session: Session, event: str, reason: str | None = None) -> None:
         status = self.arbiter.status(session.role)
@@ -453,16 +515,17 @@ class ChannelRuntime:
         self.emit("session-event", payload)
 
     # -- UDP peer ----------------------------------------------------------------------
-    async def _udp_loop(self, udp: UDPSocket) -> None:
+    async def _udp_loop(self, udp: Datagrams) -> None:
         while True:
-            data, (address, _port) = await udp.receive()
-            if not self._allowed(str(address)):
+            data, address = await udp.receive()
+            if not self._allowed(address):
                 self.counters.dropped_bytes += len(data)
                 continue
             await self._to_serial(data)
 
     async def _peer_send(self, frames: list[bytes]) -> None:
-        """Peer mode has no sessions: each frame goes to every destination."""
+        """Peer mode has no sessions: each frame goes to every destination,
+        and every datagram sent counts (as each TCP write of a session does)."""
         udp = self.res.udp
         if udp is None or not frames:
             return
@@ -474,8 +537,8 @@ class ChannelRuntime:
                     self.counters.dropped_bytes += len(frame)
                     self.last_error = f"send to {host}:{port}: {exc.strerror or exc}"
                     continue
-            self.counters.serial_to_net_bytes += len(frame)
-            self.counters.serial_to_net_frames += 1
+                self.counters.serial_to_net_bytes += len(frame)
+                self.counters.serial_to_net_frames += 1
 
     def session_rows(self) -> list[Session]:
         return sorted(self.sessions.values(), key=lambda s: s.id)

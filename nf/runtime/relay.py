@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import errno
 import logging
-import socket
-import struct
 from collections.abc import Sequence
 from typing import Any
 
 import anyio
-from anyio.abc import TaskGroup, TaskStatus, UDPSocket
+from anyio.abc import TaskGroup, TaskStatus
 
 from nf.config.diff import Change
 from nf.config.errors import ConfigError
@@ -35,6 +33,7 @@ from nf.config.tree import Key, ListNode, Node
 from nf.runtime.channel import ChannelRuntime, Counters, Resources, close_resource, now_iso
 from nf.runtime.serial import PortError, open_link
 from nf.runtime.transaction import PrepareError, Transaction
+from nf.runtime.udp import bind_group, bind_peer, needs_group_socket
 from nf.schema import MAIN_MODULE, default_schema
 
 log = logging.getLogger(__name__)
@@ -56,6 +55,8 @@ def _keys(cfg: ChannelConfig, port: SerialPortConfig) -> dict[str, ResourceKey]:
         keys["secondary"] = ("tcp", address, str(cfg.secondary.port))
     if cfg.mode == "peer" and cfg.listen_port is not None:
         keys["udp"] = ("udp", address, str(cfg.listen_port), cfg.multicast_group or "")
+        if needs_group_socket(address, cfg.multicast_group):
+            keys["group"] = ("udp-group", address, str(cfg.listen_port), cfg.multicast_group or "")
     return keys
 
 
@@ -70,31 +71,6 @@ def _bind_error(name: str, leaf: str, what: str, exc: OSError) -> PrepareError:
             )
         ]
     )
-
-
-async def _udp_socket(cfg: ChannelConfig) -> Any:
-    address = cfg.listen_address or "0.0.0.0"
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-        if cfg.multicast_group:
-            # several receivers of one group on one host need SO_REUSEADDR
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((address, cfg.listen_port or 0))
-        if cfg.multicast_group:
-            interface = "0.0.0.0" if address in ("0.0.0.0", "::") else address
-            membership = struct.pack(
-                "4s4s", socket.inet_aton(cfg.multicast_group), socket.inet_aton(interface)
-            )
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(interface))
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
-        sock.setblocking(False)
-        return await UDPSocket.from_socket(sock)
-    except BaseException:
-        sock.close()
-        raise
 
 
 class _Transaction:
@@ -161,7 +137,10 @@ class RelayRuntime:
     async def shutdown(self) -> None:
         """Close every session and port (SIGTERM)."""
         with anyio.CancelScope(shield=True):
-            for channel in list(self.channels.values()):
+            channels = list(self.channels.values())
+            for channel in channels:  # all at once: each may take CLOSE_TIMEOUT
+                channel.cancel()
+            for channel in channels:
                 await channel.stop()
             self.channels.clear()
         if self._tg is not None:
@@ -257,11 +236,20 @@ class RelayRuntime:
             for extra in rest:
                 await close_resource(extra)
             return first
+        port_number = cfg.listen_port or 0
+        if what == "group":
+            group = cfg.multicast_group or ""
+            try:
+                return bind_group(address, port_number, group)
+            except OSError as exc:
+                raise _bind_error(
+                    name, "multicast-group", f"UDP {group}:{port_number} on {address}", exc
+                ) from exc
         try:
-            return await _udp_socket(cfg)
+            return bind_peer(address, port_number, cfg.multicast_group)
         except OSError as exc:
             raise _bind_error(
-                name, "listen/soip:port", f"UDP {address}:{cfg.listen_port}", exc
+                name, "listen/soip:port", f"UDP {address}:{port_number}", exc
             ) from exc
 
     async def state(self) -> Node:

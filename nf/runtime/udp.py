@@ -1,0 +1,114 @@
+"""UDP sockets of peer channels: a non-blocking socket driven by readiness.
+
+anyio's ``UDPSocket`` (on asyncio) is not used for the relay because it
+loses data silently, which SPEC §3 forbids: received datagrams wait in a
+100-entry ring that drops the oldest when the serial port is slower than
+the network, and a failed ``sendto`` (no route, wrong address family) is
+handed to ``error_received`` and never raised.  Here a datagram is read
+only when the channel is ready to write it to the serial port, so excess
+traffic waits in (and overflows from) the kernel's receive buffer, and a
+send that fails raises ``OSError`` for the channel to count.
+
+A peer channel whose listen address is one host address and that joins a
+multicast group gets a second, receive-only socket bound to the group
+address: on Linux a socket bound to a unicast address never receives
+datagrams addressed to a group, and binding the main socket to 0.0.0.0
+instead would receive unicast on every address of the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+
+import anyio
+
+RECEIVE_SIZE = 65536
+_IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49)  # Linux
+
+
+class Datagrams:
+    """One bound UDP socket; ``receive`` and ``sendto`` each used by one task."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        self.sock = sock
+
+    async def receive(self) -> tuple[bytes, str]:
+        """The next datagram and its source address."""
+        while True:
+            try:
+                data, address = self.sock.recvfrom(RECEIVE_SIZE)
+            except (BlockingIOError, InterruptedError):
+                await anyio.wait_readable(self.sock)
+                continue
+            except ConnectionRefusedError:  # an ICMP error queued on the socket
+                continue
+            return data, str(address[0])
+
+    async def sendto(self, data: bytes, host: str, port: int) -> None:
+        """Send one datagram; raises OSError when the kernel refuses it."""
+        while True:
+            try:
+                self.sock.sendto(data, (host, port))
+            except (BlockingIOError, InterruptedError):
+                await anyio.wait_writable(self.sock)
+                continue
+            return
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _membership(group: str, interface: str) -> bytes:
+    return struct.pack("4s4s", socket.inet_aton(group), socket.inet_aton(interface))
+
+
+def bind_peer(address: str, port: int, group: str | None) -> Datagrams:
+    """The socket a peer channel receives unicast/broadcast on and sends from.
+    With ``group`` and a wildcard address it also joins the group (on the
+    interface the routing table picks)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        if group:
+            # several receivers of one group on one host need SO_REUSEADDR
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((address, port))
+        if group:
+            wildcard = address in ("0.0.0.0", "::")
+            interface = "0.0.0.0" if wildcard else address
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(interface))
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+            if wildcard:
+                sock.setsockopt(
+                    socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, _membership(group, interface)
+                )
+                with contextlib.suppress(OSError):  # only this socket's groups, not the host's
+                    sock.setsockopt(socket.IPPROTO_IP, _IP_MULTICAST_ALL, 0)
+        return Datagrams(sock)
+    except BaseException:
+        sock.close()
+        raise
+
+
+def bind_group(address: str, port: int, group: str) -> Datagrams:
+    """Receive-only socket for ``group``:``port``, joined on the interface
+    that has ``address`` (a host address, not a wildcard)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((group, port))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, _membership(group, address))
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_IP, _IP_MULTICAST_ALL, 0)
+        return Datagrams(sock)
+    except BaseException:
+        sock.close()
+        raise
+
+
+def needs_group_socket(address: str, group: str | None) -> bool:
+    return bool(group) and address not in ("0.0.0.0", "::")
