@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from pathlib import Path
 
 import pytest
 from conftest import DaemonFactory, Running
@@ -133,3 +134,40 @@ def test_unchanged_channel_is_never_touched(relay: Running) -> None:
         os.write(master, b"still here")
         assert read_sock(client, 10) == b"still here"
         client.close()
+
+
+def test_missing_device_at_boot_is_retried_not_fatal(
+    make_daemon: DaemonFactory, tmp_path: Path
+) -> None:
+    """A startup config naming an absent device (an unplugged adapter) boots;
+    the channel reopens the port when it appears.  A commit naming an absent
+    device is still refused."""
+    link = tmp_path / "ttyLATE"
+    tcp = free_port()
+    tree, errors = load_document(
+        f'<serial-over-ip xmlns="{SOIP}">{port_xml("late", str(link))}'
+        f"{server_xml('c', 'late', tcp)}</serial-over-ip>",
+        default_schema(),
+    )
+    assert errors == []
+    d = make_daemon(relay=True, initial=tree)
+    with d.connect() as m:
+        assert "<oper-status>error</oper-status>" in m.get().data_xml
+        with pytest.raises(RPCError) as info:
+            m.edit_config(
+                target="running",
+                config=config(
+                    port_xml("gone", str(tmp_path / "nope")) + server_xml("x", "gone", free_port())
+                ),
+            )
+        assert info.value.tag == "resource-denied"
+        with pty_device() as (master, path):
+            link.symlink_to(path)  # the adapter is plugged in
+            client = connect(tcp)
+            deadline = time.monotonic() + 6  # backoff 1 s, 2 s, ...
+            while True:
+                client.sendall(b"x")
+                if read_fd(master, 1, timeout=0.5) == b"x":
+                    break
+                assert time.monotonic() < deadline, "the port was never reopened"
+            client.close()

@@ -121,6 +121,8 @@ class RelayRuntime:
         self.events: list[tuple[str, dict[str, str]]] = []
         self._max_events = 1000
         self._cleared: dict[str, Counters] = {}
+        self.booting = False
+        """True while the initial configuration is applied (see _acquire)."""
 
     @property
     def tg(self) -> TaskGroup:
@@ -213,6 +215,13 @@ class RelayRuntime:
             try:
                 return await anyio.to_thread.run_sync(open_link, port)
             except PortError as exc:
+                if self.booting:
+                    # at boot a missing device (an unplugged USB adapter) must
+                    # not keep the daemon down: the channel starts without its
+                    # port and reopens it with backoff (SPEC §3); a commit
+                    # later on still fails atomically (SPEC §4)
+                    log.warning("boot: %s; the channel retries it", exc)
+                    return None
                 raise PrepareError(
                     [
                         ConfigError(
