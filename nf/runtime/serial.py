@@ -150,6 +150,18 @@ class ThreadLink:
         self.device = device
         self._port = port
         self._write_lock = anyio.Lock()
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    def _threads(self) -> anyio.CapacityLimiter:
+        """This link's own worker threads (one reading, one writing).
+
+        anyio's default limiter has 40 tokens for the whole process: a
+        thousand URL ports would take turns reading, and a cancelled read
+        keeps its token until pyserial's timeout, so stops would queue.
+        """
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(2)
+        return self._limiter
 
     def _read_blocking(self) -> bytes:
         first = self._port.read(1)  # waits up to port.timeout
@@ -161,7 +173,9 @@ class ThreadLink:
     async def read(self) -> bytes:
         while True:
             try:
-                data = await to_thread.run_sync(self._read_blocking, abandon_on_cancel=True)
+                data = await to_thread.run_sync(
+                    self._read_blocking, abandon_on_cancel=True, limiter=self._threads()
+                )
             except (serial.SerialException, OSError) as exc:
                 raise PortError(f"{self.device}: {exc}") from exc
             if data:
@@ -170,7 +184,7 @@ class ThreadLink:
     async def write(self, data: bytes) -> None:
         async with self._write_lock:
             try:
-                await to_thread.run_sync(self._port.write, data)
+                await to_thread.run_sync(self._port.write, data, limiter=self._threads())
             except (serial.SerialException, OSError) as exc:
                 raise PortError(f"{self.device}: {exc}") from exc
 
