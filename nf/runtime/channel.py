@@ -84,7 +84,7 @@ class Session:
     rx_bytes: int = 0
     tx_bytes: int = 0
     last_activity: float = field(default_factory=time.monotonic)
-    send_lock: anyio.Lock = field(default_factory=anyio.Lock)
+    send_lock: anyio.Lock = field(default_factory=lambda: anyio.Lock(fast_acquire=True))
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     close_reason: str = "closed by peer"
 
@@ -165,7 +165,9 @@ class ChannelRuntime:
         self._scope = anyio.CancelScope()
         self._finished = anyio.Event()
         self._wake = anyio.Event()
-        self._serial_lock = anyio.Lock()
+        self._sleep_until: float | None = None
+        """When the timer task wakes by itself (None: no deadline at all)."""
+        self._serial_lock = anyio.Lock(fast_acquire=True)
         self._tg: TaskGroup | None = None
         self._pending: dict[int, list[Action]] = {}
         """Arbiter actions of a session's connect, applied by its task."""
@@ -254,7 +256,7 @@ class ChannelRuntime:
                     self.port_rx += len(data)
                     if self._peer_framer is not None:
                         await self._peer_send(self._peer_framer.feed(data, time.monotonic()))
-                        self._wake.set()
+                        self._kick(self._peer_framer.deadline())
                     else:
                         await self._apply(self.arbiter.from_serial(data, time.monotonic()))
             except PortError as exc:
@@ -281,6 +283,7 @@ class ChannelRuntime:
                     self.counters.dropped_bytes += len(action.data)
                     continue
                 frames = session.framer.feed(action.data, time.monotonic())
+                self._kick(session.framer.deadline())
                 await self._send_frames(session, frames)
             elif isinstance(action, ToSerial):
                 await self._to_serial(action.data)
@@ -293,7 +296,17 @@ class ChannelRuntime:
                 session = self._session_of(action.role)
                 if session is not None:
                     self._session_event(session, "role-change")
-        self._wake.set()
+        self._kick(self.arbiter.deadline())
+
+    def _kick(self, deadline: float | None) -> None:
+        """Wake the timer task only for a deadline earlier than its own.
+
+        A plain channel (no packing, no slot timer) then never wakes it, and
+        a busy one does not pay a task switch per chunk: a deadline that moved
+        later is found when the timer wakes at the earlier one.
+        """
+        if deadline is not None and (self._sleep_until is None or deadline < self._sleep_until):
+            self._wake.set()
 
     async def _send_frames(self, session: Session, frames: list[bytes]) -> None:
         """Send frames in order; what a broken or cancelled send did not
@@ -345,7 +358,9 @@ class ChannelRuntime:
                 deadlines.append(idle)
             if self._peer_framer is not None and (d := self._peer_framer.deadline()) is not None:
                 deadlines.append(d)
-            timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            until = min(deadlines) if deadlines else None
+            self._sleep_until = until
+            timeout = None if until is None else max(0.0, until - time.monotonic())
             with anyio.move_on_after(timeout):
                 await self._wake.wait()
             now = time.monotonic()
@@ -458,6 +473,7 @@ class ChannelRuntime:
         self.counters.sessions_accepted += 1
         self._pending[session.id] = self.arbiter.connect(role, time.monotonic())
         self._session_event(session, "connected")
+        self._kick(self._idle_deadline())  # an inactivity timer may start now
         return session
 
     async def _serve(self, session: Session) -> None:

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
+import termios
 from typing import Protocol
 
 import anyio
@@ -118,9 +120,6 @@ class FdLink:
     def _readable_empty(self) -> bool:
         """After a readiness wake-up: is there really nothing to read?"""
         try:
-            import fcntl
-            import termios
-
             buf = fcntl.ioctl(self._fd, termios.FIONREAD, b"\0\0\0\0")
             return int.from_bytes(buf, "little") == 0
         except OSError:
