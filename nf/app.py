@@ -139,10 +139,10 @@ class Daemon:
                                 "username": s.username,
                                 "source-host": s.peer.rsplit(":", 1)[0],
                                 "login-time": s.login_time,
-                                "in-rpcs": s.in_rpcs,
-                                "in-bad-rpcs": s.in_bad_rpcs,
-                                "out-rpc-errors": s.out_rpc_errors,
-                                "out-notifications": s.out_notifications,
+                                "in-rpcs": s.rpcs.in_rpcs,
+                                "in-bad-rpcs": s.rpcs.in_bad_rpcs,
+                                "out-rpc-errors": s.rpcs.out_rpc_errors,
+                                "out-notifications": s.rpcs.out_notifications,
                             }
                             for s in server.sessions()
                         ],

@@ -175,19 +175,11 @@ class Session:
         self._closed = threading.Event()
         self.login_time = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.killed = False
-        self.in_rpcs = 0
-        self.in_bad_rpcs = 0
-        self.out_rpc_errors = 0
-        self.out_notifications = 0
+        self.rpcs = RpcCounters()
 
     def count(self, outcome: str) -> None:
         """RFC 6022 counters, per session and for the server."""
-        if outcome == "bad":
-            self.in_bad_rpcs += 1
-        else:
-            self.in_rpcs += 1
-            if outcome == "error":
-                self.out_rpc_errors += 1
+        self.rpcs.count(outcome)
         self.server.stats.count(outcome)
 
     def hello(self) -> etree._Element:
@@ -327,7 +319,26 @@ class _SSHInterface(paramiko.ServerInterface):
 
 
 @dataclass
-class Statistics:
+class RpcCounters:
+    """The rpc counters RFC 6022 keeps per session and for the server."""
+
+    in_rpcs: int = 0
+    in_bad_rpcs: int = 0
+    out_rpc_errors: int = 0
+    out_notifications: int = 0
+
+    def count(self, outcome: str) -> None:
+        """One message handled: "ok", "error" (rpc-error reply) or "bad"."""
+        if outcome == "bad":
+            self.in_bad_rpcs += 1
+        else:
+            self.in_rpcs += 1
+            if outcome == "error":
+                self.out_rpc_errors += 1
+
+
+@dataclass
+class Statistics(RpcCounters):
     """ietf-netconf-monitoring /netconf-state/statistics (RFC 6022 §2.1.5)."""
 
     start_time: str = field(
@@ -336,18 +347,6 @@ class Statistics:
     in_bad_hellos: int = 0
     in_sessions: int = 0
     dropped_sessions: int = 0
-    in_rpcs: int = 0
-    in_bad_rpcs: int = 0
-    out_rpc_errors: int = 0
-    out_notifications: int = 0
-
-    def count(self, outcome: str) -> None:
-        if outcome == "bad":
-            self.in_bad_rpcs += 1
-        else:
-            self.in_rpcs += 1
-            if outcome == "error":
-                self.out_rpc_errors += 1
 
 
 @dataclass

@@ -557,12 +557,8 @@ class SlottedArbiter(Arbiter):
     def from_net(self, role: Role, data: bytes, now: float) -> list[Action]:
         if role not in self._connected:
             raise _not_connected(role)
+        actions = self.tick(now)
         owner = self._owner
-        if owner is not None and now >= self._deadline:
-            actions = self._end_slot(now)
-            owner = self._owner
-        else:
-            actions = []
         if not data:
             return actions
         if owner is role:  # the hot path: the owner talks to its device
@@ -588,12 +584,8 @@ class SlottedArbiter(Arbiter):
         return actions
 
     def from_serial(self, data: bytes, now: float) -> list[Action]:
+        actions = self.tick(now)
         owner = self._owner
-        if owner is not None and now >= self._deadline:
-            actions = self._end_slot(now)
-            owner = self._owner
-        else:
-            actions = []
         if not data:
             return actions
         if owner is not None:
