@@ -122,6 +122,10 @@ def pty_device() -> Iterator[tuple[int, str]]:
     master, slave = os.openpty()
     path = os.ttyname(slave)
     tty.setraw(master)
+    # Non-blocking: select() calls a master readable while no slave is open
+    # (EIO), and if the daemon opens the slave before our read, a blocking
+    # read would wait for data that never comes.
+    os.set_blocking(master, False)
     os.close(slave)  # the daemon opens it by path
     try:
         yield master, path
@@ -139,9 +143,23 @@ def read_fd(fd: int, n: int, timeout: float = 5.0) -> bytes:
             break
         try:
             data += os.read(fd, n - len(data))
+        except BlockingIOError:  # the slave was opened between select and read
+            time.sleep(0.01)
         except OSError:  # EIO: nobody has the other end open
-            break
+            time.sleep(0.01)
     return data
+
+
+def write_fd(fd: int, data: bytes, timeout: float = 5.0) -> None:
+    """Write all of ``data`` to a non-blocking fd, waiting while it is full."""
+    deadline = time.monotonic() + timeout
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            assert time.monotonic() < deadline, f"{len(view)} bytes still unwritten"
+            select.select([], [fd], [], 0.05)
 
 
 def fd_silent(fd: int, wait: float = 0.3) -> bool:
@@ -152,7 +170,7 @@ def fd_silent(fd: int, wait: float = 0.3) -> bool:
         return True
     try:
         return os.read(fd, 4096) == b""
-    except OSError:
+    except OSError:  # EIO (no slave) or EAGAIN (slave opened since select)
         return True
 
 

@@ -54,6 +54,7 @@ from relayhelpers import (
     udp_socket,
     wait_for,
     wait_state,
+    write_fd,
 )
 
 from nf.config.codec import load_document
@@ -129,22 +130,18 @@ def test_server_takeover_replaces_the_session(relay: Running) -> None:
 
 def fill_until_blocked(master: int, limit: int = 64 << 20) -> int:
     """Write serial data until the relay stops reading it (its sends block)."""
-    os.set_blocking(master, False)
-    chunk, total = b"f" * 65536, 0
+    chunk, total = b"f" * 65536, 0  # pty_device() masters are non-blocking
     blocked_since: float | None = None
-    try:
-        while total < limit:
-            try:
-                total += os.write(master, chunk)
-                blocked_since = None
-            except BlockingIOError:
-                now = time.monotonic()
-                blocked_since = blocked_since or now
-                if now - blocked_since > 0.5:
-                    return total
-                time.sleep(0.01)
-    finally:
-        os.set_blocking(master, True)
+    while total < limit:
+        try:
+            total += os.write(master, chunk)
+            blocked_since = None
+        except BlockingIOError:
+            now = time.monotonic()
+            blocked_since = blocked_since or now
+            if now - blocked_since > 0.5:
+                return total
+            time.sleep(0.01)
     raise AssertionError(f"the relay kept reading {total} bytes")
 
 
@@ -166,7 +163,7 @@ def test_takeover_of_a_session_that_stopped_reading(relay: Running) -> None:
         wait_state(m, "c", lambda s: len(s.sessions) == 1)
         fill_until_blocked(master)
         new = connect(tcp)
-        os.write(master, b"<marker>")
+        write_fd(master, b"<marker>")  # waits while the pty is still full
         received = b""
         deadline = time.monotonic() + 5
         while not received.endswith(b"<marker>") and time.monotonic() < deadline:
