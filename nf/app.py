@@ -104,14 +104,11 @@ class Daemon:
         """
         startup_file = StartupFile(self.state_dir / STARTUP_FILE, self.schema)
         datastores = Datastores(self.schema, self.runtime, Node(), startup_file, startup)
-        booting = hasattr(self.runtime, "booting")
-        if booting:
-            self.runtime.booting = True  # type: ignore[attr-defined]
+        self.runtime.booting = True
         try:
             errors = await datastores.copy_config(0, initial, "running")
         finally:
-            if booting:
-                self.runtime.booting = False  # type: ignore[attr-defined]
+            self.runtime.booting = False
         if errors:
             raise BootError(
                 "initial configuration refused:\n" + "\n".join(f"  {e}" for e in errors)

@@ -142,6 +142,7 @@ class FakeRuntime:
 
     def __init__(self, refuse_tag: str = "resource-denied") -> None:
         self.refuse_tag = refuse_tag
+        self.booting = False
         self.config: RelayConfig | None = None
         self.prepared: list[set[str]] = []
         self.applied: list[set[str]] = []

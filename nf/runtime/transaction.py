@@ -43,6 +43,11 @@ class Transaction(Protocol):
 
 
 class Runtime(Protocol):
+    booting: bool
+    """Set by the daemon while the boot configuration is applied: a serial
+    device missing then is retried by its channel instead of failing the
+    boot (SPEC §3), while a commit naming one fails atomically (SPEC §4)."""
+
     async def prepare(
         self, changes: Sequence[Change], old: RelayConfig, new: RelayConfig
     ) -> Transaction:
@@ -68,6 +73,7 @@ class NullRuntime:
     relay runtime exists, with the final interface."""
 
     def __init__(self) -> None:
+        self.booting = False
         self.config: RelayConfig | None = None
         self.cleared: list[str | None] = []
 
