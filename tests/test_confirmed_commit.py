@@ -9,9 +9,11 @@ every wait is bounded.
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from conftest import DaemonFactory, Running
 from lxml import etree
 from ncclient.operations import RPCError
 from relayhelpers import SOIP, config, delete_channel_xml, free_port, port_xml, server_xml
+from test_startup import _connect, _start, _stop
 
 import nf.northbound.datastores
 from nf.config.codec import load_document
@@ -298,3 +301,89 @@ def test_refused_rollback_is_logged_leaves_running_consistent_and_is_retried(
         wait_until(lambda: listening(base_port))
         assert "confirmed commit rolled back: confirm-timeout expired" in caplog.text
         assert not (relay.state_dir / "confirmed-commit.xml").exists()
+
+
+# -- restart: a real daemon process ----------------------------------------------------------------
+def _pending_then_stop(state: Path, persist: str | None, sig: signal.Signals) -> tuple[int, int]:
+    """Boot from a startup with "base", add "pre" to running (so running
+    differs from startup), confirmed-commit "a", then stop the daemon with
+    ``sig`` while the commit is pending.  Returns the ports of pre and a."""
+    base, pre, a = free_port(), free_port(), free_port()
+    (state / "startup.xml").write_text(config(channel("base", base)))
+    proc, port = _start(state)
+    assert port, "the daemon did not start"
+    m = _connect(port)
+    try:
+        m.edit_config(target="running", config=config(channel("pre", pre)))
+        m.edit_config(target="candidate", config=config(channel("a", a)))
+        m.commit(confirmed=True, persist=persist)
+        assert names(m) == ["base", "pre", "a"] and listening(a)
+        assert (state / "confirmed-commit.xml").exists()
+        # stopped while the session is still open: no close-session first
+        proc.send_signal(sig)
+        assert proc.wait(timeout=10) == (0 if sig == signal.SIGTERM else -signal.SIGKILL)
+    finally:
+        m._session.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return pre, a
+
+
+@pytest.mark.parametrize(
+    ("persist", "sig"), [("tok", signal.SIGTERM), (None, signal.SIGKILL)], ids=["persist", "crash"]
+)
+def test_pending_confirmed_commit_is_rolled_back_at_boot(
+    tmp_path: Path, persist: str | None, sig: signal.Signals
+) -> None:
+    """A daemon stopped (SIGTERM) with a persistent confirmed commit pending,
+    or killed (SIGKILL) with any, boots the configuration of before the
+    confirmed commit, not its startup; the state file is then gone, so
+    nothing is pending any more."""
+    pre, a = _pending_then_stop(tmp_path, persist, sig)
+    saved = (tmp_path / "confirmed-commit.xml").read_text()
+    assert "<name>pre</name>" in saved and "<name>a</name>" not in saved
+    proc, port = _start(tmp_path)
+    try:
+        assert port
+        with _connect(port) as m:
+            assert names(m) == ["base", "pre"]  # the rollback, not startup ("base")
+            assert listening(pre) and not listening(a)
+            assert not (tmp_path / "confirmed-commit.xml").exists()
+            check(rpc_error(m.commit, persist_id="tok"), "invalid-value")
+            check(rpc_error(m.cancel_commit), "operation-failed")
+    finally:
+        _stop(proc)
+
+
+def test_corrupt_confirmed_commit_file_stops_the_boot_unless_told(tmp_path: Path) -> None:
+    path = tmp_path / "confirmed-commit.xml"
+    path.write_text("<confirmed-commit")
+    proc, port = _start(tmp_path)
+    assert port == 0 and proc.returncode == 1
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    assert str(path) in err and "not well-formed" in err and "--ignore-bad-startup" in err
+    assert path.exists()  # nothing half-done: the file stays for the operator
+    proc, port = _start(tmp_path, "--ignore-bad-startup")
+    try:
+        assert port
+        with _connect(port) as m:
+            assert names(m) == []
+        assert not path.exists()
+    finally:
+        _stop(proc)
+
+
+def test_stop_rolls_back_a_non_persistent_commit_at_shutdown(tmp_path: Path) -> None:
+    """SIGTERM ends every session, so a non-persistent confirmed commit rolls
+    back then (cleanly: exit status 0) and leaves no state file; the next
+    boot is an ordinary one, from startup."""
+    _pending_then_stop(tmp_path, None, signal.SIGTERM)
+    assert not (tmp_path / "confirmed-commit.xml").exists()
+    proc, port = _start(tmp_path)
+    try:
+        with _connect(port) as m:
+            assert names(m) == ["base"]
+    finally:
+        _stop(proc)
