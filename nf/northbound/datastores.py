@@ -286,6 +286,10 @@ class Datastores:
                 return [busy]
         if request.confirmed and self._timers is None:
             return [_protocol("operation-failed", "confirmed commit is not available: no timer")]
+        if request.confirmed and not self.is_live(sid):
+            # a killed session's late rpc: its end has been handled already,
+            # nothing would ever roll back a commit bound to it
+            return [_protocol("operation-failed", f"session {sid} is closed")]
 
         async def build(_old: Node) -> tuple[Node, list[ConfigError]]:
             return self.candidate, []  # the candidate as it is when the lock is ours
