@@ -25,6 +25,7 @@ from test_startup import _connect, _start, _stop
 
 import nf.northbound.datastores
 from nf.config.codec import load_document
+from nf.northbound.startup import BadStateFile, ConfirmedCommitFile, SavedCommit
 from nf.schema import default_schema
 
 CONFIRMED = "urn:ietf:params:netconf:capability:confirmed-commit:1.1"
@@ -387,3 +388,29 @@ def test_stop_rolls_back_a_non_persistent_commit_at_shutdown(tmp_path: Path) -> 
             assert names(m) == ["base"]
     finally:
         _stop(proc)
+
+
+def test_state_file_round_trip_and_bad_files(tmp_path: Path) -> None:
+    schema = default_schema()
+    tree, _ = load_document(config(channel("base", 7000)), schema)
+    file = ConfirmedCommitFile(tmp_path / "confirmed-commit.xml", schema)
+    saved = SavedCommit(tree, "tok", 1_800_000_000.25, 7)
+    file.save(saved)
+    assert file.path.stat().st_mode & 0o077 == 0
+    assert not file.path.with_name("confirmed-commit.xml.tmp").exists()
+    assert file.load() == saved
+    file.save(SavedCommit(tree, None, 1_800_000_000.0, 7))
+    assert file.load().persist is None
+    good = file.path.read_text()
+    for bad, needle in [
+        (good.replace("<session-id>7</session-id>", ""), "<session-id> is missing"),
+        (good.replace("<deadline>", "<deadline>x"), "Invalid isoformat"),
+        (good.replace("<name>base</name>", "<name>base</name><bogus/>", 1), "invalid rollback"),
+        (good.replace("nf-state:confirmed-commit", "other"), "not a confirmed-commit state file"),
+    ]:
+        file.path.write_text(bad)
+        with pytest.raises(BadStateFile) as caught:
+            file.load()
+        assert str(file.path) in str(caught.value) and needle in str(caught.value)
+    file.delete()
+    assert not file.exists()

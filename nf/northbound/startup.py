@@ -56,14 +56,8 @@ def _sync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _config_element(tree: Node, schema: SchemaIndex) -> etree._Element:
-    holder = etree.Element(f"{{{NC_NS}}}config", nsmap={None: NC_NS})  # type: ignore[dict-item]
-    render(tree, schema, holder)
-    return holder
-
-
-class StartupFile:
-    """``state_dir/startup.xml``: a NETCONF <config> element around the data."""
+class StateFile:
+    """One XML file of the state directory, holding configuration data."""
 
     def __init__(self, path: Path, schema: SchemaIndex) -> None:
         self.path = path
@@ -72,15 +66,26 @@ class StartupFile:
     def exists(self) -> bool:
         return self.path.exists()
 
-    def save(self, tree: Node) -> None:
-        holder = _config_element(tree, self.schema)
-        atomic_write(
-            self.path,
-            etree.tostring(holder, encoding="UTF-8", xml_declaration=True, pretty_print=True),
-        )
-
     def delete(self) -> None:
         atomic_delete(self.path)
+
+    def _config_element(self, tree: Node) -> etree._Element:
+        holder = etree.Element(f"{{{NC_NS}}}config", nsmap={None: NC_NS})  # type: ignore[dict-item]
+        render(tree, self.schema, holder)
+        return holder
+
+    def _write(self, root: etree._Element) -> None:
+        atomic_write(
+            self.path,
+            etree.tostring(root, encoding="UTF-8", xml_declaration=True, pretty_print=True),
+        )
+
+
+class StartupFile(StateFile):
+    """``state_dir/startup.xml``: a NETCONF <config> element around the data."""
+
+    def save(self, tree: Node) -> None:
+        self._write(self._config_element(tree))
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,7 @@ class BadStateFile(Exception):
     """The confirmed-commit file cannot be read; the message names the file."""
 
 
-class ConfirmedCommitFile:
+class ConfirmedCommitFile(StateFile):
     """``state_dir/confirmed-commit.xml``: a pending confirmed commit.
 
     It exists exactly while a confirmed commit is pending, so that a daemon
@@ -108,13 +113,6 @@ class ConfirmedCommitFile:
     session and the deadline as wall-clock time (UTC, ISO 8601).
     """
 
-    def __init__(self, path: Path, schema: SchemaIndex) -> None:
-        self.path = path
-        self.schema = schema
-
-    def exists(self) -> bool:
-        return self.path.exists()
-
     def save(self, saved: SavedCommit) -> None:
         root = etree.Element(f"{{{CONFIRMED_NS}}}confirmed-commit", nsmap={None: CONFIRMED_NS})  # type: ignore[dict-item]
         if saved.persist is not None:
@@ -123,11 +121,8 @@ class ConfirmedCommitFile:
         etree.SubElement(root, f"{{{CONFIRMED_NS}}}deadline").text = datetime.fromtimestamp(
             saved.deadline, UTC
         ).isoformat()
-        root.append(_config_element(saved.rollback, self.schema))
-        atomic_write(
-            self.path,
-            etree.tostring(root, encoding="UTF-8", xml_declaration=True, pretty_print=True),
-        )
+        root.append(self._config_element(saved.rollback))
+        self._write(root)
 
     def load(self) -> SavedCommit:
         """Read and validate the file, or raise BadStateFile naming it."""
@@ -147,7 +142,9 @@ class ConfirmedCommitFile:
             persist = fields["persist"].text or "" if "persist" in fields else None
             owner = int(fields["session-id"].text or "")
             deadline = datetime.fromisoformat(fields["deadline"].text or "").timestamp()
-        except (KeyError, ValueError) as exc:
+        except KeyError as exc:
+            raise BadStateFile(f"{self.path}: <{exc.args[0]}> is missing") from exc
+        except ValueError as exc:
             raise BadStateFile(f"{self.path}: {exc}") from exc
         tree, errors = parse(fields["config"], self.schema)
         errors += validate(tree, self.schema)
@@ -157,6 +154,3 @@ class ConfirmedCommitFile:
                 + "\n".join(f"  {e}" for e in errors)
             )
         return SavedCommit(tree, persist, deadline, owner)
-
-    def delete(self) -> None:
-        atomic_delete(self.path)
