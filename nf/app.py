@@ -98,7 +98,7 @@ class Daemon:
     datastores: Datastores | None = None
     server: NetconfServer | None = None
     address: tuple[str, int] | None = None
-    _timer_task: Future[None] | None = None
+    _timer_task: Future[None] | None = field(default=None, init=False, repr=False)
 
     async def start(
         self, portal: BlockingPortal, initial: Node, startup: Node | None = None
@@ -264,8 +264,11 @@ async def serve(
     confirmed_file = ConfirmedCommitFile(state_dir / CONFIRMED_FILE, schema)
     rollback: Node | None = None
     if confirmed_file.exists():
-        # the previous run stopped with a confirmed commit pending: boot the
-        # configuration of before it (RFC 6241 §8.4.1), whatever else is there
+        # the previous run stopped with a confirmed commit pending.  Roll it
+        # back (boot the configuration of before it, whatever else is there)
+        # rather than resume it: nobody confirmed it, its timer could not run
+        # while we were down, and an unconfirmed configuration (perhaps the
+        # one that cut the operator off) must not come back by itself
         try:
             rollback = confirmed_file.load().rollback
         except BadStateFile as exc:

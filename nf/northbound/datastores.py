@@ -349,8 +349,9 @@ class Datastores:
 
     async def _adopt(self, pending: cc.Pending | None) -> None:
         """Make ``pending`` the state (its file is already written) and re-arm the timer."""
+        ended = pending is None and self.pending is not None
         self.pending = pending
-        if pending is None:
+        if ended:  # a plain commit with nothing pending costs no file system work
             await self._save_state(None)
         self._arm()
 
