@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from nf.northbound.datastores import Datastores
 from nf.northbound.defaults import CAPABILITY as WITH_DEFAULTS_CAPABILITY
 from nf.northbound.rpcs import Context
 from nf.northbound.server import BASE_10, BASE_11, Listen, NetconfServer
-from nf.northbound.startup import StartupFile
+from nf.northbound.startup import BadStateFile, ConfirmedCommitFile, StartupFile
 from nf.runtime.relay import RelayRuntime
 from nf.runtime.transaction import Runtime
 from nf.schema import SchemaIndex, default_schema
@@ -36,6 +37,8 @@ log = logging.getLogger("nf")
 
 DEMO_CONFIG = Path(__file__).resolve().parent / "data" / "demo.xml"
 STARTUP_FILE = "startup.xml"
+CONFIRMED_FILE = "confirmed-commit.xml"
+"""A pending confirmed commit (RFC 6241 §8.4): exists only while one is pending."""
 
 
 def capabilities(schema: SchemaIndex) -> list[str]:
@@ -45,6 +48,7 @@ def capabilities(schema: SchemaIndex) -> list[str]:
         BASE_11,
         "urn:ietf:params:netconf:capability:writable-running:1.0",
         "urn:ietf:params:netconf:capability:candidate:1.0",
+        "urn:ietf:params:netconf:capability:confirmed-commit:1.1",
         "urn:ietf:params:netconf:capability:validate:1.1",
         "urn:ietf:params:netconf:capability:rollback-on-error:1.0",
         "urn:ietf:params:netconf:capability:xpath:1.0",
@@ -94,6 +98,7 @@ class Daemon:
     datastores: Datastores | None = None
     server: NetconfServer | None = None
     address: tuple[str, int] | None = None
+    _timer_task: Future[None] | None = field(default=None, init=False, repr=False)
 
     async def start(
         self, portal: BlockingPortal, initial: Node, startup: Node | None = None
@@ -101,9 +106,16 @@ class Daemon:
         """Apply ``initial`` through the runtime, then open the NETCONF listener.
 
         ``startup`` is the startup datastore as read at boot (None: no file).
+        A confirmed-commit file left by the previous run has been read by
+        ``serve`` (``initial`` is its rollback configuration); once
+        ``initial`` is running the file is removed.  A crash before that
+        finds the file again at the next boot and rolls back the same way.
         """
         startup_file = StartupFile(self.state_dir / STARTUP_FILE, self.schema)
-        datastores = Datastores(self.schema, self.runtime, Node(), startup_file, startup)
+        confirmed_file = ConfirmedCommitFile(self.state_dir / CONFIRMED_FILE, self.schema)
+        datastores = Datastores(
+            self.schema, self.runtime, Node(), startup_file, startup, confirmed_file
+        )
         self.runtime.booting = True
         try:
             errors = await datastores.copy_config(0, initial, "running")
@@ -113,7 +125,12 @@ class Daemon:
             raise BootError(
                 "initial configuration refused:\n" + "\n".join(f"  {e}" for e in errors)
             )
+        if confirmed_file.exists():
+            await anyio.to_thread.run_sync(confirmed_file.delete)
         self.datastores = datastores
+        # the confirmed-commit timer runs in the portal's task group, as long
+        # as the daemon; close() cancels it
+        self._timer_task, _ = await anyio.to_thread.run_sync(portal.start_task, datastores.run)
 
         caps = capabilities(self.schema)
 
@@ -168,8 +185,14 @@ class Daemon:
         return self.address
 
     def close(self) -> None:
+        """Stop the NETCONF server (sessions end: their non-persistent confirmed
+        commits roll back), then the confirmed-commit timer.  A pending
+        persistent confirmed commit stays on disk for the next boot."""
         if self.server is not None:
             self.server.close()
+        if self._timer_task is not None:
+            self._timer_task.cancel()
+            self._timer_task = None
 
 
 def prepare_state_dir(state_dir: Path) -> tuple[Users, str | None]:
@@ -197,6 +220,23 @@ def _banner(address: tuple[str, int], password: str | None, source: str) -> str:
     return "\n".join(lines)
 
 
+def _bad_state_file(what: str, exc: Exception, ignore: bool) -> bool:
+    """Report a corrupt or invalid file of the state directory (``exc`` names
+    it); True when the boot goes on, with an empty configuration, because
+    the operator said --ignore-bad-startup.  Never half-load such a file."""
+    if not ignore:
+        print(f"nf: {what}: {exc}", file=sys.stderr)
+        print(
+            "nf: fix or remove the file, or start with --ignore-bad-startup "
+            "to boot an empty configuration",
+            file=sys.stderr,
+        )
+        return False
+    log.error("%s, ignored: %s", what, exc)
+    print(f"nf: booting an empty configuration; {what}: {exc}", file=sys.stderr)
+    return True
+
+
 async def serve(
     state_dir: Path,
     listen: Listen,
@@ -213,18 +253,32 @@ async def serve(
         try:
             startup = load_initial(startup_path, schema)
         except BootError as exc:
-            if not ignore_bad_startup:
-                print(f"nf: cannot boot from the startup datastore: {exc}", file=sys.stderr)
-                print(
-                    "nf: fix or remove the file, or start with --ignore-bad-startup "
-                    "to boot an empty configuration",
-                    file=sys.stderr,
-                )
+            if not _bad_state_file(
+                "cannot boot from the startup datastore", exc, ignore_bad_startup
+            ):
                 return 1
-            log.error("ignoring the startup datastore: %s", exc)
-            print(f"nf: booting an empty configuration; startup is bad: {exc}", file=sys.stderr)
             startup = Node()
-    if config is not None:
+    confirmed_file = ConfirmedCommitFile(state_dir / CONFIRMED_FILE, schema)
+    rollback: Node | None = None
+    if confirmed_file.exists():
+        # the previous run stopped with a confirmed commit pending.  Roll it
+        # back (boot the configuration of before it, whatever else is there)
+        # rather than resume it: nobody confirmed it, its timer could not run
+        # while we were down, and an unconfirmed configuration (perhaps the
+        # one that cut the operator off) must not come back by itself
+        try:
+            rollback = confirmed_file.load().rollback
+        except BadStateFile as exc:
+            if not _bad_state_file(
+                "cannot roll back an unconfirmed commit", exc, ignore_bad_startup
+            ):
+                return 1
+            rollback = Node()
+    if rollback is not None:
+        source = f"{confirmed_file.path}: rollback of an unconfirmed commit"
+        initial = rollback
+        log.warning("a confirmed commit was pending at shutdown: %s", source)
+    elif config is not None:
         source = str(config)
         try:
             initial = load_initial(config, schema)

@@ -143,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Run the daemon: NETCONF over SSH on --listen. It boots from --config, else "
             "from STATE_DIR/startup.xml, else from the embedded demo (a loop:// serial port "
-            "and a TCP server channel on 127.0.0.1:8301). The admin password is generated "
+            "and a TCP server channel on 127.0.0.1:8301); but if the last run stopped with a "
+            "confirmed commit pending (STATE_DIR/confirmed-commit.xml), it boots the "
+            "configuration of before that commit. The admin password is generated "
             "and printed once on first start, or set with NF_ADMIN_PASSWORD."
         ),
     )
@@ -155,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--ignore-bad-startup",
         action="store_true",
-        help="if STATE_DIR/startup.xml is corrupt or invalid, boot an empty configuration "
+        help="if STATE_DIR/startup.xml or confirmed-commit.xml is corrupt or invalid, "
+        "boot an empty configuration "
         "(default: refuse to start, naming the file and the error)",
     )
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])

@@ -12,6 +12,22 @@ datastore, diff against running, ``runtime.prepare`` (which may fail and
 then has released everything), ``apply``, and only then swap ``running``.
 A failure anywhere leaves running, the runtime and every session as they
 were.
+
+Confirmed commit (RFC 6241 §8.4): the decisions come from the pure state
+machine in ``confirmed.py``; this module carries them out under the commit
+lock, so a decision and the change of running it asks for are one step.  A
+rollback (timeout, cancel-commit, loss of the issuing session) is just
+another change of running, back to the configuration of before the first
+confirmed commit, through the same validate/prepare/apply path, so running
+and the runtime cannot disagree; if the runtime refuses it (say a serial
+port was taken meanwhile), running stays as it is, the error is logged and
+the rollback is retried after ``ROLLBACK_RETRY`` seconds.  While a confirmed
+commit is pending, edits of the candidate, commits by the owner (or with
+the persist-id), edit-config and copy-config on running all stay allowed:
+§8.4.1 does not restrict them, it warns that a rollback then "inadvertently
+alters or removes" those changes of running and asks clients to lock.  We
+follow it: the rollback restores running exactly as it was before the
+first confirmed commit.
 """
 
 from __future__ import annotations
@@ -19,11 +35,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 import anyio
-from anyio import to_thread
+from anyio import TASK_STATUS_IGNORED, to_thread
+from anyio.abc import TaskGroup, TaskStatus
 from lxml import etree
 
 from nf.config.diff import diff
@@ -32,7 +49,8 @@ from nf.config.errors import ConfigError
 from nf.config.model import RelayConfig, from_tree, update
 from nf.config.tree import Node
 from nf.config.validate import Instance, check
-from nf.northbound.startup import StartupFile
+from nf.northbound import confirmed as cc
+from nf.northbound.startup import ConfirmedCommitFile, SavedCommit, StartupFile
 from nf.runtime.transaction import PrepareError, Runtime
 from nf.schema import SchemaIndex
 
@@ -47,6 +65,8 @@ ALL_DATASTORES = ("running", "candidate", "startup")
 """What can be read, copied, locked (startup only with a startup file)."""
 TEST_OPTIONS = frozenset({"test-then-set", "set", "test-only"})
 ERROR_OPTIONS = frozenset({"stop-on-error", "continue-on-error", "rollback-on-error"})
+ROLLBACK_RETRY = 10.0
+"""Seconds before a refused confirmed-commit rollback is tried again."""
 
 
 Build = Callable[[Node], Awaitable[tuple[Node, list[ConfigError]]]]
@@ -58,6 +78,10 @@ def _protocol(tag: str, message: str, **info: str) -> ConfigError:
     return ConfigError(
         tag, message, type="protocol", info=tuple((k.replace("_", "-"), v) for k, v in info.items())
     )
+
+
+async def _tree(tree: Node) -> tuple[Node, list[ConfigError]]:
+    return tree, []
 
 
 @dataclass
@@ -78,6 +102,7 @@ class Datastores:
         running: Node,
         startup: StartupFile | None = None,
         startup_tree: Node | None = None,
+        confirmed_file: ConfirmedCommitFile | None = None,
     ) -> None:
         self.schema = schema
         self.runtime = runtime
@@ -94,6 +119,13 @@ class Datastores:
         self._inline = False
         self.is_live: Callable[[int], bool] = lambda _sid: True
         """Set by the server: a killed session's late rpc must not take a lock."""
+        self.pending: cc.Pending | None = None
+        """The confirmed commit waiting for confirmation, if any."""
+        self.confirmed_file = confirmed_file
+        self.clock: Callable[[], float] = time.time
+        """Wall clock: deadlines are saved to disk as wall-clock time."""
+        self._timers: TaskGroup | None = None
+        self._timer: anyio.CancelScope | None = None
 
     # -- helpers -------------------------------------------------------------
     @property
@@ -159,33 +191,34 @@ class Datastores:
         changes.
         """
         async with self._commit_lock:
-            old = self.running
-            new, errors = await build(old)
-            if errors:
-                return errors
-            errors, instance = await self._check(new)
-            if errors:
-                return errors
-            changes = await self._work(diff, old, new, self.schema)
-            if not changes:
-                self._swap(old, new, self.running_model)
-                return []
-            new_model = await self._work(update, self.running_model, changes, instance, self.schema)
-            try:
-                transaction = await self.runtime.prepare(changes, self.running_model, new_model)
-            except PrepareError as exc:
-                log.warning("commit refused by the runtime: %s", exc)
-                return exc.errors
-            await transaction.apply()
-            self._swap(old, new, new_model)
-            log.info("running changed: %d entries", len(changes))
+            return await self._change_locked(build)
+
+    async def _change_locked(self, build: Build) -> list[ConfigError]:
+        """_change_running for a caller that holds the commit lock."""
+        old = self.running
+        new, errors = await build(old)
+        if errors:
+            return errors
+        errors, instance = await self._check(new)
+        if errors:
+            return errors
+        changes = await self._work(diff, old, new, self.schema)
+        if not changes:
+            self._swap(old, new, self.running_model)
             return []
+        new_model = await self._work(update, self.running_model, changes, instance, self.schema)
+        try:
+            transaction = await self.runtime.prepare(changes, self.running_model, new_model)
+        except PrepareError as exc:
+            log.warning("commit refused by the runtime: %s", exc)
+            return exc.errors
+        await transaction.apply()
+        self._swap(old, new, new_model)
+        log.info("running changed: %d entries", len(changes))
+        return []
 
     async def _to_running(self, tree: Node) -> list[ConfigError]:
-        async def build(_old: Node) -> tuple[Node, list[ConfigError]]:
-            return tree, []
-
-        return await self._change_running(build)
+        return await self._change_running(lambda _old: _tree(tree))
 
     def _swap(self, old: Node, new: Node, model: RelayConfig) -> None:
         follows = not self.candidate_modified or self.candidate is old
@@ -244,19 +277,133 @@ class Datastores:
         self.candidate = new
         return errors
 
-    async def commit(self, sid: int) -> list[ConfigError]:
+    async def commit(self, sid: int, request: cc.CommitRequest | None = None) -> list[ConfigError]:
+        """<commit>, plain, confirming or confirmed (RFC 6241 §8.3.4.1, §8.4.5.1)."""
+        request = request or cc.CommitRequest()
         for name in DATASTORES:
             busy = self._locked_by_other(sid, name)
             if busy is not None:
                 return [busy]
+        if request.confirmed and self._timers is None:
+            return [_protocol("operation-failed", "confirmed commit is not available: no timer")]
+        if request.confirmed and not self.is_live(sid):
+            # a killed session's late rpc: its end has been handled already,
+            # nothing would ever roll back a commit bound to it
+            return [_protocol("operation-failed", f"session {sid} is closed")]
 
         async def build(_old: Node) -> tuple[Node, list[ConfigError]]:
             return self.candidate, []  # the candidate as it is when the lock is ours
 
-        errors = await self._change_running(build)
-        if not errors:
+        async with self._commit_lock:
+            decision = cc.commit(self.pending, sid, request, self.running, self.clock())
+            if isinstance(decision, cc.Refuse):
+                return [decision.error]
+            assert isinstance(decision, cc.Apply)
+            if decision.pending is not None:
+                # on disk before running changes: whenever running holds an
+                # unconfirmed configuration, a restart finds the way back
+                await self._save_state(decision.pending)
+            errors = await self._change_locked(build)
+            if errors:
+                if decision.pending is not None:
+                    await self._save_state(self.pending)  # as it was
+                return errors
             self.candidate = self.running
+            await self._adopt(decision.pending)
+            return []
+
+    async def cancel_commit(self, sid: int, persist_id: str | None) -> list[ConfigError]:
+        """<cancel-commit> (RFC 6241 §8.4.4.1): roll back at once."""
+        busy = self._locked_by_other(sid, "running")
+        if busy is not None:
+            return [busy]
+        async with self._commit_lock:
+            decision = cc.cancel(self.pending, sid, persist_id)
+            if isinstance(decision, cc.Refuse):
+                return [decision.error]
+            assert isinstance(decision, cc.Rollback)
+            return await self._rollback(decision.to, f"cancel-commit by session {sid}", retry=False)
+
+    # -- confirmed commit: state, timer, rollback ------------------------------------
+    async def run(self, *, task_status: TaskStatus[None] = TASK_STATUS_IGNORED) -> None:
+        """Own the confirmed-commit timer for as long as the daemon runs;
+        cancelling this task stops the timer (never halfway through a rollback)."""
+        async with anyio.create_task_group() as tg:
+            self._timers = tg
+            self._arm()
+            task_status.started()
+            try:
+                await anyio.sleep_forever()
+            finally:
+                self._timers = None
+
+    async def _save_state(self, pending: cc.Pending | None) -> None:
+        file = self.confirmed_file
+        if file is None:
+            return
+        if pending is None:
+            await to_thread.run_sync(file.delete)
+        else:
+            saved = SavedCommit(pending.rollback, pending.persist, pending.deadline, pending.owner)
+            await to_thread.run_sync(file.save, saved)
+
+    async def _adopt(self, pending: cc.Pending | None) -> None:
+        """Make ``pending`` the state (its file is already written) and re-arm the timer."""
+        ended = pending is None and self.pending is not None
+        self.pending = pending
+        if ended:  # a plain commit with nothing pending costs no file system work
+            await self._save_state(None)
+        self._arm()
+
+    def _arm(self) -> None:
+        """(Re)start the timer for the pending confirmed commit, if any."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.pending is None or self._timers is None:
+            return
+        scope = anyio.CancelScope()
+        self._timer = scope
+        self._timers.start_soon(self._expire, scope)
+
+    async def _expire(self, scope: anyio.CancelScope) -> None:
+        with scope:
+            while self.pending is not None:
+                delay = self.pending.deadline - self.clock()
+                if delay <= 0:
+                    break
+                await anyio.sleep(delay)
+        if scope.cancel_called or self.pending is None:
+            return  # re-armed, confirmed or cancelled meanwhile
+        with anyio.CancelScope(shield=True):
+            async with self._commit_lock:
+                # decided again under the lock: an extend may have come first
+                decision = cc.expired(self.pending, self.clock())
+                if isinstance(decision, cc.Rollback):
+                    await self._rollback(decision.to, "confirm-timeout expired", retry=True)
+
+    async def _rollback(self, to: Node, why: str, retry: bool) -> list[ConfigError]:
+        """Change running back to ``to``; the caller holds the commit lock."""
+        errors = await self._change_locked(lambda _old: _tree(to))
+        if not errors:
+            log.warning("confirmed commit rolled back: %s", why)
+            await self._adopt(None)
+            return []
+        log.error(
+            "confirmed commit: rollback (%s) refused, running unchanged: %s",
+            why,
+            "; ".join(str(e) for e in errors),
+        )
+        if retry and self.pending is not None:
+            log.error("confirmed commit: trying the rollback again in %.0f s", ROLLBACK_RETRY)
+            await self._adopt_retry()
         return errors
+
+    async def _adopt_retry(self) -> None:
+        assert self.pending is not None
+        pending = replace(self.pending, deadline=self.clock() + ROLLBACK_RETRY)
+        await self._save_state(pending)
+        await self._adopt(pending)
 
     async def discard_changes(self, sid: int) -> list[ConfigError]:
         busy = self._locked_by_other(sid, "candidate")
@@ -380,10 +527,17 @@ class Datastores:
         log.debug("session %d released the %s lock", sid, target)
 
     async def session_ended(self, sid: int) -> None:
-        """Release the locks of a closed, lost or killed session."""
+        """Release the locks of a closed, lost or killed session, and roll back
+        its non-persistent confirmed commit (RFC 6241 §8.4.1)."""
         for target, holder in list(self.locks.items()):
             if holder == sid:
                 self._release(sid, target)
+        if self.pending is None or self.pending.owner != sid:
+            return
+        async with self._commit_lock:
+            decision = cc.session_ended(self.pending, sid)
+            if isinstance(decision, cc.Rollback):
+                await self._rollback(decision.to, f"session {sid} ended", retry=True)
 
     async def lock_info(self) -> dict[str, tuple[int, str]]:
         """datastore -> (holder session-id, locked-time), for /netconf-state."""

@@ -23,6 +23,7 @@ from nf.config.codec import NC_NS, parse, parse_xml, render, split_tag
 from nf.config.errors import ConfigError
 from nf.config.tree import Node, merge
 from nf.config.validate import complete
+from nf.northbound.confirmed import CommitRequest, parse_timeout
 from nf.northbound.datastores import (
     DATASTORES,
     ERROR_OPTIONS,
@@ -204,6 +205,12 @@ def _text(
     return value
 
 
+def _string(params: dict[str, etree._Element], name: str) -> str | None:
+    """A string parameter (ietf-netconf ``type string``: taken as sent)."""
+    elem = params.get(name)
+    return None if elem is None else (elem.text or "")
+
+
 def _inline_config(ctx: Context, elem: etree._Element) -> Node:
     tree, errors = parse(elem, ctx.schema)
     if errors:
@@ -308,17 +315,29 @@ class Handlers:
         return Reply(_check(self.call(self.ctx.datastores.validate_source, source)))
 
     def commit(self, op: etree._Element) -> Reply:
+        """<commit>, with the :confirmed-commit:1.1 parameters (RFC 6241 §8.4.5.1)."""
         params = _children(op)
-        if params:
-            name = next(iter(params))
-            raise _err(
-                "operation-not-supported"
-                if name in ("confirmed", "confirm-timeout", "persist", "persist-id")
-                else "unknown-element",
-                f'<commit> parameter "{name}" is not supported',
-                bad_element=name,
-            )
-        return Reply(_check(self.call(self.ctx.datastores.commit, self.sid)))
+        _only(params, "commit", {"confirmed", "confirm-timeout", "persist", "persist-id"})
+        timeout: int | None = None
+        if "confirm-timeout" in params:
+            parsed = parse_timeout(params["confirm-timeout"].text or "")
+            if isinstance(parsed, ConfigError):
+                raise RpcError([parsed])
+            timeout = parsed
+        request = CommitRequest(
+            confirmed="confirmed" in params,
+            timeout=timeout,
+            persist=_string(params, "persist"),
+            persist_id=_string(params, "persist-id"),
+        )
+        return Reply(_check(self.call(self.ctx.datastores.commit, self.sid, request)))
+
+    def cancel_commit(self, op: etree._Element) -> Reply:
+        """<cancel-commit> (RFC 6241 §8.4.4.1)."""
+        params = _children(op)
+        _only(params, "cancel-commit", {"persist-id"})
+        persist_id = _string(params, "persist-id")
+        return Reply(_check(self.call(self.ctx.datastores.cancel_commit, self.sid, persist_id)))
 
     def discard_changes(self, op: etree._Element) -> Reply:
         _only(_children(op), "discard-changes", set())
@@ -453,6 +472,7 @@ BASE_OPERATIONS: dict[str, Callable[[Handlers, etree._Element], Reply]] = {
     "edit-config": Handlers.edit_config,
     "validate": Handlers.validate,
     "commit": Handlers.commit,
+    "cancel-commit": Handlers.cancel_commit,
     "discard-changes": Handlers.discard_changes,
     "copy-config": Handlers.copy_config,
     "delete-config": Handlers.delete_config,
