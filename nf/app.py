@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,11 +21,13 @@ from anyio.from_thread import BlockingPortal
 
 from nf import __version__
 from nf.config import load_document
+from nf.config.diff import Change
 from nf.config.tree import Node, merge
-from nf.northbound import monitoring, yanglib
+from nf.northbound import monitoring, notifications, yanglib
 from nf.northbound.auth import USERS_FILE, Users, ensure_admin, load_host_key
 from nf.northbound.datastores import Datastores
 from nf.northbound.defaults import CAPABILITY as WITH_DEFAULTS_CAPABILITY
+from nf.northbound.notifications import Notifications
 from nf.northbound.rpcs import Context
 from nf.northbound.server import BASE_10, BASE_11, Listen, NetconfServer
 from nf.northbound.startup import StartupFile
@@ -50,6 +53,7 @@ def capabilities(schema: SchemaIndex) -> list[str]:
         "urn:ietf:params:netconf:capability:xpath:1.0",
         "urn:ietf:params:netconf:capability:startup:1.0",
         WITH_DEFAULTS_CAPABILITY,
+        *notifications.CAPABILITIES,
         yanglib.capability(schema),
     ]
     for info in sorted(schema.modules.values(), key=lambda m: m.name):
@@ -94,6 +98,7 @@ class Daemon:
     datastores: Datastores | None = None
     server: NetconfServer | None = None
     address: tuple[str, int] | None = None
+    notifications: Notifications | None = None
 
     async def start(
         self, portal: BlockingPortal, initial: Node, startup: Node | None = None
@@ -104,6 +109,17 @@ class Daemon:
         """
         startup_file = StartupFile(self.state_dir / STARTUP_FILE, self.schema)
         datastores = Datastores(self.schema, self.runtime, Node(), startup_file, startup)
+        hub = self.notifications = Notifications(self.schema)
+
+        def running_changed(sid: int, changes: Sequence[Change]) -> None:
+            who = self.server.who(sid) if self.server is not None and sid else None
+            hub.publish(notifications.config_change(who, changes, self.schema))
+
+        def runtime_event(kind: str, payload: dict[str, str]) -> None:
+            hub.publish(notifications.relay_event(kind, payload, self.schema))
+
+        datastores.on_running_change = running_changed
+        self.runtime.add_event_sink(runtime_event)
         booting = hasattr(self.runtime, "booting")
         if booting:
             self.runtime.booting = True  # type: ignore[attr-defined]
@@ -126,7 +142,7 @@ class Daemon:
             def monitor(locks: dict[str, tuple[int, str]]) -> Node:
                 stats = server.stats
                 return merge(
-                    library,
+                    merge(library, hub.streams()),
                     monitoring.state_tree(
                         self.schema,
                         caps,
@@ -159,13 +175,15 @@ class Daemon:
                     ),
                 )
 
-            return Context(self.schema, datastores, portal, server, monitor)
+            return Context(self.schema, datastores, portal, server, monitor, hub)
 
         def ended(session_id: int) -> None:
             portal.call(datastores.session_ended, session_id)
 
         host_key = await anyio.to_thread.run_sync(load_host_key, self.state_dir)
-        self.server = NetconfServer(context, self.users, host_key, caps, self.listen, ended)
+        self.server = NetconfServer(
+            context, self.users, host_key, caps, self.listen, ended, notifications=hub
+        )
         datastores.is_live = self.server.is_live
         self.address = self.server.start()
         return self.address

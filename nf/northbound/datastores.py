@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -26,7 +26,7 @@ import anyio
 from anyio import to_thread
 from lxml import etree
 
-from nf.config.diff import diff
+from nf.config.diff import Change, diff
 from nf.config.edit import edit_partial
 from nf.config.errors import ConfigError
 from nf.config.model import RelayConfig, from_tree, update
@@ -94,6 +94,10 @@ class Datastores:
         self._inline = False
         self.is_live: Callable[[int], bool] = lambda _sid: True
         """Set by the server: a killed session's late rpc must not take a lock."""
+        self.on_running_change: Callable[[int, Sequence[Change]], None] | None = None
+        """Called after every change of running with the session that made
+        it (0: the server, at boot) and the changed entries: the daemon
+        publishes netconf-config-change (RFC 6470) from it."""
 
     # -- helpers -------------------------------------------------------------
     @property
@@ -150,7 +154,7 @@ class Datastores:
     async def _validate(self, tree: Node) -> list[ConfigError]:
         return (await self._check(tree))[0]
 
-    async def _change_running(self, build: Build) -> list[ConfigError]:
+    async def _change_running(self, build: Build, sid: int = 0) -> list[ConfigError]:
         """Build a new running from the current one, validate it and make it
         live through the runtime; on any error change nothing.
 
@@ -179,13 +183,24 @@ class Datastores:
             await transaction.apply()
             self._swap(old, new, new_model)
             log.info("running changed: %d entries", len(changes))
+            self._changed(sid, changes)
             return []
 
-    async def _to_running(self, tree: Node) -> list[ConfigError]:
+    def _changed(self, sid: int, changes: Sequence[Change]) -> None:
+        """Report a change of running that has happened; a failing listener
+        must not turn an applied commit into an error."""
+        if self.on_running_change is None:
+            return
+        try:
+            self.on_running_change(sid, changes)
+        except Exception:
+            log.exception("running-change listener failed")
+
+    async def _to_running(self, tree: Node, sid: int = 0) -> list[ConfigError]:
         async def build(_old: Node) -> tuple[Node, list[ConfigError]]:
             return tree, []
 
-        return await self._change_running(build)
+        return await self._change_running(build, sid)
 
     def _swap(self, old: Node, new: Node, model: RelayConfig) -> None:
         follows = not self.candidate_modified or self.candidate is old
@@ -226,7 +241,7 @@ class Datastores:
                     return new, await self._validate(new) or [_TEST_ONLY]
                 return new, []
 
-            result = await self._change_running(build)
+            result = await self._change_running(build, sid)
             return skipped + [e for e in result if e is not _TEST_ONLY]
         base = self.candidate
         new, errors = await self._work(edit_partial, base, config, default_operation, self.schema)
@@ -253,7 +268,7 @@ class Datastores:
         async def build(_old: Node) -> tuple[Node, list[ConfigError]]:
             return self.candidate, []  # the candidate as it is when the lock is ours
 
-        errors = await self._change_running(build)
+        errors = await self._change_running(build, sid)
         if not errors:
             self.candidate = self.running
         return errors
@@ -294,7 +309,7 @@ class Datastores:
         if busy is not None:
             return [busy]
         if target == "running":
-            return await self._to_running(tree)
+            return await self._to_running(tree, sid)
         if target == "startup":
             errors = await self._validate(tree)  # the daemon must be able to boot from it
             if errors:
