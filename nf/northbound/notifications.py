@@ -57,10 +57,15 @@ CAPABILITIES = (
 )
 STREAM = "NETCONF"
 """The one stream (RFC 5277 §3.2.3: the default stream every server has)."""
-REPLAY_LOG_SIZE = 1000
+REPLAY_LOG_SIZE = 8192
 """Events kept for replay; older ones are forgotten, oldest first."""
-OUTBOX_SIZE = 256
-"""Live notifications queued for one subscriber before it counts as stuck."""
+OUTBOX_SIZE = 4096
+"""Live notifications queued for one subscriber before it counts as stuck.
+
+Queues hold references to the one serialised message every subscriber
+shares, so a full outbox costs ~32 KiB of pointers plus messages that are
+mostly in the replay log anyway.  It is sized for bursts: a 1000-channel
+commit publishes a port-event per port faster than any sender drains."""
 
 Clock = Callable[[], datetime]
 
