@@ -3,7 +3,10 @@ events) driven directly with a fake clock: no sockets, no threads."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -30,6 +33,7 @@ from nf.northbound.notifications import (
 from nf.schema import default_schema
 
 SOIP = "urn:nf:params:xml:ns:yang:nf-serial-over-ip"
+YANG = Path(__file__).resolve().parent.parent / "yang"
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
@@ -288,3 +292,53 @@ def test_relay_events_follow_the_module() -> None:
 def test_streams_state() -> None:
     hub = Notifications(default_schema(), FakeClock())
     assert len(hub.streams()) == 1
+
+
+def test_events_fit_their_modules_for_yanglint(tmp_path: Path) -> None:
+    """Every kind of event we send validates with yanglint -t notif against the
+    vendored modules (the config change's instance-identifiers against the
+    configuration that holds them, given as the operational datastore)."""
+    yanglint = shutil.which("yanglint")
+    assert yanglint, "yanglint is required: install the Debian package libyang2-tools"
+    schema = default_schema()
+    old, _ = load_document(f'<serial-over-ip xmlns="{SOIP}"/>', schema)
+    new_xml = (
+        f'<serial-over-ip xmlns="{SOIP}"><serial-port><name>a</name><device>loop://</device>'
+        "</serial-port></serial-over-ip>"
+    )
+    new, _ = load_document(new_xml, schema)
+    (tmp_path / "running.xml").write_text(new_xml)
+    port = {"serial-port": "a", "event": "error", "message": "gone"}
+    session = {
+        "channel": "c",
+        "session-id": "1",
+        "event": "role-change",
+        "remote-address": "::1",
+        "remote-port": "5000",
+        "role": "secondary",
+        "status": "waiting",
+        "reason": "slot",
+    }
+    events = {
+        "config-change": config_change(who(), diff(old, new, schema), schema),
+        "config-change-server": config_change(None, [], schema),
+        "session-start": session_start(who()),
+        "session-end": session_end(who(), "killed", killed_by=2),
+        "port-event": relay_event("port-event", port, schema),
+        "session-event": relay_event("session-event", session, schema),
+        "replay-complete": etree.Element(f"{{{MANAGE_NS}}}replayComplete"),
+    }
+    modules = [YANG / f"{m}.yang" for m in ("ietf-netconf-notifications", "nc-notifications")]
+    for name, elem in events.items():
+        path = tmp_path / f"{name}.xml"
+        path.write_bytes(etree.tostring(elem))
+        result = subprocess.run(
+            [yanglint, "-t", "notif", "-p", str(YANG), "-O", str(tmp_path / "running.xml")]
+            + [str(m) for m in (YANG / "nf-serial-over-ip.yang", *modules)]
+            + [str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert (name, result.returncode, result.stderr) == (name, 0, "")
