@@ -111,14 +111,14 @@ class Daemon:
         datastores = Datastores(self.schema, self.runtime, Node(), startup_file, startup)
         hub = self.notifications = Notifications(self.schema)
 
-        def running_changed(sid: int, changes: Sequence[Change]) -> None:
+        def config_changed(sid: int, changes: Sequence[Change], datastore: str) -> None:
             who = self.server.who(sid) if self.server is not None and sid else None
-            hub.publish(notifications.config_change(who, changes, self.schema))
+            hub.publish(notifications.config_change(who, changes, self.schema, datastore))
 
         def runtime_event(kind: str, payload: dict[str, str]) -> None:
             hub.publish(notifications.relay_event(kind, payload, self.schema))
 
-        datastores.on_running_change = running_changed
+        datastores.on_config_change = config_changed
         self.runtime.add_event_sink(runtime_event)
         booting = hasattr(self.runtime, "booting")
         if booting:

@@ -126,6 +126,22 @@ def test_commit_and_running_edit_send_config_change(daemon: Running) -> None:
         assert counts[editor.session_id] == 0
 
 
+def test_startup_changes_send_config_change(daemon: Running) -> None:
+    with daemon.connect() as m:
+        m.create_subscription()
+        m.copy_config(source="running", target="startup")
+        change = take_until(m, f"{NCN}netconf-config-change")
+        assert leaf(change, "ncn:datastore") == "startup"
+        assert leaf(change, "ncn:changed-by/ncn:session-id") == m.session_id
+        ops = {e.findtext(f"{NCN}operation") for e in change.findall(f"{NCN}edit")}
+        assert ops == {"create"}
+        m.delete_config(target="startup")
+        change = take_until(m, f"{NCN}netconf-config-change")
+        assert leaf(change, "ncn:datastore") == "startup"
+        ops = {e.findtext(f"{NCN}operation") for e in change.findall(f"{NCN}edit")}
+        assert ops == {"delete"}
+
+
 def test_session_start_and_end_with_reasons(daemon: Running) -> None:
     with daemon.connect() as watcher:
         watcher.create_subscription()

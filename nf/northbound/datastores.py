@@ -94,10 +94,10 @@ class Datastores:
         self._inline = False
         self.is_live: Callable[[int], bool] = lambda _sid: True
         """Set by the server: a killed session's late rpc must not take a lock."""
-        self.on_running_change: Callable[[int, Sequence[Change]], None] | None = None
-        """Called after every change of running with the session that made
-        it (0: the server, at boot) and the changed entries: the daemon
-        publishes netconf-config-change (RFC 6470) from it."""
+        self.on_config_change: Callable[[int, Sequence[Change], str], None] | None = None
+        """Called after every change of running or startup with the session
+        that made it (0: the server, at boot), the changed entries and the
+        datastore: the daemon publishes netconf-config-change (RFC 6470)."""
 
     # -- helpers -------------------------------------------------------------
     @property
@@ -186,15 +186,15 @@ class Datastores:
             self._changed(sid, changes)
             return []
 
-    def _changed(self, sid: int, changes: Sequence[Change]) -> None:
-        """Report a change of running that has happened; a failing listener
-        must not turn an applied commit into an error."""
-        if self.on_running_change is None:
+    def _changed(self, sid: int, changes: Sequence[Change], datastore: str = "running") -> None:
+        """Report a change that has happened; a failing listener must not
+        turn an applied commit into an error."""
+        if self.on_config_change is None or not changes:
             return
         try:
-            self.on_running_change(sid, changes)
+            self.on_config_change(sid, changes, datastore)
         except Exception:
-            log.exception("running-change listener failed")
+            log.exception("config-change listener failed")
 
     async def _to_running(self, tree: Node, sid: int = 0) -> list[ConfigError]:
         async def build(_old: Node) -> tuple[Node, list[ConfigError]]:
@@ -316,7 +316,8 @@ class Datastores:
                 return errors
             assert self.startup_file is not None
             await to_thread.run_sync(self.startup_file.save, tree)
-            self.startup = tree
+            old, self.startup = self.startup, tree
+            self._changed(sid, await self._work(diff, old or Node(), tree, self.schema), "startup")
             log.info("startup saved to %s", self.startup_file.path)
             return []
         self.candidate = tree
@@ -328,7 +329,10 @@ class Datastores:
             if busy is not None:
                 return [busy]
             await to_thread.run_sync(self.startup_file.delete)
-            self.startup = None
+            old, self.startup = self.startup, None
+            self._changed(
+                sid, await self._work(diff, old or Node(), Node(), self.schema), "startup"
+            )
             return []
         if target in DATASTORES:
             return [

@@ -450,11 +450,11 @@ EDIT_OPERATIONS = {"create": "create", "delete": "delete", "modify": "replace"}
 
 
 def config_change(
-    who: Who | None, changes: Sequence[Change], schema: SchemaIndex
+    who: Who | None, changes: Sequence[Change], schema: SchemaIndex, datastore: str = "running"
 ) -> etree._Element:
-    """<netconf-config-change> (RFC 6470 §2.1): who changed running and the
-    changed entries (instance-identifiers with their prefixes declared).
-    ``who`` None: the server itself (boot)."""
+    """<netconf-config-change> (RFC 6470 §2.1): who changed ``datastore``
+    (running or startup) and the changed entries (instance-identifiers with
+    their prefixes declared).  ``who`` None: the server itself (boot)."""
     nsmap: dict[str | None, str] = {
         None: NCN_NS,
         **{schema.prefixes[c.schema.namespace]: c.schema.namespace for c in changes},
@@ -465,7 +465,7 @@ def config_change(
         etree.SubElement(by, f"{{{NCN_NS}}}server")
     else:
         _session_parms(by, who)
-    _leaf(elem, NCN_NS, "datastore", "running")
+    _leaf(elem, NCN_NS, "datastore", datastore)
     for change in changes:
         edit = etree.SubElement(elem, f"{{{NCN_NS}}}edit")
         _leaf(edit, NCN_NS, "target", change.path)
