@@ -342,3 +342,19 @@ def test_events_fit_their_modules_for_yanglint(tmp_path: Path) -> None:
             check=False,
         )
         assert (name, result.returncode, result.stderr) == (name, 0, "")
+
+
+def test_a_long_replay_does_not_count_against_the_outbox() -> None:
+    clock = FakeClock()
+    schema = default_schema()
+    hub = Notifications(schema, clock, log_size=50, outbox_size=5)
+    closed: list[int] = []
+    hub.on_overflow = closed.append
+    for sid in range(40):
+        hub.publish(session_start(who(sid + 1)))
+    outbox = hub.subscribe(1, parse_request(request_xml(start(T0)), clock(), schema))
+    for sid in range(5):  # room for 5 live events behind 40 replayed and replayComplete
+        hub.publish(session_end(who(sid + 1), "closed"))
+    assert closed == []
+    got = event_names(drain(outbox))
+    assert got == ["netconf-session-start"] * 40 + ["replayComplete"] + ["netconf-session-end"] * 5

@@ -278,17 +278,19 @@ class Outbox:
         self._queue: deque[bytes] = deque()
         self._cond = threading.Condition()
         self.closed = False
-        self.sent = 0
         self.on_finish: Callable[[], None] = lambda: None
 
     def put(self, message: bytes, force: bool = False) -> bool:
         """Queue a message; False when full.  ``force``: the replay, queued
         whole at subscription (bounded by the log), ending with
-        notificationComplete when stopTime has passed already."""
+        notificationComplete when stopTime has passed already; it does not
+        count against the limit, which is for the live events behind it."""
         with self._cond:
             if self.closed or (self.subscription.done and not force):
                 return True  # over: nothing more is due, and that is not an overflow
-            if not force and len(self._queue) >= self.limit:
+            if force:
+                self.limit += 1
+            elif len(self._queue) >= self.limit:
                 return False
             self._queue.append(message)
             self._cond.notify()
