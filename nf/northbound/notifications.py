@@ -128,6 +128,12 @@ class ReplayLog:
     def append(self, event: Event) -> None:
         self.events.append(event)
 
+    def copy(self) -> ReplayLog:
+        """The log as it is now (a copy of references: cheap under a lock)."""
+        other = ReplayLog(self.events.maxlen or 0, self.created)
+        other.events.extend(self.events)
+        return other
+
     @property
     def oldest(self) -> datetime | None:
         """Time of the oldest event still held: replay cannot start earlier."""
@@ -280,21 +286,28 @@ class Outbox:
         self.closed = False
         self.on_finish: Callable[[], None] = lambda: None
 
-    def put(self, message: bytes, force: bool = False) -> bool:
-        """Queue a message; False when full.  ``force``: the replay, queued
-        whole at subscription (bounded by the log), ending with
-        notificationComplete when stopTime has passed already; it does not
-        count against the limit, which is for the live events behind it."""
+    def put(self, message: bytes) -> bool:
+        """Queue a live event; False when full."""
         with self._cond:
-            if self.closed or (self.subscription.done and not force):
+            if self.closed or self.subscription.done:
                 return True  # over: nothing more is due, and that is not an overflow
-            if force:
-                self.limit += 1
-            elif len(self._queue) >= self.limit:
+            if len(self._queue) >= self.limit:
                 return False
             self._queue.append(message)
             self._cond.notify()
             return True
+
+    def put_first(self, messages: Sequence[bytes]) -> None:
+        """Queue the replay ahead of the live events queued while it was
+        computed (it ends with notificationComplete when stopTime has passed
+        already).  It is bounded by the log and does not count against the
+        limit, which is for the live events behind it."""
+        with self._cond:
+            if self.closed:
+                return
+            self.limit += len(messages)
+            self._queue.extendleft(reversed(messages))
+            self._cond.notify()
 
     def close(self) -> None:
         with self._cond:
@@ -353,8 +366,14 @@ class Notifications:
         """Set by the server: close the session of a stuck subscriber."""
 
     def subscribe(self, session_id: int, request: Request) -> Outbox:
-        """Register a subscription, its replay queued first; atomically with
-        respect to publish, so no event is lost or sent twice."""
+        """Register a subscription, its replay queued first.
+
+        The log is copied and the subscriber registered in one step under
+        the lock, so every event is either in the copy or offered live,
+        never both nor neither.  The replay (a filter over up to the whole
+        log) is computed after, outside the lock: publishers, the event
+        loop among them, never wait for it.
+        """
         with self._lock:
             if session_id in self._subscribers:
                 raise SubscriptionError(
@@ -362,9 +381,9 @@ class Notifications:
                 )
             subscription = Subscription(request, self.schema)
             outbox = Outbox(subscription, self.clock, self.outbox_size)
-            for event in subscription.replay(self.log, self.clock()):
-                outbox.put(event.message, force=True)
             self._subscribers[session_id] = outbox
+            logged = self.log.copy()
+        outbox.put_first([e.message for e in subscription.replay(logged, self.clock())])
 
         def finish() -> None:
             with self._lock:
