@@ -347,6 +347,7 @@ def test_a_subscriber_that_never_reads_blocks_nothing_and_is_closed(relay: Runni
         end = take(watcher)
         assert leaf(end, "ncn:session-id") == stuck_id
         assert leaf(end, "ncn:termination-reason") == "other"
+        assert relay.daemon.server.stats.dropped_sessions == 1  # type: ignore[union-attr]
     # the log tells a resubscribing client what happened to the stuck session
     with relay.connect() as m:
         m.create_subscription(

@@ -532,8 +532,9 @@ class NetconfServer:
     def session_ended(self, session: Session, reason: str) -> None:
         with self._lock:
             self._sessions.pop(session.id, None)
-        if reason not in ("close-session", "closed") and not session.killed:
-            self.stats.dropped_sessions += 1  # ended other than by close-session
+        if session.termination != "closed" and not session.killed:
+            # RFC 6022: ended other than by close-session or kill-session
+            self.stats.dropped_sessions += 1
         log.info("session %d ended: %s", session.id, reason)
         if self.notifications is not None:
             self.notifications.unsubscribe(session.id)
