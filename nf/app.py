@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +22,13 @@ from anyio.from_thread import BlockingPortal
 
 from nf import __version__
 from nf.config import load_document
+from nf.config.diff import Change
 from nf.config.tree import Node, merge
-from nf.northbound import monitoring, yanglib
+from nf.northbound import monitoring, notifications, yanglib
 from nf.northbound.auth import USERS_FILE, Users, ensure_admin, load_host_key
 from nf.northbound.datastores import Datastores
 from nf.northbound.defaults import CAPABILITY as WITH_DEFAULTS_CAPABILITY
+from nf.northbound.notifications import Notifications
 from nf.northbound.rpcs import Context
 from nf.northbound.server import BASE_10, BASE_11, Listen, NetconfServer
 from nf.northbound.startup import BadStateFile, ConfirmedCommitFile, StartupFile
@@ -54,6 +57,7 @@ def capabilities(schema: SchemaIndex) -> list[str]:
         "urn:ietf:params:netconf:capability:xpath:1.0",
         "urn:ietf:params:netconf:capability:startup:1.0",
         WITH_DEFAULTS_CAPABILITY,
+        *notifications.CAPABILITIES,
         yanglib.capability(schema),
     ]
     for info in sorted(schema.modules.values(), key=lambda m: m.name):
@@ -99,6 +103,7 @@ class Daemon:
     server: NetconfServer | None = None
     address: tuple[str, int] | None = None
     _timer_task: Future[None] | None = field(default=None, init=False, repr=False)
+    notifications: Notifications | None = None
 
     async def start(
         self, portal: BlockingPortal, initial: Node, startup: Node | None = None
@@ -116,6 +121,17 @@ class Daemon:
         datastores = Datastores(
             self.schema, self.runtime, Node(), startup_file, startup, confirmed_file
         )
+        hub = self.notifications = Notifications(self.schema)
+
+        def config_changed(sid: int, changes: Sequence[Change], datastore: str) -> None:
+            who = self.server.who(sid) if self.server is not None and sid else None
+            hub.publish(notifications.config_change(who, changes, self.schema, datastore))
+
+        def runtime_event(kind: str, payload: dict[str, str]) -> None:
+            hub.publish(notifications.relay_event(kind, payload, self.schema))
+
+        datastores.on_config_change = config_changed
+        self.runtime.add_event_sink(runtime_event)
         self.runtime.booting = True
         try:
             errors = await datastores.copy_config(0, initial, "running")
@@ -140,7 +156,7 @@ class Daemon:
             def monitor(locks: dict[str, tuple[int, str]]) -> Node:
                 stats = server.stats
                 return merge(
-                    library,
+                    merge(library, hub.streams()),
                     monitoring.state_tree(
                         self.schema,
                         caps,
@@ -173,13 +189,15 @@ class Daemon:
                     ),
                 )
 
-            return Context(self.schema, datastores, portal, server, monitor)
+            return Context(self.schema, datastores, portal, server, monitor, hub)
 
         def ended(session_id: int) -> None:
             portal.call(datastores.session_ended, session_id)
 
         host_key = await anyio.to_thread.run_sync(load_host_key, self.state_dir)
-        self.server = NetconfServer(context, self.users, host_key, caps, self.listen, ended)
+        self.server = NetconfServer(
+            context, self.users, host_key, caps, self.listen, ended, notifications=hub
+        )
         datastores.is_live = self.server.is_live
         self.address = self.server.start()
         return self.address

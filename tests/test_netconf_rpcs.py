@@ -149,6 +149,9 @@ class FakeRuntime:
         self.aborted = 0
         self.cleared: list[str | None] = []
 
+    def add_event_sink(self, sink: object) -> None:
+        del sink  # this runtime has no events
+
     async def prepare(
         self, changes: Sequence[Change], old: RelayConfig, new: RelayConfig
     ) -> Transaction:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -43,7 +43,7 @@ from anyio import TASK_STATUS_IGNORED, to_thread
 from anyio.abc import TaskGroup, TaskStatus
 from lxml import etree
 
-from nf.config.diff import diff
+from nf.config.diff import Change, diff
 from nf.config.edit import edit_partial
 from nf.config.errors import ConfigError
 from nf.config.model import RelayConfig, from_tree, update
@@ -126,6 +126,10 @@ class Datastores:
         """Wall clock: deadlines are saved to disk as wall-clock time."""
         self._timers: TaskGroup | None = None
         self._timer: anyio.CancelScope | None = None
+        self.on_config_change: Callable[[int, Sequence[Change], str], None] | None = None
+        """Called after every change of running or startup with the session
+        that made it (0: the server, at boot), the changed entries and the
+        datastore: the daemon publishes netconf-config-change (RFC 6470)."""
 
     # -- helpers -------------------------------------------------------------
     @property
@@ -182,7 +186,7 @@ class Datastores:
     async def _validate(self, tree: Node) -> list[ConfigError]:
         return (await self._check(tree))[0]
 
-    async def _change_running(self, build: Build) -> list[ConfigError]:
+    async def _change_running(self, build: Build, sid: int = 0) -> list[ConfigError]:
         """Build a new running from the current one, validate it and make it
         live through the runtime; on any error change nothing.
 
@@ -191,9 +195,9 @@ class Datastores:
         changes.
         """
         async with self._commit_lock:
-            return await self._change_locked(build)
+            return await self._change_locked(build, sid)
 
-    async def _change_locked(self, build: Build) -> list[ConfigError]:
+    async def _change_locked(self, build: Build, sid: int = 0) -> list[ConfigError]:
         """_change_running for a caller that holds the commit lock."""
         old = self.running
         new, errors = await build(old)
@@ -215,10 +219,21 @@ class Datastores:
         await transaction.apply()
         self._swap(old, new, new_model)
         log.info("running changed: %d entries", len(changes))
+        self._changed(sid, changes)
         return []
 
-    async def _to_running(self, tree: Node) -> list[ConfigError]:
-        return await self._change_running(lambda _old: _tree(tree))
+    def _changed(self, sid: int, changes: Sequence[Change], datastore: str = "running") -> None:
+        """Report a change that has happened; a failing listener must not
+        turn an applied commit into an error."""
+        if self.on_config_change is None or not changes:
+            return
+        try:
+            self.on_config_change(sid, changes, datastore)
+        except Exception:
+            log.exception("config-change listener failed")
+
+    async def _to_running(self, tree: Node, sid: int = 0) -> list[ConfigError]:
+        return await self._change_running(lambda _old: _tree(tree), sid)
 
     def _swap(self, old: Node, new: Node, model: RelayConfig) -> None:
         follows = not self.candidate_modified or self.candidate is old
@@ -259,7 +274,7 @@ class Datastores:
                     return new, await self._validate(new) or [_TEST_ONLY]
                 return new, []
 
-            result = await self._change_running(build)
+            result = await self._change_running(build, sid)
             return skipped + [e for e in result if e is not _TEST_ONLY]
         base = self.candidate
         new, errors = await self._work(edit_partial, base, config, default_operation, self.schema)
@@ -303,7 +318,7 @@ class Datastores:
                 # on disk before running changes: whenever running holds an
                 # unconfirmed configuration, a restart finds the way back
                 await self._save_state(decision.pending)
-            errors = await self._change_locked(build)
+            errors = await self._change_locked(build, sid)
             if errors:
                 if decision.pending is not None:
                     await self._save_state(self.pending)  # as it was
@@ -322,7 +337,9 @@ class Datastores:
             if isinstance(decision, cc.Refuse):
                 return [decision.error]
             assert isinstance(decision, cc.Rollback)
-            return await self._rollback(decision.to, f"cancel-commit by session {sid}", retry=False)
+            return await self._rollback(
+                decision.to, f"cancel-commit by session {sid}", retry=False, sid=sid
+            )
 
     # -- confirmed commit: state, timer, rollback ------------------------------------
     async def run(self, *, task_status: TaskStatus[None] = TASK_STATUS_IGNORED) -> None:
@@ -382,9 +399,12 @@ class Datastores:
                 if isinstance(decision, cc.Rollback):
                     await self._rollback(decision.to, "confirm-timeout expired", retry=True)
 
-    async def _rollback(self, to: Node, why: str, retry: bool) -> list[ConfigError]:
-        """Change running back to ``to``; the caller holds the commit lock."""
-        errors = await self._change_locked(lambda _old: _tree(to))
+    async def _rollback(self, to: Node, why: str, retry: bool, sid: int = 0) -> list[ConfigError]:
+        """Change running back to ``to``; the caller holds the commit lock.
+
+        ``sid`` is who netconf-config-change names: the session of a
+        cancel-commit, or 0 (the server) for a timeout or a session's end."""
+        errors = await self._change_locked(lambda _old: _tree(to), sid)
         if not errors:
             log.warning("confirmed commit rolled back: %s", why)
             await self._adopt(None)
@@ -441,14 +461,15 @@ class Datastores:
         if busy is not None:
             return [busy]
         if target == "running":
-            return await self._to_running(tree)
+            return await self._to_running(tree, sid)
         if target == "startup":
             errors = await self._validate(tree)  # the daemon must be able to boot from it
             if errors:
                 return errors
             assert self.startup_file is not None
             await to_thread.run_sync(self.startup_file.save, tree)
-            self.startup = tree
+            old, self.startup = self.startup, tree
+            self._changed(sid, await self._work(diff, old or Node(), tree, self.schema), "startup")
             log.info("startup saved to %s", self.startup_file.path)
             return []
         self.candidate = tree
@@ -460,7 +481,10 @@ class Datastores:
             if busy is not None:
                 return [busy]
             await to_thread.run_sync(self.startup_file.delete)
-            self.startup = None
+            old, self.startup = self.startup, None
+            self._changed(
+                sid, await self._work(diff, old or Node(), Node(), self.schema), "startup"
+            )
             return []
         if target in DATASTORES:
             return [

@@ -34,6 +34,12 @@ from nf.northbound.defaults import MODES, WITH_DEFAULTS_NS, mark_defaults
 from nf.northbound.errors import rpc_errors
 from nf.northbound.filters import FilterError, apply_filter
 from nf.northbound.monitoring import SchemaRequestError, get_schema
+from nf.northbound.notifications import (
+    Notifications,
+    Outbox,
+    SubscriptionError,
+    parse_request,
+)
 from nf.schema import MAIN_MODULE, SchemaIndex
 
 log = logging.getLogger(__name__)
@@ -50,8 +56,8 @@ class Portal(Protocol):
 class SessionControl(Protocol):
     """What the RPC layer may do to sessions (kill-session, close-session)."""
 
-    def kill(self, session_id: int) -> bool:
-        """Terminate another session; False when there is none with that id."""
+    def kill(self, session_id: int, by: int | None = None) -> bool:
+        """Terminate another session (``by`` kills it); False when there is none."""
 
 
 class RpcError(Exception):
@@ -81,6 +87,8 @@ class Reply:
 
     body: list[etree._Element] = field(default_factory=list)
     close: bool = False
+    subscription: Outbox | None = None
+    """create-subscription: the session starts sending it after the reply."""
 
 
 @dataclass
@@ -93,6 +101,8 @@ class Context:
     sessions: SessionControl
     monitor: Callable[[dict[str, tuple[int, str]]], Node] | None = None
     """Produces /netconf-state (RFC 6022) given the datastore locks."""
+    notifications: Notifications | None = None
+    """The NETCONF event stream (RFC 5277); None: create-subscription is refused."""
     _rendered: tuple[Node, etree._Element] | None = field(default=None, repr=False)
     _render_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -403,7 +413,7 @@ class Handlers:
                 "protocol",
                 bad_element="session-id",
             )
-        if not self.ctx.sessions.kill(target):
+        if not self.ctx.sessions.kill(target, self.sid):
             raise _err(
                 "invalid-value",
                 f"there is no session {target}",
@@ -419,6 +429,19 @@ class Handlers:
             return Reply([get_schema(self.ctx.schema, op)])
         except SchemaRequestError as exc:
             raise RpcError([exc.error]) from exc
+
+    def create_subscription(self, op: etree._Element) -> Reply:
+        """RFC 5277 §2.1.1.  The outbox is filled from now on (replay first);
+        the session sends its contents once this <ok> is out."""
+        hub = self.ctx.notifications
+        if hub is None:
+            raise _err("operation-not-supported", "notifications are not enabled")
+        try:
+            request = parse_request(op, hub.clock(), self.ctx.schema)
+            outbox = hub.subscribe(self.sid, request)
+        except SubscriptionError as exc:
+            raise RpcError([exc.error]) from exc
+        return Reply(ok(), subscription=outbox)
 
     def clear_counters(self, op: etree._Element) -> Reply:
         channel: str | None = None
@@ -484,6 +507,7 @@ BASE_OPERATIONS: dict[str, Callable[[Handlers, etree._Element], Reply]] = {
 MODULE_OPERATIONS: dict[str, Callable[[Handlers, etree._Element], Reply]] = {
     "clear-counters": Handlers.clear_counters,
     "get-schema": Handlers.get_schema,
+    "create-subscription": Handlers.create_subscription,
 }
 
 
@@ -504,6 +528,7 @@ class Handled:
     reply: bytes
     close: bool
     outcome: str
+    subscription: Outbox | None = None
 
 
 def handle_message(ctx: Context, session_id: int, message: bytes) -> Handled:
@@ -547,7 +572,7 @@ def handle_message(ctx: Context, session_id: int, message: bytes) -> Handled:
         log.exception("session %d: rpc failed", session_id)
         error = ConfigError("operation-failed", f"internal error: {type(exc).__name__}: {exc}")
         return Handled(_reply(attrib, rpc_errors([error], ctx.schema)), False, "error")
-    return Handled(_reply(attrib, reply.body), reply.close, "ok")
+    return Handled(_reply(attrib, reply.body), reply.close, "ok", reply.subscription)
 
 
 def _dispatch(ctx: Context, session_id: int, rpc: etree._Element) -> Reply:

@@ -14,7 +14,11 @@ library's gaps closed here rather than worked around in tests:
   base:1.1 and no session-id; anything else, such as an rpc sent before the
   hello, ends the session cleanly;
 * messages go to ``rpcs.handle_message``: malformed XML gets
-  malformed-message and the session goes on.
+  malformed-message and the session goes on;
+* a subscribed session (RFC 5277) gets a second thread that sends its
+  notifications between replies (:interleave); one send lock per session
+  keeps messages whole.  Sessions starting and ending are published as
+  RFC 6470 events.
 """
 
 from __future__ import annotations
@@ -38,7 +42,9 @@ from paramiko.common import (
 )
 
 from nf.config.codec import MAX_XML_BYTES, NC_NS, parse_xml
+from nf.northbound import notifications as events
 from nf.northbound.auth import Users
+from nf.northbound.notifications import Notifications, Outbox
 from nf.northbound.rpcs import Context, handle_message
 
 log = logging.getLogger(__name__)
@@ -60,6 +66,10 @@ class SessionEnd(Exception):
 
 class MessageTooBig(SessionEnd):
     pass
+
+
+class SendTimeout(SessionEnd):
+    """The client read nothing for SEND_TIMEOUT."""
 
 
 class BoundedFraming(NetconfFramingTransport):  # type: ignore[misc]
@@ -145,7 +155,7 @@ class BoundedFraming(NetconfFramingTransport):  # type: ignore[misc]
         try:
             self.stream.sendall(data)
         except TimeoutError as exc:
-            raise SessionEnd(f"client read nothing for {SEND_TIMEOUT:.0f} s") from exc
+            raise SendTimeout(f"client read nothing for {SEND_TIMEOUT:.0f} s") from exc
         except (OSError, EOFError) as exc:
             raise SessionEnd(str(exc)) from exc
         finally:
@@ -175,7 +185,21 @@ class Session:
         self._closed = threading.Event()
         self.login_time = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.killed = False
+        self.killed_by: int | None = None
+        self.termination = "dropped"
+        """RFC 6470 termination-reason unless killed: closed, timeout, bad-hello, other."""
         self.rpcs = RpcCounters()
+        self._send_lock = threading.Lock()
+        self.subscription: Outbox | None = None
+
+    @property
+    def who(self) -> events.Who:
+        return events.Who(self.username, self.id, self.peer.rsplit(":", 1)[0])
+
+    def send(self, message: bytes) -> None:
+        """Send one whole message; replies and notifications interleave."""
+        with self._send_lock:
+            self.framing.send(message, self.chunked)
 
     def count(self, outcome: str) -> None:
         """RFC 6022 counters, per session and for the server."""
@@ -221,8 +245,10 @@ class Session:
                 self._exchange_hellos()
             except SessionEnd:
                 self.server.stats.in_bad_hellos += 1
+                self.termination = "bad-hello"
                 raise
             self.server.stats.in_sessions += 1
+            self.server.publish(events.session_start(self.who))
             log.info(
                 "session %d: %s from %s, base:%s",
                 self.id,
@@ -238,18 +264,52 @@ class Session:
                     raise
                 handled = handle_message(self.server.context, self.id, message)
                 self.count(handled.outcome)
-                self.framing.send(handled.reply, self.chunked)
+                self.send(handled.reply)
+                if handled.subscription is not None:
+                    self._start_notifier(handled.subscription)  # after its <ok>
                 if handled.close:
                     reason = "close-session"
+                    self.termination = "closed"
                     break
         except SessionEnd as exc:
             reason = str(exc)
+            if isinstance(exc, SendTimeout):
+                self.termination = "timeout"
         except Exception:  # never let one session take the daemon down
             log.exception("session %d failed", self.id)
             reason = "internal error"
         finally:
             self.close()
             self.server.session_ended(self, reason)
+
+    def _start_notifier(self, outbox: Outbox) -> None:
+        self.subscription = outbox
+        thread = threading.Thread(
+            target=self._notify, args=(outbox,), name=f"netconf-notify-{self.id}", daemon=True
+        )
+        thread.start()
+
+    def _notify(self, outbox: Outbox) -> None:
+        """Send the subscription's notifications until it finishes or the
+        session closes.  Only this thread waits on a slow client; a send
+        that times out ends the session like a reply's would."""
+        try:
+            while not self._closed.is_set():
+                message = outbox.take(0.5)
+                if message is None:
+                    if outbox.finished:
+                        break
+                    continue
+                self.send(message)
+                self.rpcs.out_notifications += 1
+                self.server.stats.out_notifications += 1
+        except SessionEnd as exc:
+            log.info("session %d: notification not sent: %s", self.id, exc)
+            if isinstance(exc, SendTimeout):
+                self.termination = "timeout"
+            self.close()
+        finally:
+            outbox.on_finish()
 
     def _send_too_big(self, message: str) -> None:
         reply = (
@@ -259,7 +319,7 @@ class Session:
             "closing the session</error-message></rpc-error></rpc-reply>"
         ).encode()
         with contextlib.suppress(SessionEnd):
-            self.framing.send(reply, self.chunked)
+            self.send(reply)
 
     @property
     def closed(self) -> bool:
@@ -367,6 +427,7 @@ class NetconfServer:
         listen: Listen,
         on_session_end: Callable[[int], None] | None = None,
         max_message: int = MAX_XML_BYTES,
+        notifications: Notifications | None = None,
     ) -> None:
         self.users = users
         self.host_key = host_key
@@ -382,6 +443,9 @@ class NetconfServer:
         self._threads: list[threading.Thread] = []
         self._handshakes = threading.BoundedSemaphore(MAX_HANDSHAKES)
         self.stats = Statistics()
+        self.notifications = notifications
+        if notifications is not None:
+            notifications.on_overflow = self._overflowed
         self.context = context_factory(self)
 
     # -- lifecycle ---------------------------------------------------------------
@@ -411,20 +475,45 @@ class NetconfServer:
         with self._lock:
             sessions = list(self._sessions.values())
         for session in sessions:
+            session.termination = "other"  # the server is shutting down
             session.close()
         for thread in self._threads:
             thread.join(timeout=2)
 
     # -- sessions ------------------------------------------------------------------
-    def kill(self, session_id: int) -> bool:
+    def kill(self, session_id: int, by: int | None = None) -> bool:
         with self._lock:
             session = self._sessions.get(session_id)
         if session is None:
             return False
         log.info("session %d killed", session_id)
         session.killed = True
+        session.killed_by = by
         session.close()
         return True
+
+    def publish(self, event: etree._Element) -> None:
+        if self.notifications is not None:
+            self.notifications.publish(event)
+
+    def _overflowed(self, session_id: int) -> None:
+        """A subscriber's outbox is full: close its session.  Called by the
+        publisher, perhaps on the event loop, so the close (which talks to
+        paramiko) runs in a thread of its own."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+        if session is None:
+            return
+        session.termination = "other"
+        threading.Thread(
+            target=session.close, name=f"netconf-close-{session_id}", daemon=True
+        ).start()
+
+    def who(self, session_id: int) -> events.Who | None:
+        """The user and host of a live session, for netconf-config-change."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+        return None if session is None else session.who
 
     def is_live(self, session_id: int) -> bool:
         """Whether the session exists and has not been closed or killed."""
@@ -443,9 +532,14 @@ class NetconfServer:
     def session_ended(self, session: Session, reason: str) -> None:
         with self._lock:
             self._sessions.pop(session.id, None)
-        if reason not in ("close-session", "closed") and not session.killed:
-            self.stats.dropped_sessions += 1  # ended other than by close-session
+        if session.termination != "closed" and not session.killed:
+            # RFC 6022: ended other than by close-session or kill-session
+            self.stats.dropped_sessions += 1
         log.info("session %d ended: %s", session.id, reason)
+        if self.notifications is not None:
+            self.notifications.unsubscribe(session.id)
+            termination = "killed" if session.killed else session.termination
+            self.publish(events.session_end(session.who, termination, session.killed_by))
         if self.on_session_end is not None:
             try:
                 self.on_session_end(session.id)

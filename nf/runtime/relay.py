@@ -32,7 +32,7 @@ from nf.config.model import ChannelConfig, RelayConfig, SerialPortConfig
 from nf.config.tree import Key, ListNode, Node
 from nf.runtime.channel import ChannelRuntime, Counters, Resources, close_resource, now_iso
 from nf.runtime.serial import PortError, open_link
-from nf.runtime.transaction import PrepareError, Transaction
+from nf.runtime.transaction import EventSink, PrepareError, Transaction
 from nf.runtime.udp import bind_group, bind_peer, needs_group_socket
 from nf.schema import MAIN_MODULE, default_schema
 
@@ -126,6 +126,7 @@ class RelayRuntime:
         self._tg: TaskGroup | None = None
         self.events: list[tuple[str, dict[str, str]]] = []
         self._max_events = 1000
+        self._sinks: list[EventSink] = []
         self._cleared: dict[str, Counters] = {}
         self.booting = False
         """True while the initial configuration is applied (see _acquire)."""
@@ -154,11 +155,20 @@ class RelayRuntime:
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
 
+    def add_event_sink(self, sink: EventSink) -> None:
+        self._sinks.append(sink)
+
     def emit(self, kind: str, payload: dict[str, str]) -> None:
-        """session-event and port-event: logged now, notifications later."""
+        """session-event and port-event: logged, kept, and passed to the sinks
+        (the daemon's notifications).  A failing sink must not hurt a channel."""
         log.info("%s %s", kind, " ".join(f"{k}={v}" for k, v in payload.items()))
         self.events.append((kind, payload))
         del self.events[: -self._max_events]
+        for sink in self._sinks:
+            try:
+                sink(kind, payload)
+            except Exception:
+                log.exception("event sink failed on %s", kind)
 
     # -- Runtime -------------------------------------------------------------------
     async def prepare(

@@ -17,13 +17,17 @@ through the portal.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from nf.config.diff import Change
 from nf.config.errors import ConfigError
 from nf.config.model import RelayConfig
 from nf.config.tree import Node
+
+EventSink = Callable[[str, dict[str, str]], None]
+"""Receives the runtime's events: ("session-event" | "port-event", payload
+whose keys are the leaves of the YANG notification of that name)."""
 
 
 class PrepareError(Exception):
@@ -59,6 +63,10 @@ class Runtime(Protocol):
     async def clear_counters(self, channel: str | None) -> None:
         """Reset the counters of one channel, or of everything."""
 
+    def add_event_sink(self, sink: EventSink) -> None:
+        """Also send every event to ``sink`` (the daemon publishes them as
+        notifications); sinks are called on the event loop and must not block."""
+
 
 class _Done:
     async def apply(self) -> None:
@@ -76,6 +84,7 @@ class NullRuntime:
         self.booting = False
         self.config: RelayConfig | None = None
         self.cleared: list[str | None] = []
+        self.sinks: list[EventSink] = []
 
     async def prepare(
         self, changes: Sequence[Change], old: RelayConfig, new: RelayConfig
@@ -94,3 +103,11 @@ class NullRuntime:
 
     async def clear_counters(self, channel: str | None) -> None:
         self.cleared.append(channel)
+
+    def add_event_sink(self, sink: EventSink) -> None:
+        self.sinks.append(sink)
+
+    def emit(self, kind: str, payload: dict[str, str]) -> None:
+        """Produce an event as a channel would (tests)."""
+        for sink in self.sinks:
+            sink(kind, payload)

@@ -29,8 +29,18 @@ QName = tuple[str, str]
 DATA_KEYWORDS = frozenset({"container", "list", "leaf", "leaf-list", "anydata", "anyxml"})
 YANG_DIR = Path(__file__).resolve().parent.parent / "yang"
 MAIN_MODULE = "nf-serial-over-ip"
-DEFAULT_MODULES = (MAIN_MODULE, "ietf-netconf-monitoring", "ietf-yang-library")
-"""Modules the daemon implements (imports such as ietf-inet-types come along)."""
+DEFAULT_MODULES = (
+    MAIN_MODULE,
+    "ietf-netconf-monitoring",
+    "ietf-yang-library",
+    "notifications",
+    "nc-notifications",
+    "ietf-netconf-notifications",
+)
+"""Modules the daemon implements (imports such as ietf-inet-types come along;
+ietf-netconf, imported by ietf-netconf-notifications, is import-only: the
+base operations are served by the RPC layer and its features are the
+capabilities in the hello)."""
 
 
 class SchemaError(Exception):
@@ -370,7 +380,10 @@ def load(
             namespace=ns,
             prefix=str(module.i_prefix),
             path=Path(module.pos.ref),
-            features=tuple(str(f.arg) for f in module.search("feature")),
+            # an import-only module's features are not offered (RFC 8525 §3)
+            features=tuple(str(f.arg) for f in module.search("feature"))
+            if module in modules
+            else (),
             implemented=module in modules,
         )
     for module in modules:
