@@ -130,7 +130,22 @@ class Daemon:
         def runtime_event(kind: str, payload: dict[str, str]) -> None:
             hub.publish(notifications.relay_event(kind, payload, self.schema))
 
+        known: dict[int, notifications.Who] = {}
+        """Who issued the pending confirmed commit: its session may be gone
+        by the time its end cancels the commit."""
+
+        def confirm_event(event: str, sid: int, timeout: int | None) -> None:
+            who = self.server.who(sid) if self.server is not None and sid else None
+            if who is not None:
+                known[sid] = who
+            # RFC 6470 requires the session parameters for all but timeout
+            who = who or known.get(sid) or notifications.Who("", sid)
+            if event in ("cancel", "timeout", "complete"):
+                known.clear()
+            hub.publish(notifications.confirmed_commit(event, who, timeout))
+
         datastores.on_config_change = config_changed
+        datastores.on_confirm_event = confirm_event
         self.runtime.add_event_sink(runtime_event)
         self.runtime.booting = True
         try:

@@ -381,3 +381,62 @@ def test_a_reading_subscriber_survives_a_burst(daemon: Running) -> None:
 async def _sync(func: Any) -> None:
     """Run ``func`` on the event loop, as a channel emitting events would."""
     func()
+
+
+def test_confirmed_commit_events(daemon: Running) -> None:
+    """netconf-confirmed-commit (RFC 6470 §2.4): start and extend carry the
+    timeout, a confirming commit completes, cancel-commit and the owner's
+    end cancel (naming that session), the timer's rollback is a timeout with
+    no session and a netconf-config-change by the server."""
+    ncc = f"{NCN}netconf-confirmed-commit"
+
+    def stage(m: Any, name: str) -> None:
+        m.edit_config(target="candidate", config=config(port_xml(name, "loop://")))
+
+    with daemon.connect() as watcher:
+        watcher.create_subscription()
+        with daemon.connect() as owner:
+            sid = owner.session_id
+            stage(owner, "a")
+            owner.commit(confirmed=True, timeout="60")
+            event = take_until(watcher, ncc)
+            assert (leaf(event, "ncn:confirm-event"), leaf(event, "ncn:timeout")) == ("start", "60")
+            assert (leaf(event, "ncn:session-id"), leaf(event, "ncn:username")) == (sid, USER)
+            stage(owner, "b")
+            owner.commit(confirmed=True, timeout="30")
+            event = take_until(watcher, ncc)
+            assert leaf(event, "ncn:confirm-event") == "extend"
+            assert leaf(event, "ncn:timeout") == "30"
+            owner.commit()
+            event = take_until(watcher, ncc)
+            assert leaf(event, "ncn:confirm-event") == "complete"
+            assert leaf(event, "ncn:timeout") is None
+
+            stage(owner, "c")
+            owner.commit(confirmed=True, timeout="60")
+            assert leaf(take_until(watcher, ncc), "ncn:confirm-event") == "start"
+            owner.cancel_commit()
+            event = take_until(watcher, ncc)
+            assert (leaf(event, "ncn:confirm-event"), leaf(event, "ncn:session-id")) == (
+                "cancel",
+                sid,
+            )
+
+            stage(owner, "d")
+            owner.commit(confirmed=True, timeout="60")
+            assert leaf(take_until(watcher, ncc), "ncn:confirm-event") == "start"
+        # the owner's session ended: its confirmed commit is cancelled
+        event = take_until(watcher, ncc)
+        assert (leaf(event, "ncn:confirm-event"), leaf(event, "ncn:session-id")) == ("cancel", sid)
+        assert leaf(event, "ncn:username") == USER
+
+        with daemon.connect() as owner:
+            stage(owner, "e")
+            owner.commit(confirmed=True, timeout="1")
+            assert leaf(take_until(watcher, ncc), "ncn:confirm-event") == "start"
+            change = take_until(watcher, f"{NCN}netconf-config-change", timeout=WAIT + 1)
+            assert change.find(f"{NCN}changed-by/{NCN}server") is not None, "the rollback"
+            assert leaf(change, "ncn:edit/ncn:operation") == "delete"
+            event = take_until(watcher, ncc)
+            assert leaf(event, "ncn:confirm-event") == "timeout"
+            assert leaf(event, "ncn:session-id") is None

@@ -126,6 +126,10 @@ class Datastores:
         """Wall clock: deadlines are saved to disk as wall-clock time."""
         self._timers: TaskGroup | None = None
         self._timer: anyio.CancelScope | None = None
+        self.on_confirm_event: Callable[[str, int, int | None], None] | None = None
+        """Called with (confirm-event, session, timeout) as a confirmed commit
+        starts, is extended, completes, is cancelled or times out: the
+        daemon publishes netconf-confirmed-commit (RFC 6470 §2.4)."""
         self.on_config_change: Callable[[int, Sequence[Change], str], None] | None = None
         """Called after every change of running or startup with the session
         that made it (0: the server, at boot), the changed entries and the
@@ -232,6 +236,14 @@ class Datastores:
         except Exception:
             log.exception("config-change listener failed")
 
+    def _confirm_event(self, event: str, sid: int, timeout: int | None = None) -> None:
+        if self.on_confirm_event is None:
+            return
+        try:
+            self.on_confirm_event(event, sid, timeout)
+        except Exception:
+            log.exception("confirmed-commit listener failed")
+
     async def _to_running(self, tree: Node, sid: int = 0) -> list[ConfigError]:
         return await self._change_running(lambda _old: _tree(tree), sid)
 
@@ -324,7 +336,13 @@ class Datastores:
                     await self._save_state(self.pending)  # as it was
                 return errors
             self.candidate = self.running
+            before = self.pending
             await self._adopt(decision.pending)
+            if decision.pending is not None:
+                timeout = request.timeout or cc.DEFAULT_TIMEOUT
+                self._confirm_event("extend" if before else "start", sid, timeout)
+            elif before is not None:
+                self._confirm_event("complete", sid)
             return []
 
     async def cancel_commit(self, sid: int, persist_id: str | None) -> list[ConfigError]:
@@ -337,9 +355,12 @@ class Datastores:
             if isinstance(decision, cc.Refuse):
                 return [decision.error]
             assert isinstance(decision, cc.Rollback)
-            return await self._rollback(
+            errors = await self._rollback(
                 decision.to, f"cancel-commit by session {sid}", retry=False, sid=sid
             )
+            if not errors:
+                self._confirm_event("cancel", sid)
+            return errors
 
     # -- confirmed commit: state, timer, rollback ------------------------------------
     async def run(self, *, task_status: TaskStatus[None] = TASK_STATUS_IGNORED) -> None:
@@ -396,8 +417,10 @@ class Datastores:
             async with self._commit_lock:
                 # decided again under the lock: an extend may have come first
                 decision = cc.expired(self.pending, self.clock())
-                if isinstance(decision, cc.Rollback):
-                    await self._rollback(decision.to, "confirm-timeout expired", retry=True)
+                if isinstance(decision, cc.Rollback) and not await self._rollback(
+                    decision.to, "confirm-timeout expired", retry=True
+                ):
+                    self._confirm_event("timeout", 0)
 
     async def _rollback(self, to: Node, why: str, retry: bool, sid: int = 0) -> list[ConfigError]:
         """Change running back to ``to``; the caller holds the commit lock.
@@ -560,8 +583,10 @@ class Datastores:
             return
         async with self._commit_lock:
             decision = cc.session_ended(self.pending, sid)
-            if isinstance(decision, cc.Rollback):
-                await self._rollback(decision.to, f"session {sid} ended", retry=True)
+            if isinstance(decision, cc.Rollback) and not await self._rollback(
+                decision.to, f"session {sid} ended", retry=True
+            ):
+                self._confirm_event("cancel", sid)
 
     async def lock_info(self) -> dict[str, tuple[int, str]]:
         """datastore -> (holder session-id, locked-time), for /netconf-state."""

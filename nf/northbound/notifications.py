@@ -515,6 +515,24 @@ def session_end(who: Who, reason: str, killed_by: int | None = None) -> etree._E
     return elem
 
 
+CONFIRM_EVENTS = frozenset({"start", "cancel", "timeout", "extend", "complete"})
+
+
+def confirmed_commit(event: str, who: Who | None, timeout: int | None = None) -> etree._Element:
+    """<netconf-confirmed-commit> (RFC 6470 §2.4).  The session parameters
+    are left out for ``timeout`` (the YANG's when); ``timeout`` (seconds)
+    only goes with start and extend."""
+    if event not in CONFIRM_EVENTS:
+        raise ValueError(f"unknown confirm-event {event!r}")
+    elem = etree.Element(f"{{{NCN_NS}}}netconf-confirmed-commit", nsmap={None: NCN_NS})  # type: ignore[dict-item]
+    if who is not None and event != "timeout":
+        _session_parms(elem, who)
+    _leaf(elem, NCN_NS, "confirm-event", event)
+    if timeout is not None and event in ("start", "extend"):
+        _leaf(elem, NCN_NS, "timeout", timeout)
+    return elem
+
+
 def relay_event(kind: str, payload: dict[str, str], schema: SchemaIndex) -> etree._Element:
     """The runtime's session-event or port-event in our module's namespace,
     leaves in schema order (the payload keys are the YANG leaf names)."""
