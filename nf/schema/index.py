@@ -29,7 +29,12 @@ QName = tuple[str, str]
 DATA_KEYWORDS = frozenset({"container", "list", "leaf", "leaf-list", "anydata", "anyxml"})
 YANG_DIR = Path(__file__).resolve().parent.parent / "yang"
 MAIN_MODULE = "nf-serial-over-ip"
-DEFAULT_MODULES = (MAIN_MODULE, "ietf-netconf-monitoring", "ietf-yang-library")
+DEFAULT_MODULES = (
+    MAIN_MODULE,
+    "ietf-netconf-acm",
+    "ietf-netconf-monitoring",
+    "ietf-yang-library",
+)
 """Modules the daemon implements (imports such as ietf-inet-types come along)."""
 
 
@@ -87,6 +92,10 @@ class SchemaNode:
     """(choice, case) pairs between the data parent and this node, outermost first."""
     choices: tuple[Choice, ...] = ()
     leafref: XPathExpr | None = None
+    extensions: frozenset[tuple[str, str]] = frozenset()
+    """(module, name) of the extension statements on this node, such as
+    ("ietf-netconf-acm", "default-deny-all"): consumers such as NACM read
+    them here instead of keeping lists of node names."""
 
     @property
     def qname(self) -> QName:
@@ -229,6 +238,11 @@ class _Builder:
             node.namespace = parent.namespace
             node.prefix = parent.prefix
             node.module = parent.module
+        node.extensions = frozenset(
+            (str(sub.keyword[0]), str(sub.keyword[1]))
+            for sub in stmt.substmts
+            if isinstance(sub.keyword, tuple)
+        )
         node.presence = stmt.search_one("presence") is not None
         node.mandatory = _arg(stmt, "mandatory") == "true"
         node.user_ordered = _arg(stmt, "ordered-by") == "user"
