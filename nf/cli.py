@@ -181,7 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Manage the users in STATE_DIR/users.json; a running daemon picks up changes. "
             "passwd reads the password from NF_PASSWORD, stdin or a prompt and stores "
-            "only its scrypt hash."
+            "only its scrypt hash.  Access control is NACM (RFC 8341, /nacm in running): "
+            "admin is the recovery user and is never restricted; every other user may "
+            "read (except /nacm) and run operations but not write until a /nacm rule-list "
+            "of one of their groups permits it."
         ),
     )
     user.add_argument("action", choices=["list", "passwd", "add-key", "remove"])

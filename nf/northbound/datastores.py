@@ -50,6 +50,9 @@ ERROR_OPTIONS = frozenset({"stop-on-error", "continue-on-error", "rollback-on-er
 
 
 Build = Callable[[Node], Awaitable[tuple[Node, list[ConfigError]]]]
+Authorize = Callable[[Node, Node], list[ConfigError]]
+"""Access control of a change (old tree, new tree) -> errors; None: unrestricted.
+Supplied by the NETCONF layer (NACM) per request, so this module knows no users."""
 _TEST_ONLY = ConfigError("ok", "test-only: stop before any change")
 """Marker that makes _change_running stop after validation; never reported."""
 
@@ -181,9 +184,20 @@ class Datastores:
             log.info("running changed: %d entries", len(changes))
             return []
 
-    async def _to_running(self, tree: Node) -> list[ConfigError]:
-        async def build(_old: Node) -> tuple[Node, list[ConfigError]]:
-            return tree, []
+    async def _authorized(
+        self, authorize: Authorize | None, old: Node, new: Node
+    ) -> list[ConfigError]:
+        """Errors of ``authorize`` for changing ``old`` into ``new``; run
+        beside the other pure work (it walks every changed node)."""
+        if authorize is None or old is new:
+            return []
+        return await self._work(authorize, old, new)
+
+    async def _to_running(
+        self, tree: Node, authorize: Authorize | None = None
+    ) -> list[ConfigError]:
+        async def build(old: Node) -> tuple[Node, list[ConfigError]]:
+            return tree, await self._authorized(authorize, old, tree)
 
         return await self._change_running(build)
 
@@ -203,6 +217,7 @@ class Datastores:
         default_operation: str = "merge",
         test_option: str = "test-then-set",
         error_option: str = "stop-on-error",
+        authorize: Authorize | None = None,
     ) -> list[ConfigError]:
         if target not in DATASTORES:
             return [self._unknown_datastore(target, "target")]
@@ -220,6 +235,9 @@ class Datastores:
                 )
                 if errors and error_option != "continue-on-error":
                     return new, errors
+                denied = await self._authorized(authorize, base, new)
+                if denied:
+                    return new, denied
                 skipped.extend(errors)
                 if test_option == "test-only":
                     # validate, report, and stop before anything changes
@@ -232,6 +250,9 @@ class Datastores:
         new, errors = await self._work(edit_partial, base, config, default_operation, self.schema)
         if errors and error_option != "continue-on-error":
             return errors
+        denied = await self._authorized(authorize, base, new)
+        if denied:
+            return denied
         if test_option != "set":
             invalid = await self._validate(new)
             if invalid or test_option == "test-only":
@@ -239,19 +260,23 @@ class Datastores:
         if self.candidate is not base:
             # a commit or another edit changed the candidate while we worked
             return await self.edit_config(
-                sid, target, config, default_operation, test_option, error_option
+                sid, target, config, default_operation, test_option, error_option, authorize
             )
         self.candidate = new
         return errors
 
-    async def commit(self, sid: int) -> list[ConfigError]:
+    async def commit(self, sid: int, authorize: Authorize | None = None) -> list[ConfigError]:
         for name in DATASTORES:
             busy = self._locked_by_other(sid, name)
             if busy is not None:
                 return [busy]
 
-        async def build(_old: Node) -> tuple[Node, list[ConfigError]]:
-            return self.candidate, []  # the candidate as it is when the lock is ours
+        async def build(old: Node) -> tuple[Node, list[ConfigError]]:
+            # the candidate as it is when the lock is ours; RFC 8341 §3.4.5:
+            # the committing user needs write access to exactly the nodes
+            # of running that change
+            new = self.candidate
+            return new, await self._authorized(authorize, old, new)
 
         errors = await self._change_running(build)
         if not errors:
@@ -272,7 +297,9 @@ class Datastores:
             return [self._unknown_datastore(source, "source")]
         return await self._validate(self.tree(source))
 
-    async def copy_config(self, sid: int, source: str | Node, target: str) -> list[ConfigError]:
+    async def copy_config(
+        self, sid: int, source: str | Node, target: str, authorize: Authorize | None = None
+    ) -> list[ConfigError]:
         if not self.known(target):
             return [self._unknown_datastore(target, "target")]
         if isinstance(source, str):
@@ -294,7 +321,10 @@ class Datastores:
         if busy is not None:
             return [busy]
         if target == "running":
-            return await self._to_running(tree)
+            return await self._to_running(tree, authorize)
+        denied = await self._authorized(authorize, self.tree(target), tree)
+        if denied:
+            return denied
         if target == "startup":
             errors = await self._validate(tree)  # the daemon must be able to boot from it
             if errors:
@@ -307,11 +337,16 @@ class Datastores:
         self.candidate = tree
         return []
 
-    async def delete_config(self, sid: int, target: str) -> list[ConfigError]:
+    async def delete_config(
+        self, sid: int, target: str, authorize: Authorize | None = None
+    ) -> list[ConfigError]:
         if target == "startup" and self.startup_file is not None:
             busy = self._locked_by_other(sid, target)
             if busy is not None:
                 return [busy]
+            denied = await self._authorized(authorize, self.tree(target), Node())
+            if denied:
+                return denied
             await to_thread.run_sync(self.startup_file.delete)
             self.startup = None
             return []

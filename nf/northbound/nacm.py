@@ -32,8 +32,12 @@ from dataclasses import dataclass, field
 
 from nf.config.errors import ConfigError
 from nf.config.tree import Child, Key, LeafList, ListNode, Node, quote, step
+from nf.northbound.auth import ADMIN
 from nf.schema import SchemaIndex, SchemaNode
 
+RECOVERY_USER = ADMIN
+"""RFC 8341 §3.4: sessions of this user bypass access control, so the
+operator can always repair /nacm; created at first start (auth.py)."""
 NACM_MODULE = "ietf-netconf-acm"
 NACM_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-acm"
 NETCONF_MODULE = "ietf-netconf"
@@ -348,12 +352,15 @@ def permits_notification(
     user: str,
     module: str,
     name: str,
-    recovery: bool = False,
+    recovery: bool | None = None,
     schema: SchemaIndex | None = None,
 ) -> bool:
     """May ``user`` receive notification ``module:name``, given the /nacm
     subtree of running?  For the notification sender (RFC 8341 §3.4.6); a
-    False must also be counted with ``Counters.denied_notification``."""
+    False must also be counted with ``Counters.denied_notification``.
+    ``recovery`` defaults to "``user`` is the recovery user (admin)"."""
+    if recovery is None:
+        recovery = user == RECOVERY_USER
     extensions: frozenset[tuple[str, str]] = frozenset()
     if schema is not None:
         info = schema.modules.get(module)

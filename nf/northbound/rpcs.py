@@ -27,13 +27,25 @@ from nf.northbound.datastores import (
     DATASTORES,
     ERROR_OPTIONS,
     TEST_OPTIONS,
+    Authorize,
     Datastores,
 )
 from nf.northbound.defaults import MODES, WITH_DEFAULTS_NS, mark_defaults
 from nf.northbound.errors import rpc_errors
 from nf.northbound.filters import FilterError, apply_filter
 from nf.northbound.monitoring import SchemaRequestError, get_schema
-from nf.schema import MAIN_MODULE, SchemaIndex
+from nf.northbound.nacm import (
+    NACM_NS,
+    NETCONF_MODULE,
+    RECOVERY_USER,
+    Access,
+    Counters,
+    Policy,
+    check_writes,
+    policy_of,
+    prune,
+)
+from nf.schema import MAIN_MODULE, SchemaIndex, SchemaNode
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +104,24 @@ class Context:
     sessions: SessionControl
     monitor: Callable[[dict[str, tuple[int, str]]], Node] | None = None
     """Produces /netconf-state (RFC 6022) given the datastore locks."""
+    nacm_counters: Counters = field(default_factory=Counters)
+    """/nacm/denied-* (RFC 8341), reported by <get>."""
+    recovery_user: str = RECOVERY_USER
+    """The user whose sessions are RFC 8341 recovery sessions: never restricted,
+    so the operator cannot lock themselves out."""
+    _policy: tuple[object, Policy] | None = field(default=None, repr=False)
     _rendered: tuple[Node, etree._Element] | None = field(default=None, repr=False)
     _render_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def policy(self, running: Node) -> Policy:
+        """The NACM policy of this running tree, parsed once per /nacm subtree."""
+        nacm = running.get((NACM_NS, "nacm"))
+        cached = self._policy
+        if cached is not None and cached[0] is nacm:
+            return cached[1]
+        policy = policy_of(nacm if isinstance(nacm, Node) else None, self.schema)
+        self._policy = (nacm, policy)
+        return policy
 
     def render(self, tree: Node) -> etree._Element:
         """``tree`` as a <data> element, shared: callers must not modify it.
@@ -220,12 +248,53 @@ def _check(errors: list[ConfigError]) -> list[etree._Element]:
 class Handlers:
     """One method per operation; each returns the reply body or raises RpcError."""
 
-    def __init__(self, ctx: Context, session_id: int) -> None:
+    def __init__(self, ctx: Context, session_id: int, user: str) -> None:
         self.ctx = ctx
         self.sid = session_id
+        self.user = user
+        self._access: Access | None = None
 
     def call(self, coroutine: Callable[..., Any], *args: Any) -> Any:
         return self.ctx.portal.call(coroutine, *args)
+
+    # -- access control (RFC 8341) ---------------------------------------------
+    @property
+    def access(self) -> Access:
+        """This user's NACM decisions under the /nacm of running, read once per rpc."""
+        if self._access is None:
+            if self.user == self.ctx.recovery_user:
+                self._access = Access(Policy(), self.user, recovery=True)
+            else:
+                running, _ = self.call(self.ctx.datastores.snapshot, "running", False)
+                self._access = Access(self.ctx.policy(running), self.user)
+        return self._access
+
+    def authorize_rpc(self, module: str, name: str, rpc: SchemaNode | None) -> None:
+        """§3.4.4: refuse a protocol operation the user may not execute."""
+        extensions = rpc.extensions if rpc is not None else frozenset()
+        if not self.access.rpc(module, name, extensions):
+            self.ctx.nacm_counters.denied_operation()
+            raise _err(
+                "access-denied",
+                f"user {self.user!r} may not execute <{name}>",
+                "protocol",
+            )
+
+    def authorize_writes(self) -> Authorize | None:
+        """§3.4.5: the check of every changed node, for the datastores; None
+        when this user is not restricted (nothing to walk)."""
+        access = self.access
+        if access.unrestricted:
+            return None
+
+        def authorize(old: Node, new: Node) -> list[ConfigError]:
+            denied = check_writes(access, old, new, self.ctx.schema)
+            if denied is None:
+                return []
+            self.ctx.nacm_counters.denied_data_write()
+            return [denied]
+
+        return authorize
 
     # -- retrieval ------------------------------------------------------------
     def _data(self, source: str, params: dict[str, etree._Element], with_state: bool) -> Reply:
@@ -234,8 +303,15 @@ class Handlers:
         if with_state and self.ctx.monitor is not None:
             locks = self.call(self.ctx.datastores.lock_info)
             state = merge(state or Node(), self.ctx.monitor(locks))
+        if with_state:
+            state = merge(state or Node(), self.ctx.nacm_counters.state())
         if mode != "explicit":
             tree = complete(tree, self.ctx.schema)
+        if not self.access.unrestricted:
+            # §3.4.5: what the user may not read is left out, silently
+            tree = prune(tree, self.ctx.schema, self.access)
+            if state is not None:
+                state = prune(state, self.ctx.schema, self.access)
         if (state is not None and len(state)) or mode != "explicit":
             data = render(merge(tree, state) if state is not None else tree, self.ctx.schema)
             mark_defaults(data, self.ctx.schema, mode)
@@ -295,6 +371,7 @@ class Handlers:
             default_op,
             test_option,
             error_option,
+            self.authorize_writes(),
         )
         return Reply(_check(errors))
 
@@ -318,7 +395,9 @@ class Handlers:
                 f'<commit> parameter "{name}" is not supported',
                 bad_element=name,
             )
-        return Reply(_check(self.call(self.ctx.datastores.commit, self.sid)))
+        return Reply(
+            _check(self.call(self.ctx.datastores.commit, self.sid, self.authorize_writes()))
+        )
 
     def discard_changes(self, op: etree._Element) -> Reply:
         _only(_children(op), "discard-changes", set())
@@ -333,13 +412,25 @@ class Handlers:
             _inline_config(self.ctx, source) if isinstance(source, etree._Element) else source
         )
         assert isinstance(target, str)
-        return Reply(_check(self.call(self.ctx.datastores.copy_config, self.sid, src, target)))
+        return Reply(
+            _check(
+                self.call(
+                    self.ctx.datastores.copy_config, self.sid, src, target, self.authorize_writes()
+                )
+            )
+        )
 
     def delete_config(self, op: etree._Element) -> Reply:
         params = _children(op)
         _only(params, "delete-config", {"target"})
         target = _datastore(_required(params, "target"))
-        return Reply(_check(self.call(self.ctx.datastores.delete_config, self.sid, target)))
+        return Reply(
+            _check(
+                self.call(
+                    self.ctx.datastores.delete_config, self.sid, target, self.authorize_writes()
+                )
+            )
+        )
 
     # -- locks and sessions ------------------------------------------------------
     def _target(self, op: etree._Element, name: str) -> str:
@@ -486,8 +577,8 @@ class Handled:
     outcome: str
 
 
-def handle_message(ctx: Context, session_id: int, message: bytes) -> Handled:
-    """Process one framed message."""
+def handle_message(ctx: Context, session_id: int, message: bytes, user: str) -> Handled:
+    """Process one framed message of ``user``'s session."""
 
     def bad(attrib: dict[str, str] | None, error: ConfigError) -> Handled:
         return Handled(_reply(attrib, rpc_errors([error], ctx.schema)), False, "bad")
@@ -520,7 +611,7 @@ def handle_message(ctx: Context, session_id: int, message: bytes) -> Handled:
             ),
         )
     try:
-        reply = _dispatch(ctx, session_id, root)
+        reply = _dispatch(ctx, session_id, user, root)
     except RpcError as exc:
         return Handled(_reply(attrib, rpc_errors(exc.errors, ctx.schema)), False, "error")
     except Exception as exc:  # a bug must cost one rpc, not the session
@@ -530,7 +621,7 @@ def handle_message(ctx: Context, session_id: int, message: bytes) -> Handled:
     return Handled(_reply(attrib, reply.body), reply.close, "ok")
 
 
-def _dispatch(ctx: Context, session_id: int, rpc: etree._Element) -> Reply:
+def _dispatch(ctx: Context, session_id: int, user: str, rpc: etree._Element) -> Reply:
     ops = [c for c in rpc if isinstance(c.tag, str)]
     if not ops:
         raise _err("missing-element", "<rpc> contains no operation", "rpc", bad_element="rpc")
@@ -544,13 +635,14 @@ def _dispatch(ctx: Context, session_id: int, rpc: etree._Element) -> Reply:
         )
     op = ops[0]
     ns, name = split_tag(op.tag)
-    handlers = Handlers(ctx, session_id)
+    handlers = Handlers(ctx, session_id, user)
     if ns == NC_NS:
         base = BASE_OPERATIONS.get(name)
         if base is None:
             raise _err(
                 "operation-not-supported", f"operation <{name}> is not supported", bad_element=name
             )
+        handlers.authorize_rpc(NETCONF_MODULE, name, None)
         return base(handlers, op)
     module = ctx.schema.module_by_namespace(ns)
     if module is None:
@@ -565,4 +657,5 @@ def _dispatch(ctx: Context, session_id: int, rpc: etree._Element) -> Reply:
         raise _err(
             "operation-not-supported", f"operation <{name}> is not supported", bad_element=name
         )
+    handlers.authorize_rpc(module.name, name, ctx.schema.rpcs[(ns, name)])
     return handler(handlers, op)

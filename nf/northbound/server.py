@@ -236,7 +236,7 @@ class Session:
                 except MessageTooBig as exc:
                     self._send_too_big(str(exc))
                     raise
-                handled = handle_message(self.server.context, self.id, message)
+                handled = handle_message(self.server.context, self.id, message, self.username)
                 self.count(handled.outcome)
                 self.framing.send(handled.reply, self.chunked)
                 if handled.close:
