@@ -144,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Run the daemon: NETCONF over SSH on --listen. It boots from --config, else "
             "from STATE_DIR/startup.xml, else from the embedded demo (a loop:// serial port "
             "and a TCP server channel on 127.0.0.1:8301). The admin password is generated "
-            "and printed once on first start, or set with NF_ADMIN_PASSWORD."
+            "and printed once on first start, or set with NF_ADMIN_PASSWORD. admin is the "
+            "NACM (RFC 8341) recovery user: never restricted by /nacm."
         ),
     )
     run.add_argument("--listen", default="127.0.0.1:8300", help="HOST:PORT (default %(default)s)")
