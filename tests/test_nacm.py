@@ -363,6 +363,13 @@ NOTIFICATION_TABLE = [
     ),
     (OPS + rules(rule("n", "deny", "read", rpc_name="*")), SOIP_MOD, "port-up", True, "rpc rule"),
     (
+        "<read-default>deny</read-default>",
+        "nc-notifications",
+        "replayComplete",
+        True,
+        "RFC 8341 §3.4.6: never filtered",
+    ),
+    (
         OPS + rules(rule("n", "deny", "*", "ietf-netconf-notifications")),
         SOIP_MOD,
         "x",

@@ -3,6 +3,8 @@ the `admin` recovery user, rules written with edit-config by admin."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from conftest import PASSWORD, DaemonFactory, Running
 from lxml import etree
@@ -257,3 +259,15 @@ def test_enable_nacm_false_turns_access_control_off(site: Running) -> None:
         "denied-data-writes": 0,
         "denied-notifications": 0,
     }
+
+
+def test_the_readme_example_grants_the_group_write_access(site: Running) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Access control (NACM, RFC 8341)", 1)[1]
+    start = section.index("<config ")
+    example = section[start : section.index("</config>", start) + len("</config>")]
+    with site.connect() as m:
+        m.edit_config(target="running", config=example.replace("alice", OPER))
+    with oper(site) as m:
+        m.edit_config(target="running", config=RENAME_DEMO)
+        assert b"edited" in etree.tostring(m.get_config("running").data_ele)

@@ -47,6 +47,8 @@ DENY_WRITE = (NACM_MODULE, "default-deny-write")
 BASE_DENY_ALL = frozenset({"kill-session", "delete-config"})
 """RFC 8341 §3.2.6-§3.2.7 (the ietf-netconf module marks these
 default-deny-all; we do not load that module, so the marks are kept here)."""
+ALWAYS_SENT = frozenset({"replayComplete", "notificationComplete"})
+"""RFC 8341 §3.4.6: these RFC 5277 notifications are never filtered."""
 ACCESS = ("create", "read", "update", "delete", "exec")
 WRITE = frozenset({"create", "update", "delete"})
 RFC_DEFAULTS = {"read-default": "permit", "write-default": "deny", "exec-default": "permit"}
@@ -317,7 +319,7 @@ class Access:
         self, module: str, name: str, extensions: frozenset[tuple[str, str]] = frozenset()
     ) -> bool:
         """May the user receive this notification? (§3.4.6)"""
-        if self.unrestricted:
+        if self.unrestricted or name in ALWAYS_SENT:
             return True
         rule = self._first("notification", module, name, "read")
         if rule is not None:
