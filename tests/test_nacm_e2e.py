@@ -271,3 +271,36 @@ def test_the_readme_example_grants_the_group_write_access(site: Running) -> None
     with oper(site) as m:
         m.edit_config(target="running", config=RENAME_DEMO)
         assert b"edited" in etree.tostring(m.get_config("running").data_ele)
+
+
+def test_copy_config_and_delete_config_are_checked_per_node(site: Running) -> None:
+    with oper(site) as m:
+        # running -> candidate changes nothing: there is nothing to refuse
+        m.copy_config(source="running", target="candidate")
+        # running -> startup creates every node of startup: write-default deny
+        with pytest.raises(RPCError) as exc:
+            m.copy_config(source="running", target="startup")
+        assert error_of(exc) == ("access-denied", "application")
+        assert not (site.state_dir / "startup.xml").exists()
+    set_nacm(
+        site,
+        OPS_GROUP
+        + rule_list(
+            rule("write-soip", "permit", module="nf-serial-over-ip", path="/serial-over-ip"),
+            rule("del", "permit", ops="exec", module="ietf-netconf", rpc_name="delete-config"),
+        ),
+    )
+    with oper(site) as m:
+        # /nacm is now in running too, and default-deny-all keeps it out of reach
+        with pytest.raises(RPCError) as exc:
+            m.copy_config(source="running", target="startup")
+        assert "nacm" in (exc.value.path or "")
+    with site.connect() as admin:
+        admin.copy_config(source="running", target="startup")
+    with oper(site) as m:
+        # delete-config may be executed now, but deleting /nacm of startup may not
+        with pytest.raises(RPCError) as exc:
+            m.delete_config(target="startup")
+        assert error_of(exc) == ("access-denied", "application")
+        assert (site.state_dir / "startup.xml").exists()
+    assert counters(site)["denied-data-writes"] == 3
