@@ -185,9 +185,14 @@ def test_an_exec_deny_rule_refuses_the_operation(site: Running) -> None:
         with pytest.raises(RPCError) as exc:
             m.dispatch(etree.fromstring(clear))
         assert error_of(exc) == ("access-denied", "protocol")
+        assert exc.value.path == "/nc:rpc/soip:clear-counters"
         with pytest.raises(RPCError) as exc:
             m.commit()
         assert error_of(exc) == ("access-denied", "protocol")
+        assert exc.value.path == "/nc:rpc/nc:commit"
+        # the prefixes of the error-path are declared where it is
+        path = exc.value.xml.find("nc:error-path", NS)
+        assert path is not None and path.nsmap["nc"] == NC
         m.discard_changes()  # exec-default permit: everything else runs
     with site.connect() as admin:
         admin.dispatch(etree.fromstring(f'<clear-counters xmlns="{SOIP}"/>'))

@@ -270,14 +270,21 @@ class Handlers:
         return self._access
 
     def authorize_rpc(self, module: str, name: str, rpc: SchemaNode | None) -> None:
-        """§3.4.4: refuse a protocol operation the user may not execute."""
+        """§3.4.4: refuse a protocol operation the user may not execute; the
+        error-path names the operation (/nc:rpc/nc:edit-config)."""
         extensions = rpc.extensions if rpc is not None else frozenset()
         if not self.access.rpc(module, name, extensions):
             self.ctx.nacm_counters.denied_operation()
-            raise _err(
-                "access-denied",
-                f"user {self.user!r} may not execute <{name}>",
-                "protocol",
+            prefix = rpc.prefix if rpc is not None else "nc"
+            raise RpcError(
+                [
+                    ConfigError(
+                        "access-denied",
+                        f"user {self.user!r} may not execute <{name}>",
+                        path=f"/nc:rpc/{prefix}:{name}",
+                        type="protocol",
+                    )
+                ]
             )
 
     def authorize_writes(self) -> Authorize | None:
@@ -559,7 +566,17 @@ MODULE_OPERATIONS: dict[str, Callable[[Handlers, etree._Element], Reply]] = {
 
 
 def _reply(rpc_attrib: dict[str, str] | None, body: list[etree._Element]) -> bytes:
-    reply = etree.Element(f"{NC}rpc-reply", nsmap={None: NC_NS})  # type: ignore[dict-item]
+    nsmap: dict[str | None, str] = {None: NC_NS}
+    if any(
+        (path.text or "").startswith("/nc:")
+        for elem in body
+        for path in elem.iter(f"{NC}error-path")
+    ):
+        # RFC 8341 §3.4.4: error-path "/nc:rpc/nc:commit".  The prefix is
+        # declared here: lxml drops a declaration on the error-path itself
+        # once it sits below an element that declares the same namespace.
+        nsmap["nc"] = NC_NS
+    reply = etree.Element(f"{NC}rpc-reply", nsmap=nsmap)  # type: ignore[arg-type]
     for name, value in (rpc_attrib or {}).items():
         reply.set(name, value)  # RFC 6241 §4.2: echo every attribute of <rpc>
     reply.extend(body)
