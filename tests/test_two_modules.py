@@ -116,3 +116,14 @@ def test_netconf_copy_config_and_with_defaults_carry_nacm(daemon: Running) -> No
         assert explicit.find("n:nacm/n:write-default", NS) is None
         state = m.get().data_ele
         assert state.findtext("n:nacm/n:denied-operations", namespaces=NS) == "0"
+
+
+def test_ietf_netconf_acm_is_advertised_and_served(daemon: Running) -> None:
+    with daemon.connect() as m:
+        assert any("ietf-netconf-acm" in c for c in m.server_capabilities)
+        text = m.get_schema("ietf-netconf-acm").data
+        assert 'revision "2018-02-14"' in text and "nacm:default-deny-all;" in text
+        library = m.get(
+            ("subtree", '<modules-state xmlns="urn:ietf:params:xml:ns:yang:ietf-yang-library"/>')
+        )
+        assert b"ietf-netconf-acm" in etree.tostring(library.data_ele)
