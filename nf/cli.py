@@ -146,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
             "and a TCP server channel on 127.0.0.1:8301); but if the last run stopped with a "
             "confirmed commit pending (STATE_DIR/confirmed-commit.xml), it boots the "
             "configuration of before that commit. The admin password is generated "
-            "and printed once on first start, or set with NF_ADMIN_PASSWORD."
+            "and printed once on first start, or set with NF_ADMIN_PASSWORD. admin is the "
+            "NACM (RFC 8341) recovery user: never restricted by /nacm."
         ),
     )
     run.add_argument("--listen", default="127.0.0.1:8300", help="HOST:PORT (default %(default)s)")
@@ -184,7 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Manage the users in STATE_DIR/users.json; a running daemon picks up changes. "
             "passwd reads the password from NF_PASSWORD, stdin or a prompt and stores "
-            "only its scrypt hash."
+            "only its scrypt hash.  Access control is NACM (RFC 8341, /nacm in running): "
+            "admin is the recovery user and is never restricted; every other user may "
+            "read (except /nacm) and run operations but not write until a /nacm rule-list "
+            "of one of their groups permits it."
         ),
     )
     user.add_argument("action", choices=["list", "passwd", "add-key", "remove"])

@@ -13,6 +13,7 @@ print every problem at once.  Values are not type-checked here; that is
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,35 @@ def report_unknown(
         )
 
 
+_VALUE_PREFIX = re.compile(r"'[^']*'|\"[^\"]*\"|(?<![\w.:-])([A-Za-z_][\w.-]*):(?=[A-Za-z_*])")
+
+
+def leaf_value(sn: SchemaNode, elem: etree._Element, schema: SchemaIndex) -> str:
+    """The canonical value of a leaf element.  In a value that names schema
+    nodes (identityref, instance-identifier, xpath1.0) the prefixes are the
+    sender's XML prefixes; they become the modules' own prefixes, which
+    render() declares again, so the value keeps its meaning once stored."""
+    assert sn.type is not None
+    value = sn.type.canonical(elem.text or "")
+    if not sn.type.prefixed or ":" not in value:
+        return value
+    rename = {
+        str(p): schema.prefixes[ns]
+        for p, ns in elem.nsmap.items()
+        if p is not None and ns in schema.prefixes
+    }
+    if not rename:
+        return value
+
+    def sub(match: re.Match[str]) -> str:
+        prefix = match.group(1)
+        if prefix is None or prefix not in rename:
+            return match.group(0)
+        return rename[prefix] + ":"
+
+    return _VALUE_PREFIX.sub(sub, value)
+
+
 def parse(
     holder: etree._Element,
     schema: SchemaIndex,
@@ -143,8 +173,7 @@ def parse_children(
                     )
                 )
                 continue
-            assert sn.type is not None
-            value = sn.type.canonical(child.text or "")
+            value = leaf_value(sn, child, schema)
             if sn.keyword == "leaf":
                 if qname in children:
                     errors.append(
@@ -280,13 +309,18 @@ def _render_children(
 
 
 def _value_nsmap(sn: SchemaNode, value: str, nsmap: Any, prefixes: dict[str, str]) -> Any:
-    """An identityref value "prefix:identity" needs its prefix declared (RFC 7950 §9.10.3)."""
-    if sn.type is None or sn.type.base != "identityref" or ":" not in value:
+    """A value naming schema nodes ("prefix:identity", "/p:a/p:b") needs its
+    prefixes declared (RFC 7950 §9.10.3, §9.13.2)."""
+    if sn.type is None or not sn.type.prefixed or ":" not in value:
         return nsmap
-    prefix = value.split(":", 1)[0]
-    if prefix not in prefixes:
+    used = {
+        m.group(1): prefixes[m.group(1)]
+        for m in _VALUE_PREFIX.finditer(value)
+        if m.group(1) is not None and m.group(1) in prefixes
+    }
+    if not used:
         return nsmap
-    return {**(nsmap or {}), prefix: prefixes[prefix]}
+    return {**(nsmap or {}), **used}
 
 
 def _default_ns(ns: str) -> Any:

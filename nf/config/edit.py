@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from lxml import etree
 
-from nf.config.codec import NC_NS, report_unknown, split_tag, xml_key_of
+from nf.config.codec import NC_NS, leaf_value, report_unknown, split_tag, xml_key_of
 from nf.config.errors import ConfigError, EditError
 from nf.config.tree import Key, LeafList, ListNode, Node, key_of, quote, step
 from nf.schema import QName, SchemaIndex, SchemaNode
@@ -229,8 +229,7 @@ class _Editor:
             key = self.entry_key(xml, sn, parent_path)
             return None if key is None else (key, parent_path + step(sn, key))
         if sn.keyword == "leaf-list":
-            assert sn.type is not None
-            value = sn.type.canonical(xml.text or "")
+            value = leaf_value(sn, xml, self.schema)
             return (value,), f"{parent_path}{step(sn)}[.={quote(value)}]"
         return (), parent_path + step(sn)
 
@@ -265,8 +264,7 @@ class _Editor:
             return node
         if op == "none":
             return node
-        assert sn.type is not None
-        value = sn.type.canonical(xml.text or "")
+        value = leaf_value(sn, xml, self.schema)
         if node.get(sn.qname) == value:
             return node  # unchanged: keep sharing the old node
         return node.set(sn.qname, value)

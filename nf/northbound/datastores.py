@@ -70,6 +70,9 @@ ROLLBACK_RETRY = 10.0
 
 
 Build = Callable[[Node], Awaitable[tuple[Node, list[ConfigError]]]]
+Authorize = Callable[[Node, Node], list[ConfigError]]
+"""Access control of a change (old tree, new tree) -> errors; None: unrestricted.
+Supplied by the NETCONF layer (NACM) per request, so this module knows no users."""
 _TEST_ONLY = ConfigError("ok", "test-only: stop before any change")
 """Marker that makes _change_running stop after validation; never reported."""
 
@@ -236,6 +239,15 @@ class Datastores:
         except Exception:
             log.exception("config-change listener failed")
 
+    async def _authorized(
+        self, authorize: Authorize | None, old: Node, new: Node
+    ) -> list[ConfigError]:
+        """Errors of ``authorize`` for changing ``old`` into ``new``; run
+        beside the other pure work (it walks every changed node)."""
+        if authorize is None or old is new:
+            return []
+        return await self._work(authorize, old, new)
+
     def _confirm_event(self, event: str, sid: int, timeout: int | None = None) -> None:
         if self.on_confirm_event is None:
             return
@@ -244,8 +256,13 @@ class Datastores:
         except Exception:
             log.exception("confirmed-commit listener failed")
 
-    async def _to_running(self, tree: Node, sid: int = 0) -> list[ConfigError]:
-        return await self._change_running(lambda _old: _tree(tree), sid)
+    async def _to_running(
+        self, tree: Node, sid: int = 0, authorize: Authorize | None = None
+    ) -> list[ConfigError]:
+        async def build(old: Node) -> tuple[Node, list[ConfigError]]:
+            return tree, await self._authorized(authorize, old, tree)
+
+        return await self._change_running(build, sid)
 
     def _swap(self, old: Node, new: Node, model: RelayConfig) -> None:
         follows = not self.candidate_modified or self.candidate is old
@@ -263,6 +280,7 @@ class Datastores:
         default_operation: str = "merge",
         test_option: str = "test-then-set",
         error_option: str = "stop-on-error",
+        authorize: Authorize | None = None,
     ) -> list[ConfigError]:
         if target not in DATASTORES:
             return [self._unknown_datastore(target, "target")]
@@ -280,6 +298,9 @@ class Datastores:
                 )
                 if errors and error_option != "continue-on-error":
                     return new, errors
+                denied = await self._authorized(authorize, base, new)
+                if denied:
+                    return new, denied
                 skipped.extend(errors)
                 if test_option == "test-only":
                     # validate, report, and stop before anything changes
@@ -292,6 +313,9 @@ class Datastores:
         new, errors = await self._work(edit_partial, base, config, default_operation, self.schema)
         if errors and error_option != "continue-on-error":
             return errors
+        denied = await self._authorized(authorize, base, new)
+        if denied:
+            return denied
         if test_option != "set":
             invalid = await self._validate(new)
             if invalid or test_option == "test-only":
@@ -299,12 +323,17 @@ class Datastores:
         if self.candidate is not base:
             # a commit or another edit changed the candidate while we worked
             return await self.edit_config(
-                sid, target, config, default_operation, test_option, error_option
+                sid, target, config, default_operation, test_option, error_option, authorize
             )
         self.candidate = new
         return errors
 
-    async def commit(self, sid: int, request: cc.CommitRequest | None = None) -> list[ConfigError]:
+    async def commit(
+        self,
+        sid: int,
+        request: cc.CommitRequest | None = None,
+        authorize: Authorize | None = None,
+    ) -> list[ConfigError]:
         """<commit>, plain, confirming or confirmed (RFC 6241 §8.3.4.1, §8.4.5.1)."""
         request = request or cc.CommitRequest()
         for name in DATASTORES:
@@ -318,8 +347,12 @@ class Datastores:
             # nothing would ever roll back a commit bound to it
             return [_protocol("operation-failed", f"session {sid} is closed")]
 
-        async def build(_old: Node) -> tuple[Node, list[ConfigError]]:
-            return self.candidate, []  # the candidate as it is when the lock is ours
+        async def build(old: Node) -> tuple[Node, list[ConfigError]]:
+            # the candidate as it is when the lock is ours; RFC 8341 §3.4.5:
+            # the committing user needs write access to exactly the nodes
+            # of running that change
+            new = self.candidate
+            return new, await self._authorized(authorize, old, new)
 
         async with self._commit_lock:
             decision = cc.commit(self.pending, sid, request, self.running, self.clock())
@@ -462,7 +495,9 @@ class Datastores:
             return [self._unknown_datastore(source, "source")]
         return await self._validate(self.tree(source))
 
-    async def copy_config(self, sid: int, source: str | Node, target: str) -> list[ConfigError]:
+    async def copy_config(
+        self, sid: int, source: str | Node, target: str, authorize: Authorize | None = None
+    ) -> list[ConfigError]:
         if not self.known(target):
             return [self._unknown_datastore(target, "target")]
         if isinstance(source, str):
@@ -484,7 +519,10 @@ class Datastores:
         if busy is not None:
             return [busy]
         if target == "running":
-            return await self._to_running(tree, sid)
+            return await self._to_running(tree, sid, authorize)
+        denied = await self._authorized(authorize, self.tree(target), tree)
+        if denied:
+            return denied
         if target == "startup":
             errors = await self._validate(tree)  # the daemon must be able to boot from it
             if errors:
@@ -498,11 +536,16 @@ class Datastores:
         self.candidate = tree
         return []
 
-    async def delete_config(self, sid: int, target: str) -> list[ConfigError]:
+    async def delete_config(
+        self, sid: int, target: str, authorize: Authorize | None = None
+    ) -> list[ConfigError]:
         if target == "startup" and self.startup_file is not None:
             busy = self._locked_by_other(sid, target)
             if busy is not None:
                 return [busy]
+            denied = await self._authorized(authorize, self.tree(target), Node())
+            if denied:
+                return denied
             await to_thread.run_sync(self.startup_file.delete)
             old, self.startup = self.startup, None
             self._changed(

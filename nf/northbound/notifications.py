@@ -222,15 +222,26 @@ def parse_request(op: etree._Element, now: datetime, schema: SchemaIndex) -> Req
 class Subscription:
     """What one session asked for, and where its subscription stands."""
 
-    def __init__(self, request: Request, schema: SchemaIndex) -> None:
+    def __init__(
+        self,
+        request: Request,
+        schema: SchemaIndex,
+        permits: Callable[[etree._Element], bool] | None = None,
+    ) -> None:
         self.request = request
         self.schema = schema
+        self.permits = permits
+        """Access control (NACM, RFC 8341 §3.4.6) of the subscriber, given
+        the event element; None: unrestricted.  Checked before the filter,
+        on replay and live alike: a denied event is never sent."""
         self.done = False
         """notificationComplete has been produced: nothing more is sent."""
 
     def wants(self, event: Event) -> bool:
         """The filter selects something of the event (RFC 5277 §3.6); the
         event is then sent whole."""
+        if self.permits is not None and not self.permits(event.content):
+            return False
         if self.request.filter is None:
             return True
         try:
@@ -365,7 +376,12 @@ class Notifications:
         self.on_overflow: Callable[[int], None] = lambda _sid: None
         """Set by the server: close the session of a stuck subscriber."""
 
-    def subscribe(self, session_id: int, request: Request) -> Outbox:
+    def subscribe(
+        self,
+        session_id: int,
+        request: Request,
+        permits: Callable[[etree._Element], bool] | None = None,
+    ) -> Outbox:
         """Register a subscription, its replay queued first.
 
         The log is copied and the subscriber registered in one step under
@@ -379,7 +395,7 @@ class Notifications:
                 raise SubscriptionError(
                     "in-use", "this session already has a subscription", "create-subscription"
                 )
-            subscription = Subscription(request, self.schema)
+            subscription = Subscription(request, self.schema, permits)
             outbox = Outbox(subscription, self.clock, self.outbox_size)
             self._subscribers[session_id] = outbox
             logged = self.log.copy()

@@ -28,19 +28,32 @@ from nf.northbound.datastores import (
     DATASTORES,
     ERROR_OPTIONS,
     TEST_OPTIONS,
+    Authorize,
     Datastores,
 )
 from nf.northbound.defaults import MODES, WITH_DEFAULTS_NS, mark_defaults
 from nf.northbound.errors import rpc_errors
 from nf.northbound.filters import FilterError, apply_filter
 from nf.northbound.monitoring import SchemaRequestError, get_schema
+from nf.northbound.nacm import (
+    NACM_NS,
+    NETCONF_MODULE,
+    RECOVERY_USER,
+    Access,
+    Counters,
+    Policy,
+    check_writes,
+    event_permitted,
+    policy_of,
+    prune,
+)
 from nf.northbound.notifications import (
     Notifications,
     Outbox,
     SubscriptionError,
     parse_request,
 )
-from nf.schema import MAIN_MODULE, SchemaIndex
+from nf.schema import MAIN_MODULE, SchemaIndex, SchemaNode
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +116,24 @@ class Context:
     """Produces /netconf-state (RFC 6022) given the datastore locks."""
     notifications: Notifications | None = None
     """The NETCONF event stream (RFC 5277); None: create-subscription is refused."""
+    nacm_counters: Counters = field(default_factory=Counters)
+    """/nacm/denied-* (RFC 8341), reported by <get>."""
+    recovery_user: str = RECOVERY_USER
+    """The user whose sessions are RFC 8341 recovery sessions: never restricted,
+    so the operator cannot lock themselves out."""
+    _policy: tuple[object, Policy] | None = field(default=None, repr=False)
     _rendered: tuple[Node, etree._Element] | None = field(default=None, repr=False)
     _render_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def policy(self, running: Node) -> Policy:
+        """The NACM policy of this running tree, parsed once per /nacm subtree."""
+        nacm = running.get((NACM_NS, "nacm"))
+        cached = self._policy
+        if cached is not None and cached[0] is nacm:
+            return cached[1]
+        policy = policy_of(nacm if isinstance(nacm, Node) else None, self.schema)
+        self._policy = (nacm, policy)
+        return policy
 
     def render(self, tree: Node) -> etree._Element:
         """``tree`` as a <data> element, shared: callers must not modify it.
@@ -237,12 +266,83 @@ def _check(errors: list[ConfigError]) -> list[etree._Element]:
 class Handlers:
     """One method per operation; each returns the reply body or raises RpcError."""
 
-    def __init__(self, ctx: Context, session_id: int) -> None:
+    def __init__(self, ctx: Context, session_id: int, user: str) -> None:
         self.ctx = ctx
         self.sid = session_id
+        self.user = user
+        self._access: Access | None = None
 
     def call(self, coroutine: Callable[..., Any], *args: Any) -> Any:
         return self.ctx.portal.call(coroutine, *args)
+
+    # -- access control (RFC 8341) ---------------------------------------------
+    @property
+    def access(self) -> Access:
+        """This user's NACM decisions under the /nacm of running, read once per rpc."""
+        if self._access is None:
+            if self.user == self.ctx.recovery_user:
+                self._access = Access(Policy(), self.user, recovery=True)
+            else:
+                running, _ = self.call(self.ctx.datastores.snapshot, "running", False)
+                self._access = Access(self.ctx.policy(running), self.user)
+        return self._access
+
+    def notification_access(self) -> Callable[[etree._Element], bool] | None:
+        """§3.4.6 for this session's subscription: whether an event may be
+        sent, under the /nacm of running when the event goes out (a denied
+        one is dropped and counted in denied-notifications); None for the
+        recovery user."""
+        if self.user == self.ctx.recovery_user:
+            return None
+        ctx, user = self.ctx, self.user
+
+        def permits(content: etree._Element) -> bool:
+            ns, name = split_tag(content.tag)
+            info = ctx.schema.module_by_namespace(ns)
+            module = info.name if info is not None else ""
+            # running is an immutable tree: reading the attribute from the
+            # publishing thread is safe
+            access = Access(ctx.policy(ctx.datastores.running), user)
+            if event_permitted(access, module, name, ctx.schema):
+                return True
+            ctx.nacm_counters.denied_notification()
+            return False
+
+        return permits
+
+    def authorize_rpc(self, module: str, name: str, rpc: SchemaNode | None) -> None:
+        """§3.4.4: refuse a protocol operation the user may not execute; the
+        error-path names the operation (/nc:rpc/nc:edit-config)."""
+        extensions = rpc.extensions if rpc is not None else frozenset()
+        if not self.access.rpc(module, name, extensions):
+            self.ctx.nacm_counters.denied_operation()
+            prefix = rpc.prefix if rpc is not None else "nc"
+            raise RpcError(
+                [
+                    ConfigError(
+                        "access-denied",
+                        f"user {self.user!r} may not execute <{name}>",
+                        path=f"/nc:rpc/{prefix}:{name}",
+                        type="protocol",
+                    )
+                ]
+            )
+
+    def authorize_writes(self) -> Authorize | None:
+        """§3.4.5: the check of every changed node, for the datastores; None
+        when this user is not restricted (nothing to walk)."""
+        access = self.access
+        if access.unrestricted:
+            return None
+
+        def authorize(old: Node, new: Node) -> list[ConfigError]:
+            denied = check_writes(access, old, new, self.ctx.schema)
+            if denied is None:
+                return []
+            self.ctx.nacm_counters.denied_data_write()
+            return [denied]
+
+        return authorize
 
     # -- retrieval ------------------------------------------------------------
     def _data(self, source: str, params: dict[str, etree._Element], with_state: bool) -> Reply:
@@ -251,8 +351,15 @@ class Handlers:
         if with_state and self.ctx.monitor is not None:
             locks = self.call(self.ctx.datastores.lock_info)
             state = merge(state or Node(), self.ctx.monitor(locks))
+        if with_state:
+            state = merge(state or Node(), self.ctx.nacm_counters.state())
         if mode != "explicit":
             tree = complete(tree, self.ctx.schema)
+        if not self.access.unrestricted:
+            # §3.4.5: what the user may not read is left out, silently
+            tree = prune(tree, self.ctx.schema, self.access)
+            if state is not None:
+                state = prune(state, self.ctx.schema, self.access)
         if (state is not None and len(state)) or mode != "explicit":
             data = render(merge(tree, state) if state is not None else tree, self.ctx.schema)
             mark_defaults(data, self.ctx.schema, mode)
@@ -312,6 +419,7 @@ class Handlers:
             default_op,
             test_option,
             error_option,
+            self.authorize_writes(),
         )
         return Reply(_check(errors))
 
@@ -340,7 +448,11 @@ class Handlers:
             persist=_string(params, "persist"),
             persist_id=_string(params, "persist-id"),
         )
-        return Reply(_check(self.call(self.ctx.datastores.commit, self.sid, request)))
+        return Reply(
+            _check(
+                self.call(self.ctx.datastores.commit, self.sid, request, self.authorize_writes())
+            )
+        )
 
     def cancel_commit(self, op: etree._Element) -> Reply:
         """<cancel-commit> (RFC 6241 §8.4.4.1)."""
@@ -362,13 +474,25 @@ class Handlers:
             _inline_config(self.ctx, source) if isinstance(source, etree._Element) else source
         )
         assert isinstance(target, str)
-        return Reply(_check(self.call(self.ctx.datastores.copy_config, self.sid, src, target)))
+        return Reply(
+            _check(
+                self.call(
+                    self.ctx.datastores.copy_config, self.sid, src, target, self.authorize_writes()
+                )
+            )
+        )
 
     def delete_config(self, op: etree._Element) -> Reply:
         params = _children(op)
         _only(params, "delete-config", {"target"})
         target = _datastore(_required(params, "target"))
-        return Reply(_check(self.call(self.ctx.datastores.delete_config, self.sid, target)))
+        return Reply(
+            _check(
+                self.call(
+                    self.ctx.datastores.delete_config, self.sid, target, self.authorize_writes()
+                )
+            )
+        )
 
     # -- locks and sessions ------------------------------------------------------
     def _target(self, op: etree._Element, name: str) -> str:
@@ -438,7 +562,7 @@ class Handlers:
             raise _err("operation-not-supported", "notifications are not enabled")
         try:
             request = parse_request(op, hub.clock(), self.ctx.schema)
-            outbox = hub.subscribe(self.sid, request)
+            outbox = hub.subscribe(self.sid, request, self.notification_access())
         except SubscriptionError as exc:
             raise RpcError([exc.error]) from exc
         return Reply(ok(), subscription=outbox)
@@ -512,7 +636,17 @@ MODULE_OPERATIONS: dict[str, Callable[[Handlers, etree._Element], Reply]] = {
 
 
 def _reply(rpc_attrib: dict[str, str] | None, body: list[etree._Element]) -> bytes:
-    reply = etree.Element(f"{NC}rpc-reply", nsmap={None: NC_NS})  # type: ignore[dict-item]
+    nsmap: dict[str | None, str] = {None: NC_NS}
+    if any(
+        (path.text or "").startswith("/nc:")
+        for elem in body
+        for path in elem.iter(f"{NC}error-path")
+    ):
+        # RFC 8341 §3.4.4: error-path "/nc:rpc/nc:commit".  The prefix is
+        # declared here: lxml drops a declaration on the error-path itself
+        # once it sits below an element that declares the same namespace.
+        nsmap["nc"] = NC_NS
+    reply = etree.Element(f"{NC}rpc-reply", nsmap=nsmap)  # type: ignore[arg-type]
     for name, value in (rpc_attrib or {}).items():
         reply.set(name, value)  # RFC 6241 §4.2: echo every attribute of <rpc>
     reply.extend(body)
@@ -531,8 +665,8 @@ class Handled:
     subscription: Outbox | None = None
 
 
-def handle_message(ctx: Context, session_id: int, message: bytes) -> Handled:
-    """Process one framed message."""
+def handle_message(ctx: Context, session_id: int, message: bytes, user: str) -> Handled:
+    """Process one framed message of ``user``'s session."""
 
     def bad(attrib: dict[str, str] | None, error: ConfigError) -> Handled:
         return Handled(_reply(attrib, rpc_errors([error], ctx.schema)), False, "bad")
@@ -565,7 +699,7 @@ def handle_message(ctx: Context, session_id: int, message: bytes) -> Handled:
             ),
         )
     try:
-        reply = _dispatch(ctx, session_id, root)
+        reply = _dispatch(ctx, session_id, user, root)
     except RpcError as exc:
         return Handled(_reply(attrib, rpc_errors(exc.errors, ctx.schema)), False, "error")
     except Exception as exc:  # a bug must cost one rpc, not the session
@@ -575,7 +709,7 @@ def handle_message(ctx: Context, session_id: int, message: bytes) -> Handled:
     return Handled(_reply(attrib, reply.body), reply.close, "ok", reply.subscription)
 
 
-def _dispatch(ctx: Context, session_id: int, rpc: etree._Element) -> Reply:
+def _dispatch(ctx: Context, session_id: int, user: str, rpc: etree._Element) -> Reply:
     ops = [c for c in rpc if isinstance(c.tag, str)]
     if not ops:
         raise _err("missing-element", "<rpc> contains no operation", "rpc", bad_element="rpc")
@@ -589,13 +723,14 @@ def _dispatch(ctx: Context, session_id: int, rpc: etree._Element) -> Reply:
         )
     op = ops[0]
     ns, name = split_tag(op.tag)
-    handlers = Handlers(ctx, session_id)
+    handlers = Handlers(ctx, session_id, user)
     if ns == NC_NS:
         base = BASE_OPERATIONS.get(name)
         if base is None:
             raise _err(
                 "operation-not-supported", f"operation <{name}> is not supported", bad_element=name
             )
+        handlers.authorize_rpc(NETCONF_MODULE, name, None)
         return base(handlers, op)
     module = ctx.schema.module_by_namespace(ns)
     if module is None:
@@ -610,4 +745,5 @@ def _dispatch(ctx: Context, session_id: int, rpc: etree._Element) -> Reply:
         raise _err(
             "operation-not-supported", f"operation <{name}> is not supported", bad_element=name
         )
+    handlers.authorize_rpc(module.name, name, ctx.schema.rpcs[(ns, name)])
     return handler(handlers, op)

@@ -262,7 +262,7 @@ class Session:
                 except MessageTooBig as exc:
                     self._send_too_big(str(exc))
                     raise
-                handled = handle_message(self.server.context, self.id, message)
+                handled = handle_message(self.server.context, self.id, message, self.username)
                 self.count(handled.outcome)
                 self.send(handled.reply)
                 if handled.subscription is not None:

@@ -31,6 +31,7 @@ YANG_DIR = Path(__file__).resolve().parent.parent / "yang"
 MAIN_MODULE = "nf-serial-over-ip"
 DEFAULT_MODULES = (
     MAIN_MODULE,
+    "ietf-netconf-acm",
     "ietf-netconf-monitoring",
     "ietf-yang-library",
     "notifications",
@@ -97,6 +98,10 @@ class SchemaNode:
     """(choice, case) pairs between the data parent and this node, outermost first."""
     choices: tuple[Choice, ...] = ()
     leafref: XPathExpr | None = None
+    extensions: frozenset[tuple[str, str]] = frozenset()
+    """(module, name) of the extension statements on this node, such as
+    ("ietf-netconf-acm", "default-deny-all"): consumers such as NACM read
+    them here instead of keeping lists of node names."""
 
     @property
     def qname(self) -> QName:
@@ -239,6 +244,11 @@ class _Builder:
             node.namespace = parent.namespace
             node.prefix = parent.prefix
             node.module = parent.module
+        node.extensions = frozenset(
+            (str(sub.keyword[0]), str(sub.keyword[1]))
+            for sub in stmt.substmts
+            if isinstance(sub.keyword, tuple)
+        )
         node.presence = stmt.search_one("presence") is not None
         node.mandatory = _arg(stmt, "mandatory") == "true"
         node.user_ordered = _arg(stmt, "ordered-by") == "user"

@@ -25,6 +25,17 @@ def _base_name(spec: Any) -> str:
     return str(getattr(spec, "name", ""))
 
 
+def _typedef_names(type_stmt: Any) -> set[str]:
+    """The names of the typedef chain of a type statement, without prefixes."""
+    names: set[str] = set()
+    stmt = type_stmt
+    while stmt is not None and len(names) < 32:
+        names.add(str(stmt.arg).split(":")[-1])
+        typedef = getattr(stmt, "i_typedef", None)
+        stmt = typedef.search_one("type") if typedef is not None else None
+    return names
+
+
 class LeafType:
     """The type of one leaf or leaf-list, as compiled by pyang."""
 
@@ -49,6 +60,11 @@ class LeafType:
                 self.restriction = describe(target.search_one("type"))
         else:
             self.target_base = self.base
+        self.prefixed = self.base in ("identityref", "instance-identifier") or (
+            "xpath1.0" in _typedef_names(type_stmt)
+        )
+        """Values name schema nodes with XML namespace prefixes (RFC 7950
+        §9.10.3, §9.13.2, yang:xpath1.0): the codec maps them to module prefixes."""
         self.enums: tuple[str, ...] = tuple(
             str(name) for name, _ in getattr(_innermost(self._spec), "enums", [])
         )
