@@ -22,7 +22,7 @@ from nf import __version__
 from nf.config import load_document
 from nf.config.tree import Node, merge
 from nf.northbound import monitoring, yanglib
-from nf.northbound.auth import USERS_FILE, Users, ensure_admin, load_host_key
+from nf.northbound.auth import USERS_FILE, Users, ensure_admin, load_host_key, release_heap
 from nf.northbound.datastores import Datastores
 from nf.northbound.defaults import CAPABILITY as WITH_DEFAULTS_CAPABILITY
 from nf.northbound.rpcs import Context
@@ -248,6 +248,7 @@ async def serve(
             except (BootError, OSError) as exc:
                 print(f"nf: cannot start: {exc}", file=sys.stderr)
                 return 1
+            release_heap()  # what booting (schema, validation) freed: RSS budget
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 # the banner tells supervisors we are up, so handlers come first
                 print(_banner(address, password, source), flush=True)
