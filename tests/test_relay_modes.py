@@ -151,6 +151,45 @@ def fill_until_blocked(master: int, limit: int = 64 << 20) -> int:
     raise AssertionError(f"the relay kept reading {total} bytes")
 
 
+def test_a_full_tty_stalls_only_its_own_direction(relay: Running) -> None:
+    """The device stops reading: the relay stops reading the session (flow
+    control, nothing dropped), yet serial -> network keeps flowing at full
+    speed; once the device reads again every byte arrives, in order."""
+    with pty_device() as (master, path), relay.connect() as m:
+        tcp = free_port()
+        m.edit_config(
+            target="running", config=config(port_xml("p", path) + server_xml("c", "p", tcp))
+        )
+        client = connect(tcp)
+        wait_state(m, "c", lambda s: len(s.sessions) == 1)
+        client.setblocking(False)
+        sent, blocked_since = bytearray(), None
+        chunk = bytes(range(256)) * 256
+        while len(sent) < 64 << 20:
+            try:
+                n = client.send(chunk)
+                sent += chunk[:n]
+                blocked_since = None
+            except BlockingIOError:
+                now = time.monotonic()
+                blocked_since = blocked_since or now
+                if now - blocked_since > 0.5:
+                    break
+                time.sleep(0.01)
+        assert blocked_since is not None, "the relay never pushed back"
+        client.setblocking(True)
+        back = os.urandom(256 * 1024)
+        started = time.monotonic()
+        write_fd(master, back)
+        assert read_sock(client, len(back)) == back
+        assert time.monotonic() - started < 2, "serial -> network waited for the tty"
+        assert read_fd(master, len(sent), timeout=15) == bytes(sent)
+        state = wait_state(m, "c", lambda s: s.counter("net-to-serial-bytes") == len(sent))
+        assert state.counter("serial-to-net-bytes") == len(back)
+        assert state.counter("dropped-bytes") == 0
+        client.close()
+
+
 def test_takeover_of_a_session_that_stopped_reading(relay: Running) -> None:
     """The usual reason for takeover: the old client is dead or hung and its
     window is zero, so the relay's send to it blocks.  The new client must
