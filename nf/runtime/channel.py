@@ -715,13 +715,12 @@ class ChannelRuntime:
         while backlog and udp is not None:
             frame, (host, port) = backlog[0]
             try:
-                udp.sock.sendto(frame, (host, port))
-            except (BlockingIOError, InterruptedError):
-                if not self._udp_waiting:
-                    self._udp_waiting = True
-                    asyncio.get_running_loop().add_writer(udp.sock, self._udp_flush)
-                    self._hold_serial()
-                return
+                if not udp.send_now(frame, host, port):
+                    if not self._udp_waiting:
+                        self._udp_waiting = True
+                        asyncio.get_running_loop().add_writer(udp.sock, self._udp_flush)
+                        self._hold_serial()
+                    return
             except OSError as exc:
                 self.counters.dropped_bytes += len(frame)
                 self.last_error = f"send to {host}:{port}: {exc.strerror or exc}"
