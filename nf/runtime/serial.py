@@ -49,6 +49,9 @@ WRITE_HIGH = 64 * 1024
 """Bytes waiting for the tty above which the sink is asked to stop feeding."""
 WRITE_LOW = 16 * 1024
 """...and below which it may feed again."""
+COALESCE_FROM = 1024
+"""A read at least this long is taken for a bulk stream (see _read_more);
+shorter ones (a request, an answer) go out at once, with no extra read."""
 HANGUP_READS = 3
 """Consecutive empty reads of a readable fd that mean the line hung up."""
 
@@ -252,6 +255,8 @@ class FdLink(_Buffered):
         sink = self._sink
         if data:
             self._empty = 0
+            if len(data) >= COALESCE_FROM:
+                data = self._read_more(data)
             if sink is not None:
                 sink.serial_received(data)
             return
@@ -262,6 +267,28 @@ class FdLink(_Buffered):
             self._empty += 1
             if self._empty >= HANGUP_READS:
                 self._fail(f"{self.device}: hang-up")
+
+    def _read_more(self, first: bytes) -> bytes:
+        """A bulk stream: take what else is already there, up to READ_SIZE.
+
+        A tty hands out at most its 4 KiB line-discipline buffer per read,
+        so a stream arrives in 4 KiB reads; relaying each on its own costs
+        a send and the whole relay path per 4 KiB.  Only reads that are
+        already waiting are joined, so nothing is delayed; a failure is
+        left for the next callback to find.
+        """
+        parts = [first]
+        total = len(first)
+        while total < READ_SIZE:
+            try:
+                more = os.read(self._fd, READ_SIZE - total)
+            except OSError:  # EAGAIN (drained), or a failure seen next time
+                break
+            if not more:
+                break
+            parts.append(more)
+            total += len(more)
+        return first if len(parts) == 1 else b"".join(parts)
 
     def _readable_empty(self) -> bool:
         try:
