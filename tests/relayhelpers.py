@@ -162,6 +162,14 @@ def write_fd(fd: int, data: bytes, timeout: float = 5.0) -> None:
             select.select([], [fd], [], 0.05)
 
 
+def exchange(client: socket.socket, master: int, to_serial: bytes, to_net: bytes) -> None:
+    """One message each way through a channel: client -> pty, then pty -> client."""
+    client.sendall(to_serial)
+    assert read_fd(master, len(to_serial)) == to_serial
+    os.write(master, to_net)
+    assert read_sock(client, len(to_net)) == to_net
+
+
 def fd_silent(fd: int, wait: float = 0.3) -> bool:
     """Nothing to read on ``fd`` for ``wait`` seconds.  A pty master whose
     slave nobody has open reads EIO: that is silence too."""

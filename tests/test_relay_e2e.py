@@ -16,6 +16,7 @@ from relayhelpers import (
     SOIP,
     config,
     connect,
+    exchange,
     free_port,
     port_xml,
     pty_device,
@@ -25,6 +26,7 @@ from relayhelpers import (
 )
 
 from nf.config.codec import load_document
+from nf.runtime.relay import RelayRuntime
 from nf.schema import default_schema
 
 
@@ -42,10 +44,7 @@ def test_server_mode_relays_both_ways_with_counters(relay: Running) -> None:
         )
         client = connect(tcp)
         time.sleep(0.2)
-        client.sendall(b"hello serial")
-        assert read_fd(master, 12) == b"hello serial"
-        os.write(master, b"hello network")
-        assert read_sock(client, 13) == b"hello network"
+        exchange(client, master, b"hello serial", b"hello network")
         state = m.get(filter=("subtree", f'<serial-over-ip xmlns="{SOIP}"/>')).data_xml
         assert "<oper-status>up</oper-status>" in state
         assert "<net-to-serial-bytes>12</net-to-serial-bytes>" in state
@@ -171,3 +170,38 @@ def test_missing_device_at_boot_is_retried_not_fatal(
                     break
                 assert time.monotonic() < deadline, "the port was never reopened"
             client.close()
+
+
+def test_description_change_keeps_the_channel_running(relay: Running) -> None:
+    """A commit that changes only the descriptions of a channel and of its
+    serial port restarts nothing: the session stays connected (same id, no
+    disconnect), the port stays open, and bytes keep flowing both ways."""
+    with pty_device() as (master, path), relay.connect() as m:
+        tcp = free_port()
+        m.edit_config(
+            target="running", config=config(port_xml("p", path) + server_xml("c", "p", tcp))
+        )
+        client = connect(tcp)
+        client.sendall(b"before")
+        assert read_fd(master, 6) == b"before"
+        runtime = relay.daemon.runtime
+        assert isinstance(runtime, RelayRuntime)
+        channel = runtime.channels["c"]
+        (session_id,) = channel.sessions
+        events = len(runtime.events)
+        m.edit_config(
+            target="running",
+            config=config(
+                "<serial-port><name>p</name><description>bench A</description></serial-port>"
+                "<channel><name>c</name><description>line 4</description></channel>"
+            ),
+        )
+        assert "<description>line 4</description>" in m.get_config("running").data_xml
+        assert runtime.channels["c"] is channel, "the channel was not restarted"
+        assert list(channel.sessions) == [session_id]
+        assert runtime.events[events:] == [], "no session or port event at all"
+        exchange(client, master, b"after", b"back")
+        state = m.get(filter=("subtree", f'<serial-over-ip xmlns="{SOIP}"/>')).data_xml
+        assert "<sessions-accepted>1</sessions-accepted>" in state
+        assert "<net-to-serial-bytes>11</net-to-serial-bytes>" in state
+        client.close()

@@ -25,7 +25,6 @@ from types import FrameType
 from typing import cast
 
 import pytest
-from anyio.abc import SocketAttribute
 from conftest import PASSWORD, DaemonFactory, Running
 from lxml import etree
 from relayhelpers import (
@@ -58,6 +57,7 @@ from relayhelpers import (
 )
 
 from nf.config.codec import load_document
+from nf.runtime.channel import Session
 from nf.runtime.relay import RelayRuntime
 from nf.schema import default_schema
 
@@ -88,6 +88,12 @@ def relay(make_daemon: DaemonFactory) -> Running:
 
 def runtime(running: Running) -> RelayRuntime:
     return cast(RelayRuntime, running.daemon.runtime)
+
+
+def session_socket(session: Session) -> socket.socket:
+    """The relay's socket of a session (asyncio's wrapper of it)."""
+    assert session.transport is not None
+    return cast(socket.socket, session.transport.get_extra_info("socket"))
 
 
 def statuses(state: ChannelState) -> dict[str, str]:
@@ -143,6 +149,45 @@ def fill_until_blocked(master: int, limit: int = 64 << 20) -> int:
                 return total
             time.sleep(0.01)
     raise AssertionError(f"the relay kept reading {total} bytes")
+
+
+def test_a_full_tty_stalls_only_its_own_direction(relay: Running) -> None:
+    """The device stops reading: the relay stops reading the session (flow
+    control, nothing dropped), yet serial -> network keeps flowing at full
+    speed; once the device reads again every byte arrives, in order."""
+    with pty_device() as (master, path), relay.connect() as m:
+        tcp = free_port()
+        m.edit_config(
+            target="running", config=config(port_xml("p", path) + server_xml("c", "p", tcp))
+        )
+        client = connect(tcp)
+        wait_state(m, "c", lambda s: len(s.sessions) == 1)
+        client.setblocking(False)
+        sent, blocked_since = bytearray(), None
+        chunk = bytes(range(256)) * 256
+        while len(sent) < 64 << 20:
+            try:
+                n = client.send(chunk)
+                sent += chunk[:n]
+                blocked_since = None
+            except BlockingIOError:
+                now = time.monotonic()
+                blocked_since = blocked_since or now
+                if now - blocked_since > 0.5:
+                    break
+                time.sleep(0.01)
+        assert blocked_since is not None, "the relay never pushed back"
+        client.setblocking(True)
+        back = os.urandom(256 * 1024)
+        started = time.monotonic()
+        write_fd(master, back)
+        assert read_sock(client, len(back)) == back
+        assert time.monotonic() - started < 2, "serial -> network waited for the tty"
+        assert read_fd(master, len(sent), timeout=15) == bytes(sent)
+        state = wait_state(m, "c", lambda s: s.counter("net-to-serial-bytes") == len(sent))
+        assert state.counter("serial-to-net-bytes") == len(back)
+        assert state.counter("dropped-bytes") == 0
+        client.close()
 
 
 def test_takeover_of_a_session_that_stopped_reading(relay: Running) -> None:
@@ -244,32 +289,41 @@ def test_inactivity_timeout_closes_an_idle_session(relay: Running) -> None:
 
 
 def test_keepalive_and_nodelay_on_relay_sockets(relay: Running) -> None:
+    """keepalive is the idle time before the first probe (YANG); 0 turns
+    it off; a uint16 beyond Linux's largest idle time (32767 s) is clamped,
+    not silently left at the kernel's 2 hours."""
     with relay.connect() as m:
-        tcp, off = free_port(), free_port()
+        tcp, off, big = free_port(), free_port(), free_port()
         m.edit_config(
             target="running",
             config=config(
                 port_xml("l", "loop://")
                 + port_xml("l2", "loop://")
+                + port_xml("l3", "loop://")
                 + server_xml("c", "l", tcp, "<keepalive>7</keepalive>")
                 + server_xml("k", "l2", off, "<keepalive>0</keepalive>")
+                + server_xml("b", "l3", big, "<keepalive>65535</keepalive>")
             ),
         )
-        client, other = connect(tcp), connect(off)
-        wait_state(m, "c", lambda s: len(s.sessions) == 1)
-        wait_state(m, "k", lambda s: len(s.sessions) == 1)
+        clients = [connect(tcp), connect(off), connect(big)]
+        for name in "ckb":
+            wait_state(m, name, lambda s: len(s.sessions) == 1)
         channels = runtime(relay).channels
         (session,) = channels["c"].sessions.values()
-        sock: socket.socket = session.stream.extra(SocketAttribute.raw_socket)
+        sock: socket.socket = session_socket(session)
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 7
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
         (session,) = channels["k"].sessions.values()
-        sock = session.stream.extra(SocketAttribute.raw_socket)
+        sock = session_socket(session)
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 0
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
-        client.close()
-        other.close()
+        (session,) = channels["b"].sessions.values()
+        sock = session_socket(session)
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 32767
+        for client in clients:
+            client.close()
 
 
 # -- client mode -------------------------------------------------------------------------
@@ -295,7 +349,7 @@ def test_client_connects_reconnects_and_counts_dropped_data(relay: Running) -> N
         assert state.sessions[0]["role"] == "primary"
         assert state.sessions[0]["remote-port"] == str(dest)
         (session,) = runtime(relay).channels["c"].sessions.values()
-        sock: socket.socket = session.stream.extra(SocketAttribute.raw_socket)
+        sock: socket.socket = session_socket(session)
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 9
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
         conn.sendall(b"down")

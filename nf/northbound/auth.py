@@ -10,6 +10,8 @@ address, and the client learns nothing beyond "denied".
 from __future__ import annotations
 
 import base64
+import ctypes
+import ctypes.util
 import hashlib
 import hmac
 import json
@@ -30,10 +32,38 @@ HOST_KEY_FILE = "ssh_host_ecdsa_key"
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 
+def _load_malloc_trim() -> ctypes._NamedFuncPointer | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        return None
+
+
+_malloc_trim = _load_malloc_trim()
+
+
+def release_heap() -> None:
+    """Give freed heap memory back to the OS (glibc's ``malloc_trim``).
+
+    Each scrypt takes a 16 MiB buffer (128 * r * n bytes); glibc keeps the
+    freed block in the heap, resident for the daemon's whole life, which
+    alone would take the relay past its 64 MiB budget.  A no-op elsewhere.
+    """
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    try:
+        return hashlib.scrypt(password.encode(), salt=salt, dklen=32, n=n, r=r, p=p)
+    finally:
+        release_heap()
+
+
 def hash_password(password: str, salt: bytes | None = None) -> str:
     """scrypt$n$r$p$salt$hash, all base64: the only form a password is stored in."""
     salt = salt if salt is not None else secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
+    digest = _scrypt(password, salt, **_SCRYPT)
     enc = base64.b64encode
     return "scrypt${n}${r}${p}${s}${h}".format(
         s=enc(salt).decode(), h=enc(digest).decode(), **_SCRYPT
@@ -45,9 +75,7 @@ def verify_password(password: str, stored: str) -> bool:
         scheme, n, r, p, salt, digest = stored.split("$")
         if scheme != "scrypt":
             return False
-        actual = hashlib.scrypt(
-            password.encode(), salt=base64.b64decode(salt), dklen=32, n=int(n), r=int(r), p=int(p)
-        )
+        actual = _scrypt(password, base64.b64decode(salt), int(n), int(r), int(p))
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(actual, base64.b64decode(digest))

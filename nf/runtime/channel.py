@@ -1,32 +1,45 @@
 """One relay channel on the event loop: its serial port, sockets and sessions.
 
 A channel is started with resources its commit already acquired (see
-``relay.py``): the serial link, the TCP listeners, the UDP socket.  It runs
-as one task group; stopping cancels it and closes the resources it still
-owns (a resource handed to a successor channel in the same commit is not
-closed).
+``relay.py``): the serial link, the TCP listeners, the UDP socket.  Its
+control work (accepting, connecting, reopening a lost port, timers) runs
+as tasks of one task group; stopping cancels it and closes the resources
+it still owns (a resource handed to a successor channel in the same commit
+is not closed).
 
-The data path is the sans-I/O core: every serial read goes through the
-arbiter (which decides which sessions may see it), then through a
-per-session framer (packing); every network read goes through the arbiter
-to the serial port.  Each direction is its own task, so a blocked serial
-write never stalls the opposite direction.
+The data path runs in event-loop callbacks, not in tasks: each TCP session
+is an asyncio ``Protocol`` on the loop's socket transport, and the serial
+link calls back with what it reads (``nf.runtime.serial``).  A chunk is
+relayed in the callback that read it, through the sans-I/O core: every
+serial read goes through the arbiter (which decides which sessions may see
+it), then through a per-session framer (packing); every network read goes
+through the arbiter to the serial port.  A task per direction would cost a
+future, a task switch and a pause/resume of the reader per chunk, which is
+what kept latency and the many-channel rate off target.
+
+Flow control keeps the directions independent, with the transports' water
+marks: a session whose socket buffer is full pauses reading from the serial
+port (``pause_writing``), and a tty whose write buffer is full pauses
+reading from the sessions and the UDP socket (``serial_pause_writing``).
+Neither stops the opposite direction, so full-duplex load cannot deadlock.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
 import ipaddress
 import logging
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
-from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup
+from anyio.abc import SocketAttribute, SocketListener, TaskGroup
 
 from nf.config.model import ChannelConfig, SerialPortConfig
 from nf.protocol.arbitration import (
@@ -48,13 +61,14 @@ log = logging.getLogger(__name__)
 
 BACKOFF_START = 1.0
 BACKOFF_MAX = 30.0
-RECEIVE_SIZE = 65536
 CONNECT_TIMEOUT = 10.0
 """Client mode: a connect attempt that gets no answer fails after this long."""
 CLOSE_TIMEOUT = 0.5
-"""How long a closing session may take to flush its last frame (and a
-departing session's arbiter actions to run): a peer that stopped reading
-must not hold up a takeover, a commit or the shutdown."""
+"""How long a closing session may take to flush what it still has to send:
+a peer that stopped reading must not hold a socket open for ever."""
+MAX_KEEPIDLE = 32767
+"""Linux's largest TCP_KEEPIDLE (MAX_TCP_KEEPIDLE); the YANG ``keepalive``
+is a uint16, so larger values are clamped rather than refused."""
 
 
 def now_iso() -> str:
@@ -73,25 +87,73 @@ class Counters:
     last_cleared: str | None = None
 
 
-@dataclass
-class Session:
-    id: int
-    role: Role
-    stream: SocketStream
-    remote: tuple[str, int]
-    connected_at: str
-    framer: Framer
-    rx_bytes: int = 0
-    tx_bytes: int = 0
-    last_activity: float = field(default_factory=time.monotonic)
-    send_lock: anyio.Lock = field(default_factory=lambda: anyio.Lock(fast_acquire=True))
-    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
-    close_reason: str = "closed by peer"
+class Session(asyncio.Protocol):
+    """One TCP session: the asyncio protocol of its socket transport.
 
+    It is created before the connection exists (so the accept loop can
+    refuse or take over first) and joins its channel in ``connection_made``.
+    """
+
+    def __init__(self, channel: ChannelRuntime, role: Role, remote: tuple[str, int]) -> None:
+        self.channel = channel
+        self.id = 0
+        self.role = role
+        self.remote = remote
+        self.connected_at = ""
+        self.framer = channel._framer()
+        self.rx_bytes = 0
+        self.tx_bytes = 0
+        self.last_activity = time.monotonic()
+        self.close_reason = "closed by peer"
+        self.transport: asyncio.Transport | None = None
+        self.joined = False
+        """In the channel's sessions and known to the arbiter."""
+        self.holding = False
+        """Its socket buffer is full: it holds the serial port's reading."""
+        self.closed = anyio.Event()
+
+    def itself(self) -> Session:
+        """The protocol factory that hands asyncio this made-in-advance session."""
+        return self
+
+    # -- asyncio.Protocol ----------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.channel._join(self)
+
+    def data_received(self, data: bytes) -> None:
+        if not self.joined:
+            return
+        self.rx_bytes += len(data)
+        self.last_activity = now = time.monotonic()
+        channel = self.channel
+        channel._apply(channel.arbiter.from_net(self.role, data, now))
+
+    def eof_received(self) -> bool:
+        return False  # the peer is done: close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None and self.close_reason == "closed by peer":
+            self.close_reason = f"connection lost: {exc}"
+        self.channel._gone(self)
+        self.closed.set()
+
+    def pause_writing(self) -> None:
+        if self.joined and not self.holding:
+            self.holding = True
+            self.channel._hold_serial()
+
+    def resume_writing(self) -> None:
+        if self.holding:
+            self.holding = False
+            self.channel._release_serial()
+
+    # -------------------------------------------------------------------------------
     def close(self, reason: str) -> None:
-        """End the session (its task cleans up)."""
+        """End the session now (flushing its last frame, bounded)."""
         self.close_reason = reason
-        self.scope.cancel()
+        self.channel._gone(self)
 
 
 @dataclass
@@ -132,7 +194,8 @@ async def close_resource(resource: Any) -> None:
 
 
 class ChannelRuntime:
-    """A running channel; all methods run on the event loop."""
+    """A running channel; all methods run on the event loop.  It is the
+    ``LinkSink`` of its serial link (the ``serial_*`` methods)."""
 
     _next_session = 1
 
@@ -149,10 +212,12 @@ class ChannelRuntime:
         self.emit = emit
         self.counters = Counters()
         self.sessions: dict[int, Session] = {}
+        self._roles: dict[Role, Session] = {}
         self.last_error: str | None = None
         # the commit opened the port (or handed it over): it is up from the start
         self.port_status = "up" if resources.link is not None else "down"
         self._running = True
+        self._stopping = False
         self._allowed_nets = [ipaddress.ip_network(p, strict=False) for p in cfg.allowed_peers]
         self.port_rx = 0
         self.port_tx = 0
@@ -167,10 +232,16 @@ class ChannelRuntime:
         self._wake = anyio.Event()
         self._sleep_until: float | None = None
         """When the timer task wakes by itself (None: no deadline at all)."""
-        self._serial_lock = anyio.Lock(fast_acquire=True)
         self._tg: TaskGroup | None = None
-        self._pending: dict[int, list[Action]] = {}
-        """Arbiter actions of a session's connect, applied by its task."""
+        self._holds = 0
+        """Why serial reading is paused: full session buffers, a UDP backlog."""
+        self._serial_full = False
+        """The tty's write buffer is full: sessions and UDP are not read."""
+        self._drained = anyio.Event()
+        self._lost = anyio.Event()
+        self._lost_message = ""
+        self._udp_backlog: collections.deque[tuple[bytes, tuple[str, int]]] = collections.deque()
+        self._udp_waiting = False
         self.handed_over: set[str] = set()
         """Resources given to a successor channel: not closed on stop."""
 
@@ -212,19 +283,39 @@ class ChannelRuntime:
                         if self.res.group is not None:
                             tg.start_soon(self._udp_loop, self.res.group)
         finally:
-            # shielded: when cancelled from outside (not by stop), every
-            # resource is still closed, not just the first one
-            with anyio.CancelScope(shield=True):
-                for session in list(self.sessions.values()):
-                    await close_resource(session.stream)
-                self.sessions.clear()
-                for name, resource in self.res.items().items():
-                    if name not in self.handed_over:
-                        await close_resource(resource)
-            if "link" not in self.handed_over and self.res.link is not None:
-                self.emit("port-event", {"serial-port": self.port_cfg.name, "event": "closed"})
+            self._stopping = True
+            self._close_everything()
             self._running = False
             self._finished.set()
+
+    def _close_everything(self) -> None:
+        """Stop: sessions closed (bounded flush), the link detached, and
+        every resource not handed to a successor closed, all at once."""
+        for session in list(self.sessions.values()):
+            self._leave(session)
+            self._close_transport(session)
+        if self._udp_waiting and self.res.udp is not None:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_writer(self.res.udp.sock)
+        self.counters.dropped_bytes += sum(len(frame) for frame, _ in self._udp_backlog)
+        self._udp_backlog.clear()
+        link = self.res.link
+        if link is not None:
+            link.stop()
+        for name, resource in self.res.items().items():
+            if name in self.handed_over:
+                continue
+            if name == "link":
+                self.counters.dropped_bytes += resource.discard()
+                resource.close()
+                self.emit("port-event", {"serial-port": self.port_cfg.name, "event": "closed"})
+            elif isinstance(resource, SocketListener):
+                # the listener's socket; closing it needs no await
+                with contextlib.suppress(Exception):
+                    resource.extra(SocketAttribute.raw_socket).close()
+            else:
+                with contextlib.suppress(Exception):
+                    resource.close()
 
     def cancel(self) -> None:
         """Begin stopping (``stop`` waits for the end)."""
@@ -234,8 +325,9 @@ class ChannelRuntime:
         self._scope.cancel()
         await self._finished.wait()
 
-    # -- serial -> network ---------------------------------------------------------
+    # -- the serial port --------------------------------------------------------------
     async def _serial_loop(self) -> None:
+        """Open (or reopen, with backoff) the port and run it until it is lost."""
         backoff = BACKOFF_START
         while True:
             if self.res.link is None:
@@ -250,21 +342,20 @@ class ChannelRuntime:
             self.emit("port-event", {"serial-port": self.port_cfg.name, "event": "opened"})
             backoff = BACKOFF_START
             link = self.res.link
-            try:
-                while True:
-                    data = await link.read()
-                    self.port_rx += len(data)
-                    if self._peer_framer is not None:
-                        await self._peer_send(self._peer_framer.feed(data, time.monotonic()))
-                        self._kick(self._peer_framer.deadline())
-                    else:
-                        await self._apply(self.arbiter.from_serial(data, time.monotonic()))
-            except PortError as exc:
-                link.close()
-                self.res.link = None
-                self._port_failed(str(exc))
-                await anyio.sleep(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX)
+            self._lost = anyio.Event()
+            assert self._tg is not None
+            link.start(self, self._tg)
+            if self._holds:
+                link.pause_reading()
+            await self._lost.wait()
+            # the link has stopped itself; what it could not write is lost
+            self.counters.dropped_bytes += link.discard()
+            link.close()
+            self.res.link = None
+            self.serial_resume_writing()
+            self._port_failed(self._lost_message)
+            await anyio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
 
     def _port_failed(self, message: str) -> None:
         self.port_status = "error"
@@ -274,26 +365,85 @@ class ChannelRuntime:
             "port-event", {"serial-port": self.port_cfg.name, "event": "error", "message": message}
         )
 
-    async def _apply(self, actions: list[Action]) -> None:
-        """Carry out arbiter actions."""
+    # LinkSink
+    def serial_received(self, data: bytes) -> None:
+        self.port_rx += len(data)
+        now = time.monotonic()
+        if self._peer_framer is not None:
+            self._peer_send(self._peer_framer.feed(data, now))
+            self._kick(self._peer_framer.deadline())
+        else:
+            self._apply(self.arbiter.from_serial(data, now))
+
+    def serial_sent(self, nbytes: int) -> None:
+        self.port_tx += nbytes
+        self.counters.net_to_serial_bytes += nbytes
+
+    def serial_pause_writing(self) -> None:
+        """The tty is full: stop reading what would be written to it."""
+        if self._serial_full:
+            return
+        self._serial_full = True
+        self._drained = anyio.Event()
+        for session in self.sessions.values():
+            if session.transport is not None:
+                session.transport.pause_reading()
+
+    def serial_resume_writing(self) -> None:
+        if not self._serial_full:
+            return
+        self._serial_full = False
+        self._drained.set()
+        for session in self.sessions.values():
+            if session.transport is not None:
+                session.transport.resume_reading()
+
+    def serial_lost(self, message: str) -> None:
+        self._lost_message = message
+        self._lost.set()
+
+    def _hold_serial(self) -> None:
+        """A reason not to read the serial port (the data has nowhere to go)."""
+        self._holds += 1
+        if self._holds == 1 and self.res.link is not None:
+            self.res.link.pause_reading()
+
+    def _release_serial(self) -> None:
+        self._holds -= 1
+        if not self._holds and self.res.link is not None:
+            self.res.link.resume_reading()
+
+    def _to_serial(self, data: bytes) -> None:
+        link = self.res.link
+        if link is None:
+            self.counters.dropped_bytes += len(data)
+        else:
+            link.write(data)
+
+    # -- the sans-I/O core ---------------------------------------------------------------
+    def _apply(self, actions: list[Action]) -> None:
+        """Carry out arbiter actions, in order."""
         for action in actions:
-            if isinstance(action, ToNet):
-                session = self._session_of(action.role)
+            if type(action) is ToNet:
+                session = self._roles.get(action.role)
                 if session is None:
                     self.counters.dropped_bytes += len(action.data)
                     continue
-                frames = session.framer.feed(action.data, time.monotonic())
-                self._kick(session.framer.deadline())
-                await self._send_frames(session, frames)
-            elif isinstance(action, ToSerial):
-                await self._to_serial(action.data)
+                framer = session.framer
+                if framer.passthrough:
+                    self._send_frames(session, (action.data,))
+                else:
+                    self._send_frames(session, framer.feed(action.data, time.monotonic()))
+                    self._kick(framer.deadline())
+            elif type(action) is ToSerial:
+                self._to_serial(action.data)
             elif isinstance(action, Drop):
                 if action.counter.value == "ignored":
                     self.counters.ignored_bytes += action.nbytes
                 else:
                     self.counters.dropped_bytes += action.nbytes
             elif isinstance(action, StatusChange):
-                session = self._session_of(action.role)
+                session = self._roles.get(action.role)
                 if session is not None:
                     self._session_event(session, "role-change")
         self._kick(self.arbiter.deadline())
@@ -308,45 +458,24 @@ class ChannelRuntime:
         if deadline is not None and (self._sleep_until is None or deadline < self._sleep_until):
             self._wake.set()
 
-    async def _send_frames(self, session: Session, frames: list[bytes]) -> None:
-        """Send frames in order; what a broken or cancelled send did not
-        deliver is counted in dropped-bytes."""
-        if not frames:
+    def _send_frames(self, session: Session, frames: list[bytes] | tuple[bytes, ...]) -> None:
+        """Hand frames to the session's transport; a closing one drops them
+        (counted)."""
+        transport = session.transport
+        if transport is None or transport.is_closing():
+            self.counters.dropped_bytes += sum(map(len, frames))
             return
-        sent = 0
-        try:
-            async with session.send_lock:
-                for frame in frames:
-                    try:
-                        await session.stream.send(frame)
-                    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                        session.close("send failed")
-                        return
-                    sent += 1
-                    session.tx_bytes += len(frame)
-                    session.last_activity = time.monotonic()
-                    self.counters.serial_to_net_bytes += len(frame)
-                    self.counters.serial_to_net_frames += 1
-        finally:
-            self.counters.dropped_bytes += sum(map(len, frames[sent:]))
-
-    async def _to_serial(self, data: bytes) -> None:
-        link = self.res.link
-        if link is None:
-            self.counters.dropped_bytes += len(data)
-            return
-        async with self._serial_lock:
-            try:
-                await link.write(data)
-            except PortError as exc:
-                self.counters.dropped_bytes += len(data)
-                self._port_failed(str(exc))
-                return
-        self.port_tx += len(data)
-        self.counters.net_to_serial_bytes += len(data)
+        counters = self.counters
+        for frame in frames:
+            transport.write(frame)
+            session.tx_bytes += len(frame)
+            counters.serial_to_net_bytes += len(frame)
+            counters.serial_to_net_frames += 1
+        if frames:
+            session.last_activity = time.monotonic()
 
     async def _timer_loop(self) -> None:
-        """Arbiter slot timers and framer frame-delays."""
+        """Arbiter slot timers, framer frame-delays, inactivity timeouts."""
         while True:
             self._wake = anyio.Event()
             deadlines = [d for d in [self.arbiter.deadline()] if d is not None]
@@ -364,15 +493,14 @@ class ChannelRuntime:
             with anyio.move_on_after(timeout):
                 await self._wake.wait()
             now = time.monotonic()
-            await self._apply(self.arbiter.tick(now))
+            self._apply(self.arbiter.tick(now))
             if self._peer_framer is not None:
-                await self._peer_send(self._peer_framer.flush_due(now))
+                self._peer_send(self._peer_framer.flush_due(now))
             for session in list(self.sessions.values()):
-                await self._send_frames(session, session.framer.flush_due(now))
+                self._send_frames(session, session.framer.flush_due(now))
                 if (
                     self.cfg.inactivity_timeout
                     and now - session.last_activity >= self.cfg.inactivity_timeout
-                    and not session.scope.cancel_called
                 ):
                     log.info("channel %s: session %d idle, closing", self.cfg.name, session.id)
                     session.close("inactivity timeout")
@@ -385,15 +513,12 @@ class ChannelRuntime:
     def _idle_deadline(self) -> float | None:
         if not self.cfg.inactivity_timeout:
             return None
-        idle = [s.last_activity for s in self.sessions.values() if not s.scope.cancel_called]
+        idle = [s.last_activity for s in self.sessions.values()]
         return min(idle) + self.cfg.inactivity_timeout if idle else None
 
     # -- sessions -------------------------------------------------------------------
     def _session_of(self, role: Role) -> Session | None:
-        for session in self.sessions.values():
-            if session.role is role:
-                return session
-        return None
+        return self._roles.get(role)
 
     def _allowed(self, address: str) -> bool:
         if not self._allowed_nets:
@@ -406,113 +531,141 @@ class ChannelRuntime:
             ip = ip.ipv4_mapped  # an IPv4 peer of a dual-stack (::) socket
         return any(ip in net for net in self._allowed_nets)
 
-    def _tune(self, stream: SocketStream) -> None:
-        sock: socket.socket = stream.extra(SocketAttribute.raw_socket)
+    def _tune(self, transport: asyncio.Transport) -> None:
+        """TCP_NODELAY, and keepalive as the YANG ``keepalive`` says: its
+        value is the idle time before the first probe, 0 turns it off."""
+        sock = transport.get_extra_info("socket")
+        if sock is None:
+            return
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1 if self.cfg.keepalive else 0)
         if self.cfg.keepalive:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, self.cfg.keepalive)
+            idle = min(self.cfg.keepalive, MAX_KEEPIDLE)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
+            except OSError as exc:
+                log.warning("channel %s: TCP_KEEPIDLE %d: %s", self.cfg.name, idle, exc)
 
     async def _accept_loop(self, listener: SocketListener, role: Role) -> None:
+        loop = asyncio.get_running_loop()
+        raw: socket.socket = listener.extra(SocketAttribute.raw_socket)
         while True:
-            stream = await listener.accept()
-            remote = stream.extra(SocketAttribute.remote_address)
+            conn, remote = await loop.sock_accept(raw)
             address, port = str(remote[0]), int(remote[1])
             if not self._allowed(address):
                 self.counters.sessions_refused += 1
                 log.info("channel %s: refused %s (allowed-peer)", self.cfg.name, address)
-                await close_resource(stream)
+                conn.close()
                 continue
-            existing = self._session_of(role)
+            existing = self._roles.get(role)
             if existing is not None:
                 if not self.cfg.takeover:
                     self.counters.sessions_refused += 1
                     log.info("channel %s: refused %s (busy)", self.cfg.name, address)
-                    await close_resource(stream)
+                    conn.close()
                     continue
                 existing.close("taken over")
-                await self._gone(existing)
-            # registered here, before the next accept, so that two quick
-            # connections can never both become the session of one role
-            session = self._register(stream, role, (address, port))
-            assert self._tg is not None
-            self._tg.start_soon(self._serve, session)
+            session = Session(self, role, (address, port))
+            try:
+                # the session joins in connection_made, before this returns,
+                # so two quick connections never both get one role
+                await loop.connect_accepted_socket(session.itself, conn)
+            except OSError as exc:
+                log.info("channel %s: accept %s: %s", self.cfg.name, address, exc)
+                conn.close()
 
     async def _client_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         host, port = self.cfg.destinations[0]
         delay = 0.0
         while True:
             if delay:
                 await anyio.sleep(delay)
+            session = Session(self, Role.PRIMARY, (host, port))
             try:
                 with anyio.fail_after(CONNECT_TIMEOUT):
-                    stream = await anyio.connect_tcp(host, port)
+                    await loop.create_connection(session.itself, host, port)
             except OSError as exc:  # TimeoutError included
                 reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or exc
                 self.last_error = f"connect to {host}:{port}: {reason}"
                 delay = min(delay * 2, BACKOFF_MAX) if delay else BACKOFF_START
                 continue
-            await self._serve(self._register(stream, Role.PRIMARY, (host, port)))
+            await session.closed.wait()
             delay = BACKOFF_START  # after a disconnect: 1 s, then doubling
 
-    def _register(self, stream: SocketStream, role: Role, remote: tuple[str, int]) -> Session:
-        """A new session of ``role``: counted, known to the arbiter, announced."""
-        self._tune(stream)
-        session = Session(
-            id=ChannelRuntime._next_session,
-            role=role,
-            stream=stream,
-            remote=remote,
-            connected_at=now_iso(),
-            framer=self._framer(),
-        )
-        ChannelRuntime._next_session += 1
-        self.sessions[session.id] = session
-        self.counters.sessions_accepted += 1
-        self._pending[session.id] = self.arbiter.connect(role, time.monotonic())
-        self._session_event(session, "connected")
-        self._kick(self._idle_deadline())  # an inactivity timer may start now
-        return session
-
-    async def _serve(self, session: Session) -> None:
-        """Relay the session's network -> serial direction until it ends."""
-        stream, role = session.stream, session.role
-        try:
-            with session.scope:
-                await self._apply(self._pending.pop(session.id, []))
-                while True:
-                    try:
-                        data = await stream.receive(RECEIVE_SIZE)
-                    except (
-                        anyio.EndOfStream,
-                        anyio.BrokenResourceError,
-                        anyio.ClosedResourceError,
-                    ):
-                        break
-                    session.rx_bytes += len(data)
-                    session.last_activity = time.monotonic()
-                    await self._apply(self.arbiter.from_net(role, data, session.last_activity))
-        finally:
-            await self._gone(session)
-
-    async def _gone(self, session: Session) -> None:
-        """Remove a session: at once for the arbiter (a successor of the same
-        role may connect while this one is still closing), then flush its
-        last frame and close it, each bounded by CLOSE_TIMEOUT."""
-        if self.sessions.pop(session.id, None) is None:
+    def _join(self, session: Session) -> None:
+        """A connected session: counted, known to the arbiter, announced."""
+        transport = session.transport
+        assert transport is not None
+        if self._stopping or session.role in self._roles:
+            transport.abort()  # the channel stopped while it connected
             return
-        actions = self._pending.pop(session.id, [])
+        self._tune(transport)
+        session.id = ChannelRuntime._next_session
+        ChannelRuntime._next_session += 1
+        session.connected_at = now_iso()
+        session.last_activity = time.monotonic()
+        session.joined = True
+        self.sessions[session.id] = session
+        self._roles[session.role] = session
+        self.counters.sessions_accepted += 1
+        if self._serial_full:
+            transport.pause_reading()
+        actions = self.arbiter.connect(session.role, time.monotonic())
+        self._session_event(session, "connected")
+        self._apply(actions)
+        self._kick(self._idle_deadline())  # an inactivity timer may start now
+
+    def _leave(self, session: Session) -> list[Action]:
+        """Take the session out of the channel and the arbiter (at once: a
+        successor of the same role may join right after); its actions."""
+        if not session.joined:
+            return []
+        session.joined = False
+        self.sessions.pop(session.id, None)
+        if self._roles.get(session.role) is session:
+            del self._roles[session.role]
+        if session.holding:
+            session.holding = False
+            self._release_serial()
         if self.arbiter.is_connected(session.role):
-            actions += self.arbiter.disconnect(session.role, time.monotonic())
+            return self.arbiter.disconnect(session.role, time.monotonic())
+        return []
+
+    def _gone(self, session: Session) -> None:
+        """A session ends (closed by us or by the peer): it leaves, is
+        announced, its last frame is flushed and its socket closed."""
+        if not session.joined:
+            return
+        actions = self._leave(session)
         self._session_event(session, "disconnected", session.close_reason)
-        with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
-            await self._send_frames(session, session.framer.flush())
-        with anyio.CancelScope(shield=True):
-            await close_resource(session.stream)
-        with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
-            await self._apply(actions)
+        self._send_frames(session, session.framer.flush())
+        if session.close_reason == "taken over":
+            # its successor is already here: a session that stopped reading
+            # (the usual reason for a takeover) gets no grace period
+            self._abort(session)
+        else:
+            self._close_transport(session)
+        self._apply(actions)
+
+    def _close_transport(self, session: Session) -> None:
+        """Close, letting the kernel take what is buffered for at most
+        CLOSE_TIMEOUT; what a peer that stopped reading never took is counted
+        in dropped-bytes when the socket is aborted."""
+        transport = session.transport
+        if transport is None or transport.is_closing():
+            return
+        transport.close()
+        if transport.get_write_buffer_size():
+            asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self._abort, session)
+
+    def _abort(self, session: Session) -> None:
+        transport = session.transport
+        if transport is not None and not session.closed.is_set():
+            self.counters.dropped_bytes += transport.get_write_buffer_size()
+            transport.abort()
 
     def _session_event(self, session: Session, event: str, reason: str | None = None) -> None:
         status = self.arbiter.status(session.role)
@@ -532,29 +685,53 @@ class ChannelRuntime:
 
     # -- UDP peer ----------------------------------------------------------------------
     async def _udp_loop(self, udp: Datagrams) -> None:
+        """Datagrams to the serial port; none is read while the tty is full,
+        so excess waits in (and overflows from) the kernel's buffer."""
         while True:
+            if self._serial_full:
+                await self._drained.wait()
+                continue
             data, address = await udp.receive()
             if not self._allowed(address):
                 self.counters.dropped_bytes += len(data)
                 continue
-            await self._to_serial(data)
+            self._to_serial(data)
 
-    async def _peer_send(self, frames: list[bytes]) -> None:
+    def _peer_send(self, frames: list[bytes]) -> None:
         """Peer mode has no sessions: each frame goes to every destination,
         and every datagram sent counts (as each TCP write of a session does)."""
-        udp = self.res.udp
-        if udp is None or not frames:
+        if self.res.udp is None or not frames:
             return
         for frame in frames:
-            for host, port in self.cfg.destinations:
-                try:
-                    await udp.sendto(frame, host, port)
-                except OSError as exc:
-                    self.counters.dropped_bytes += len(frame)
-                    self.last_error = f"send to {host}:{port}: {exc.strerror or exc}"
-                    continue
+            for destination in self.cfg.destinations:
+                self._udp_backlog.append((frame, destination))
+        self._udp_flush()
+
+    def _udp_flush(self) -> None:
+        """Send the backlog; a full socket buffer holds the serial port's
+        reading until the socket is writable again."""
+        udp = self.res.udp
+        backlog = self._udp_backlog
+        while backlog and udp is not None:
+            frame, (host, port) = backlog[0]
+            try:
+                if not udp.send_now(frame, host, port):
+                    if not self._udp_waiting:
+                        self._udp_waiting = True
+                        asyncio.get_running_loop().add_writer(udp.sock, self._udp_flush)
+                        self._hold_serial()
+                    return
+            except OSError as exc:
+                self.counters.dropped_bytes += len(frame)
+                self.last_error = f"send to {host}:{port}: {exc.strerror or exc}"
+            else:
                 self.counters.serial_to_net_bytes += len(frame)
                 self.counters.serial_to_net_frames += 1
+            backlog.popleft()
+        if self._udp_waiting and udp is not None:
+            self._udp_waiting = False
+            asyncio.get_running_loop().remove_writer(udp.sock)
+            self._release_serial()
 
     def session_rows(self) -> list[Session]:
         return sorted(self.sessions.values(), key=lambda s: s.id)

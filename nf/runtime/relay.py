@@ -60,6 +60,17 @@ def _keys(cfg: ChannelConfig, port: SerialPortConfig) -> dict[str, ResourceKey]:
     return keys
 
 
+def _relay_changed(name: str, old: RelayConfig, new: RelayConfig) -> bool:
+    """Does the change of channel ``name`` (or of its serial port) alter what
+    the relay does?  The runtime models hold only what the relay uses, so a
+    change of nothing else (a ``description``) compares equal and leaves the
+    channel, its sessions and its port running untouched."""
+    before, after = old.channels.get(name), new.channels.get(name)
+    if before is None or after is None or before != after:
+        return True
+    return old.serial_ports.get(before.serial_port) != new.serial_ports.get(after.serial_port)
+
+
 def _bind_error(name: str, leaf: str, what: str, exc: OSError) -> PrepareError:
     tag = "in-use" if exc.errno == errno.EADDRINUSE else "resource-denied"
     return PrepareError(
@@ -185,6 +196,7 @@ class RelayRuntime:
                 touched.update(
                     c.name for c in new.channels.values() if c.serial_port == change.name
                 )
+        touched = {name for name in touched if _relay_changed(name, old, new)}
         stop = [name for name in sorted(touched) if name in self.channels]
         starting = [
             name for name in sorted(touched) if name in new.channels and new.channels[name].enabled

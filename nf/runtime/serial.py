@@ -1,13 +1,24 @@
-"""Serial ports as async byte links, through pyserial.
+"""Serial ports as callback-driven byte links, through pyserial.
 
-Two adapters behind one interface:
+The relay's hot path runs in event-loop callbacks, not in tasks: a task
+that awaits readiness per chunk pays a future, a task switch and a pair of
+epoll_ctl calls for every read, which is most of the cost of relaying small
+messages.  A link therefore pushes what it reads into a ``LinkSink`` and
+buffers what it is asked to write, with asyncio-style flow control on both
+sides (``pause_reading``/``resume_reading`` for the sink's back-pressure,
+``serial_pause_writing``/``serial_resume_writing`` towards the sink when
+the write buffer crosses its high/low water marks).  Reading and writing
+are independent: a full tty stops only the network -> serial direction.
+
+Two adapters behind the one interface:
 
 * ``FdLink``: devices with a file descriptor (ttys, ptys).  pyserial opens
   the port and applies the line settings; then the fd is made non-blocking
-  and read with ``anyio.wait_readable`` and large ``os.read`` calls, so the
-  hot path does no per-byte Python work and never blocks the event loop.
+  and driven with ``loop.add_reader``/``add_writer`` and large
+  ``os.read``/``os.write`` calls.
 * ``ThreadLink``: pyserial URL handlers without a file descriptor
-  (``loop://``, ``socket://``, ``rfc2217://``), driven from worker threads.
+  (``loop://``, ``socket://``, ``rfc2217://``), driven from worker threads
+  by two small tasks in the channel's task group.
 
 Opening happens in ``open_link`` (called from a worker thread during a
 commit's prepare phase), so a port that cannot be opened fails the commit
@@ -16,21 +27,34 @@ before anything running changes.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import fcntl
 import os
 import termios
+from collections.abc import Callable
 from typing import Protocol
 
 import anyio
 import serial
 import serial.rs485
 from anyio import to_thread
+from anyio.abc import TaskGroup
 
 from nf.config.model import SerialPortConfig
 
 READ_SIZE = 65536
+WRITE_HIGH = 64 * 1024
+"""Bytes waiting for the tty above which the sink is asked to stop feeding."""
+WRITE_LOW = 16 * 1024
+"""...and below which it may feed again."""
+COALESCE_FROM = 1024
+"""A read at least this long is taken for a bulk stream (see _read_more);
+shorter ones (a request, an answer) go out at once, with no extra read."""
+HANGUP_READS = 3
+"""Consecutive empty reads of a readable fd that mean the line hung up."""
+
 _PARITY = {
     "none": serial.PARITY_NONE,
     "even": serial.PARITY_EVEN,
@@ -49,14 +73,44 @@ class PortError(Exception):
     """The serial port failed or vanished."""
 
 
+class LinkSink(Protocol):
+    """What a running link reports to its channel (always on the loop)."""
+
+    def serial_received(self, data: bytes) -> None:
+        """Bytes read from the port (never empty)."""
+
+    def serial_sent(self, nbytes: int) -> None:
+        """``nbytes`` of what was written have reached the device."""
+
+    def serial_pause_writing(self) -> None:
+        """The write buffer is above its high-water mark."""
+
+    def serial_resume_writing(self) -> None:
+        """The write buffer drained below its low-water mark."""
+
+    def serial_lost(self, message: str) -> None:
+        """The port failed; the link has stopped itself (called once)."""
+
+
 class Link(Protocol):
     device: str
 
-    async def read(self) -> bytes:
-        """Some bytes (never empty); raises PortError when the port is gone."""
+    def start(self, sink: LinkSink, tg: TaskGroup) -> None:
+        """Begin reading into ``sink`` (a successor channel calls it again)."""
 
-    async def write(self, data: bytes) -> None:
-        """All of ``data``; raises PortError when the port is gone."""
+    def stop(self) -> None:
+        """Stop reading and writing; the port stays open and keeps its
+        unsent bytes (for a successor channel, or for ``discard``)."""
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def write(self, data: bytes) -> None:
+        """Queue ``data``; what is written is reported by ``serial_sent``."""
+
+    def discard(self) -> int:
+        """Forget the unsent bytes; return how many there were."""
 
     def close(self) -> None: ...
 
@@ -89,78 +143,271 @@ def open_link(cfg: SerialPortConfig) -> Link:
     return FdLink(cfg.device, port, fd)
 
 
-class FdLink:
-    """A tty or pty read and written through its non-blocking fd."""
+class _Buffered:
+    """The write-buffer accounting and water marks both adapters share."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self._sink: LinkSink | None = None
+        self._out = bytearray()
+        self._paused_writing = False
+        self._failed = False
+
+    def _check_high(self) -> None:
+        if not self._paused_writing and len(self._out) > WRITE_HIGH and self._sink is not None:
+            self._paused_writing = True
+            self._sink.serial_pause_writing()
+
+    def _check_low(self) -> None:
+        if self._paused_writing and len(self._out) <= WRITE_LOW and self._sink is not None:
+            self._paused_writing = False
+            self._sink.serial_resume_writing()
+
+    def _fail(self, message: str) -> None:
+        """Report the loss once and stop; the unsent bytes stay for ``discard``."""
+        if self._failed:
+            return
+        self._failed = True
+        sink = self._sink
+        self.stop()
+        if sink is not None:
+            sink.serial_lost(message)
+
+    def stop(self) -> None:
+        self._sink = None
+        self._paused_writing = False
+
+    def discard(self) -> int:
+        unsent = len(self._out)
+        self._out.clear()
+        return unsent
+
+
+class FdLink(_Buffered):
+    """A tty or pty read and written through its non-blocking fd, in loop callbacks."""
 
     def __init__(self, device: str, port: serial.SerialBase, fd: int) -> None:
-        self.device = device
+        super().__init__(device)
         self._port = port
         self._fd = fd
         os.set_blocking(fd, False)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reading = False
+        self._writing = False
+        self._paused = False
+        self._empty = 0
 
-    async def read(self) -> bytes:
+    def start(self, sink: LinkSink, tg: TaskGroup) -> None:
+        del tg  # the loop drives this link: no tasks
+        self._loop = asyncio.get_running_loop()
+        self._sink = sink
+        self._failed = False
+        self._paused = False
+        self._set_reading(True)
+        if self._out:
+            self._set_writing(True)
+            self._check_high()
+
+    def stop(self) -> None:
+        super().stop()
+        self._set_reading(False)
+        self._set_writing(False)
+
+    def _set_reading(self, on: bool) -> None:
+        if on != self._reading and self._loop is not None:
+            self._reading = on
+            self._watch(on, self._loop.add_reader, self._loop.remove_reader, self._read_ready)
+
+    def _set_writing(self, on: bool) -> None:
+        if on != self._writing and self._loop is not None:
+            self._writing = on
+            self._watch(on, self._loop.add_writer, self._loop.remove_writer, self._write_ready)
+
+    def _watch(
+        self,
+        on: bool,
+        add: Callable[[int, Callable[[], None]], None],
+        remove: Callable[[int], object],
+        callback: Callable[[], None],
+    ) -> None:
+        if on:
+            add(self._fd, callback)
+        else:
+            remove(self._fd)
+
+    def pause_reading(self) -> None:
+        self._paused = True
+        self._set_reading(False)
+
+    def resume_reading(self) -> None:
+        if self._paused and self._sink is not None:
+            self._paused = False
+            self._set_reading(True)
+
+    def _read_ready(self) -> None:
+        try:
+            data = os.read(self._fd, READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:  # EIO: the pty's other end closed, or the device went away
+            self._fail(f"{self.device}: {os.strerror(exc.errno or errno.EIO)}")
+            return
+        sink = self._sink
+        if data:
+            self._empty = 0
+            if len(data) >= COALESCE_FROM:
+                data = self._read_more(data)
+            if sink is not None:
+                sink.serial_received(data)
+            return
         # pyserial sets VMIN=0/VTIME=0: an empty read means "nothing yet".
         # Only an fd that keeps reporting readable with nothing to read has
         # hung up (a pty whose far end closed reports EIO instead).
-        empty = 0
-        while True:
+        if self._readable_empty():
+            self._empty += 1
+            if self._empty >= HANGUP_READS:
+                self._fail(f"{self.device}: hang-up")
+
+    def _read_more(self, first: bytes) -> bytes:
+        """A bulk stream: take what else is already there, up to READ_SIZE.
+
+        A tty hands out at most its 4 KiB line-discipline buffer per read,
+        so a stream arrives in 4 KiB reads; relaying each on its own costs
+        a send and the whole relay path per 4 KiB.  Only reads that are
+        already waiting are joined, so nothing is delayed; a failure is
+        left for the next callback to find.
+        """
+        parts = [first]
+        total = len(first)
+        while total < READ_SIZE:
             try:
-                data = os.read(self._fd, READ_SIZE)
-            except BlockingIOError:
-                data = b""
-            except OSError as exc:  # EIO: the pty's other end closed, or the device went away
-                raise PortError(f"{self.device}: {os.strerror(exc.errno or errno.EIO)}") from exc
-            if data:
-                return data
-            if empty >= 3:
-                raise PortError(f"{self.device}: hang-up")
-            await anyio.wait_readable(self._fd)
-            empty += 1 if self._readable_empty() else 0
+                more = os.read(self._fd, READ_SIZE - total)
+            except OSError:  # EAGAIN (drained), or a failure seen next time
+                break
+            if not more:
+                break
+            parts.append(more)
+            total += len(more)
+        return first if len(parts) == 1 else b"".join(parts)
 
     def _readable_empty(self) -> bool:
-        """After a readiness wake-up: is there really nothing to read?"""
         try:
             buf = fcntl.ioctl(self._fd, termios.FIONREAD, b"\0\0\0\0")
             return int.from_bytes(buf, "little") == 0
         except OSError:
             return True
 
-    async def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
+    def write(self, data: bytes) -> None:
+        if self._out or self._failed:
+            self._out += data
+            self._check_high()
+            return
+        try:
+            written = os.write(self._fd, data)
+        except (BlockingIOError, InterruptedError):
+            written = 0
+        except OSError as exc:
+            self._out += data
+            self._fail(f"{self.device}: {os.strerror(exc.errno or errno.EIO)}")
+            return
+        if written and self._sink is not None:
+            self._sink.serial_sent(written)
+        if written < len(data):
+            self._out += memoryview(data)[written:]
+            self._write_ready()
+            self._check_high()
+
+    def _write_ready(self) -> None:
+        """Write what is buffered, as long as the tty takes it.
+
+        A tty signals room as soon as there is any, while its reader drains
+        it concurrently: writing again at once (until EAGAIN) instead of
+        waiting for the next wake-up takes 4x fewer loop iterations for a
+        stream and about 10% more throughput.
+        """
+        out = self._out
+        written = 0
+        while out:
             try:
-                written = os.write(self._fd, view)
-            except BlockingIOError:
-                await anyio.wait_writable(self._fd)
-                continue
+                n = os.write(self._fd, out)
+            except (BlockingIOError, InterruptedError):
+                break
             except OSError as exc:
-                raise PortError(f"{self.device}: {os.strerror(exc.errno or errno.EIO)}") from exc
-            view = view[written:]
+                self._fail(f"{self.device}: {os.strerror(exc.errno or errno.EIO)}")
+                return
+            del out[:n]
+            written += n
+        if written and self._sink is not None:
+            self._sink.serial_sent(written)
+        self._set_writing(bool(out))
+        self._check_low()
 
     def close(self) -> None:
+        self.stop()
         with contextlib.suppress(OSError, serial.SerialException):
             self._port.close()
 
 
-class ThreadLink:
-    """A pyserial URL port without a file descriptor, used from worker threads."""
+class ThreadLink(_Buffered):
+    """A pyserial URL port without a file descriptor, used from worker threads.
+
+    Reads and writes run in this link's own worker threads (one each), so a
+    thousand URL ports never queue behind anyio's 40 shared ones, and a
+    cancelled read gives its thread back after pyserial's 50 ms timeout.
+    """
 
     def __init__(self, device: str, port: serial.SerialBase) -> None:
-        self.device = device
+        super().__init__(device)
         self._port = port
-        self._write_lock = anyio.Lock()
         self._limiter: anyio.CapacityLimiter | None = None
+        self._scope: anyio.CancelScope | None = None
+        # events are made in start(): open_link runs in a worker thread
+        self._readable: anyio.Event | None = None
+        self._more: anyio.Event | None = None
 
     def _threads(self) -> anyio.CapacityLimiter:
-        """This link's own worker threads (one reading, one writing).
-
-        anyio's default limiter has 40 tokens for the whole process: a
-        thousand URL ports would take turns reading, and a cancelled read
-        keeps its token until pyserial's timeout, so stops would queue.
-        """
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(2)
         return self._limiter
+
+    def start(self, sink: LinkSink, tg: TaskGroup) -> None:
+        self._sink = sink
+        self._failed = False
+        self._readable = anyio.Event()
+        self._readable.set()
+        self._more = anyio.Event()
+        scope = self._scope = anyio.CancelScope()
+        tg.start_soon(self._run, scope)
+        self._check_high()
+
+    def stop(self) -> None:
+        super().stop()
+        if self._scope is not None:
+            self._scope.cancel()
+            self._scope = None
+
+    def pause_reading(self) -> None:
+        if self._readable is not None and self._readable.is_set():
+            self._readable = anyio.Event()
+
+    def resume_reading(self) -> None:
+        if self._readable is not None:
+            self._readable.set()
+
+    def write(self, data: bytes) -> None:
+        self._out += data
+        if self._more is not None:
+            self._more.set()
+        self._check_high()
+
+    async def _run(self, scope: anyio.CancelScope) -> None:
+        with scope:
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._reader)
+                    await self._writer()
+            except PortError as exc:
+                self._fail(str(exc))
 
     def _read_blocking(self) -> bytes:
         first = self._port.read(1)  # waits up to port.timeout
@@ -169,24 +416,36 @@ class ThreadLink:
         waiting: int = getattr(self._port, "in_waiting", 0)
         return first + (self._port.read(min(waiting, READ_SIZE)) if waiting else b"")
 
-    async def read(self) -> bytes:
+    async def _reader(self) -> None:
         while True:
+            assert self._readable is not None
+            await self._readable.wait()
             try:
                 data = await to_thread.run_sync(
                     self._read_blocking, abandon_on_cancel=True, limiter=self._threads()
                 )
             except (serial.SerialException, OSError) as exc:
                 raise PortError(f"{self.device}: {exc}") from exc
-            if data:
-                return bytes(data)
+            if data and self._sink is not None:
+                self._sink.serial_received(bytes(data))
 
-    async def write(self, data: bytes) -> None:
-        async with self._write_lock:
+    async def _writer(self) -> None:
+        while True:
+            if not self._out:
+                self._more = anyio.Event()
+                await self._more.wait()
+                continue
+            data = bytes(self._out)
             try:
                 await to_thread.run_sync(self._port.write, data, limiter=self._threads())
             except (serial.SerialException, OSError) as exc:
                 raise PortError(f"{self.device}: {exc}") from exc
+            del self._out[: len(data)]
+            if self._sink is not None:
+                self._sink.serial_sent(len(data))
+            self._check_low()
 
     def close(self) -> None:
+        self.stop()
         with contextlib.suppress(OSError, serial.SerialException):
             self._port.close()

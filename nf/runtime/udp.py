@@ -7,7 +7,13 @@ the network, and a failed ``sendto`` (no route, wrong address family) is
 handed to ``error_received`` and never raised.  Here a datagram is read
 only when the channel is ready to write it to the serial port, so excess
 traffic waits in (and overflows from) the kernel's receive buffer, and a
-send that fails raises ``OSError`` for the channel to count.
+send that fails raises ``OSError`` for the channel to count.  Sending is
+synchronous (``send_now``): the channel sends from the serial port's read
+callback and keeps a backlog only while the socket buffer is full.
+
+Datagrams the kernel drops because the receive buffer is full are not
+counted: Linux reports them per socket (``SO_RXQ_OVFL``) as a number of
+datagrams, not bytes, and the model's ``dropped-bytes`` counts bytes.
 
 A peer channel whose listen address is one host address and that joins a
 multicast group gets a second, receive-only socket bound to the group
@@ -29,7 +35,7 @@ _IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49)  # Linux
 
 
 class Datagrams:
-    """One bound UDP socket; ``receive`` and ``sendto`` each used by one task."""
+    """One bound UDP socket: ``receive`` used by one task, ``send_now`` on the loop."""
 
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
@@ -47,15 +53,15 @@ class Datagrams:
                 continue
             return data, str(address[0])
 
-    async def sendto(self, data: bytes, host: str, port: int) -> None:
-        """Send one datagram; raises OSError when the kernel refuses it."""
-        while True:
-            try:
-                self.sock.sendto(data, (host, port))
-            except (BlockingIOError, InterruptedError):
-                await anyio.wait_writable(self.sock)
-                continue
-            return
+    def send_now(self, data: bytes, host: str, port: int) -> bool:
+        """Send one datagram without waiting: False when the socket buffer
+        is full (wait for writability and retry); OSError when the kernel
+        refuses it."""
+        try:
+            self.sock.sendto(data, (host, port))
+        except (BlockingIOError, InterruptedError):
+            return False
+        return True
 
     def close(self) -> None:
         self.sock.close()
