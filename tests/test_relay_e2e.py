@@ -18,6 +18,7 @@ from relayhelpers import (
     connect,
     exchange,
     free_port,
+    port_state,
     port_xml,
     pty_device,
     read_fd,
@@ -204,4 +205,24 @@ def test_description_change_keeps_the_channel_running(relay: Running) -> None:
         state = m.get(filter=("subtree", f'<serial-over-ip xmlns="{SOIP}"/>')).data_xml
         assert "<sessions-accepted>1</sessions-accepted>" in state
         assert "<net-to-serial-bytes>11</net-to-serial-bytes>" in state
+        client.close()
+
+
+def test_rs485_unsupported_by_the_driver_is_a_port_error_in_state(relay: Running) -> None:
+    """line-mode rs485 on a port whose driver has no RS-485 mode (a pty has
+    none): the port still opens and relays, and its state says why RS-485
+    direction control is missing."""
+    with pty_device() as (master, path), relay.connect() as m:
+        tcp = free_port()
+        rs485 = (
+            f"<serial-port><name>p</name><device>{path}</device>"
+            "<line-mode>rs485</line-mode></serial-port>"
+        )
+        m.edit_config(target="running", config=config(rs485 + server_xml("c", "p", tcp)))
+        client = connect(tcp)
+        time.sleep(0.2)
+        exchange(client, master, b"half duplex", b"still relayed")
+        state = port_state(m, "p")
+        assert state.oper_status == "up"
+        assert state.last_error is not None and "RS-485" in state.last_error
         client.close()

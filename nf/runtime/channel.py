@@ -342,6 +342,8 @@ class ChannelRuntime:
             self.emit("port-event", {"serial-port": self.port_cfg.name, "event": "opened"})
             backoff = BACKOFF_START
             link = self.res.link
+            if link.warning is not None:  # up, but not quite as configured
+                self._port_problem(link.warning)
             self._lost = anyio.Event()
             assert self._tg is not None
             link.start(self, self._tg)
@@ -359,6 +361,10 @@ class ChannelRuntime:
 
     def _port_failed(self, message: str) -> None:
         self.port_status = "error"
+        self._port_problem(message)
+
+    def _port_problem(self, message: str) -> None:
+        """last-error, the log and a port-event error; oper-status is the caller's."""
         self.last_error = message
         log.warning("channel %s: %s", self.cfg.name, message)
         self.emit(

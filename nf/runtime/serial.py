@@ -94,6 +94,9 @@ class LinkSink(Protocol):
 
 class Link(Protocol):
     device: str
+    warning: str | None
+    """A problem the port runs with (RS-485 unsupported by the driver):
+    reported in the port's state, not fatal."""
 
     def start(self, sink: LinkSink, tg: TaskGroup) -> None:
         """Begin reading into ``sink`` (a successor channel calls it again)."""
@@ -122,9 +125,23 @@ def _configure(port: serial.SerialBase, cfg: SerialPortConfig) -> None:
     port.stopbits = _STOP_BITS[cfg.stop_bits]
     port.rtscts = cfg.flow_control == "rts-cts"
     port.xonxoff = cfg.flow_control == "xon-xoff"
-    if cfg.line_mode == "rs485":
-        # RTS-controlled direction, as the driver implements it
+
+
+def _rs485(port: serial.SerialBase, device: str) -> str | None:
+    """Switch an open port to RS-485 (RTS-controlled direction, through the
+    kernel's TIOCSRS485 as pyserial drives it).  Many drivers lack it (a
+    USB adapter that switches direction in hardware, a pty): the port then
+    runs as it is and the returned problem is reported in its state rather
+    than refusing a port that may well work."""
+    try:
         port.rs485_mode = serial.rs485.RS485Settings(rts_level_for_tx=True, rts_level_for_rx=False)
+    except (serial.SerialException, OSError, ValueError) as exc:
+        port.rs485_mode = None
+        return (
+            f"{device}: the driver does not support RS-485 mode ({exc}); "
+            "the port runs without RS-485 direction control"
+        )
+    return None
 
 
 def open_link(cfg: SerialPortConfig) -> Link:
@@ -135,12 +152,17 @@ def open_link(cfg: SerialPortConfig) -> Link:
         port.open()
     except (serial.SerialException, OSError, ValueError) as exc:
         raise PortError(f"cannot open {cfg.device}: {exc}") from exc
+    warning = _rs485(port, cfg.device) if cfg.line_mode == "rs485" else None
+    link: Link
     try:
         fd = port.fileno()
     except (AttributeError, NotImplementedError, OSError, serial.SerialException):
         port.timeout = 0.05
-        return ThreadLink(cfg.device, port)
-    return FdLink(cfg.device, port, fd)
+        link = ThreadLink(cfg.device, port)
+    else:
+        link = FdLink(cfg.device, port, fd)
+    link.warning = warning
+    return link
 
 
 class _Buffered:
@@ -148,6 +170,7 @@ class _Buffered:
 
     def __init__(self, device: str) -> None:
         self.device = device
+        self.warning: str | None = None
         self._sink: LinkSink | None = None
         self._out = bytearray()
         self._paused_writing = False
