@@ -123,9 +123,13 @@ class Daemon:
         )
         hub = self.notifications = Notifications(self.schema)
 
+        def who(sid: int) -> notifications.Who | None:
+            """The live session ``sid`` as RFC 6470 names it; None for the
+            server (0) or a session that is gone."""
+            return self.server.who(sid) if self.server is not None and sid else None
+
         def config_changed(sid: int, changes: Sequence[Change], datastore: str) -> None:
-            who = self.server.who(sid) if self.server is not None and sid else None
-            hub.publish(notifications.config_change(who, changes, self.schema, datastore))
+            hub.publish(notifications.config_change(who(sid), changes, self.schema, datastore))
 
         def runtime_event(kind: str, payload: dict[str, str]) -> None:
             hub.publish(notifications.relay_event(kind, payload, self.schema))
@@ -135,14 +139,14 @@ class Daemon:
         by the time its end cancels the commit."""
 
         def confirm_event(event: str, sid: int, timeout: int | None) -> None:
-            who = self.server.who(sid) if self.server is not None and sid else None
-            if who is not None:
-                known[sid] = who
+            live = who(sid)
+            if live is not None:
+                known[sid] = live
             # RFC 6470 requires the session parameters for all but timeout
-            who = who or known.get(sid) or notifications.Who("", sid)
+            named = live or known.get(sid) or notifications.Who("", sid)
             if event in ("cancel", "timeout", "complete"):
                 known.clear()
-            hub.publish(notifications.confirmed_commit(event, who, timeout))
+            hub.publish(notifications.confirmed_commit(event, named, timeout))
 
         datastores.on_config_change = config_changed
         datastores.on_confirm_event = confirm_event

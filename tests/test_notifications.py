@@ -22,8 +22,8 @@ from nf.northbound.notifications import (
     MANAGE_NS,
     NCN_NS,
     NOTIFICATION_NS,
-    format_time,
 )
+from nf.rfc3339 import format_time
 from nf.schema import default_schema
 
 NCN = f"{{{NCN_NS}}}"

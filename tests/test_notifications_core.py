@@ -23,14 +23,13 @@ from nf.northbound.notifications import (
     Who,
     config_change,
     confirmed_commit,
-    format_time,
     make_event,
     parse_request,
-    parse_time,
     relay_event,
     session_end,
     session_start,
 )
+from nf.rfc3339 import format_time, parse_time
 from nf.schema import default_schema
 
 SOIP = "urn:nf:params:xml:ns:yang:nf-serial-over-ip"

@@ -642,25 +642,31 @@ def bulk_echo(stream: Stream, nbytes: int, seed: int) -> float:
         except BaseException as exc:
             errors.append(exc)
 
-    h = hashlib.sha256()
-    buf = memoryview(bytearray(1 << 20))
-    got = 0
     thread = threading.Thread(target=sender, daemon=True)
     t0 = time.perf_counter()
     thread.start()
+    received = receive_digest(stream, nbytes)
+    elapsed = time.perf_counter() - t0
+    thread.join(TIMEOUT)
+    if errors:
+        raise Failure(f"send failed: {errors[0]!r}")
+    if received != digest(seed, nbytes):
+        raise Failure("echoed bytes differ from those sent")
+    return elapsed
+
+
+def receive_digest(stream: Stream, nbytes: int) -> str:
+    """Read exactly ``nbytes``: their sha256, computed as they arrive."""
+    h = hashlib.sha256()
+    buf = memoryview(bytearray(1 << 20))
+    got = 0
     while got < nbytes:
         n = stream.recv_into(buf, min(len(buf), nbytes - got))
         if not n:
             raise Failure(f"connection closed after {got} of {nbytes} bytes")
         h.update(buf[:n])
         got += n
-    elapsed = time.perf_counter() - t0
-    thread.join(TIMEOUT)
-    if errors:
-        raise Failure(f"send failed: {errors[0]!r}")
-    if h.hexdigest() != digest(seed, nbytes):
-        raise Failure("echoed bytes differ from those sent")
-    return elapsed
+    return h.hexdigest()
 
 
 def net_to_serial(server: Server, sock: socket.socket, nbytes: int, seed: int) -> float:
@@ -675,20 +681,12 @@ def net_to_serial(server: Server, sock: socket.socket, nbytes: int, seed: int) -
 
 
 def serial_to_net(server: Server, sock: socket.socket, nbytes: int, seed: int) -> float:
-    h = hashlib.sha256()
-    buf = memoryview(bytearray(1 << 20))
-    got = 0
     t0 = time.perf_counter()
     server.device.call("source", 0, nbytes, seed)
-    while got < nbytes:
-        n = sock.recv_into(buf, min(len(buf), nbytes - got))
-        if not n:
-            raise Failure(f"connection closed after {got} of {nbytes} bytes")
-        h.update(buf[:n])
-        got += n
+    received = receive_digest(sock, nbytes)
     elapsed = time.perf_counter() - t0
     server.device.result()
-    if h.hexdigest() != digest(seed, nbytes):
+    if received != digest(seed, nbytes):
         raise Failure("the client received other bytes than the device sent")
     return elapsed
 

@@ -43,6 +43,7 @@ from anyio import TASK_STATUS_IGNORED, to_thread
 from anyio.abc import TaskGroup, TaskStatus
 from lxml import etree
 
+from nf import rfc3339
 from nf.config.diff import Change, diff
 from nf.config.edit import edit_partial
 from nf.config.errors import ConfigError
@@ -81,6 +82,18 @@ def _protocol(tag: str, message: str, **info: str) -> ConfigError:
     return ConfigError(
         tag, message, type="protocol", info=tuple((k.replace("_", "-"), v) for k, v in info.items())
     )
+
+
+def _tell(listener: Callable[..., None] | None, *args: object) -> None:
+    """Report something that has happened to ``listener`` (the daemon's
+    notifications); a failing listener must not turn an applied change into
+    an error."""
+    if listener is None:
+        return
+    try:
+        listener(*args)
+    except Exception:
+        log.exception("listener %r failed", listener)
 
 
 async def _tree(tree: Node) -> tuple[Node, list[ConfigError]]:
@@ -230,14 +243,8 @@ class Datastores:
         return []
 
     def _changed(self, sid: int, changes: Sequence[Change], datastore: str = "running") -> None:
-        """Report a change that has happened; a failing listener must not
-        turn an applied commit into an error."""
-        if self.on_config_change is None or not changes:
-            return
-        try:
-            self.on_config_change(sid, changes, datastore)
-        except Exception:
-            log.exception("config-change listener failed")
+        if changes:
+            _tell(self.on_config_change, sid, changes, datastore)
 
     async def _authorized(
         self, authorize: Authorize | None, old: Node, new: Node
@@ -249,12 +256,7 @@ class Datastores:
         return await self._work(authorize, old, new)
 
     def _confirm_event(self, event: str, sid: int, timeout: int | None = None) -> None:
-        if self.on_confirm_event is None:
-            return
-        try:
-            self.on_confirm_event(event, sid, timeout)
-        except Exception:
-            log.exception("confirmed-commit listener failed")
+        _tell(self.on_confirm_event, event, sid, timeout)
 
     async def _to_running(
         self, tree: Node, sid: int = 0, authorize: Authorize | None = None
@@ -587,7 +589,7 @@ class Datastores:
                 )
             ]
         self.locks[target] = sid
-        self.lock_times[target] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.lock_times[target] = rfc3339.now(micro=False)
         return []
 
     async def unlock(self, sid: int, target: str) -> list[ConfigError]:

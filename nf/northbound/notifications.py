@@ -41,6 +41,7 @@ from nf.config.diff import Change
 from nf.config.errors import ConfigError
 from nf.config.tree import Node
 from nf.northbound.filters import FilterError, apply_filter
+from nf.rfc3339 import format_time, parse_time
 from nf.schema import MAIN_MODULE, SchemaIndex
 
 log = logging.getLogger(__name__)
@@ -72,22 +73,6 @@ Clock = Callable[[], datetime]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def format_time(when: datetime) -> str:
-    """RFC 3339 in UTC with microseconds: events within one second stay ordered."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_time(text: str) -> datetime:
-    """An RFC 3339 date-and-time (yang:date-and-time); the offset is required."""
-    value = text.strip()
-    if "T" not in value and "t" not in value:
-        raise ValueError(f'"{text}" is not an RFC 3339 date-and-time')
-    when = datetime.fromisoformat(value.replace("z", "Z"))
-    if when.tzinfo is None:
-        raise ValueError(f'"{text}" has no time zone offset (RFC 3339 requires one)')
-    return when
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import paramiko
 from lxml import etree
@@ -41,6 +40,7 @@ from paramiko.common import (
     OPEN_SUCCEEDED,
 )
 
+from nf import rfc3339
 from nf.config.codec import MAX_XML_BYTES, NC_NS, parse_xml
 from nf.northbound import notifications as events
 from nf.northbound.auth import Users
@@ -183,7 +183,7 @@ class Session:
         self.chunked = False
         self.client_capabilities: list[str] = []
         self._closed = threading.Event()
-        self.login_time = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.login_time = rfc3339.now(micro=False)
         self.killed = False
         self.killed_by: int | None = None
         self.termination = "dropped"
@@ -401,9 +401,7 @@ class RpcCounters:
 class Statistics(RpcCounters):
     """ietf-netconf-monitoring /netconf-state/statistics (RFC 6022 §2.1.5)."""
 
-    start_time: str = field(
-        default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    )
+    start_time: str = field(default_factory=lambda: rfc3339.now(micro=False))
     in_bad_hellos: int = 0
     in_sessions: int = 0
     dropped_sessions: int = 0

@@ -35,12 +35,12 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 from anyio.abc import SocketAttribute, SocketListener, TaskGroup
 
+from nf import rfc3339
 from nf.config.model import ChannelConfig, SerialPortConfig
 from nf.protocol.arbitration import (
     Action,
@@ -69,10 +69,6 @@ a peer that stopped reading must not hold a socket open for ever."""
 MAX_KEEPIDLE = 32767
 """Linux's largest TCP_KEEPIDLE (MAX_TCP_KEEPIDLE); the YANG ``keepalive``
 is a uint16, so larger values are clamped rather than refused."""
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass
@@ -611,7 +607,7 @@ class ChannelRuntime:
         self._tune(transport)
         session.id = ChannelRuntime._next_session
         ChannelRuntime._next_session += 1
-        session.connected_at = now_iso()
+        session.connected_at = rfc3339.now()
         session.last_activity = time.monotonic()
         session.joined = True
         self.sessions[session.id] = session

@@ -26,11 +26,12 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from nf import rfc3339
 from nf.config.diff import Change
 from nf.config.errors import ConfigError
 from nf.config.model import ChannelConfig, RelayConfig, SerialPortConfig
 from nf.config.tree import Key, ListNode, Node
-from nf.runtime.channel import ChannelRuntime, Counters, Resources, close_resource, now_iso
+from nf.runtime.channel import ChannelRuntime, Counters, Resources, close_resource
 from nf.runtime.serial import PortError, open_link
 from nf.runtime.transaction import EventSink, PrepareError, Transaction
 from nf.runtime.udp import bind_group, bind_peer, needs_group_socket
@@ -295,7 +296,7 @@ class RelayRuntime:
     async def clear_counters(self, channel: str | None) -> None:
         for name, running in self.channels.items():
             if channel is None or name == channel:
-                running.counters = Counters(last_cleared=now_iso())
+                running.counters = Counters(last_cleared=rfc3339.now())
                 if channel is None:
                     running.port_rx = running.port_tx = 0
 
