@@ -126,6 +126,17 @@ def test_empty_data_is_no_event(make: Callable[[], Arbiter]) -> None:
     assert arb.deadline() is None  # a slotted slot is not opened by nothing
 
 
+def test_serial_fanout_is_offered_only_where_it_is_all_from_serial_does() -> None:
+    raw = RawArbiter()
+    assert raw.serial_fanout() is None  # no session: the read is dropped, counted
+    raw.connect(S, 0.0)
+    raw.connect(P, 0.0)
+    assert raw.serial_fanout() == (P, S)
+    for arb in (FailoverArbiter(), SlottedArbiter(T)):
+        arb.connect(P, 0.0)
+        assert arb.serial_fanout() is None  # status and timers depend on the read
+
+
 def test_raw_forwards_both_ways() -> None:
     arb = RawArbiter()
     assert arb.from_serial(b"lost", 0.0) == [no_session(4)]
@@ -552,6 +563,7 @@ class Ledger:
         arb = self.arb
         before = {r: arb.status(r) for r in Role}
         snapshot = (before, arb.deadline(), arb.queued(P), arb.queued(S))
+        fanout = arb.serial_fanout()
         try:
             if kind == "connect":
                 actions = arb.connect(role, now)
@@ -570,6 +582,11 @@ class Ledger:
             after = {r: arb.status(r) for r in Role}
             assert (after, arb.deadline(), arb.queued(P), arb.queued(S)) == snapshot
             return
+        if kind == "serial" and data and fanout is not None:
+            # the channel's shortcut: exactly these ToNet actions, nothing else changes
+            assert actions == [ToNet(r, data) for r in fanout]
+            after = {r: arb.status(r) for r in Role}
+            assert (after, arb.deadline(), arb.queued(P), arb.queued(S)) == snapshot
         self.check(kind, role, data, now, snapshot[1], before, actions)
 
     def check(

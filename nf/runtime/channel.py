@@ -370,12 +370,16 @@ class ChannelRuntime:
     # LinkSink
     def serial_received(self, data: bytes) -> None:
         self.port_rx += len(data)
-        now = time.monotonic()
         if self._peer_framer is not None:
-            self._peer_send(self._peer_framer.feed(data, now))
+            self._peer_send(self._peer_framer.feed(data, time.monotonic()))
             self._kick(self._peer_framer.deadline())
-        else:
-            self._apply(self.arbiter.from_serial(data, now))
+            return
+        fanout = self.arbiter.serial_fanout()
+        if fanout is None:
+            self._apply(self.arbiter.from_serial(data, time.monotonic()))
+            return
+        for role in fanout:  # what _apply does with the ToNet actions from_serial would give
+            self._to_net(role, data)
 
     def serial_sent(self, nbytes: int) -> None:
         self.port_tx += nbytes
@@ -427,16 +431,7 @@ class ChannelRuntime:
         """Carry out arbiter actions, in order."""
         for action in actions:
             if type(action) is ToNet:
-                session = self._roles.get(action.role)
-                if session is None:
-                    self.counters.dropped_bytes += len(action.data)
-                    continue
-                framer = session.framer
-                if framer.passthrough:
-                    self._send_frames(session, (action.data,))
-                else:
-                    self._send_frames(session, framer.feed(action.data, time.monotonic()))
-                    self._kick(framer.deadline())
+                self._to_net(action.role, action.data)
             elif type(action) is ToSerial:
                 self._to_serial(action.data)
             elif isinstance(action, Drop):
@@ -450,6 +445,19 @@ class ChannelRuntime:
                     self._session_event(session, "role-change")
         self._kick(self.arbiter.deadline())
 
+    def _to_net(self, role: Role, data: bytes) -> None:
+        """Serial bytes for the session of ``role``, through its framer."""
+        session = self._roles.get(role)
+        if session is None:
+            self.counters.dropped_bytes += len(data)
+            return
+        framer = session.framer
+        if framer.passthrough:
+            self._send_frame(session, data)
+        else:
+            self._send_frames(session, framer.feed(data, time.monotonic()))
+            self._kick(framer.deadline())
+
     def _kick(self, deadline: float | None) -> None:
         """Wake the timer task only for a deadline earlier than its own.
 
@@ -460,21 +468,23 @@ class ChannelRuntime:
         if deadline is not None and (self._sleep_until is None or deadline < self._sleep_until):
             self._wake.set()
 
-    def _send_frames(self, session: Session, frames: list[bytes] | tuple[bytes, ...]) -> None:
-        """Hand frames to the session's transport; a closing one drops them
+    def _send_frames(self, session: Session, frames: list[bytes]) -> None:
+        for frame in frames:
+            self._send_frame(session, frame)
+
+    def _send_frame(self, session: Session, frame: bytes) -> None:
+        """Hand a frame to the session's transport; a closing one drops it
         (counted)."""
         transport = session.transport
         if transport is None or transport.is_closing():
-            self.counters.dropped_bytes += sum(map(len, frames))
+            self.counters.dropped_bytes += len(frame)
             return
+        transport.write(frame)
+        session.tx_bytes += len(frame)
         counters = self.counters
-        for frame in frames:
-            transport.write(frame)
-            session.tx_bytes += len(frame)
-            counters.serial_to_net_bytes += len(frame)
-            counters.serial_to_net_frames += 1
-        if frames:
-            session.last_activity = time.monotonic()
+        counters.serial_to_net_bytes += len(frame)
+        counters.serial_to_net_frames += 1
+        session.last_activity = time.monotonic()
 
     async def _timer_loop(self) -> None:
         """Arbiter slot timers, framer frame-delays, inactivity timeouts."""
