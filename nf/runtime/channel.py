@@ -10,10 +10,12 @@ is not closed).
 The data path runs in event-loop callbacks, not in tasks: each TCP session
 is an asyncio ``Protocol`` on the loop's socket transport, and the serial
 link calls back with what it reads (``nf.runtime.serial``).  A chunk is
-relayed in the callback that read it, through the sans-I/O core: every
+relayed in the callback that read it (a full tty read may wait for the
+next one, see ``FdLink._read_ready``), through the sans-I/O core: every
 serial read goes through the arbiter (which decides which sessions may see
-it), then through a per-session framer (packing); every network read goes
-through the arbiter to the serial port.  A task per direction would cost a
+it; a Raw arbiter's plain fan-out is asked for once, not per action), then
+through a per-session framer (packing); every network read goes through
+the arbiter to the serial port.  A task per direction would cost a
 future, a task switch and a pause/resume of the reader per chunk, which is
 what kept latency and the many-channel rate off target.
 
