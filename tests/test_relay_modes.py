@@ -973,7 +973,8 @@ def test_counters_match_traffic_and_clear_counters_resets_them(relay: Running) -
 
 
 # -- lifecycle -----------------------------------------------------------------------------------
-def test_sigterm_closes_relay_sessions_and_exits(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_closes_relay_sessions_and_exits(tmp_path: Path, sig: signal.Signals) -> None:
     nf = Path(sys.executable).parent / "nf"
     with pty_device() as (master, path):
         tcp = free_port()
@@ -1010,7 +1011,7 @@ def test_sigterm_closes_relay_sessions_and_exits(tmp_path: Path) -> None:
             client.sendall(b"alive")
             assert read_fd(master, 5) == b"alive"
             signalled = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(sig)
             assert proc.wait(timeout=2) == 0
             assert time.monotonic() - signalled < 2
             assert is_closed(client, timeout=1)
