@@ -10,8 +10,10 @@ Evaluating in C keeps a 1000-channel validation fast.
 
 from __future__ import annotations
 
+import collections
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,34 +174,13 @@ class _Scan:
     predicates: tuple[str, ...]
 
 
-def _predicates(text: str, start: int) -> tuple[list[str], int]:
-    """Consecutive [...] predicates from ``start``; returns them and the end."""
-    preds: list[str] = []
-    i = start
-    while i < len(text) and text[i] == "[":
-        depth, j, quote = 0, i, ""
-        while j < len(text):
-            ch = text[j]
-            if quote:
-                if ch == quote:
-                    quote = ""
-            elif ch in "'\"":
-                quote = ch
-            elif ch == "[":
-                depth += 1
-            elif ch == "]":
-                depth -= 1
-                if depth == 0:
-                    break
-            j += 1
-        preds.append(text[i + 1 : j])
-        i = j + 1
-    return preds, i
-
-
-def _bracket_depth(text: str, end: int) -> int:
+def _depths(text: str, start: int = 0) -> Iterator[tuple[int, int]]:
+    """(index, bracket depth after that character) from ``start``, with
+    brackets inside quoted literals ignored: the one scanner of both
+    helpers below."""
     depth, quote = 0, ""
-    for ch in text[:end]:
+    for i in range(start, len(text)):
+        ch = text[i]
         if quote:
             if ch == quote:
                 quote = ""
@@ -209,7 +190,23 @@ def _bracket_depth(text: str, end: int) -> int:
             depth += 1
         elif ch == "]":
             depth -= 1
-    return depth
+        yield i, depth
+
+
+def _predicates(text: str, start: int) -> tuple[list[str], int]:
+    """Consecutive [...] predicates from ``start``; returns them and the end."""
+    preds: list[str] = []
+    i = start
+    while i < len(text) and text[i] == "[":
+        # its closing bracket; unbalanced: the rest is the predicate
+        j = next((k for k, depth in _depths(text, i) if depth == 0), len(text))
+        preds.append(text[i + 1 : j])
+        i = j + 1
+    return preds, i
+
+
+def _bracket_depth(text: str, end: int) -> int:
+    return collections.deque(_depths(text[:end]), maxlen=1)[0][1] if end else 0
 
 
 def _plan_scans(text: str, namespaces: dict[str, str]) -> tuple[str, tuple[_Scan, ...]]:
