@@ -134,6 +134,17 @@ def parse(
     return node, errors
 
 
+def _given_twice(sn: SchemaNode, path: str) -> ConfigError:
+    """A leaf or container that may appear once appeared again."""
+    return ConfigError(
+        "bad-element",
+        f'{sn.keyword} "{sn.name}" given more than once',
+        path=path,
+        type="protocol",
+        info=(("bad-element", sn.name),),
+    )
+
+
 def parse_children(
     elem: etree._Element,
     snode: SchemaNode,
@@ -176,15 +187,7 @@ def parse_children(
             value = leaf_value(sn, child, schema)
             if sn.keyword == "leaf":
                 if qname in children:
-                    errors.append(
-                        ConfigError(
-                            "bad-element",
-                            f'leaf "{sn.name}" given more than once',
-                            path=child_path,
-                            type="protocol",
-                            info=(("bad-element", sn.name),),
-                        )
-                    )
+                    errors.append(_given_twice(sn, child_path))
                     continue
                 children[qname] = value
             else:
@@ -203,15 +206,7 @@ def parse_children(
                 children[qname] = LeafList((*values, value), sn.user_ordered)
         elif sn.keyword == "container":
             if qname in children:
-                errors.append(
-                    ConfigError(
-                        "bad-element",
-                        f'container "{sn.name}" given more than once',
-                        path=child_path,
-                        type="protocol",
-                        info=(("bad-element", sn.name),),
-                    )
-                )
+                errors.append(_given_twice(sn, child_path))
                 continue
             inner = parse_children(child, sn, child_path, schema, allow_state, errors)
             if len(inner) or sn.presence:  # an empty non-presence container is none
