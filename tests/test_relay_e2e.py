@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import termios
 import time
 from pathlib import Path
 
@@ -226,3 +227,67 @@ def test_rs485_unsupported_by_the_driver_is_a_port_error_in_state(relay: Running
         assert state.oper_status == "up"
         assert state.last_error is not None and "RS-485" in state.last_error
         client.close()
+
+
+def _line(path: str) -> dict[str, object]:
+    """The line settings of the tty at ``path`` that a pty keeps, as its
+    termios says.  A pty forces 8 data bits and no parity whatever it is
+    told (drivers/tty/pty.c, pty_set_termios), so those two are checked on
+    what the port asks the kernel for, in test_serial_link.py."""
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        iflag, _, cflag, _, ispeed, ospeed, _ = termios.tcgetattr(fd)
+    finally:
+        os.close(fd)
+    return {
+        "speed": (ispeed, ospeed),
+        "stop-bits": 2 if cflag & termios.CSTOPB else 1,
+        "rts-cts": bool(cflag & termios.CRTSCTS),
+        "xon-xoff": bool(iflag & termios.IXON and iflag & termios.IXOFF),
+    }
+
+
+def test_line_settings_reach_the_tty_and_follow_a_change(relay: Running) -> None:
+    """Baud rate, stop bits and flow control of the model are what the
+    tty's termios says, and a commit that changes them changes the tty."""
+
+    def port(settings: str) -> str:
+        return (
+            f"<serial-port><name>p</name><device>{path}</device>{settings}</serial-port>"
+            + server_xml("c", "p", tcp)
+        )
+
+    with pty_device() as (_, path), relay.connect() as m:
+        tcp = free_port()
+        m.edit_config(
+            target="running",
+            config=config(
+                port(
+                    "<baud-rate>9600</baud-rate><data-bits>7</data-bits><parity>even</parity>"
+                    "<stop-bits>2</stop-bits><flow-control>rts-cts</flow-control>"
+                )
+            ),
+        )
+        assert port_state(m, "p").oper_status == "up"
+        assert _line(path) == {
+            "speed": (termios.B9600, termios.B9600),
+            "stop-bits": 2,
+            "rts-cts": True,
+            "xon-xoff": False,
+        }
+        m.edit_config(
+            target="running",
+            config=config(
+                port(
+                    "<baud-rate>115200</baud-rate><data-bits>8</data-bits><parity>odd</parity>"
+                    "<stop-bits>1</stop-bits><flow-control>xon-xoff</flow-control>"
+                )
+            ),
+        )
+        assert port_state(m, "p").oper_status == "up"
+        assert _line(path) == {
+            "speed": (termios.B115200, termios.B115200),
+            "stop-bits": 1,
+            "rts-cts": False,
+            "xon-xoff": True,
+        }

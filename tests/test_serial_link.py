@@ -208,3 +208,44 @@ def test_a_failure_relays_the_held_read_before_reporting_the_loss(
             link.close()
 
     anyio.run(main)
+
+
+CMSPAR = getattr(termios, "CMSPAR", 0o10000000000)  # Linux; absent from some Pythons
+SIZES = {5: termios.CS5, 6: termios.CS6, 7: termios.CS7, 8: termios.CS8}
+PARITY_FLAGS = {
+    "none": 0,
+    "even": termios.PARENB,
+    "odd": termios.PARENB | termios.PARODD,
+    "mark": termios.PARENB | termios.PARODD | CMSPAR,
+    "space": termios.PARENB | CMSPAR,
+}
+
+
+@pytest.mark.parametrize("parity", sorted(PARITY_FLAGS))
+@pytest.mark.parametrize("bits", sorted(SIZES))
+def test_data_bits_and_parity_are_asked_of_the_kernel(
+    pty: tuple[int, str], monkeypatch: pytest.MonkeyPatch, bits: int, parity: str
+) -> None:
+    """A pty forces 8 data bits and no parity on whatever it is told, so
+    these two are checked on the tcsetattr call itself (recorded on its way
+    to the real one), where a UART driver would take them."""
+    _, device = pty
+    calls: list[list[object]] = []
+    real = termios.tcsetattr
+
+    def spy(fd: int, when: int, attrs: list[object]) -> None:
+        calls.append(list(attrs))
+        real(fd, when, attrs)
+
+    monkeypatch.setattr(termios, "tcsetattr", spy)
+    cfg = SerialPortConfig("p", device, 19200, bits, parity, "1", "none", "rs232")
+    link = open_link(cfg)
+    try:
+        assert calls, "the port was configured through tcsetattr"
+        cflag = calls[-1][2]
+        assert isinstance(cflag, int)
+        assert cflag & termios.CSIZE == SIZES[bits]
+        assert cflag & (termios.PARENB | termios.PARODD | CMSPAR) == PARITY_FLAGS[parity]
+        assert calls[-1][4] == calls[-1][5] == termios.B19200
+    finally:
+        link.close()
