@@ -257,37 +257,19 @@ def test_line_settings_reach_the_tty_and_follow_a_change(relay: Running) -> None
             + server_xml("c", "p", tcp)
         )
 
+    first = (
+        "<baud-rate>9600</baud-rate><data-bits>7</data-bits><parity>even</parity>"
+        "<stop-bits>2</stop-bits><flow-control>rts-cts</flow-control>",
+        {"speed": (termios.B9600,) * 2, "stop-bits": 2, "rts-cts": True, "xon-xoff": False},
+    )
+    changed = (
+        "<baud-rate>115200</baud-rate><data-bits>8</data-bits><parity>odd</parity>"
+        "<stop-bits>1</stop-bits><flow-control>xon-xoff</flow-control>",
+        {"speed": (termios.B115200,) * 2, "stop-bits": 1, "rts-cts": False, "xon-xoff": True},
+    )
     with pty_device() as (_, path), relay.connect() as m:
         tcp = free_port()
-        m.edit_config(
-            target="running",
-            config=config(
-                port(
-                    "<baud-rate>9600</baud-rate><data-bits>7</data-bits><parity>even</parity>"
-                    "<stop-bits>2</stop-bits><flow-control>rts-cts</flow-control>"
-                )
-            ),
-        )
-        assert port_state(m, "p").oper_status == "up"
-        assert _line(path) == {
-            "speed": (termios.B9600, termios.B9600),
-            "stop-bits": 2,
-            "rts-cts": True,
-            "xon-xoff": False,
-        }
-        m.edit_config(
-            target="running",
-            config=config(
-                port(
-                    "<baud-rate>115200</baud-rate><data-bits>8</data-bits><parity>odd</parity>"
-                    "<stop-bits>1</stop-bits><flow-control>xon-xoff</flow-control>"
-                )
-            ),
-        )
-        assert port_state(m, "p").oper_status == "up"
-        assert _line(path) == {
-            "speed": (termios.B115200, termios.B115200),
-            "stop-bits": 1,
-            "rts-cts": False,
-            "xon-xoff": True,
-        }
+        for settings, expected in (first, changed):
+            m.edit_config(target="running", config=config(port(settings)))
+            assert port_state(m, "p").oper_status == "up"
+            assert _line(path) == expected
