@@ -488,6 +488,38 @@ def test_peer_relays_datagrams_to_every_destination(relay: Running) -> None:
         assert port_is_free(listen, socket.SOCK_DGRAM)
 
 
+def test_peer_receives_and_sends_broadcasts(relay: Running) -> None:
+    """Loopback's broadcast address (127.255.255.255, in the kernel's local
+    table): a peer listening on the wildcard receives a broadcast, and a
+    broadcast destination is sent to (which needs SO_BROADCAST)."""
+    with (
+        pty_device() as (master, path),
+        relay.connect() as m,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as everyone,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender,
+    ):
+        everyone.bind(("0.0.0.0", 0))  # a broadcast reaches wildcard-bound sockets
+        sender.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        sender.bind(("127.0.0.1", 0))
+        listen = free_port(socket.SOCK_DGRAM)
+        extra = listen_xml(listen, "0.0.0.0") + destination_xml(
+            everyone.getsockname()[1], "127.255.255.255"
+        )
+        m.edit_config(
+            target="running",
+            config=config(port_xml("p", path) + channel_xml("u", "p", "peer", extra)),
+        )
+        assert wait_state(m, "u", lambda s: s.oper_status == "up")
+        sender.sendto(b"to all", ("127.255.255.255", listen))
+        assert read_fd(master, 6) == b"to all"
+        os.write(master, b"answer")
+        assert datagrams(everyone, 1) == [b"answer"]
+        state = channel_state(m, "u")
+        assert state.counter("net-to-serial-bytes") == 6
+        assert state.counter("serial-to-net-bytes") == 6
+        assert state.counter("dropped-bytes") == 0
+
+
 def test_peer_counts_a_datagram_that_cannot_be_sent(relay: Running) -> None:
     """A destination the kernel refuses (an IPv6 address from an IPv4
     socket) loses its datagrams: counted in dropped-bytes, with last-error,
