@@ -22,7 +22,7 @@ import tty
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from conftest import PASSWORD, DaemonFactory, Running
@@ -376,27 +376,8 @@ def test_client_connects_reconnects_and_counts_dropped_data(relay: Running) -> N
 
 
 def test_client_with_a_secondary_port_in_failover(relay: Running) -> None:
-    """Client mode with a secondary port: the outgoing connection is the
-    primary, the secondary listens on listen/address:secondary/port."""
-    with pty_device() as (master, path), relay.connect() as m, socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        server.settimeout(5)
-        sec = free_port()
-        extra = (
-            "<listen><address>127.0.0.1</address></listen>"
-            + secondary_xml(sec, "failover")
-            + destination_xml(server.getsockname()[1])
-        )
-        m.edit_config(
-            target="running",
-            config=config(port_xml("p", path) + channel_xml("c", "p", "client", extra)),
-        )
-        primary, _ = server.accept()
-        wait_state(m, "c", lambda s: len(s.sessions) == 1)  # the primary is first
-        secondary = connect(sec)
-        state = wait_state(m, "c", lambda s: len(s.sessions) == 2)
-        assert statuses(state) == {"primary": "active", "secondary": "backup"}
+    with dual(relay, "failover", client=True) as (m, master, primary, secondary, server):
+        assert statuses(channel_state(m, "c")) == {"primary": "active", "secondary": "backup"}
         secondary.sendall(b"nope")
         wait_state(m, "c", lambda s: s.counter("ignored-bytes") == 4)
         os.write(master, b"p only")
@@ -413,7 +394,42 @@ def test_client_with_a_secondary_port_in_failover(relay: Running) -> None:
         state = wait_state(m, "c", lambda s: len(s.sessions) == 2)
         assert statuses(state) == {"primary": "waiting", "secondary": "active"}
         primary.close()
-        secondary.close()
+
+
+def test_client_with_a_secondary_port_in_raw(relay: Running) -> None:
+    with dual(relay, "raw", client=True) as (m, master, primary, secondary, _):
+        assert statuses(channel_state(m, "c")) == {"primary": "active", "secondary": "active"}
+        os.write(master, b"both")
+        assert read_sock(primary, 4) == b"both"
+        assert read_sock(secondary, 4) == b"both"
+        primary.sendall(b"P1")
+        assert read_fd(master, 2) == b"P1"
+        secondary.sendall(b"S1")
+        assert read_fd(master, 2) == b"S1"
+        state = channel_state(m, "c")
+        assert state.counter("serial-to-net-bytes") == 8  # 4 bytes to each session
+        assert state.counter("net-to-serial-bytes") == 4
+
+
+def test_client_with_a_secondary_port_in_slotted(relay: Running) -> None:
+    slotted = dual(relay, "slotted", int(SLOT * 1000), client=True)
+    with slotted as (m, master, primary, secondary, _):
+        primary.sendall(b"req-p")  # the outgoing primary opens a slot
+        assert read_fd(master, 5) == b"req-p"
+        secondary.sendall(b"req-s")
+        assert fd_silent(master, 0.1), "the other session's data is queued"
+        state = channel_state(m, "c")
+        assert statuses(state) == {"primary": "active", "secondary": "waiting"}
+        os.write(master, b"resp-p")
+        answered = time.monotonic()
+        assert read_sock(primary, 6) == b"resp-p"
+        assert silent(secondary, 0.1)
+        # the slot ends T after the last traffic; the queue opens the secondary's
+        assert read_fd(master, 5, timeout=2) == b"req-s"
+        assert time.monotonic() - answered >= SLOT * 0.8
+        os.write(master, b"resp-s")
+        assert read_sock(secondary, 6) == b"resp-s"
+        assert silent(primary, 0.1)
 
 
 def test_reconnect_churn_keeps_the_channel_healthy(relay: Running) -> None:
@@ -687,24 +703,32 @@ def test_packing_counts_frames_on_tcp(relay: Running) -> None:
 # -- secondary port --------------------------------------------------------------------------
 @contextlib.contextmanager
 def dual(
-    relay: Running, mode: str, timeout_ms: int | None = None
-) -> Iterator[tuple[object, int, socket.socket, socket.socket, int]]:
-    """A server channel with a secondary port; both sessions connected."""
-    with pty_device() as (master, path), relay.connect() as m:
-        tcp, sec = free_port(), free_port()
-        m.edit_config(
-            target="running",
-            config=config(
-                port_xml("p", path)
-                + server_xml("c", "p", tcp, secondary_xml(sec, mode, timeout_ms))
-            ),
-        )
-        primary = connect(tcp)
-        wait_state(m, "c", lambda s: len(s.sessions) == 1)
-        secondary = connect(sec)
+    relay: Running, mode: str, timeout_ms: int | None = None, *, client: bool = False
+) -> Iterator[tuple[Any, int, socket.socket, socket.socket, Any]]:
+    """A channel with a secondary port, both sessions connected; yields the
+    manager, the pty master, the primary's far end, the secondary, and last
+    the primary's TCP port (server mode) or the destination's listener
+    (client mode: the outgoing connection is the primary, the secondary
+    listens on listen/address:secondary/port)."""
+    with pty_device() as (master, path), relay.connect() as m, socket.socket() as server:
+        sec_port = free_port()
+        sec = secondary_xml(sec_port, mode, timeout_ms)
+        if client:
+            server.bind(("127.0.0.1", 0))
+            server.listen()
+            server.settimeout(5)
+            extra = "<listen><address>127.0.0.1</address></listen>" + sec
+            body = channel_xml("c", "p", "client", extra + destination_xml(server.getsockname()[1]))
+        else:
+            tcp = free_port()
+            body = server_xml("c", "p", tcp, sec)
+        m.edit_config(target="running", config=config(port_xml("p", path) + body))
+        primary = server.accept()[0] if client else connect(tcp)
+        wait_state(m, "c", lambda s: len(s.sessions) == 1)  # the primary is first
+        secondary = connect(sec_port)
         wait_state(m, "c", lambda s: len(s.sessions) == 2)
         try:
-            yield m, master, primary, secondary, tcp
+            yield m, master, primary, secondary, server if client else tcp
         finally:
             primary.close()
             secondary.close()
