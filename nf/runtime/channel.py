@@ -55,14 +55,13 @@ from nf.protocol.arbitration import (
     ToSerial,
     create_arbiter,
 )
+from nf.protocol.backoff import Backoff
 from nf.protocol.packing import Framer
 from nf.runtime.serial import Link, PortError, open_link
 from nf.runtime.udp import Datagrams
 
 log = logging.getLogger(__name__)
 
-BACKOFF_START = 1.0
-BACKOFF_MAX = 30.0
 CONNECT_TIMEOUT = 10.0
 """Client mode: a connect attempt that gets no answer fails after this long."""
 CLOSE_TIMEOUT = 0.5
@@ -326,19 +325,18 @@ class ChannelRuntime:
     # -- the serial port --------------------------------------------------------------
     async def _serial_loop(self) -> None:
         """Open (or reopen, with backoff) the port and run it until it is lost."""
-        backoff = BACKOFF_START
+        backoff = Backoff()
         while True:
             if self.res.link is None:
                 try:
                     self.res.link = await anyio.to_thread.run_sync(open_link, self.port_cfg)
                 except PortError as exc:
                     self._port_failed(str(exc))
-                    await anyio.sleep(backoff)
-                    backoff = min(backoff * 2, BACKOFF_MAX)
+                    await anyio.sleep(backoff.next())
                     continue
             self.port_status = "up"
             self.emit("port-event", {"serial-port": self.port_cfg.name, "event": "opened"})
-            backoff = BACKOFF_START
+            backoff.reset()
             link = self.res.link
             if link.warning is not None:  # up, but not quite as configured
                 self._port_problem(link.warning)
@@ -354,8 +352,7 @@ class ChannelRuntime:
             self.res.link = None
             self.serial_resume_writing()
             self._port_failed(self._lost_message)
-            await anyio.sleep(backoff)
-            backoff = min(backoff * 2, BACKOFF_MAX)
+            await anyio.sleep(backoff.next())
 
     def _port_failed(self, message: str) -> None:
         self.port_status = "error"
@@ -593,7 +590,8 @@ class ChannelRuntime:
     async def _client_loop(self) -> None:
         loop = asyncio.get_running_loop()
         host, port = self.cfg.destinations[0]
-        delay = 0.0
+        backoff = Backoff()
+        delay = 0.0  # the first attempt at once
         while True:
             if delay:
                 await anyio.sleep(delay)
@@ -604,10 +602,11 @@ class ChannelRuntime:
             except OSError as exc:  # TimeoutError included
                 reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or exc
                 self.last_error = f"connect to {host}:{port}: {reason}"
-                delay = min(delay * 2, BACKOFF_MAX) if delay else BACKOFF_START
+                delay = backoff.next()
                 continue
+            backoff.reset()
             await session.closed.wait()
-            delay = BACKOFF_START  # after a disconnect: 1 s, then doubling
+            delay = backoff.next()  # after a disconnect: 1 s, then doubling
 
     def _join(self, session: Session) -> None:
         """A connected session: counted, known to the arbiter, announced."""
