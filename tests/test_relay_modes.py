@@ -37,6 +37,7 @@ from relayhelpers import (
     datagrams,
     delete_channel_xml,
     destination_xml,
+    exchange,
     fd_silent,
     free_port,
     is_closed,
@@ -1026,6 +1027,51 @@ def test_counters_match_traffic_and_clear_counters_resets_them(relay: Running) -
         wait_state(m, "c", lambda s: s.counter("net-to-serial-bytes") == 5)
         client.close()
         echo.close()
+
+
+def test_get_reports_every_state_leaf_of_the_module(relay: Running) -> None:
+    """Every config-false leaf of the YANG module, read off the compiled
+    schema, is in <get> once the runtime has something to say for it: a
+    port up and one that failed, a channel with a session, counters
+    cleared.  A state leaf added to the model without the runtime behind
+    it fails here."""
+    schema = default_schema()
+    wanted = {
+        "/".join(n.name for n in reversed([node, *node.ancestors()]))
+        for node in schema.walk()
+        if node.namespace == SOIP and node.keyword in ("leaf", "leaf-list") and not node.config
+    }
+    assert len(wanted) >= 20, wanted  # the walk found the state tree
+    with (
+        pty_device() as (master, path),
+        pty_device() as (lost_master, lost_path),
+        relay.connect() as m,
+    ):
+        tcp = free_port()
+        m.edit_config(
+            target="running",
+            config=config(
+                port_xml("p", path)
+                + port_xml("gone", lost_path)
+                + server_xml("c", "p", tcp)
+                + server_xml("d", "gone", free_port())
+            ),
+        )
+        client = connect(tcp)
+        wait_state(m, "c", lambda s: len(s.sessions) == 1)
+        m.dispatch(etree.fromstring(f'<clear-counters xmlns="{SOIP}"/>'))
+        exchange(client, master, b"to serial", b"to net")
+        os.close(lost_master)  # port "gone" fails: last-error in port and channel
+        wait_state(m, "d", lambda s: s.last_error is not None)
+        data = etree.fromstring(m.get().data_xml.encode())
+        reported = {
+            "/".join(reversed([etree.QName(e).localname for e in (leaf, *leaf.iterancestors())]))
+            for leaf in data.iter(f"{{{SOIP}}}*")
+            if len(leaf) == 0
+        }
+        reported = {path.removeprefix("data/") for path in reported}
+        assert wanted - reported == set()
+        client.close()
 
 
 # -- lifecycle -----------------------------------------------------------------------------------
