@@ -9,6 +9,7 @@ Every wait is bounded; a watchdog fails any test that runs longer than
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -17,6 +18,7 @@ import socket
 import struct
 import subprocess
 import sys
+import termios
 import time
 import tty
 from collections.abc import Iterator
@@ -222,6 +224,53 @@ def test_takeover_of_a_session_that_stopped_reading(relay: Running) -> None:
         assert state.counter("dropped-bytes") > 0, "what the stuck session lost is counted"
         stuck.close()
         new.close()
+
+
+def _fill(master: int, stall: float = 0.5) -> int:
+    """Write a stream into the pty until the relay stops taking it (its
+    session no longer reads); how many bytes the tty took."""
+    chunk = bytes(range(256)) * 256
+    written, last_progress = 0, time.monotonic()
+    while time.monotonic() - last_progress < stall:
+        try:
+            n = os.write(master, chunk)
+        except BlockingIOError:
+            time.sleep(0.01)
+            continue
+        written += n
+        last_progress = time.monotonic()
+    return written
+
+
+def test_bytes_a_reset_peer_never_received_are_counted(relay: Running) -> None:
+    """A peer stops reading, then resets the connection: what asyncio and
+    the kernel still held for it is lost, and counted.  Every byte the
+    device wrote is either acknowledged by the peer or in dropped-bytes."""
+    with pty_device() as (master, path), relay.connect() as m:
+        tcp = free_port()
+        m.edit_config(
+            target="running", config=config(port_xml("p", path) + server_xml("c", "p", tcp))
+        )
+        peer = socket.socket()
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        peer.connect(("127.0.0.1", tcp))
+        wait_state(m, "c", lambda s: len(s.sessions) == 1)
+        written = _fill(master)
+        # quiet: the peer's window is shut, the relay holds the rest
+        sent = -1
+        while (now := channel_state(m, "c").counter("serial-to-net-bytes")) != sent:
+            sent = now
+            time.sleep(0.3)
+        received = struct.unpack("i", fcntl.ioctl(peer, termios.FIONREAD, b"\0" * 4))[0]
+        assert 0 < received < written
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        peer.close()  # RST
+        # the session goes; the port is read to the end with no session
+        wait_for(lambda: port_state(m, "p").rx_bytes == written, timeout=10)
+        state = wait_state(
+            m, "c", lambda s: not s.sessions and s.counter("dropped-bytes") == written - received
+        )
+        assert state.counter("serial-to-net-bytes") == sent
 
 
 def test_server_refuses_a_peer_not_allowed(relay: Running) -> None:

@@ -34,6 +34,7 @@ import contextlib
 import ipaddress
 import logging
 import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,6 +73,26 @@ MAX_KEEPIDLE = 32767
 is a uint16, so larger values are clamped rather than refused."""
 
 
+_TCPI_BYTES_ACKED = 120
+"""Offset of tcpi_bytes_acked (u64) in Linux's struct tcp_info (since 4.1)."""
+
+
+def bytes_acked(transport: asyncio.BaseTransport) -> int | None:
+    """Bytes of ours the peer's TCP acknowledged, or None where the kernel
+    does not tell."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or not hasattr(socket, "TCP_INFO"):
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    except OSError:
+        return None
+    if len(info) < _TCPI_BYTES_ACKED + 8:
+        return None
+    acked: int = struct.unpack_from("=Q", info, _TCPI_BYTES_ACKED)[0]
+    return acked
+
+
 @dataclass
 class Counters:
     serial_to_net_bytes: int = 0
@@ -108,6 +129,7 @@ class Session(asyncio.Protocol):
         self.holding = False
         """Its socket buffer is full: it holds the serial port's reading."""
         self.closed = anyio.Event()
+        self._acked_at_start = 0
 
     def itself(self) -> Session:
         """The protocol factory that hands asyncio this made-in-advance session."""
@@ -117,6 +139,7 @@ class Session(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self._acked_at_start = bytes_acked(transport) or 0  # a client's SYN counts as one
         self.channel._join(self)
 
     def data_received(self, data: bytes) -> None:
@@ -131,10 +154,28 @@ class Session(asyncio.Protocol):
         return False  # the peer is done: close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if exc is not None and self.close_reason == "closed by peer":
-            self.close_reason = f"connection lost: {exc}"
+        if exc is not None:
+            if self.close_reason == "closed by peer":
+                self.close_reason = f"connection lost: {exc}"
+            if self.joined:
+                self.channel.counters.dropped_bytes += self.unacknowledged()
         self.channel._gone(self)
         self.closed.set()
+
+    def unacknowledged(self) -> int:
+        """Bytes handed to this connection that its peer never acknowledged.
+
+        When a connection fails (reset, timed out), asyncio discards what it
+        still buffered and the kernel what it still queued; neither says
+        how much.  What the peer's TCP acknowledged is known (TCP_INFO, the
+        socket is still open here), so the loss is what was handed over
+        minus that.
+        """
+        transport = self.transport
+        acked = bytes_acked(transport) if transport is not None else None
+        if acked is None:
+            return 0
+        return max(0, self.tx_bytes - (acked - self._acked_at_start))
 
     def pause_writing(self) -> None:
         if self.joined and not self.holding:
