@@ -511,6 +511,15 @@ def test_reconnect_churn_keeps_the_channel_healthy(relay: Running) -> None:
 
 
 # -- peer mode (UDP) -----------------------------------------------------------------------
+def start_peer(m: Any, path: str, extra: str) -> None:
+    """Peer channel "u" on the pty at ``path`` (serial port "p"), up."""
+    m.edit_config(
+        target="running",
+        config=config(port_xml("p", path) + channel_xml("u", "p", "peer", extra)),
+    )
+    wait_state(m, "u", lambda s: s.oper_status == "up")
+
+
 def test_peer_relays_datagrams_to_every_destination(relay: Running) -> None:
     with (
         pty_device() as (master, path),
@@ -526,11 +535,7 @@ def test_peer_relays_datagrams_to_every_destination(relay: Running) -> None:
             + destination_xml(d2.getsockname()[1])
             + "<packing><delimiter>10</delimiter></packing>"
         )
-        m.edit_config(
-            target="running",
-            config=config(port_xml("p", path) + channel_xml("u", "p", "peer", extra)),
-        )
-        assert wait_state(m, "u", lambda s: s.oper_status == "up")
+        start_peer(m, path, extra)
         sender.sendto(b"datagram one", ("127.0.0.1", listen))
         sender.sendto(b"+two", ("127.0.0.1", listen))
         assert read_fd(master, 16) == b"datagram one+two"
@@ -571,11 +576,7 @@ def test_peer_receives_and_sends_broadcasts(relay: Running) -> None:
         extra = listen_xml(listen, "0.0.0.0") + destination_xml(
             everyone.getsockname()[1], "127.255.255.255"
         )
-        m.edit_config(
-            target="running",
-            config=config(port_xml("p", path) + channel_xml("u", "p", "peer", extra)),
-        )
-        assert wait_state(m, "u", lambda s: s.oper_status == "up")
+        start_peer(m, path, extra)
         sender.sendto(b"to all", ("127.255.255.255", listen))
         assert read_fd(master, 6) == b"to all"
         os.write(master, b"answer")
@@ -595,17 +596,44 @@ def test_peer_counts_a_datagram_that_cannot_be_sent(relay: Running) -> None:
         extra = (
             listen_xml(listen) + destination_xml(dest.getsockname()[1]) + destination_xml(9, "::1")
         )
-        m.edit_config(
-            target="running",
-            config=config(port_xml("p", path) + channel_xml("u", "p", "peer", extra)),
-        )
-        wait_state(m, "u", lambda s: s.oper_status == "up")
+        start_peer(m, path, extra)
         os.write(master, b"abc")
         assert datagrams(dest, 1) == [b"abc"]
         state = wait_state(m, "u", lambda s: s.counter("dropped-bytes") == 3)
         assert state.counter("serial-to-net-bytes") == 3
         assert state.counter("serial-to-net-frames") == 1
         assert state.last_error and "::1" in state.last_error
+
+
+def test_peer_counts_datagrams_the_full_serial_port_cannot_take(relay: Running) -> None:
+    """The device stops reading: datagrams fill the tty and the relay's
+    write buffer, and those that arrive then are dropped and counted, not
+    left to overflow from the kernel's socket buffer uncounted.  Every byte
+    sent reaches the device or is in dropped-bytes."""
+    with (
+        pty_device() as (master, path),
+        relay.connect() as m,
+        udp_socket() as sender,
+        udp_socket() as dest,
+    ):
+        listen = free_port(socket.SOCK_DGRAM)
+        extra = listen_xml(listen) + destination_xml(dest.getsockname()[1])
+        start_peer(m, path, extra)
+        datagram = bytes(range(250)) * 4
+        count = 400  # 400 kB: far more than the tty and the write buffer hold
+        for i in range(count):
+            sender.sendto(datagram, ("127.0.0.1", listen))
+            if i % 8 == 7:
+                time.sleep(0.001)  # the relay reads them all; none overflows the socket
+        wait_state(m, "u", lambda s: s.counter("dropped-bytes") > 0)
+        received = 0
+        while chunk := read_fd(master, 1 << 20, timeout=0.5):
+            received += len(chunk)
+        state = wait_state(
+            m, "u", lambda s: s.counter("dropped-bytes") == count * len(datagram) - received
+        )
+        assert state.counter("net-to-serial-bytes") == received
+        assert 0 < received < count * len(datagram)
 
 
 def test_peer_refuses_datagrams_from_a_peer_not_allowed(relay: Running) -> None:
@@ -621,11 +649,7 @@ def test_peer_refuses_datagrams_from_a_peer_not_allowed(relay: Running) -> None:
             + destination_xml(dest.getsockname()[1])
             + "<allowed-peer>10.0.0.0/8</allowed-peer>"
         )
-        m.edit_config(
-            target="running",
-            config=config(port_xml("p", path) + channel_xml("u", "p", "peer", extra)),
-        )
-        wait_state(m, "u", lambda s: s.oper_status == "up")
+        start_peer(m, path, extra)
         sender.sendto(b"refused!", ("127.0.0.1", listen))
         state = wait_state(m, "u", lambda s: s.counter("dropped-bytes") == 8)
         assert state.counter("net-to-serial-bytes") == 0
@@ -675,11 +699,7 @@ def test_peer_joins_the_multicast_group(relay: Running) -> None:
             + destination_xml(dest.getsockname()[1])
             + f"<multicast-group>{group}</multicast-group>"
         )
-        m.edit_config(
-            target="running",
-            config=config(port_xml("p", path) + channel_xml("u", "p", "peer", extra)),
-        )
-        wait_state(m, "u", lambda s: s.oper_status == "up")
+        start_peer(m, path, extra)
         sender.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
         sender.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
         sender.sendto(b"to the group", (group, listen))
@@ -706,11 +726,7 @@ def test_packing_frames_are_datagrams(relay: Running) -> None:
             + destination_xml(dest.getsockname()[1])
             + "<packing><max-frame-size>4</max-frame-size><frame-delay>200</frame-delay></packing>"
         )
-        m.edit_config(
-            target="running",
-            config=config(port_xml("p", path) + channel_xml("u", "p", "peer", extra)),
-        )
-        wait_state(m, "u", lambda s: s.oper_status == "up")
+        start_peer(m, path, extra)
         written = time.monotonic()
         os.write(master, b"abcdefghij")
         assert datagrams(dest, 2) == [b"abcd", b"efgh"]

@@ -274,8 +274,8 @@ class ChannelRuntime:
         self._holds = 0
         """Why serial reading is paused: full session buffers, a UDP backlog."""
         self._serial_full = False
-        """The tty's write buffer is full: sessions and UDP are not read."""
-        self._drained = anyio.Event()
+        """The tty's write buffer is full: sessions are not read, datagrams
+        are dropped."""
         self._lost = anyio.Event()
         self._lost_message = ""
         self._udp_backlog: collections.deque[tuple[bytes, tuple[str, int]]] = collections.deque()
@@ -430,7 +430,6 @@ class ChannelRuntime:
         if self._serial_full:
             return
         self._serial_full = True
-        self._drained = anyio.Event()
         for session in self.sessions.values():
             if session.transport is not None:
                 session.transport.pause_reading()
@@ -439,7 +438,6 @@ class ChannelRuntime:
         if not self._serial_full:
             return
         self._serial_full = False
-        self._drained.set()
         for session in self.sessions.values():
             if session.transport is not None:
                 session.transport.resume_reading()
@@ -739,14 +737,14 @@ class ChannelRuntime:
 
     # -- UDP peer ----------------------------------------------------------------------
     async def _udp_loop(self, udp: Datagrams) -> None:
-        """Datagrams to the serial port; none is read while the tty is full,
-        so excess waits in (and overflows from) the kernel's buffer."""
+        """Datagrams to the serial port.  A UDP sender cannot be slowed
+        down, so reading goes on while the tty is full (WRITE_HIGH bytes
+        waiting for it) and what arrives then is dropped and counted:
+        left in the socket, the excess would overflow from the kernel's
+        buffer uncounted (Linux counts those in datagrams, not bytes)."""
         while True:
-            if self._serial_full:
-                await self._drained.wait()
-                continue
             data, address = await udp.receive()
-            if not self._allowed(address):
+            if not self._allowed(address) or self._serial_full:
                 self.counters.dropped_bytes += len(data)
                 continue
             self._to_serial(data)

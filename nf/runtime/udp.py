@@ -4,16 +4,14 @@ anyio's ``UDPSocket`` (on asyncio) is not used for the relay because it
 loses data silently, which SPEC §3 forbids: received datagrams wait in a
 100-entry ring that drops the oldest when the serial port is slower than
 the network, and a failed ``sendto`` (no route, wrong address family) is
-handed to ``error_received`` and never raised.  Here a datagram is read
-only when the channel is ready to write it to the serial port, so excess
-traffic waits in (and overflows from) the kernel's receive buffer, and a
-send that fails raises ``OSError`` for the channel to count.  Sending is
-synchronous (``send_now``): the channel sends from the serial port's read
-callback and keeps a backlog only while the socket buffer is full.
-
-Datagrams the kernel drops because the receive buffer is full are not
-counted: Linux reports them per socket (``SO_RXQ_OVFL``) as a number of
-datagrams, not bytes, and the model's ``dropped-bytes`` counts bytes.
+handed to ``error_received`` and never raised.  Here the channel reads
+every datagram as it arrives and drops (and counts, in bytes) what comes
+while the serial port's write buffer is full, so the kernel's receive
+buffer does not overflow, which Linux would count only in datagrams
+(``SO_RXQ_OVFL``); and a send that fails raises ``OSError`` for the
+channel to count.  Sending is synchronous (``send_now``): the channel
+sends from the serial port's read callback and keeps a backlog only while
+the socket buffer is full.
 
 A peer channel whose listen address is one host address and that joins a
 multicast group gets a second, receive-only socket bound to the group
