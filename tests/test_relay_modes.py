@@ -256,12 +256,18 @@ def test_bytes_a_reset_peer_never_received_are_counted(relay: Running) -> None:
         peer.connect(("127.0.0.1", tcp))
         wait_state(m, "c", lambda s: len(s.sessions) == 1)
         written = _fill(master)
-        # quiet: the peer's window is shut, the relay holds the rest
-        sent = -1
-        while (now := channel_state(m, "c").counter("serial-to-net-bytes")) != sent:
-            sent = now
+
+        # quiet: the peer's window is shut, the relay holds the rest; both
+        # sides unchanged over two looks in a row (a busy machine may pause)
+        def look() -> tuple[int, int]:
+            queued = struct.unpack("i", fcntl.ioctl(peer, termios.FIONREAD, b"\0" * 4))[0]
+            return channel_state(m, "c").counter("serial-to-net-bytes"), queued
+
+        looks = [look()]
+        while len(looks) < 3 or len(set(looks[-3:])) > 1:
             time.sleep(0.3)
-        received = struct.unpack("i", fcntl.ioctl(peer, termios.FIONREAD, b"\0" * 4))[0]
+            looks.append(look())
+        sent, received = looks[-1]
         assert 0 < received < written
         peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         peer.close()  # RST
