@@ -150,6 +150,14 @@ def read_fd(fd: int, n: int, timeout: float = 5.0) -> bytes:
     return data
 
 
+def drain_fd(fd: int, quiet: float = 0.5) -> int:
+    """Read until nothing comes for ``quiet`` seconds; how many bytes came."""
+    total = 0
+    while chunk := read_fd(fd, 1 << 20, timeout=quiet):
+        total += len(chunk)
+    return total
+
+
 def write_fd(fd: int, data: bytes, timeout: float = 5.0) -> None:
     """Write all of ``data`` to a non-blocking fd, waiting while it is full."""
     deadline = time.monotonic() + timeout

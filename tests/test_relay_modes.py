@@ -19,6 +19,7 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 import time
 import tty
 from collections.abc import Iterator
@@ -39,6 +40,7 @@ from relayhelpers import (
     datagrams,
     delete_channel_xml,
     destination_xml,
+    drain_fd,
     exchange,
     fd_silent,
     free_port,
@@ -632,14 +634,48 @@ def test_peer_counts_datagrams_the_full_serial_port_cannot_take(relay: Running) 
             if i % 8 == 7:
                 time.sleep(0.001)  # the relay reads them all; none overflows the socket
         wait_state(m, "u", lambda s: s.counter("dropped-bytes") > 0)
-        received = 0
-        while chunk := read_fd(master, 1 << 20, timeout=0.5):
-            received += len(chunk)
+        received = drain_fd(master)
         state = wait_state(
             m, "u", lambda s: s.counter("dropped-bytes") == count * len(datagram) - received
         )
         assert state.counter("net-to-serial-bytes") == received
         assert 0 < received < count * len(datagram)
+
+
+def test_peer_says_how_many_datagrams_the_kernel_dropped(relay: Running) -> None:
+    """The relay's loop stalls (a fault caused here by blocking it) while a
+    burst overflows the socket's receive buffer: the kernel's drops cannot
+    be counted in bytes, but last-error says how many datagrams, and with
+    them every byte sent is accounted for."""
+    with (
+        pty_device() as (master, path),
+        relay.connect() as m,
+        udp_socket() as sender,
+        udp_socket() as dest,
+    ):
+        listen = free_port(socket.SOCK_DGRAM)
+        start_peer(m, path, listen_xml(listen) + destination_xml(dest.getsockname()[1]))
+        datagram = bytes(range(250)) * 4
+        count = 600  # 600 kB in one burst: more than a default receive buffer holds
+        stall = threading.Thread(target=relay.portal.call, args=(time.sleep, 1.0))
+        stall.start()
+        time.sleep(0.1)  # the loop is blocked now
+        for _ in range(count):
+            sender.sendto(datagram, ("127.0.0.1", listen))
+        stall.join()
+        state = wait_state(m, "u", lambda s: s.last_error is not None)
+        match = re.fullmatch(
+            r"the kernel dropped (\d+) datagrams in all: the UDP receive buffer overflowed",
+            state.last_error or "",
+        )
+        assert match and 0 < int(match.group(1)) < count, state.last_error
+        lost = int(match.group(1)) * len(datagram)
+        received = drain_fd(master)
+        wait_state(
+            m,
+            "u",
+            lambda s: received + s.counter("dropped-bytes") + lost == count * len(datagram),
+        )
 
 
 def test_peer_refuses_datagrams_from_a_peer_not_allowed(relay: Running) -> None:

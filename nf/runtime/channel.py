@@ -742,12 +742,19 @@ class ChannelRuntime:
         waiting for it) and what arrives then is dropped and counted:
         left in the socket, the excess would overflow from the kernel's
         buffer uncounted (Linux counts those in datagrams, not bytes)."""
+        udp.on_kernel_drops = self._kernel_dropped
         while True:
             data, address = await udp.receive()
             if not self._allowed(address) or self._serial_full:
                 self.counters.dropped_bytes += len(data)
                 continue
             self._to_serial(data)
+
+    def _kernel_dropped(self, total: int) -> None:
+        self.last_error = (
+            f"the kernel dropped {total} datagrams in all: the UDP receive buffer overflowed"
+        )
+        log.warning("channel %s: %s", self.cfg.name, self.last_error)
 
     def _peer_send(self, frames: list[bytes]) -> None:
         """Peer mode has no sessions: each frame goes to every destination,

@@ -8,7 +8,8 @@ handed to ``error_received`` and never raised.  Here the channel reads
 every datagram as it arrives and drops (and counts, in bytes) what comes
 while the serial port's write buffer is full, so the kernel's receive
 buffer does not overflow, which Linux would count only in datagrams
-(``SO_RXQ_OVFL``); and a send that fails raises ``OSError`` for the
+(SO_MEMINFO; if the relay falls that far behind all the same, the
+channel's last-error says how many); and a send that fails raises ``OSError`` for the
 channel to count.  Sending is synchronous (``send_now``): the channel
 sends from the serial port's read callback and keeps a backlog only while
 the socket buffer is full.
@@ -25,11 +26,15 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
+from collections.abc import Callable
 
 import anyio
 
 RECEIVE_SIZE = 65536
 _IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49)  # Linux
+_SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)  # Linux
+_SK_MEMINFO_DROPS = 8
+"""Index of the socket's drop counter in SO_MEMINFO's u32 array."""
 
 
 class Datagrams:
@@ -38,6 +43,12 @@ class Datagrams:
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         self.sock = sock
+        self.kernel_drops = 0
+        """Datagrams the kernel dropped because the receive buffer was full
+        (looked up whenever the socket has been read empty): the one loss
+        the relay cannot count in bytes, so it is made visible instead."""
+        self.on_kernel_drops: Callable[[int], None] | None = None
+        """Told the new total when ``kernel_drops`` grows."""
 
     async def receive(self) -> tuple[bytes, str]:
         """The next datagram and its source address."""
@@ -45,11 +56,25 @@ class Datagrams:
             try:
                 data, address = self.sock.recvfrom(RECEIVE_SIZE)
             except (BlockingIOError, InterruptedError):
+                self._look_up_drops()
                 await anyio.wait_readable(self.sock)
                 continue
             except ConnectionRefusedError:  # an ICMP error queued on the socket
                 continue
             return data, str(address[0])
+
+    def _look_up_drops(self) -> None:
+        try:
+            info = self.sock.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO, 4 * 16)
+        except OSError:
+            return
+        if len(info) < 4 * (_SK_MEMINFO_DROPS + 1):
+            return
+        drops: int = struct.unpack_from("=I", info, 4 * _SK_MEMINFO_DROPS)[0]
+        if drops != self.kernel_drops:
+            self.kernel_drops = drops
+            if self.on_kernel_drops is not None:
+                self.on_kernel_drops(drops)
 
     def send_now(self, data: bytes, host: str, port: int) -> bool:
         """Send one datagram without waiting: False when the socket buffer
