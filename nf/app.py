@@ -20,12 +20,12 @@ from pathlib import Path
 import anyio
 from anyio.from_thread import BlockingPortal
 
-from nf import __version__
+from nf import __version__, heap
 from nf.config import load_document
 from nf.config.diff import Change
 from nf.config.tree import Node, merge
 from nf.northbound import monitoring, notifications, yanglib
-from nf.northbound.auth import USERS_FILE, Users, ensure_admin, load_host_key, release_heap
+from nf.northbound.auth import USERS_FILE, Users, ensure_admin, load_host_key
 from nf.northbound.datastores import Datastores
 from nf.northbound.defaults import CAPABILITY as WITH_DEFAULTS_CAPABILITY
 from nf.northbound.notifications import Notifications
@@ -282,6 +282,7 @@ async def serve(
     ignore_bad_startup: bool = False,
 ) -> int:
     """``nf run``: boot, serve until SIGINT/SIGTERM, shut down."""
+    heap.bound_large_blocks()
     # scrypt (16 MiB) before the schema is compiled: a lower peak RSS
     users, password = prepare_state_dir(state_dir)
     schema = default_schema()
@@ -337,7 +338,7 @@ async def serve(
             except (BootError, OSError) as exc:
                 print(f"nf: cannot start: {exc}", file=sys.stderr)
                 return 1
-            release_heap()  # what booting (schema, validation) freed: RSS budget
+            heap.release()  # what booting (schema, validation) freed: RSS budget
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 # the banner tells supervisors we are up, so handlers come first
                 print(_banner(address, password, source), flush=True)

@@ -10,8 +10,6 @@ address, and the client learns nothing beyond "denied".
 from __future__ import annotations
 
 import base64
-import ctypes
-import ctypes.util
 import hashlib
 import hmac
 import json
@@ -32,32 +30,10 @@ HOST_KEY_FILE = "ssh_host_ecdsa_key"
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 
-def _load_malloc_trim() -> ctypes._NamedFuncPointer | None:
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
-        return None
-
-
-_malloc_trim = _load_malloc_trim()
-
-
-def release_heap() -> None:
-    """Give freed heap memory back to the OS (glibc's ``malloc_trim``).
-
-    Each scrypt takes a 16 MiB buffer (128 * r * n bytes); glibc keeps the
-    freed block in the heap, resident for the daemon's whole life, which
-    alone would take the relay past its 64 MiB budget.  A no-op elsewhere.
-    """
-    if _malloc_trim is not None:
-        _malloc_trim(0)
-
-
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    try:
-        return hashlib.scrypt(password.encode(), salt=salt, dklen=32, n=n, r=r, p=p)
-    finally:
-        release_heap()
+    """16 MiB of work memory (128 * r * n bytes): see nf.heap for how it is
+    kept from staying resident."""
+    return hashlib.scrypt(password.encode(), salt=salt, dklen=32, n=n, r=r, p=p)
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
