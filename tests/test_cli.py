@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_startup import _connect, _start, _stop
 
 from nf.cli import main
 
@@ -121,36 +122,14 @@ def test_a_login_does_not_leave_its_scrypt_memory_resident(tmp_path: Path) -> No
     would keep that block in the thread's arena for the daemon's life
     (nf.heap).  Measured on a real daemon process: RSS after three logins
     is within a few MiB of RSS before them."""
-    from ncclient import manager
-
-    nf = Path(sys.executable).parent / "nf"
-    env = dict(os.environ, NF_ADMIN_PASSWORD="a-test-password")
-    proc = subprocess.Popen(
-        [str(nf), "run", "--listen", "127.0.0.1:0", "--state-dir", str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
+    proc, port = _start(tmp_path)
     try:
-        assert proc.stdout is not None
-        banner = proc.stdout.readline()
-        port = int(banner.split("NETCONF over SSH on 127.0.0.1:")[1].split()[0].rstrip(",;"))
         before = _rss_mib(proc.pid)
         for _ in range(3):
-            with manager.connect(
-                host="127.0.0.1",
-                port=port,
-                username="admin",
-                password="a-test-password",
-                hostkey_verify=False,
-                look_for_keys=False,
-                allow_agent=False,
-            ) as m:
+            with _connect(port) as m:
                 m.get_config("running")
         after = _rss_mib(proc.pid)
         assert after - before < 8, f"RSS {before:.1f} -> {after:.1f} MiB"
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=5) == 0
+        _stop(proc)
     finally:
         proc.kill()
