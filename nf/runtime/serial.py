@@ -198,14 +198,10 @@ class _Buffered:
         if self._failed:
             return
         self._failed = True
-        self._deliver_held()  # read before the failure: still relayed
         sink = self._sink
         self.stop()
         if sink is not None:
             sink.serial_lost(message)
-
-    def _deliver_held(self) -> None:
-        """Only FdLink holds reads back; see there."""
 
     def stop(self) -> None:
         self._sink = None
@@ -214,10 +210,7 @@ class _Buffered:
     def discard(self) -> int:
         unsent = len(self._out)
         self._out.clear()
-        return unsent + self._discard_held()
-
-    def _discard_held(self) -> int:
-        return 0
+        return unsent
 
 
 class FdLink(_Buffered):
@@ -255,9 +248,16 @@ class FdLink(_Buffered):
         super().stop()
         self._set_reading(False)
         self._set_writing(False)
-        if self._hold_timer is not None:
-            self._hold_timer.cancel()
-            self._hold_timer = None
+        self._cancel_hold_timer()
+
+    def _fail(self, message: str) -> None:
+        self._deliver_held()  # read before the failure: still relayed
+        super()._fail(message)
+
+    def discard(self) -> int:
+        held = self._held
+        self._unhold()
+        return super().discard() + (len(held) if held is not None else 0)
 
     def _set_reading(self, on: bool) -> None:
         if on != self._reading and self._loop is not None:
@@ -337,6 +337,9 @@ class FdLink(_Buffered):
 
     def _unhold(self) -> None:
         self._held = None
+        self._cancel_hold_timer()
+
+    def _cancel_hold_timer(self) -> None:
         if self._hold_timer is not None:
             self._hold_timer.cancel()
             self._hold_timer = None
@@ -346,11 +349,6 @@ class FdLink(_Buffered):
         if held is not None and sink is not None:  # stopped: kept for the successor
             self._unhold()
             sink.serial_received(held)
-
-    def _discard_held(self) -> int:
-        held = self._held
-        self._unhold()
-        return len(held) if held is not None else 0
 
     def _readable_empty(self) -> bool:
         try:

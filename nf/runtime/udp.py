@@ -9,10 +9,10 @@ every datagram as it arrives and drops (and counts, in bytes) what comes
 while the serial port's write buffer is full, so the kernel's receive
 buffer does not overflow, which Linux would count only in datagrams
 (SO_MEMINFO; if the relay falls that far behind all the same, the
-channel's last-error says how many); and a send that fails raises ``OSError`` for the
-channel to count.  Sending is synchronous (``send_now``): the channel
-sends from the serial port's read callback and keeps a backlog only while
-the socket buffer is full.
+channel's last-error says how many); and a send that fails raises
+``OSError`` for the channel to count.  Sending is synchronous
+(``send_now``): the channel sends from the serial port's read callback
+and keeps a backlog only while the socket buffer is full.
 
 A peer channel whose listen address is one host address and that joins a
 multicast group gets a second, receive-only socket bound to the group
@@ -43,12 +43,12 @@ class Datagrams:
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         self.sock = sock
-        self.kernel_drops = 0
+        self._kernel_drops = 0
         """Datagrams the kernel dropped because the receive buffer was full
         (looked up whenever the socket has been read empty): the one loss
         the relay cannot count in bytes, so it is made visible instead."""
         self.on_kernel_drops: Callable[[int], None] | None = None
-        """Told the new total when ``kernel_drops`` grows."""
+        """Told the new total when ``_kernel_drops`` grows."""
 
     async def receive(self) -> tuple[bytes, str]:
         """The next datagram and its source address."""
@@ -71,8 +71,8 @@ class Datagrams:
         if len(info) < 4 * (_SK_MEMINFO_DROPS + 1):
             return
         drops: int = struct.unpack_from("=I", info, 4 * _SK_MEMINFO_DROPS)[0]
-        if drops != self.kernel_drops:
-            self.kernel_drops = drops
+        if drops != self._kernel_drops:
+            self._kernel_drops = drops
             if self.on_kernel_drops is not None:
                 self.on_kernel_drops(drops)
 
