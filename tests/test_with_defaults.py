@@ -70,3 +70,5 @@ def test_bad_mode_is_invalid_value(daemon: Running) -> None:
         with pytest.raises(RPCError) as info:
             m.dispatch(rpc)
         assert info.value.tag == "invalid-value"
+        assert info.value.type == "application"
+        assert info.value.message.startswith('with-defaults "everything" is not one of')
