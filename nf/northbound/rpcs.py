@@ -191,18 +191,8 @@ def _required(params: dict[str, etree._Element], name: str) -> etree._Element:
 
 
 def _with_defaults(params: dict[str, etree._Element]) -> str:
-    elem = params.get("with-defaults")
-    if elem is None:
-        return "explicit"  # our basic mode
-    mode = (elem.text or "").strip()
-    if mode not in MODES:
-        raise _err(
-            "invalid-value",
-            f'with-defaults "{mode}" is not one of {", ".join(sorted(MODES))}',
-            "application",
-            bad_element="with-defaults",
-        )
-    return mode
+    # "explicit" is our basic mode; a bad mode is an application error
+    return _text(params, "with-defaults", MODES, "explicit", "application")
 
 
 def _datastore(elem: etree._Element, allow_config: bool = False) -> str | etree._Element:
@@ -228,8 +218,13 @@ def _datastore(elem: etree._Element, allow_config: bool = False) -> str | etree.
 
 
 def _text(
-    params: dict[str, etree._Element], name: str, allowed: frozenset[str], default: str
+    params: dict[str, etree._Element],
+    name: str,
+    allowed: frozenset[str],
+    default: str,
+    error_type: str = "protocol",
 ) -> str:
+    """The enumerated parameter ``name`` (``default`` when absent)."""
     elem = params.get(name)
     if elem is None:
         return default
@@ -238,7 +233,7 @@ def _text(
         raise _err(
             "invalid-value",
             f'{name} "{value}" is not one of {", ".join(sorted(allowed))}',
-            "protocol",
+            error_type,
             bad_element=name,
         )
     return value
