@@ -32,6 +32,7 @@ from nf.northbound.notifications import Notifications
 from nf.northbound.rpcs import Context
 from nf.northbound.server import BASE_10, BASE_11, Listen, NetconfServer
 from nf.northbound.startup import BadStateFile, ConfirmedCommitFile, StartupFile
+from nf.northbound.xpath_sandbox import XPathSandbox
 from nf.runtime.relay import RelayRuntime
 from nf.runtime.transaction import Runtime
 from nf.schema import SchemaIndex, default_schema
@@ -104,6 +105,7 @@ class Daemon:
     address: tuple[str, int] | None = None
     _timer_task: Future[None] | None = field(default=None, init=False, repr=False)
     notifications: Notifications | None = None
+    _xpath: XPathSandbox | None = field(default=None, init=False, repr=False)
 
     async def start(
         self, portal: BlockingPortal, initial: Node, startup: Node | None = None
@@ -168,6 +170,7 @@ class Daemon:
         self._timer_task, _ = await anyio.to_thread.run_sync(portal.start_task, datastores.run)
 
         caps = capabilities(self.schema)
+        xpath = self._xpath = XPathSandbox()
 
         def context(server: NetconfServer) -> Context:
             library = yanglib.state_tree(self.schema, datastores.names())
@@ -208,7 +211,9 @@ class Daemon:
                     ),
                 )
 
-            return Context(self.schema, datastores, portal, server, monitor, hub)
+            return Context(
+                self.schema, datastores, portal, server, monitor, hub, costly_xpath=xpath.positions
+            )
 
         def ended(session_id: int) -> None:
             portal.call(datastores.session_ended, session_id)
@@ -230,6 +235,8 @@ class Daemon:
         if self._timer_task is not None:
             self._timer_task.cancel()
             self._timer_task = None
+        if self._xpath is not None:
+            self._xpath.close()
 
 
 def prepare_state_dir(state_dir: Path) -> tuple[Users, str | None]:

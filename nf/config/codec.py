@@ -19,7 +19,7 @@ from typing import Any
 
 from lxml import etree
 
-from nf.config.errors import ConfigError
+from nf.config.errors import MAX_ERRORS, ConfigError
 from nf.config.tree import Child, LeafList, ListNode, Node, key_of, quote, step
 from nf.schema import QName, SchemaIndex, SchemaNode
 
@@ -157,6 +157,8 @@ def parse_children(
     for child in elem:
         if not isinstance(child.tag, str):
             continue
+        if len(errors) >= MAX_ERRORS:
+            break  # enough to report; the document is refused anyway
         qname = split_tag(child.tag)
         sn = snode.children.get(qname)
         if sn is None or sn.keyword in ("input", "output", "action"):

@@ -23,7 +23,7 @@ from __future__ import annotations
 from lxml import etree
 
 from nf.config.codec import NC_NS, leaf_value, report_unknown, split_tag, xml_key_of
-from nf.config.errors import ConfigError, EditError
+from nf.config.errors import MAX_ERRORS, ConfigError, EditError
 from nf.config.tree import Key, LeafList, ListNode, Node, key_of, quote, step
 from nf.schema import QName, SchemaIndex, SchemaNode
 
@@ -155,6 +155,8 @@ class _Editor:
         for child in xml:
             if not isinstance(child.tag, str):
                 continue
+            if len(self.errors) >= MAX_ERRORS:
+                break  # enough to report; the edit fails anyway
             qname = split_tag(child.tag)
             sn = snode.children.get(qname)
             if sn is None or sn.keyword in ("input", "output", "action"):

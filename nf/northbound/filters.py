@@ -22,6 +22,7 @@ Everything here is pure: no I/O, no global state.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,12 +31,17 @@ from pyang import xpath_lexer
 
 from nf.config.codec import NC_NS, split_tag
 from nf.config.errors import ConfigError
+from nf.northbound.xpath_sandbox import XPathFailed, XPathTooCostly, positions
 from nf.schema import SchemaIndex, SchemaNode
 
 # The token classes after which '/' starts an absolute location path, and
 # those that begin a step; shared with the YANG XPath rewriter so that both
 # agree on what an absolute path is.
 from nf.schema.xpath import _PATH_START_AFTER, _STEP_START
+
+Evaluate = Callable[[etree._Element, str, dict[str, str]], list[int]]
+"""Evaluates an XPath expression where it can be stopped: the document-order
+positions of the elements it selects (``XPathSandbox.positions``)."""
 
 _XML_SPACE = " \t\r\n"
 """XML whitespace (not Python's wider str.strip() set): RFC 6241 §6.2.5."""
@@ -72,7 +78,10 @@ class _Marks:
 
 
 def apply_filter(
-    data: etree._Element, filter_elem: etree._Element | None, schema: SchemaIndex
+    data: etree._Element,
+    filter_elem: etree._Element | None,
+    schema: SchemaIndex,
+    costly_xpath: Evaluate | None = None,
 ) -> etree._Element:
     """Return a new ``<data>`` element holding what ``filter_elem`` selects.
 
@@ -99,7 +108,7 @@ def apply_filter(
                 )
             )
         holder = copy.deepcopy(data)  # its own document: "/" is the holder's root
-        return _build(holder, _xpath_marks(holder, filter_elem, select), schema)
+        return _build(holder, _xpath_marks(holder, filter_elem, select, costly_xpath), schema)
     raise FilterError(
         ConfigError(
             "bad-attribute",
@@ -135,15 +144,22 @@ def _subtree_marks(
     which may belong to other modules.  An empty filter selects nothing
     (§6.4.2).
     """
-    marks = _Marks()
+    walk = _SubtreeWalk()
     nodes = _children(filter_elem)
     for node in nodes:
         if _is_content_match(node):
-            for candidate in _matching(node, data):
+            for candidate in walk.matching(node, data):
                 if _value_matches(node, candidate, schema.root):
-                    marks.whole.add(candidate)
-    _select([n for n in nodes if not _is_content_match(n)], data, schema.root, marks)
-    return marks
+                    walk.marks.whole.add(candidate)
+    walk.select([n for n in nodes if not _is_content_match(n)], data, schema.root)
+    return walk.marks
+
+
+SUBTREE_BUDGET = 2_000_000
+"""Data nodes one subtree filter may look at.  A filter of F sibling nodes
+against a list of D entries costs F x D; without a bound, 50 000 filter
+entries against 1 000 channels take seconds of a shared CPU.  Selecting list
+entries by their keys is served from an index and costs next to nothing."""
 
 
 def _is_content_match(node: etree._Element) -> bool:
@@ -154,28 +170,170 @@ def _is_content_match(node: etree._Element) -> bool:
     return not _children(node) and bool((node.text or "").strip(_XML_SPACE))
 
 
-def _matching(node: etree._Element, parent: etree._Element) -> list[etree._Element]:
-    """Children of ``parent`` that the filter node names.
+class _SubtreeWalk:
+    """One application of a subtree filter: the marks, a budget of data
+    nodes looked at, and per-parent indexes of children by name and of list
+    entries by key, built once so that each filter node finds its matches
+    without scanning every sibling."""
 
-    A filter node in a namespace matches only that namespace (§6.2.1).  One
-    without a namespace matches the name in any namespace, as clients that
-    omit xmlns expect.  A node in the NETCONF base namespace is treated the
-    same: it has only inherited the namespace of ``<filter>`` from a client
-    that wrote the whole rpc under a default xmlns, and no data node lives
-    in that namespace.  Attribute match expressions (§6.2.2) are honoured:
-    every attribute of the filter node must be present on the data node
-    with the same value.
-    """
-    ns, name = split_tag(node.tag)
-    any_ns = ns in ("", NC_NS)
-    found: list[etree._Element] = []
-    for child in _children(parent):
-        child_ns, child_name = split_tag(child.tag)
-        if child_name != name or not (any_ns or child_ns == ns):
-            continue
-        if all(child.get(attr) == value for attr, value in node.attrib.items()):
-            found.append(child)
-    return found
+    def __init__(self, budget: int = SUBTREE_BUDGET) -> None:
+        self.marks = _Marks()
+        self.budget = budget
+        self._by_name: dict[etree._Element, dict[str, list[etree._Element]]] = {}
+        self._by_key: dict[
+            tuple[etree._Element, str, str], dict[tuple[str, ...], etree._Element]
+        ] = {}
+
+    def _spend(self, count: int) -> None:
+        self.budget -= count
+        if self.budget < 0:
+            raise FilterError(
+                ConfigError(
+                    "resource-denied",
+                    f"the subtree filter would look at more than {SUBTREE_BUDGET} data "
+                    "nodes; select list entries by their keys or split the request",
+                    type="application",
+                )
+            )
+
+    def _named(self, parent: etree._Element, name: str) -> list[etree._Element]:
+        index = self._by_name.get(parent)
+        if index is None:
+            index = {}
+            kids = _children(parent)
+            self._spend(len(kids))
+            for child in kids:
+                index.setdefault(split_tag(child.tag)[1], []).append(child)
+            self._by_name[parent] = index
+        return index.get(name, [])
+
+    def matching(self, node: etree._Element, parent: etree._Element) -> list[etree._Element]:
+        """Children of ``parent`` that the filter node names.
+
+        A filter node in a namespace matches only that namespace (§6.2.1).
+        One without a namespace matches the name in any namespace, as
+        clients that omit xmlns expect.  A node in the NETCONF base
+        namespace is treated the same: it has only inherited the namespace
+        of ``<filter>`` from a client that wrote the whole rpc under a
+        default xmlns, and no data node lives in that namespace.  Attribute
+        match expressions (§6.2.2) are honoured: every attribute of the
+        filter node must be present on the data node with the same value.
+        """
+        ns, name = split_tag(node.tag)
+        any_ns = ns in ("", NC_NS)
+        candidates = self._named(parent, name)
+        self._spend(len(candidates))
+        return [
+            child
+            for child in candidates
+            if (any_ns or split_tag(child.tag)[0] == ns)
+            and all(child.get(attr) == value for attr, value in node.attrib.items())
+        ]
+
+    def _entries_by_key(
+        self,
+        node: etree._Element,
+        parent: etree._Element,
+        snode: SchemaNode,
+        inner: list[etree._Element],
+    ) -> list[etree._Element] | None:
+        """The list entries a filter node selects by exact key values, from
+        an index; None when the node does not give every key as a content
+        match (then the entries are scanned)."""
+        wanted: dict[str, str] = {}
+        for child in inner:
+            if _is_content_match(child):
+                wanted.setdefault(split_tag(child.tag)[1], (child.text or "").strip(_XML_SPACE))
+        key_names = [k[1] for k in snode.keys]
+        if not key_names or any(k not in wanted for k in key_names):
+            return None
+        ns, name = split_tag(node.tag)
+        index_key = (parent, ns, name)
+        index = self._by_key.get(index_key)
+        if index is None:
+            index = {}
+            for entry in self.matching(node, parent):
+                values = []
+                for key in key_names:
+                    leaf = next((c for c in _children(entry) if split_tag(c.tag)[1] == key), None)
+                    values.append(leaf.text or "" if leaf is not None else "")
+                index.setdefault(tuple(values), entry)
+            self._by_key[index_key] = index
+        key_types = [snode.children[k].type for k in snode.keys]
+        lookup = tuple(
+            t.canonical(wanted[k]) if t is not None else wanted[k]
+            for k, t in zip(key_names, key_types, strict=True)
+        )
+        hit = index.get(lookup)
+        return [hit] if hit is not None else []
+
+    def select(
+        self, nodes: list[etree._Element], parent: etree._Element, snode: SchemaNode | None
+    ) -> bool:
+        """Apply selection and containment nodes to the children of ``parent``.
+
+        Each filter node is applied on its own and the results are merged,
+        so two sibling filter nodes for the same list (one per wanted entry)
+        give the union of their entries (§6.4.7).  Returns whether anything
+        was selected.
+        """
+        selected = False
+        for node in nodes:
+            inner = _children(node)
+            node_snode = snode.children.get(split_tag(node.tag)) if snode is not None else None
+            candidates: list[etree._Element] | None = None
+            if (
+                inner
+                and not node.attrib
+                and node_snode is not None
+                and node_snode.keyword == "list"
+                and split_tag(node.tag)[0] not in ("", NC_NS)
+            ):
+                candidates = self._entries_by_key(node, parent, node_snode, inner)
+            if candidates is None:
+                candidates = self.matching(node, parent)
+            for candidate in candidates:
+                if not inner:  # selection node: the whole subtree (§6.2.4)
+                    self.marks.whole.add(candidate)
+                    selected = True
+                    continue
+                child_snode = (
+                    snode.children.get(split_tag(candidate.tag)) if snode is not None else None
+                )
+                if self.sibling_set(inner, candidate, child_snode):
+                    self.marks.containment.add(candidate)
+                    selected = True
+        return selected
+
+    def sibling_set(
+        self, nodes: list[etree._Element], instance: etree._Element, snode: SchemaNode | None
+    ) -> bool:
+        """Process one sibling set of a containment node against one data instance.
+
+        RFC 6241 §6.2.5: every content match node must match (AND),
+        otherwise nothing of this instance is selected, not even the content
+        match nodes.  When they all match, the matching leaves are selected;
+        containment nodes are processed further and selection nodes select
+        their subtrees; and if the set has content match nodes only, the
+        whole instance is selected.  Without content match nodes the
+        instance is kept only if something below it is selected (§6.3: the
+        filter must match down to its innermost element).  Returns whether
+        the instance is part of the output.
+        """
+        content = [n for n in nodes if _is_content_match(n)]
+        others = [n for n in nodes if not _is_content_match(n)]
+        matched: list[etree._Element] = []
+        for node in content:
+            hits = [c for c in self.matching(node, instance) if _value_matches(node, c, snode)]
+            if not hits:
+                return False
+            matched.extend(hits)
+        if content and not others:
+            self.marks.whole.add(instance)
+            return True
+        self.marks.whole.update(matched)
+        selected = self.select(others, instance, snode)
+        return selected or bool(content)
 
 
 def _value_matches(
@@ -198,73 +356,34 @@ def _value_matches(
     return (candidate.text or "") == wanted
 
 
-def _select(
-    nodes: list[etree._Element],
-    parent: etree._Element,
-    snode: SchemaNode | None,
-    marks: _Marks,
-) -> bool:
-    """Apply selection and containment nodes to the children of ``parent``.
-
-    Each filter node is applied on its own and the results are merged, so
-    two sibling filter nodes for the same list (one per wanted entry) give
-    the union of their entries (§6.4.7).  Returns whether anything was
-    selected.
-    """
-    selected = False
-    for node in nodes:
-        inner = _children(node)
-        for candidate in _matching(node, parent):
-            if not inner:  # selection node: the whole subtree (§6.2.4)
-                marks.whole.add(candidate)
-                selected = True
-                continue
-            child_snode = (
-                snode.children.get(split_tag(candidate.tag)) if snode is not None else None
-            )
-            if _apply_sibling_set(inner, candidate, child_snode, marks):
-                marks.containment.add(candidate)
-                selected = True
-    return selected
-
-
-def _apply_sibling_set(
-    nodes: list[etree._Element],
-    instance: etree._Element,
-    snode: SchemaNode | None,
-    marks: _Marks,
-) -> bool:
-    """Process one sibling set of a containment node against one data instance.
-
-    RFC 6241 §6.2.5: every content match node must match (AND), otherwise
-    nothing of this instance is selected, not even the content match nodes.
-    When they all match, the matching leaves are selected; containment
-    nodes are processed further and selection nodes select their subtrees;
-    and if the set has content match nodes only, the whole instance is
-    selected.  Without content match nodes the instance is kept only if
-    something below it is selected (§6.3: the filter must match down to its
-    innermost element).  Returns whether the instance is part of the output.
-    """
-    content = [n for n in nodes if _is_content_match(n)]
-    others = [n for n in nodes if not _is_content_match(n)]
-    matched: list[etree._Element] = []
-    for node in content:
-        hits = [c for c in _matching(node, instance) if _value_matches(node, c, snode)]
-        if not hits:
-            return False
-        matched.extend(hits)
-    if content and not others:
-        marks.whole.add(instance)
-        return True
-    marks.whole.update(matched)
-    selected = _select(others, instance, snode, marks)
-    return selected or bool(content)
-
-
 # -- XPath filters (RFC 6241 §8.9) ------------------------------------------------
 
 
-def _xpath_marks(holder: etree._Element, filter_elem: etree._Element, select: str) -> _Marks:
+MAX_SELECT = 16384
+"""Characters of an XPath filter expression; longer ones are refused before
+any work (real filters are a few hundred characters)."""
+MAX_CHEAP_BRANCHES = 32
+_COSTLY_AXES = frozenset(
+    {
+        "ancestor",
+        "ancestor-or-self",
+        "descendant",
+        "descendant-or-self",
+        "following",
+        "following-sibling",
+        "parent",
+        "preceding",
+        "preceding-sibling",
+    }
+)
+
+
+def _xpath_marks(
+    holder: etree._Element,
+    filter_elem: etree._Element,
+    select: str,
+    costly: Evaluate | None,
+) -> _Marks:
     """Evaluate ``select`` over ``holder`` and mark the nodes it returns.
 
     RFC 6241 §8.9.1: the namespace declarations are those in scope on the
@@ -276,8 +395,24 @@ def _xpath_marks(holder: etree._Element, filter_elem: etree._Element, select: st
     and its ancestors are kept as containment; a text or attribute result
     stands for its element.  A result that is not a node-set (a number, a
     string, a boolean) selects nothing.
+
+    Cost: an expression whose union branches are each provably linear in
+    the data (``_cheap``) is evaluated here, branch by branch, the union
+    taken in Python (libxml2's own union is quadratic); any other goes to
+    ``costly``, which runs it where it can be stopped (the daemon's
+    ``XPathSandbox``).  Pure callers (tests, small notification documents)
+    pass None and evaluate everything here.
     """
-    namespaces = {p: uri for p, uri in filter_elem.nsmap.items() if p}
+    if len(select) > MAX_SELECT:
+        raise FilterError(
+            ConfigError(
+                "too-big",
+                f"the XPath filter has {len(select)} characters; at most {MAX_SELECT} are accepted",
+                type="application",
+                info=(("bad-attribute", "select"), ("bad-element", "filter")),
+            )
+        )
+    namespaces = {str(p): uri for p, uri in filter_elem.nsmap.items() if p}
     default_prefix: str | None = None
     default_ns = filter_elem.nsmap.get(None)
     if default_ns and default_ns != NC_NS:
@@ -286,9 +421,20 @@ def _xpath_marks(holder: etree._Element, filter_elem: etree._Element, select: st
             default_prefix += "-"
         namespaces[default_prefix] = default_ns
     try:
-        compiled = etree.XPath(_rewrite_select(select, default_prefix), namespaces=namespaces)
-        result: Any = compiled(holder)
-    except (etree.XPathError, xpath_lexer.XPathError, SyntaxError) as exc:
+        tokens = xpath_lexer.scan(select)  # xpath_lexer.XPathError on a bad token
+        branches = _union_branches(tokens)
+        whole = _rewrite_select(select, default_prefix)
+        etree.XPath(whole, namespaces=namespaces)  # a syntax error is answered as a whole
+        if costly is None or (
+            len(branches) <= MAX_CHEAP_BRANCHES and all(_cheap(b) for b in branches)
+        ):
+            found: set[int] = set()
+            for branch in branches:
+                expr = _rewrite_select("".join(t.value for t in branch), default_prefix)
+                found.update(positions(holder, expr, namespaces))
+        else:
+            found = set(costly(holder, whole, namespaces))
+    except (etree.XPathError, xpath_lexer.XPathError, SyntaxError, XPathFailed) as exc:
         raise FilterError(
             ConfigError(
                 "invalid-value",
@@ -296,13 +442,23 @@ def _xpath_marks(holder: etree._Element, filter_elem: etree._Element, select: st
                 type="protocol",
             )
         ) from exc
+    except XPathTooCostly as exc:
+        raise FilterError(
+            ConfigError(
+                "resource-denied",
+                f"the XPath filter was stopped: {exc}; narrow the expression "
+                "(a union of many branches, descendant steps after the first, "
+                "or paths compared with paths inside predicates cost more than "
+                "linear time)",
+                type="application",
+            )
+        ) from exc
     marks = _Marks()
-    if not isinstance(result, list):
+    if not found:
         return marks
-    for item in result:
-        elem = _result_element(item)
-        if elem is None:
-            continue
+    elems = list(holder.iter())
+    for position in sorted(found):
+        elem = elems[position]
         if elem is holder:  # the root node: the whole datastore
             marks.whole.update(_children(holder))
             continue
@@ -314,24 +470,63 @@ def _xpath_marks(holder: etree._Element, filter_elem: etree._Element, select: st
     return marks
 
 
-def _result_element(item: object) -> etree._Element | None:
-    """The element an XPath result item stands for, if any.
+def _union_branches(tokens: list[Any]) -> list[list[Any]]:
+    """The top-level ``|`` branches of an expression (outside any bracket)."""
+    branches: list[list[Any]] = [[]]
+    depth = 0
+    for tok in tokens:
+        if tok.type in ("LBRACKET", "LPAREN"):
+            depth += 1
+        elif tok.type in ("RBRACKET", "RPAREN"):
+            depth -= 1
+        if tok.type == "BAR" and depth == 0:
+            branches.append([])
+            continue
+        branches[-1].append(tok)
+    return branches
 
-    Text nodes and attribute values come back as "smart" strings that know
-    their element; a tail text's element is its parent's.  Namespace nodes
-    (tuples) and strings without an element stand for nothing.
+
+def _cheap(tokens: list[Any]) -> bool:
+    """Whether libxml2 evaluates this union-free expression in time linear
+    in the data.  Conservative: False sends it to the sandbox, which still
+    evaluates it correctly.
+
+    Linear are: child steps, with one ``//`` only as the very first step
+    (from the root; a descendant step from a large node-set makes libxml2
+    merge node-sets quadratically); and predicates, at most two deep,
+    holding at most one relative child path each (a path compared with a
+    path compares every pair; an absolute path is evaluated again for every
+    context node).  No union anywhere, no axis but child, attribute and
+    self, no ``..``.
     """
-    if isinstance(item, etree._Element):
-        return item if isinstance(item.tag, str) else None
-    getparent = getattr(item, "getparent", None)
-    if getparent is None:
-        return None
-    parent = getparent()
-    if not isinstance(parent, etree._Element):
-        return None
-    if getattr(item, "is_tail", False):
-        parent = parent.getparent()
-    return parent if parent is not None and isinstance(parent.tag, str) else None
+    significant = [t for t in tokens if t.type != "_whitespace"]
+    depth = 0
+    paths: list[int] = [0]
+    previous: str | None = None
+    for i, tok in enumerate(significant):
+        kind = tok.type
+        if kind in ("BAR", "DOTDOT"):
+            return False
+        if kind == "axis" and tok.value in _COSTLY_AXES:
+            return False
+        if kind == "DOUBLESLASH" and (i != 0 or depth):
+            return False
+        if kind == "LBRACKET":
+            depth += 1
+            if depth > 2:
+                return False
+            paths.append(0)
+        elif kind == "RBRACKET":
+            depth -= 1
+            paths.pop()
+        elif depth and kind in ("SLASH", "DOUBLESLASH") and previous in _PATH_START_AFTER:
+            return False  # an absolute path inside a predicate
+        elif depth and kind in _STEP_START and previous in _PATH_START_AFTER:
+            paths[-1] += 1
+            if paths[-1] > 1:
+                return False
+        previous = kind
+    return True
 
 
 def _rewrite_select(source: str, default_prefix: str | None) -> str:

@@ -33,7 +33,7 @@ from nf.northbound.datastores import (
 )
 from nf.northbound.defaults import MODES, WITH_DEFAULTS_NS, mark_defaults
 from nf.northbound.errors import rpc_errors
-from nf.northbound.filters import FilterError, apply_filter
+from nf.northbound.filters import Evaluate, FilterError, apply_filter
 from nf.northbound.monitoring import SchemaRequestError, get_schema
 from nf.northbound.nacm import (
     NACM_NS,
@@ -118,6 +118,9 @@ class Context:
     """The NETCONF event stream (RFC 5277); None: create-subscription is refused."""
     nacm_counters: Counters = field(default_factory=Counters)
     """/nacm/denied-* (RFC 8341), reported by <get>."""
+    costly_xpath: Evaluate | None = None
+    """Where XPath filters that may cost more than linear time run, so that
+    they can be stopped (the daemon's XPathSandbox); None: in this thread."""
     recovery_user: str = RECOVERY_USER
     """The user whose sessions are RFC 8341 recovery sessions: never restricted,
     so the operator cannot lock themselves out."""
@@ -365,7 +368,7 @@ class Handlers:
         flt = params.get("filter")
         if flt is not None:
             try:
-                return Reply([apply_filter(data, flt, self.ctx.schema)])  # builds a new tree
+                return Reply([apply_filter(data, flt, self.ctx.schema, self.ctx.costly_xpath)])
             except FilterError as exc:
                 raise RpcError(exc.errors) from exc
         # the reply takes ownership of its body: never hand out the shared one

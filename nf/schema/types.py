@@ -19,6 +19,23 @@ _INT_TYPES = frozenset({"int8", "int16", "int32", "int64", "uint8", "uint16", "u
 _NUMERIC = _INT_TYPES | {"decimal64"}
 _XML_SPACE = " \t\r\n"
 _CACHE_LIMIT = 4096
+_MAX_NUMBER = 64
+"""Characters of a numeric value beyond which it cannot be in any range
+(uint64 has 20 digits, decimal64 19 plus sign and point)."""
+_MAX_PATTERN_INPUT = 4096
+"""Longest value a pattern is run on when the type states no length: the
+patterns of a module are client-independent, but Python's regex engine can
+still take super-linear time on some; no value of our modules' unbounded
+pattern types (addresses, dates, identifiers) comes near this."""
+_SHOW = 64
+"""Characters of a value quoted in a message; a 1 MB value is not echoed whole."""
+
+
+def show(text: str) -> str:
+    """``text`` quoted for a message, shortened when long."""
+    if len(text) <= _SHOW:
+        return f'"{text}"'
+    return f'"{text[:_SHOW]}..." ({len(text)} characters)'
 
 
 def _base_name(spec: Any) -> str:
@@ -68,6 +85,8 @@ class LeafType:
         self.enums: tuple[str, ...] = tuple(
             str(name) for name, _ in getattr(_innermost(self._spec), "enums", [])
         )
+        self._max_length = _max_length(self._spec)
+        """No valid value is longer (None: numbers and types without patterns)."""
         self._cache: dict[str, str | None] = {}
         self._lock = threading.Lock()
 
@@ -89,11 +108,19 @@ class LeafType:
             # numbers may carry XML white space around them (libyang agrees)
             text = text.strip(_XML_SPACE)
         if base in _INT_TYPES and not _INT.match(text):
-            return f'"{text}" is not an integer'
+            return f"{show(text)} is not an integer"
+        if base in _NUMERIC and len(text) > _MAX_NUMBER:
+            # no int64 needs more digits; int() of a huge string is slow
+            # (and refused past 4300 digits)
+            return f"{show(text)} is out of range for {self.name}"
         if base == "decimal64" and not _DECIMAL.match(text):
-            return f'"{text}" is not a decimal number'
+            return f"{show(text)} is not a decimal number"
         if base == "empty":
             return None if text == "" else "an empty leaf takes no value"
+        if self._max_length is not None and len(text) > self._max_length:
+            # RFC 7950 §9.4.4 before §9.4.5: the length is checked first, so
+            # no pattern ever runs on a value that cannot be valid anyway
+            return self._message(text, [(None, None, (None, None, "length error"))])
         errors: list[Any] = []
         if base in _INT_TYPES:
             value: Any = int(text)
@@ -113,17 +140,43 @@ class LeafType:
                 detail = next((v for k, v in _DETAILS.items() if raw.startswith(k)), raw)
                 break
         if self.enums:
-            return f'"{text}" is not valid for {self.name}: expected one of {", ".join(self.enums)}'
+            choices = ", ".join(self.enums)
+            return f"{show(text)} is not valid for {self.name}: expected one of {choices}"
         restriction = f" ({self.restriction})" if self.restriction else ""
-        return f'"{text}" is not valid for {self.name}{restriction}: {detail}'
+        return f"{show(text)} is not valid for {self.name}{restriction}: {detail}"
 
     def canonical(self, text: str) -> str:
         """The canonical form of a valid value (numbers without sign or zeros)."""
         if self.target_base in _INT_TYPES:
             stripped = text.strip(_XML_SPACE)
-            if _INT.match(stripped):
+            if len(stripped) <= _MAX_NUMBER and _INT.match(stripped):
                 return str(int(stripped))
         return text
+
+
+def _max_length(spec: Any) -> int | None:
+    """The longest value a string-like type can accept, for the check that
+    runs before any pattern: the smallest upper bound of a ``length`` in the
+    derivation chain, else ``_MAX_PATTERN_INPUT`` when a pattern would run,
+    else None.  A union takes the largest of its members' bounds."""
+    members = getattr(spec, "types", None)
+    if members is not None:  # union
+        bounds = [_max_length(getattr(m, "i_type_spec", m)) for m in members]
+        if any(b is None for b in bounds):
+            return None
+        return max((b for b in bounds if b is not None), default=None)
+    bound: int | None = None
+    patterned = False
+    while spec is not None:
+        if hasattr(spec, "res") or hasattr(spec, "patterns"):
+            patterned = True
+        high = getattr(spec, "max", None) if hasattr(spec, "lengths") else None
+        if isinstance(high, int):
+            bound = high if bound is None else min(bound, high)
+        spec = getattr(spec, "base", None)
+    if bound is not None:
+        return bound
+    return _MAX_PATTERN_INPUT if patterned else None
 
 
 def _innermost(spec: Any) -> Any:
