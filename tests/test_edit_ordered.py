@@ -228,6 +228,14 @@ def test_insert_of_the_first_entry_into_an_empty_list(schema: SchemaIndex) -> No
     assert order(apply(schema, start, '<rule yang:insert="first"><name>a</name></rule>')) == ["a"]
 
 
+def test_an_undeclared_module_prefix_in_key_is_the_module(schema: SchemaIndex) -> None:
+    """ncclient (lxml) drops an xmlns:eo that only the key attribute uses."""
+    start = doc(schema, rules("a", "b"))
+    body = f'<rule xmlns:y="{YANG}" y:insert="before" y:key="[eo:name=\'b\']"><name>c</name></rule>'
+    wrapped = f'<config xmlns="{NC}"><top xmlns="{EO}">{body}</top></config>'
+    assert order(edit(start, parse_xml(wrapped), "merge", schema)) == ["a", "c", "b"]
+
+
 def test_insert_with_a_two_leaf_key_canonicalises_the_values(schema: SchemaIndex) -> None:
     start = doc(schema, "<pair><a>x</a><b>1</b></pair><pair><a>x</a><b>2</b></pair>")
     body = "<pair yang:insert=\"before\" yang:key=\"[eo:a='x'][eo:b='02']\"><a>y</a><b>0</b></pair>"
@@ -312,7 +320,8 @@ def test_key_naming_no_entry_is_bad_attribute_missing_instance(schema: SchemaInd
     [
         'yang:insert="middle"',
         'yang:insert="before" yang:key="name=a"',  # not a predicate
-        'yang:insert="before" yang:key="[nc:name=\'a\']"',  # prefix of another module
+        'yang:insert="before" yang:key="[nc:name=\'a\']"',  # prefix of another namespace
+        'yang:insert="before" yang:key="[zz:name=\'a\']"',  # bound nowhere, no module's
         'yang:insert="before" yang:key="[eo:action=\'a\']"',  # not the key
         "yang:insert=\"before\" yang:key=\"[eo:name='a'][eo:name='a']\"",  # key twice
         'yang:insert="before" yang:key="[eo:name=\'c\']"',  # the entry itself

@@ -342,8 +342,12 @@ class _Editor:
 
         ``key`` holds the key predicates of the entry's instance-identifier
         (RFC 7950 §7.8.6), e.g. ``[nacm:name='r1']``, each key once; a
-        prefix must be bound, on the element, to the list's namespace (an
-        unprefixed key name is accepted too: it can only mean this list's key).
+        prefix bound on the element must be bound to the list's namespace.
+        A prefix bound nowhere is read as a module prefix, as in leaf values
+        (``codec.leaf_value``): lxml-based clients such as ncclient drop a
+        declaration that only an attribute value uses when they wrap the
+        config in the rpc.  An unprefixed key name is accepted too: it can
+        only mean this list's key.
         """
         if sn.keyword == "leaf-list":
             assert sn.type is not None
@@ -356,7 +360,9 @@ class _Editor:
             if match is None:
                 return None
             prefix, name = match.group(1), match.group(2)
-            if prefix is not None and xml.nsmap.get(prefix) != sn.namespace:
+            if prefix is not None and xml.nsmap.get(prefix, _module_ns(self.schema, prefix)) != (
+                sn.namespace
+            ):
                 return None
             if name in values:
                 return None
@@ -573,6 +579,11 @@ def _keys_of(child: Child | None) -> list[Key]:
     if isinstance(child, LeafList):
         return [(value,) for value in child.values]
     return []
+
+
+def _module_ns(schema: SchemaIndex, prefix: str) -> str | None:
+    """The namespace of the module whose own prefix is ``prefix``."""
+    return next((ns for ns, own in schema.prefixes.items() if own == prefix), None)
 
 
 def _has(child: Child | None, ident: Key) -> bool:
