@@ -185,8 +185,7 @@ class _Editor:
         """
         node = current if current is not None else Node()
         seen: Seen = set()
-        orders: dict[QName, list[Key]] = {}
-        """The working order of each ordered-by user list the edit names."""
+        orders: dict[QName, list[Key]] = {}  # working order of each ordered-by user list named
         for child in xml:
             if not isinstance(child.tag, str):
                 continue
