@@ -278,15 +278,46 @@ def test_the_readme_example_grants_the_group_write_access(site: Running) -> None
         assert b"edited" in etree.tostring(m.get_config("running").data_ele)
 
 
-def test_copy_config_and_delete_config_are_checked_per_node(site: Running) -> None:
-    with oper(site) as m:
+def test_copy_config_running_to_startup_needs_only_execute_permission(site: Running) -> None:
+    """RFC 8341 §3.2.5: "If the source of the <copy-config> protocol
+    operation is the running configuration datastore and the target is the
+    startup configuration datastore, the client is only required to have
+    permission to execute the <copy-config> protocol operation."  Any other
+    copy into a datastore is checked node by node."""
+    with oper(site) as m:  # no write rule at all; exec-default permit
         # running -> candidate changes nothing: there is nothing to refuse
         m.copy_config(source="running", target="candidate")
-        # running -> startup creates every node of startup: write-default deny
+        m.copy_config(source="running", target="startup")
+    with site.connect() as admin:
+        startup = admin.get_config("startup").data_ele
+        assert startup.findtext("s:serial-over-ip/s:channel/s:name", namespaces=NS) == "demo"
+        admin.edit_config(target="candidate", config=RENAME_DEMO)
+    saved = (site.state_dir / "startup.xml").read_bytes()
+    with oper(site) as m:
+        # candidate -> startup writes the description: write-default deny
+        with pytest.raises(RPCError) as exc:
+            m.copy_config(source="candidate", target="startup")
+        assert error_of(exc) == ("access-denied", "application")
+        assert "description" in (exc.value.path or "")
+    assert (site.state_dir / "startup.xml").read_bytes() == saved
+    assert counters(site)["denied-data-writes"] == 1
+    # the permission to execute copy-config is still required
+    set_nacm(
+        site,
+        OPS_GROUP
+        + rule_list(
+            rule("no-copy", "deny", ops="exec", module="ietf-netconf", rpc_name="copy-config")
+        ),
+    )
+    with oper(site) as m:
         with pytest.raises(RPCError) as exc:
             m.copy_config(source="running", target="startup")
-        assert error_of(exc) == ("access-denied", "application")
-        assert not (site.state_dir / "startup.xml").exists()
+        assert error_of(exc) == ("access-denied", "protocol")
+    assert (site.state_dir / "startup.xml").read_bytes() == saved
+    assert counters(site)["denied-operations"] == 1
+
+
+def test_delete_config_of_startup_is_checked_per_node(site: Running) -> None:
     set_nacm(
         site,
         OPS_GROUP
@@ -295,11 +326,6 @@ def test_copy_config_and_delete_config_are_checked_per_node(site: Running) -> No
             rule("del", "permit", ops="exec", module="ietf-netconf", rpc_name="delete-config"),
         ),
     )
-    with oper(site) as m:
-        # /nacm is now in running too, and default-deny-all keeps it out of reach
-        with pytest.raises(RPCError) as exc:
-            m.copy_config(source="running", target="startup")
-        assert "nacm" in (exc.value.path or "")
     with site.connect() as admin:
         admin.copy_config(source="running", target="startup")
     with oper(site) as m:
@@ -307,8 +333,103 @@ def test_copy_config_and_delete_config_are_checked_per_node(site: Running) -> No
         with pytest.raises(RPCError) as exc:
             m.delete_config(target="startup")
         assert error_of(exc) == ("access-denied", "application")
+        assert "nacm" in (exc.value.path or "")
         assert (site.state_dir / "startup.xml").exists()
-    assert counters(site)["denied-data-writes"] == 3
+    assert counters(site)["denied-data-writes"] == 1
+
+
+YANG = "urn:ietf:params:xml:ns:yang:1"
+ALLOW = rule("allow-soip", "permit", module="nf-serial-over-ip", path="/serial-over-ip")
+DENY = rule("deny-soip", "deny", module="nf-serial-over-ip", path="/serial-over-ip")
+
+
+def rule_names(data: etree._Element) -> list[str]:
+    names = data.xpath("n:nacm/n:rule-list/n:rule/n:name/text()", namespaces=NS)
+    return [str(name) for name in names]
+
+
+def test_reordered_rules_take_effect_at_once(site: Running) -> None:
+    """RFC 7950 §7.8.6 / RFC 8341 §3.4.5: rules are tried in their
+    configured order, and a client's new order is the order: a deny rule
+    moved ahead of a permit rule refuses the very next request, in running,
+    through the candidate, and in what is saved to startup."""
+    set_nacm(site, OPS_GROUP + rule_list(ALLOW, DENY))
+    with site.connect() as admin, oper(site) as m:
+        m.edit_config(target="running", config=RENAME_DEMO)  # the permit rule comes first
+
+        # replace /nacm with the deny rule first
+        admin.edit_config(
+            target="running",
+            config=nacm(OPS_GROUP + rule_list(DENY, ALLOW)).replace(
+                "<nacm ", f'<nacm xmlns:nc="{NC}" nc:operation="replace" ', 1
+            ),
+        )
+        assert rule_names(admin.get_config("running").data_ele) == ["deny-soip", "allow-soip"]
+        assert rule_names(admin.get().data_ele) == ["deny-soip", "allow-soip"]
+        with pytest.raises(RPCError) as exc:
+            m.edit_config(target="running", config=RENAME_DEMO.replace("edited", "denied"))
+        assert error_of(exc) == ("access-denied", "application")
+
+        # through the candidate: the rule-list replaced with the permit rule first
+        admin.edit_config(
+            target="candidate",
+            config=nacm(rule_list(ALLOW, DENY)).replace(
+                "<rule-list>", f'<rule-list xmlns:nc="{NC}" nc:operation="replace">', 1
+            ),
+        )
+        assert rule_names(admin.get_config("candidate").data_ele) == ["allow-soip", "deny-soip"]
+        admin.commit()
+        assert rule_names(admin.get_config("running").data_ele) == ["allow-soip", "deny-soip"]
+        m.edit_config(target="running", config=RENAME_DEMO.replace("edited", "permitted"))
+
+        # yang:insert="first" moves the deny rule ahead
+        admin.edit_config(
+            target="running",
+            config=nacm(
+                f'<rule-list><name>ops-rules</name><rule xmlns:yang="{YANG}" yang:insert="first">'
+                "<name>deny-soip</name></rule></rule-list>"
+            ),
+        )
+        assert rule_names(admin.get_config("running").data_ele) == ["deny-soip", "allow-soip"]
+        with pytest.raises(RPCError) as exc:
+            m.edit_config(target="running", config=RENAME_DEMO.replace("edited", "denied"))
+        assert error_of(exc) == ("access-denied", "application")
+
+        # saved to startup in that order
+        admin.copy_config(source="running", target="startup")
+        assert rule_names(admin.get_config("startup").data_ele) == ["deny-soip", "allow-soip"]
+        saved = etree.fromstring((site.state_dir / "startup.xml").read_bytes())
+        assert saved.xpath("//n:rule/n:name/text()", namespaces=NS) == ["deny-soip", "allow-soip"]
+
+        # yang:insert="before" with the key of its neighbour moves it back
+        # (ncclient drops the xmlns:nacm that only the key uses: the module's
+        # own prefix is understood without it)
+        admin.edit_config(
+            target="running",
+            config=nacm(
+                f'<rule-list><name>ops-rules</name><rule xmlns:yang="{YANG}" '
+                f'xmlns:nacm="{NACM}" yang:insert="before" yang:key="[nacm:name=\'deny-soip\']">'
+                "<name>allow-soip</name></rule></rule-list>"
+            ),
+        )
+        assert rule_names(admin.get_config("running").data_ele) == ["allow-soip", "deny-soip"]
+        m.edit_config(target="running", config=RENAME_DEMO.replace("edited", "again"))
+
+        # a neighbour that does not exist: RFC 7950 §15.7
+        with pytest.raises(RPCError) as exc:
+            admin.edit_config(
+                target="running",
+                config=nacm(
+                    f'<rule-list><name>ops-rules</name><rule xmlns:yang="{YANG}" '
+                    f'xmlns:nacm="{NACM}" yang:insert="after" yang:key="[nacm:name=\'none\']">'
+                    "<name>allow-soip</name></rule></rule-list>"
+                ),
+            )
+        assert exc.value.tag == "bad-attribute"
+        assert exc.value.xml.findtext("nc:error-app-tag", namespaces=NS) == "missing-instance"
+    with site.connect() as admin:
+        data = admin.get_config("running").data_ele
+        assert data.findtext(".//s:channel/s:description", namespaces=NS) == "again"
 
 
 def test_notifications_are_filtered_by_nacm(site: Running) -> None:

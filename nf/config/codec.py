@@ -231,7 +231,11 @@ def parse_children(
                 continue
             key = key_of(entry, sn)
             existing_list = children.get(qname)
-            entries = existing_list if isinstance(existing_list, ListNode) else ListNode()
+            entries = (
+                existing_list
+                if isinstance(existing_list, ListNode)
+                else ListNode(ordered=sn.user_ordered)
+            )
             if key in entries:
                 errors.append(
                     ConfigError(

@@ -11,6 +11,13 @@ ports they use), so that a deleted channel frees its port and socket before
 anything new claims them; then creates and modifications in schema order
 (ports before channels).  Within one list, entries keep their tree order.
 
+The order of an ``ordered-by user`` list is configuration (NACM rules are
+tried in it): when a unit list's order changes beyond entries appended at
+its end, the list itself is one more change, a "modify" with key ``()``
+(reported by netconf-config-change as a replace of the list); the order of
+an ordered-by user list inside an entry makes that entry modified, since
+such lists compare order-sensitively (``tree.ListNode``).
+
 Trees are compared as configured (explicit values): a leaf set to its
 default counts as a change.  The runtime compares the typed model to skip
 restarts that change nothing in effect.
@@ -30,7 +37,8 @@ Op = Literal["delete", "create", "modify"]
 @dataclass(frozen=True)
 class Change:
     """One changed list entry, or a top-level node itself (key ``()``): its
-    children other than the lists that are units of their own."""
+    children other than the lists that are units of their own, or an
+    ordered-by user list whose order changed (key ``()``, no old or new)."""
 
     op: Op
     schema: SchemaNode
@@ -131,3 +139,13 @@ def _entries(
             upserts.append(Change("create", lst, key, None, entry))
         elif before is not entry and before != entry:
             upserts.append(Change("modify", lst, key, before, entry))
+    if lst.user_ordered and _reordered(old_entries, new_entries):
+        upserts.append(Change("modify", lst, (), None, None))
+
+
+def _reordered(old: ListNode, new: ListNode) -> bool:
+    """Is ``new`` in another order than ``old`` with new entries appended?
+    (RFC 7950 §7.8.6: without ``insert``, a new entry goes last.)"""
+    old_keys, new_keys = list(old.keys()), list(new.keys())
+    appended = [k for k in old_keys if k in new] + [k for k in new_keys if k not in old]
+    return new_keys != appended

@@ -14,26 +14,52 @@ An explicit operation inside a ``replace`` acts on the existing data, as at
 any other level: ``replace`` makes the node hold exactly the children named
 in the edit, each of them edited with its own (or the inherited) operation.
 
+The order of an ``ordered-by user`` list or leaf-list is configuration (RFC
+7950 §7.7.7, §7.8.5).  Where an edit puts an entry follows RFC 7950 §7.8.6
+and §7.7.9: the ``yang:insert`` attribute (first, last, before, after, with
+``yang:key`` for a list entry or ``yang:value`` for a leaf-list value naming
+the neighbour) places a created entry or moves an existing one in a merge,
+replace or create; without it a new entry goes last and an existing one
+stays where it is.  When the list's parent is replaced, the list is the
+entries named in the request, so their order is the order of the request
+(each placed after the ones before it, unless ``insert`` says otherwise).
+Entries are placed one after the other in document order, so ``before`` or
+``after`` may name an entry created earlier in the same edit.
+
 The result is *not* validated here: the caller validates the whole new
 datastore, because constraints such as must and unique span the tree.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from lxml import etree
 
 from nf.config.codec import NC_NS, leaf_value, report_unknown, split_tag, xml_key_of
 from nf.config.errors import MAX_ERRORS, ConfigError, EditError
-from nf.config.tree import Key, LeafList, ListNode, Node, key_of, quote, step
+from nf.config.tree import PREDICATE, Child, Key, LeafList, ListNode, Node, key_of, quote, step
 from nf.schema import QName, SchemaIndex, SchemaNode
 
 OPERATIONS = frozenset({"merge", "replace", "create", "delete", "remove"})
 DEFAULT_OPERATIONS = frozenset({"merge", "replace", "none"})
 _OP_ATTR = f"{{{NC_NS}}}operation"
 _YANG_NS = "urn:ietf:params:xml:ns:yang:1"
+_INSERT_ATTR = f"{{{_YANG_NS}}}insert"
+INSERT_POSITIONS = ("first", "last", "before", "after")
 
 Seen = set[tuple[QName, Key]]
 """The data nodes an edit names below one parent: (name, key or value or ())."""
+
+
+@dataclass(frozen=True)
+class _Insert:
+    """Where an edit puts an entry of an ordered-by user list (RFC 7950 §7.8.6)."""
+
+    where: str
+    """first, last, before or after."""
+    anchor: Key | None = None
+    """The neighbour of before/after: its key, or (value,) in a leaf-list."""
 
 
 def edit(
@@ -89,9 +115,12 @@ class _Editor:
         self.schema = schema
         self.errors: list[ConfigError] = []
 
-    def operation(self, elem: etree._Element, inherited: str, path: str) -> str | None:
+    def operation(
+        self, elem: etree._Element, inherited: str, path: str, sn: SchemaNode
+    ) -> str | None:
         """The effective operation of ``elem``; None (and an error) if invalid."""
         element = split_tag(elem.tag)[1]
+        neighbour = "key" if sn.keyword == "list" else "value"
         for attr in elem.attrib:
             ns, name = split_tag(str(attr))
             if (ns == NC_NS and name != "operation") or (ns == "" and name == "operation"):
@@ -110,10 +139,14 @@ class _Editor:
                 )
                 return None
             if ns == _YANG_NS and name in ("insert", "key", "value"):
+                if sn.user_ordered and name in ("insert", neighbour):
+                    continue
                 self.errors.append(
                     ConfigError(
                         "bad-attribute",
-                        f'"{name}" applies only to ordered-by user lists',
+                        f'"{name}" applies only to ordered-by user lists'
+                        if not sn.user_ordered
+                        else f'"{name}" does not apply to a {sn.keyword}',
                         path=path,
                         type="protocol",
                         info=(("bad-attribute", name), ("bad-element", element)),
@@ -152,6 +185,7 @@ class _Editor:
         """
         node = current if current is not None else Node()
         seen: Seen = set()
+        orders: dict[QName, list[Key]] = {}  # working order of each ordered-by user list named
         for child in xml:
             if not isinstance(child.tag, str):
                 continue
@@ -180,9 +214,17 @@ class _Editor:
                 self.duplicate(sn, ident, child_path)
                 continue
             seen.add((qname, ident))
-            op = self.operation(child, inherited, child_path)
+            op = self.operation(child, inherited, child_path, sn)
             if op is None:
                 continue
+            insert: _Insert | None = None
+            if sn.user_ordered:
+                # a replaced parent gets the list as the request gives it
+                order = orders.setdefault(qname, [] if replace else _keys_of(node.get(qname)))
+                mark = len(self.errors)
+                insert = self.insertion(child, sn, op, ident, order, child_path)
+                if len(self.errors) > mark:
+                    continue
             if op in ("delete", "remove") and qname in snode.keys:
                 self.errors.append(
                     ConfigError(
@@ -195,7 +237,7 @@ class _Editor:
                     )
                 )
                 continue
-            before = node
+            before, mark = node, len(self.errors)
             if sn.keyword == "leaf":
                 node = self.leaf(node, child, sn, op, child_path)
             elif sn.keyword == "leaf-list":
@@ -215,9 +257,128 @@ class _Editor:
                 )
             if node is not before and node.get(qname) is not None and sn.case_path:
                 node = _clear_other_cases(node, sn, snode)
+            if sn.user_ordered:
+                # an entry whose edit failed is not moved, as it is not changed
+                move = insert if len(self.errors) == mark else None
+                _place(orders[qname], ident, _has(node.get(qname), ident), move)
         if replace:
             node = _only(node, seen)
+        for qname, order in orders.items():
+            node = _in_order(node, qname, order)
         return node
+
+    def insertion(
+        self,
+        xml: etree._Element,
+        sn: SchemaNode,
+        op: str,
+        ident: Key,
+        order: list[Key],
+        path: str,
+    ) -> _Insert | None:
+        """The ``yang:insert`` of an ordered-by user entry (RFC 7950 §7.8.6,
+        §7.7.9); None when absent or meaningless for ``op`` (delete, remove
+        and none place nothing).  Errors: an unknown position is a
+        bad-attribute; before/after without ``key``/``value`` is a
+        missing-attribute; a neighbour that is not an entry of the list is a
+        bad-attribute with error-app-tag missing-instance (RFC 7950 §15.7)."""
+        where = xml.get(_INSERT_ATTR)
+        if where is None or op not in ("merge", "replace", "create"):
+            return None
+        element = sn.name
+        if where not in INSERT_POSITIONS:
+            self.errors.append(
+                ConfigError(
+                    "bad-attribute",
+                    f'insert "{where}" is not one of {", ".join(INSERT_POSITIONS)}',
+                    path=path,
+                    type="protocol",
+                    info=(("bad-attribute", "insert"), ("bad-element", element)),
+                )
+            )
+            return None
+        if where in ("first", "last"):
+            return _Insert(where)
+        attr = "key" if sn.keyword == "list" else "value"
+        text = xml.get(f"{{{_YANG_NS}}}{attr}")
+        if text is None:
+            self.errors.append(
+                ConfigError(
+                    "missing-attribute",
+                    f'insert "{where}" needs the "{attr}" attribute',
+                    path=path,
+                    type="protocol",
+                    info=(("bad-attribute", attr), ("bad-element", element)),
+                )
+            )
+            return None
+        anchor = self.anchor(xml, sn, text)
+        if anchor is None or anchor == ident:
+            problem = "is not a key predicate of" if anchor is None else "names the entry itself in"
+            self.errors.append(
+                ConfigError(
+                    "bad-attribute",
+                    f'{attr} "{text}" {problem} {sn.keyword} "{sn.name}"',
+                    path=path,
+                    type="protocol",
+                    info=(("bad-attribute", attr), ("bad-element", element)),
+                )
+            )
+            return None
+        if anchor not in order:
+            self.errors.append(
+                ConfigError(
+                    "bad-attribute",
+                    f'{attr} "{text}" names no entry of {sn.keyword} "{sn.name}"',
+                    path=path,
+                    app_tag="missing-instance",
+                    info=(("bad-attribute", attr), ("bad-element", element)),
+                )
+            )
+            return None
+        return _Insert(where, anchor)
+
+    def anchor(self, xml: etree._Element, sn: SchemaNode, text: str) -> Key | None:
+        """The neighbour a ``yang:key`` or ``yang:value`` names; None if malformed.
+
+        ``key`` holds the key predicates of the entry's instance-identifier
+        (RFC 7950 §7.8.6), e.g. ``[nacm:name='r1']``, each key once; a
+        prefix bound on the element must be bound to the list's namespace.
+        A prefix bound nowhere is read as a module prefix, as in leaf values
+        (``codec.leaf_value``): lxml-based clients such as ncclient drop a
+        declaration that only an attribute value uses when they wrap the
+        config in the rpc.  An unprefixed key name is accepted too: it can
+        only mean this list's key.
+        """
+        if sn.keyword == "leaf-list":
+            assert sn.type is not None
+            return (sn.type.canonical(text),)
+        values: dict[str, str] = {}
+        pos = 0
+        text = text.strip()
+        while pos < len(text):
+            match = PREDICATE.match(text, pos)
+            if match is None:
+                return None
+            prefix, name = match.group(1), match.group(2)
+            if prefix is not None and xml.nsmap.get(prefix, _module_ns(self.schema, prefix)) != (
+                sn.namespace
+            ):
+                return None
+            if name in values:
+                return None
+            values[name] = match.group(3) if match.group(3) is not None else match.group(4)
+            pos = match.end()
+            while pos < len(text) and text[pos].isspace():
+                pos += 1
+        if sorted(values) != sorted(k[1] for k in sn.keys):
+            return None
+        key: list[str] = []
+        for kq in sn.keys:
+            key_type = sn.children[kq].type
+            assert key_type is not None
+            key.append(key_type.canonical(values[kq[1]]))
+        return tuple(key)
 
     def instance(
         self, xml: etree._Element, sn: SchemaNode, parent_path: str
@@ -316,7 +477,7 @@ class _Editor:
         self, node: Node, xml: etree._Element, sn: SchemaNode, key: Key, op: str, path: str
     ) -> Node:
         old_list = node.get(sn.qname)
-        entries = old_list if isinstance(old_list, ListNode) else ListNode()
+        entries = old_list if isinstance(old_list, ListNode) else ListNode(ordered=sn.user_ordered)
         current = entries.get(key)
         result = self.subtree(current, xml, sn, op, path)
         if result is None:
@@ -412,6 +573,64 @@ class _Editor:
         self.errors.append(error)
 
 
+def _keys_of(child: Child | None) -> list[Key]:
+    """The entries of a list, or the values of a leaf-list as 1-tuples, in order."""
+    if isinstance(child, ListNode):
+        return list(child.keys())
+    if isinstance(child, LeafList):
+        return [(value,) for value in child.values]
+    return []
+
+
+def _module_ns(schema: SchemaIndex, prefix: str) -> str | None:
+    """The namespace of the module whose own prefix is ``prefix``."""
+    return next((ns for ns, own in schema.prefixes.items() if own == prefix), None)
+
+
+def _has(child: Child | None, ident: Key) -> bool:
+    if isinstance(child, ListNode):
+        return ident in child
+    return isinstance(child, LeafList) and ident[0] in child.values
+
+
+def _place(order: list[Key], ident: Key, present: bool, insert: _Insert | None) -> None:
+    """Put ``ident`` in the working ``order`` of its list: where ``insert``
+    says, else last if new, else where it was (RFC 7950 §7.8.6: "insert"
+    defaults to last for a new entry and moves an existing one only when
+    given); out of it if the edit deleted it.  The neighbour of
+    before/after was checked to be in ``order`` before the edit."""
+    if ident in order:
+        if present and insert is None:
+            return
+        order.remove(ident)
+    if not present:
+        return
+    if insert is None or insert.where == "last":
+        order.append(ident)
+    elif insert.where == "first":
+        order.insert(0, ident)
+    else:
+        assert insert.anchor is not None
+        at = order.index(insert.anchor)
+        order.insert(at if insert.where == "before" else at + 1, ident)
+
+
+def _in_order(node: Node, qname: QName, order: list[Key]) -> Node:
+    """``node`` with its list or leaf-list ``qname`` in ``order`` (the node
+    itself, shared, when the order is unchanged)."""
+    child = node.get(qname)
+    if isinstance(child, ListNode):
+        ordered = child.in_order(order)
+        return node if ordered is child else node.set(qname, ordered)
+    if isinstance(child, LeafList):
+        values = tuple(v for (v,) in order if v in child.values)
+        values += tuple(v for v in child.values if v not in values)
+        if values == child.values:
+            return node
+        return node.set(qname, LeafList(values, child.ordered))
+    return node
+
+
 def _only(node: Node, seen: Seen) -> Node:
     """``node`` without the children, list entries and values not in ``seen``."""
     result = node
@@ -419,7 +638,11 @@ def _only(node: Node, seen: Seen) -> Node:
         if isinstance(child, ListNode):
             kept = {key: entry for key, entry in child.items() if (qname, key) in seen}
             if len(kept) != len(child):
-                result = result.set(qname, ListNode(kept)) if kept else result.remove(qname)
+                result = (
+                    result.set(qname, ListNode(kept, child.ordered))
+                    if kept
+                    else result.remove(qname)
+                )
         elif isinstance(child, LeafList):
             values = tuple(v for v in child.values if (qname, (v,)) in seen)
             if len(values) != len(child.values):

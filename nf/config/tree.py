@@ -10,7 +10,8 @@ canonical form.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Union
 
 from nf.schema import QName, SchemaNode
@@ -47,12 +48,20 @@ class LeafList:
 
 
 class ListNode:
-    """The entries of a list, keyed by key values, in insertion order."""
+    """The entries of a list, keyed by key values, in insertion order.
 
-    __slots__ = ("_entries",)
+    As for ``LeafList``, the order of an ``ordered-by user`` list
+    (``ordered=True``) is configuration (RFC 7950 §7.7.7: it is the order
+    the entries are processed in, e.g. NACM rules): it counts in equality,
+    so a reorder is a change.  An ``ordered-by system`` list compares as a
+    mapping.
+    """
 
-    def __init__(self, entries: Mapping[Key, Node] | None = None) -> None:
+    __slots__ = ("_entries", "ordered")
+
+    def __init__(self, entries: Mapping[Key, Node] | None = None, ordered: bool = False) -> None:
         self._entries: dict[Key, Node] = dict(entries or {})
+        self.ordered = ordered
 
     def get(self, key: Key) -> Node | None:
         return self._entries.get(key)
@@ -70,19 +79,34 @@ class ListNode:
         return key in self._entries
 
     def set(self, key: Key, entry: Node) -> ListNode:
+        """With ``entry`` at ``key``: in its place if the key exists, else last."""
         entries = dict(self._entries)
         entries[key] = entry
-        return ListNode(entries)
+        return ListNode(entries, self.ordered)
 
     def remove(self, key: Key) -> ListNode:
         entries = dict(self._entries)
         del entries[key]
-        return ListNode(entries)
+        return ListNode(entries, self.ordered)
+
+    def in_order(self, keys: Iterable[Key]) -> ListNode:
+        """The same entries with ``keys`` first, in that order (keys that are
+        not entries are skipped), then the other entries as they were."""
+        entries = {key: self._entries[key] for key in keys if key in self._entries}
+        for key, entry in self._entries.items():
+            entries.setdefault(key, entry)
+        if list(entries) == list(self._entries):
+            return self
+        return ListNode(entries, self.ordered)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ListNode):
             return NotImplemented
-        return self._entries == other._entries
+        if self._entries != other._entries:
+            return False
+        if self.ordered or other.ordered:
+            return list(self._entries) == list(other._entries)
+        return True
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -158,6 +182,13 @@ def quote(value: str) -> str:
     return "concat(" + ', "\'", '.join(f"'{p}'" for p in parts) + ")"
 
 
+PREDICATE = re.compile(
+    r"\[\s*(?:([A-Za-z_][\w.-]*):)?([A-Za-z_][\w.-]*|\.)\s*=\s*(?:'([^']*)'|\"([^\"]*)\")\s*\]"
+)
+"""One instance-identifier predicate (RFC 7950 §9.13): ``[prefix:name='value']``
+or ``[.='value']``; groups: prefix (or None), name, value in '' or in ""."""
+
+
 def step(snode: SchemaNode, key: Key | None = None) -> str:
     """One instance-identifier step: /prefix:name[prefix:key='value']..."""
     text = f"/{snode.prefix}:{snode.name}"
@@ -185,7 +216,7 @@ def merge(base: Node, extra: Node) -> Node:
             for key, entry in child.items():
                 own = entries.get(key)
                 entries[key] = merge(own, entry) if own is not None else entry
-            children[qname] = ListNode(entries)
+            children[qname] = ListNode(entries, mine.ordered)
         else:
             children[qname] = child
     return Node(children)

@@ -31,7 +31,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from nf.config.errors import ConfigError
-from nf.config.tree import Child, Key, LeafList, ListNode, Node, quote, step
+from nf.config.tree import PREDICATE, Child, Key, LeafList, ListNode, Node, quote, step
 from nf.northbound.auth import ADMIN
 from nf.schema import SchemaIndex, SchemaNode
 
@@ -131,9 +131,6 @@ class Policy:
 
 
 _STEP = re.compile(r"\s*(?:([A-Za-z_][\w.-]*):)?([A-Za-z_][\w.-]*|\*)\s*")
-_PREDICATE = re.compile(
-    r"\[\s*(?:[A-Za-z_][\w.-]*:)?([A-Za-z_][\w.-]*|\.)\s*=\s*(?:'([^']*)'|\"([^\"]*)\")\s*\]"
-)
 
 
 class PathSyntaxError(ValueError):
@@ -154,11 +151,11 @@ def parse_path(text: str) -> tuple[PathStep, ...]:
         pos = match.end()
         predicates: list[tuple[str, str]] = []
         while pos < len(text) and text[pos] == "[":
-            pred = _PREDICATE.match(text, pos)
+            pred = PREDICATE.match(text, pos)
             if pred is None:
                 raise PathSyntaxError(f'rule path "{text}": bad predicate at {pos}')
-            value = pred.group(2) if pred.group(2) is not None else pred.group(3)
-            predicates.append((pred.group(1), value))
+            value = pred.group(3) if pred.group(3) is not None else pred.group(4)
+            predicates.append((pred.group(2), value))
             pos = pred.end()
         steps.append(PathStep(match.group(1), match.group(2), tuple(predicates)))
         if pos < len(text):
@@ -447,7 +444,7 @@ class _Pruner:
                 kept = self.entry(entry, csn, (*path, _data_step(csn, key)), deny, key)
                 if kept is not None:
                     entries[key] = kept
-            return ListNode(entries) if entries else None
+            return ListNode(entries, child.ordered) if entries else None
         if isinstance(child, LeafList):
             values = tuple(
                 v

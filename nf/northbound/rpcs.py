@@ -472,12 +472,16 @@ class Handlers:
             _inline_config(self.ctx, source) if isinstance(source, etree._Element) else source
         )
         assert isinstance(target, str)
+        # RFC 8341 §3.2.5 (§3.2.4 of RFC 6536): "If the source of the
+        # <copy-config> protocol operation is the running configuration
+        # datastore and the target is the startup configuration datastore,
+        # the client is only required to have permission to execute the
+        # <copy-config> protocol operation" (checked before dispatch): saving
+        # what already runs is no new write, so no data rule applies
+        saving = source == "running" and target == "startup"
+        authorize = None if saving else self.authorize_writes()
         return Reply(
-            _check(
-                self.call(
-                    self.ctx.datastores.copy_config, self.sid, src, target, self.authorize_writes()
-                )
-            )
+            _check(self.call(self.ctx.datastores.copy_config, self.sid, src, target, authorize))
         )
 
     def delete_config(self, op: etree._Element) -> Reply:
