@@ -175,3 +175,21 @@ def test_connections_negotiating_at_once_are_capped_per_source(
     while daemon.daemon.server.throttle.negotiating(BRUTE) and time.monotonic() < deadline:  # type: ignore[union-attr]
         time.sleep(0.05)
     assert login(daemon, BRUTE, daemon.password)
+
+
+def test_rejected_public_keys_are_counted_and_weigh_less(make_daemon: DaemonFactory) -> None:
+    """Four keys offered and rejected: counted, but not yet a delay (a
+    client legitimately tries its keys before its password)."""
+    daemon = make_daemon()
+    for _ in range(4):
+        sock = socket.create_connection((daemon.host, daemon.port), 10, source_address=(BRUTE, 0))
+        transport = paramiko.Transport(sock)
+        try:
+            transport.start_client(timeout=10)
+            with pytest.raises(paramiko.AuthenticationException):
+                transport.auth_publickey(daemon.username, paramiko.ECDSAKey.generate(bits=256))
+        finally:
+            transport.close()
+    assert daemon.daemon.server.throttle.attempt(BRUTE).wait == 0  # type: ignore[union-attr]
+    got = counters(daemon, OTHER)
+    assert (got["failed-public-key-logins"], got["failed-password-logins"]) == (4, 0)
