@@ -32,10 +32,11 @@ from nf.northbound.notifications import Notifications
 from nf.northbound.rpcs import Context
 from nf.northbound.server import BASE_10, BASE_11, Listen, NetconfServer
 from nf.northbound.startup import BadStateFile, ConfirmedCommitFile, StartupFile
+from nf.northbound.throttle import Policy, Throttle
 from nf.northbound.xpath_sandbox import XPathSandbox
 from nf.runtime.relay import RelayRuntime
 from nf.runtime.transaction import Runtime
-from nf.schema import SchemaIndex, default_schema
+from nf.schema import MAIN_MODULE, SchemaIndex, default_schema
 
 log = logging.getLogger("nf")
 
@@ -105,6 +106,8 @@ class Daemon:
     address: tuple[str, int] | None = None
     _timer_task: Future[None] | None = field(default=None, init=False, repr=False)
     notifications: Notifications | None = None
+    login_policy: Policy = field(default_factory=Policy)
+    """How failed logins are throttled per source address."""
     _xpath: XPathSandbox | None = field(default=None, init=False, repr=False)
 
     async def start(
@@ -171,6 +174,7 @@ class Daemon:
 
         caps = capabilities(self.schema)
         xpath = self._xpath = XPathSandbox()
+        namespace = self.schema.modules[MAIN_MODULE].namespace
 
         def context(server: NetconfServer) -> Context:
             library = yanglib.state_tree(self.schema, datastores.names())
@@ -178,7 +182,7 @@ class Daemon:
             def monitor(locks: dict[str, tuple[int, str]]) -> Node:
                 stats = server.stats
                 return merge(
-                    merge(library, hub.streams()),
+                    merge(merge(library, hub.streams()), server.throttle.state(namespace)),
                     monitoring.state_tree(
                         self.schema,
                         caps,
@@ -220,7 +224,14 @@ class Daemon:
 
         host_key = await anyio.to_thread.run_sync(load_host_key, self.state_dir)
         self.server = NetconfServer(
-            context, self.users, host_key, caps, self.listen, ended, notifications=hub
+            context,
+            self.users,
+            host_key,
+            caps,
+            self.listen,
+            ended,
+            notifications=hub,
+            throttle=Throttle(self.login_policy),
         )
         datastores.is_live = self.server.is_live
         self.address = self.server.start()

@@ -14,6 +14,7 @@ from nf.app import DEMO_CONFIG, Daemon, load_initial
 from nf.config.tree import Node
 from nf.northbound.auth import Users
 from nf.northbound.server import Listen
+from nf.northbound.throttle import Policy
 from nf.runtime.relay import RelayRuntime
 from nf.runtime.transaction import NullRuntime, Runtime
 from nf.schema import default_schema
@@ -59,14 +60,18 @@ DaemonFactory = Callable[..., Running]
 def make_daemon(tmp_path: Path) -> Iterator[DaemonFactory]:
     """Start daemons on 127.0.0.1 with an ephemeral port; all are stopped after the test.
 
-    ``make_daemon(runtime=..., initial=Node | Path)``: the runtime defaults to
-    NullRuntime, the initial configuration to the embedded demo.
+    ``make_daemon(runtime=..., initial=Node | Path, login_policy=...)``: the
+    runtime defaults to NullRuntime, the initial configuration to the
+    embedded demo, the login throttle's policy to the daemon's.
     """
     stack: list[tuple[Running, object]] = []
     shutdowns: list[tuple[BlockingPortal, RelayRuntime]] = []
 
     def factory(
-        runtime: Runtime | None = None, initial: Node | Path | None = None, relay: bool = False
+        runtime: Runtime | None = None,
+        initial: Node | Path | None = None,
+        relay: bool = False,
+        login_policy: Policy | None = None,
     ) -> Running:
         schema = default_schema()
         state_dir = tmp_path / f"state{len(stack)}"
@@ -83,7 +88,14 @@ def make_daemon(tmp_path: Path) -> Iterator[DaemonFactory]:
             runtime = RelayRuntime()
             portal.start_task(runtime.run)
             shutdowns.append((portal, runtime))
-        daemon = Daemon(schema, runtime or NullRuntime(), users, state_dir, Listen("127.0.0.1", 0))
+        daemon = Daemon(
+            schema,
+            runtime or NullRuntime(),
+            users,
+            state_dir,
+            Listen("127.0.0.1", 0),
+            login_policy=login_policy or Policy(),
+        )
         host, port = portal.call(daemon.start, portal, tree)
         running = Running(daemon, portal, host, port, state_dir)
         stack.append((running, cm))

@@ -18,7 +18,11 @@ library's gaps closed here rather than worked around in tests:
 * a subscribed session (RFC 5277) gets a second thread that sends its
   notifications between replies (:interleave); one send lock per session
   keeps messages whole.  Sessions starting and ending are published as
-  RFC 6470 events.
+  RFC 6470 events;
+* failed logins are throttled per source address (``throttle``): delayed,
+  then refused without hashing for a while; a source may have only so
+  many connections negotiating at once, and the excess is closed before
+  any SSH work.  What a storm logs is rate-limited.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from nf.northbound import notifications as events
 from nf.northbound.auth import Users
 from nf.northbound.notifications import Notifications, Outbox
 from nf.northbound.rpcs import Context, handle_message
+from nf.northbound.throttle import Change, Credential, LogLimiter, Throttle, source_of
 
 log = logging.getLogger(__name__)
 
@@ -339,11 +344,15 @@ class Session:
 
 
 class _SSHInterface(paramiko.ServerInterface):
-    """Authentication and channel policy of one SSH connection."""
+    """Authentication and channel policy of one SSH connection.
 
-    def __init__(self, users: Users, peer: str) -> None:
-        self.users = users
+    paramiko calls the checks in the connection's own thread, so the
+    throttle's delay holds this connection only."""
+
+    def __init__(self, server: NetconfServer, peer: str, source: str) -> None:
+        self.server = server
         self.peer = peer
+        self.source = source
         self.username: str | None = None
         self.subsystem = threading.Event()
         self.channel_opened = False
@@ -352,17 +361,17 @@ class _SSHInterface(paramiko.ServerInterface):
         return "password,publickey"
 
     def check_auth_password(self, username: str, password: str) -> int:
-        if self.users.check_password(username, password):
-            self.username = username
-            return AUTH_SUCCESSFUL
-        log.warning("authentication failed: user %r from %s (password)", username, self.peer)
-        return AUTH_FAILED
+        users = self.server.users
+        return self._check(username, "password", lambda: users.check_password(username, password))
 
     def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
-        if self.users.check_key(username, key):
+        users = self.server.users
+        return self._check(username, "publickey", lambda: users.check_key(username, key))
+
+    def _check(self, username: str, credential: Credential, check: Callable[[], bool]) -> int:
+        if self.server.authenticate(self.source, self.peer, username, credential, check):
             self.username = username
             return AUTH_SUCCESSFUL
-        log.info("public key %s not accepted for %r from %s", key.get_name(), username, self.peer)
         return AUTH_FAILED
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
@@ -426,6 +435,7 @@ class NetconfServer:
         on_session_end: Callable[[int], None] | None = None,
         max_message: int = MAX_XML_BYTES,
         notifications: Notifications | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
         self.users = users
         self.host_key = host_key
@@ -441,6 +451,8 @@ class NetconfServer:
         self._threads: list[threading.Thread] = []
         self._handshakes = threading.BoundedSemaphore(MAX_HANDSHAKES)
         self.stats = Statistics()
+        self.throttle = throttle if throttle is not None else Throttle()
+        self._login_log = LogLimiter()
         self.notifications = notifications
         if notifications is not None:
             notifications.on_overflow = self._overflowed
@@ -544,6 +556,65 @@ class NetconfServer:
             except Exception:  # the loop may already be gone at shutdown
                 log.debug("session-end hook failed", exc_info=True)
 
+    # -- logins ------------------------------------------------------------------
+    def authenticate(
+        self,
+        source: str,
+        peer: str,
+        username: str,
+        credential: Credential,
+        check: Callable[[], bool],
+    ) -> bool:
+        """One authentication attempt, through the throttle: held while the
+        source must wait, refused unchecked (no scrypt) while it is refused."""
+        verdict = self.throttle.attempt(source)
+        if verdict.wait > 0 and self._stopping.wait(verdict.wait):
+            return False  # shutting down
+        if verdict.refuse:
+            self._login_note(
+                logging.INFO, "login of %r from %s refused unchecked (throttled)", username, peer
+            )
+            return False
+        if check():
+            self.throttle.succeeded(source)
+            return True
+        change = self.throttle.failed(source, credential)
+        if credential == "password":
+            self._login_note(
+                logging.WARNING, "authentication failed: user %r from %s (password)", username, peer
+            )
+        else:
+            self._login_note(logging.INFO, "public key not accepted for %r from %s", username, peer)
+        policy = self.throttle.policy
+        if change is Change.DELAYING:
+            self._login_note(
+                logging.WARNING,
+                "delaying logins from %s: %d failures (from %.0f s, doubling up to %.0f s)",
+                source,
+                policy.free_failures,
+                policy.first_delay,
+                policy.max_delay,
+            )
+        elif change is Change.REFUSING:
+            self._login_note(
+                logging.WARNING,
+                "refusing logins from %s for %.0f s unchecked: too many failures",
+                source,
+                policy.refuse_for,
+            )
+        return False
+
+    def _login_note(self, level: int, message: str, *args: object) -> None:
+        """Log a line of the login throttle, unless a storm has used up the
+        budget; the next line logged says how many were dropped."""
+        dropped = self._login_log.allow()
+        if dropped is None:
+            return
+        if dropped:
+            message += " (%d login log lines dropped before this one)"
+            args = (*args, dropped)
+        log.log(level, message, *args)
+
     def _accept_loop(self) -> None:
         assert self._socket is not None
         while not self._stopping.is_set():
@@ -564,35 +635,50 @@ class NetconfServer:
                     return
                 log.exception("accept failed")
                 continue
+            peer = f"{addr[0]}:{addr[1]}"
+            source = source_of(str(addr[0]))
+            if not self.throttle.connection_opened(source):
+                # over the source's cap of negotiating connections: no SSH work
+                with contextlib.suppress(OSError):
+                    conn.close()
+                places.release()
+                self._login_note(
+                    logging.WARNING,
+                    "connection from %s closed: %d connections of %s negotiating already",
+                    peer,
+                    self.throttle.policy.max_unauthenticated,
+                    source,
+                )
+                continue
             # replies are written whole; Nagle would hold their tails for an ACK
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            peer = f"{addr[0]}:{addr[1]}"
             thread = threading.Thread(
                 target=self._connection,
-                args=(conn, peer, places),
+                args=(conn, peer, source, places),
                 name=f"netconf-{peer}",
                 daemon=True,
             )
             thread.start()
 
     def _connection(
-        self, conn: socket.socket, peer: str, places: threading.BoundedSemaphore
+        self, conn: socket.socket, peer: str, source: str, places: threading.BoundedSemaphore
     ) -> None:
         try:
-            session = self._handshake(conn, peer)
+            session = self._handshake(conn, peer, source)
         finally:
+            self.throttle.connection_done(source)
             places.release()
         if session is not None:
             session.run()
 
-    def _handshake(self, conn: socket.socket, peer: str) -> Session | None:
+    def _handshake(self, conn: socket.socket, peer: str, source: str) -> Session | None:
         """SSH negotiation, authentication and the netconf subsystem, time-bounded."""
         transport = paramiko.Transport(conn)
         transport.banner_timeout = HANDSHAKE_TIMEOUT
         transport.handshake_timeout = HANDSHAKE_TIMEOUT
         transport.auth_timeout = HANDSHAKE_TIMEOUT
         transport.add_server_key(self.host_key)
-        iface = _SSHInterface(self.users, peer)
+        iface = _SSHInterface(self, peer, source)
         try:
             transport.start_server(server=iface)
             channel = transport.accept(timeout=HANDSHAKE_TIMEOUT)
