@@ -598,20 +598,22 @@ def test_invalid_value_range_and_pattern(daemon: Running) -> None:
 
 
 def test_must_violation_two_servers_on_one_port(daemon: Running) -> None:
+    """RFC 7950 §8.3.3: the candidate takes the edit; validate and commit
+    report the must violation, and running is untouched."""
     with daemon.connect() as m:
-        error = rpc_error(
-            m.edit_config, target="candidate", config=config(port("two") + server("two", 8301))
-        )
-        found = errors_of(error)
-        assert {e.path for e in found} == {DEMO, channel_path("two")}
-        for e in found:
-            assert (e.tag, e.type, e.app_tag) == (
-                "operation-failed",
-                "application",
-                "must-violation",
-            )
-            assert "listen/port is used by another enabled TCP server channel" in e.message
-        assert channels(m, "candidate") == ["demo"]
+        m.edit_config(target="candidate", config=config(port("two") + server("two", 8301)))
+        assert channels(m, "candidate") == ["demo", "two"]
+        for operation in (lambda: m.validate(source="candidate"), m.commit):
+            found = errors_of(rpc_error(operation))
+            assert {e.path for e in found} == {DEMO, channel_path("two")}
+            for e in found:
+                assert (e.tag, e.type, e.app_tag) == (
+                    "operation-failed",
+                    "application",
+                    "must-violation",
+                )
+                assert "listen/port is used by another enabled TCP server channel" in e.message
+        assert channels(m, "running") == ["demo"]
 
 
 def test_data_not_unique_two_channels_one_serial_port(daemon: Running) -> None:
@@ -674,7 +676,8 @@ def test_too_many_destinations(daemon: Running) -> None:
         f"<listen><port>9000</port></listen>{destinations}</channel>"
     )
     with daemon.connect() as m:
-        error = rpc_error(m.edit_config, target="candidate", config=config(port("peer") + peer))
+        m.edit_config(target="candidate", config=config(port("peer") + peer))  # §8.3.3
+        error = rpc_error(m.validate, source="candidate")
         assert error.errlist is None
         assert (error.tag, error.type, error.app_tag) == (
             "operation-failed",

@@ -20,7 +20,7 @@ from typing import Any
 from lxml import etree
 
 from nf.config.errors import MAX_ERRORS, ConfigError
-from nf.config.tree import Child, LeafList, ListNode, Node, key_of, quote, step
+from nf.config.tree import Child, Key, LeafList, ListNode, Node, key_of, quote, step
 from nf.schema import QName, SchemaIndex, SchemaNode
 
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
@@ -154,6 +154,10 @@ def parse_children(
     errors: list[ConfigError],
 ) -> Node:
     children: dict[QName, Child] = {}
+    # lists and leaf-lists are gathered here and made nodes at the end: one
+    # copy per entry made a message of n entries cost n^2
+    values_of: dict[QName, dict[str, None]] = {}
+    entries_of: dict[QName, dict[Key, Node]] = {}
     for child in elem:
         if not isinstance(child.tag, str):
             continue
@@ -193,8 +197,10 @@ def parse_children(
                     continue
                 children[qname] = value
             else:
-                existing = children.get(qname)
-                values = existing.values if isinstance(existing, LeafList) else ()
+                values = values_of.get(qname)
+                if values is None:
+                    values = values_of[qname] = {}
+                    children[qname] = LeafList((), sn.user_ordered)  # its place; filled below
                 if value in values:
                     errors.append(
                         ConfigError(
@@ -205,7 +211,7 @@ def parse_children(
                         )
                     )
                     continue
-                children[qname] = LeafList((*values, value), sn.user_ordered)
+                values[value] = None
         elif sn.keyword == "container":
             if qname in children:
                 errors.append(_given_twice(sn, child_path))
@@ -230,12 +236,10 @@ def parse_children(
                     )
                 continue
             key = key_of(entry, sn)
-            existing_list = children.get(qname)
-            entries = (
-                existing_list
-                if isinstance(existing_list, ListNode)
-                else ListNode(ordered=sn.user_ordered)
-            )
+            entries = entries_of.get(qname)
+            if entries is None:
+                entries = entries_of[qname] = {}
+                children[qname] = ListNode(ordered=sn.user_ordered)  # its place; filled below
             if key in entries:
                 errors.append(
                     ConfigError(
@@ -246,9 +250,16 @@ def parse_children(
                     )
                 )
                 continue
-            children[qname] = entries.set(key, entry)
+            entries[key] = entry
         else:  # anydata/anyxml: not used by our modules; kept verbatim as text
             children[qname] = etree.tostring(child, encoding="unicode")
+    for qname, gathered in values_of.items():
+        children[qname] = LeafList(tuple(gathered), snode.children[qname].user_ordered)
+    for qname, listed in entries_of.items():
+        if listed:
+            children[qname] = ListNode(listed, snode.children[qname].user_ordered)
+        else:
+            del children[qname]
     return Node(children)
 
 

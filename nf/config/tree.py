@@ -84,6 +84,15 @@ class ListNode:
         entries[key] = entry
         return ListNode(entries, self.ordered)
 
+    def set_in_place(self, key: Key, entry: Node) -> None:
+        """``set`` without a copy: only for a ListNode that its creator
+        holds alone and has not published (an edit building its result)."""
+        self._entries[key] = entry
+
+    def remove_in_place(self, key: Key) -> None:
+        """``remove`` without a copy, under the same condition."""
+        del self._entries[key]
+
     def remove(self, key: Key) -> ListNode:
         entries = dict(self._entries)
         del entries[key]

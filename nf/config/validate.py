@@ -10,9 +10,11 @@ so a NETCONF client and ``nf validate`` see the same facts.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 
 from lxml import etree
+from pyang import xpath_lexer
 
 from nf.config.codec import (
     WD_DEFAULT,
@@ -175,14 +177,69 @@ def check(tree: Node, schema: SchemaIndex) -> tuple[list[ConfigError], Instance]
     return checker.errors, instance
 
 
+def check_syntax(tree: Node, schema: SchemaIndex) -> list[ConfigError]:
+    """The syntax constraints of RFC 7950 §8.3.1 only: every value against
+    its type (range, length, pattern; a leafref against its target's type)
+    and at most one case of a choice.
+
+    This is what an edit of the candidate checks (§8.3.3: the candidate is
+    validated at <validate> and <commit>), so that a configuration can be
+    built step by step: a channel first, the serial port it refers to next.
+    must, when, leafref existence, unique, mandatory and min/max-elements
+    wait for validation.  Structure, keys, operations and config false are
+    the edit's own checks.
+    """
+    holder = render(tree, schema, etree.Element(_HOLDER))
+    checker = _Checker(schema, semantic=False)
+    checker.node(holder, schema.root, "")
+    return checker.errors
+
+
+@functools.lru_cache(maxsize=1024)
+def _names_in(source: str) -> frozenset[str]:
+    """The node names an XPath expression mentions, without prefixes."""
+    try:
+        tokens = xpath_lexer.scan(source)
+    except xpath_lexer.XPathError:
+        return frozenset()
+    return frozenset(t.value.rsplit(":", 1)[-1] for t in tokens if t.type == "name")
+
+
+def _absent_mandatory(elem: etree._Element, sn: SchemaNode) -> frozenset[str]:
+    """Mandatory leaves that ``elem`` (an instance of ``sn``) lacks."""
+    if not sn.children:
+        return frozenset()
+    absent = [
+        child.name
+        for qname, child in sn.children.items()
+        if child.keyword == "leaf" and child.mandatory and child.config and not child.case_path
+    ]
+    if not absent:
+        return frozenset()
+    present = {split_tag(c.tag)[1] for c in elem if isinstance(c.tag, str)}
+    return frozenset(name for name in absent if name not in present)
+
+
 class _Checker:
-    def __init__(self, schema: SchemaIndex) -> None:
+    def __init__(self, schema: SchemaIndex, semantic: bool = True) -> None:
         self.schema = schema
+        self.semantic = semantic
+        """False: only the syntax constraints (``check_syntax``)."""
         self.errors: list[ConfigError] = []
         self.cache: EvalCache = {}
 
-    def node(self, elem: etree._Element, snode: SchemaNode, path: str) -> None:
-        """Check the children of a container, list entry or the root."""
+    def node(
+        self,
+        elem: etree._Element,
+        snode: SchemaNode,
+        path: str,
+        absent: frozenset[str] = frozenset(),
+    ) -> None:
+        """Check the children of a container, list entry or the root.
+
+        ``absent`` are the mandatory leaves ``elem`` lacks: each is reported
+        once, as missing-element, and a when of a child that depends on one
+        is not evaluated (it could only fail because of it)."""
         groups: dict[QName, list[etree._Element]] = {}
         for child in elem:
             if isinstance(child.tag, str):
@@ -194,20 +251,22 @@ class _Checker:
                 self.missing(elem, sn, path, set(groups))
                 continue
             if sn.keyword == "leaf":
-                self.leaf(instances[0], sn, path + self.step(sn))
+                self.leaf(instances[0], sn, path + self.step(sn), absent)
             elif sn.keyword == "leaf-list":
                 for inst in instances:
-                    self.leaf(inst, sn, path + self.step(sn) + f"[.={quote(inst.text or '')}]")
+                    self.leaf(
+                        inst, sn, path + self.step(sn) + f"[.={quote(inst.text or '')}]", absent
+                    )
                 self.counts(sn, len(instances), path)
             elif sn.keyword == "container":
                 inst_path = path + self.step(sn)
-                if self.conditions(instances[0], sn, inst_path):
-                    self.node(instances[0], sn, inst_path)
+                if self.conditions(instances[0], sn, inst_path, absent):
+                    self.node(instances[0], sn, inst_path, _absent_mandatory(instances[0], sn))
             elif sn.keyword == "list":
                 for inst in instances:
                     inst_path = path + self.step(sn, inst)
-                    if self.conditions(inst, sn, inst_path):
-                        self.node(inst, sn, inst_path)
+                    if self.conditions(inst, sn, inst_path, absent):
+                        self.node(inst, sn, inst_path, _absent_mandatory(inst, sn))
                 self.counts(sn, len(instances), path)
                 self.unique(instances, sn, path)
 
@@ -221,10 +280,29 @@ class _Checker:
         return text
 
     # -- single nodes -------------------------------------------------------
-    def conditions(self, elem: etree._Element, sn: SchemaNode, path: str) -> bool:
-        """when and must of an existing node; False stops descending."""
+    def conditions(
+        self,
+        elem: etree._Element,
+        sn: SchemaNode,
+        path: str,
+        parent_absent: frozenset[str] = frozenset(),
+    ) -> bool:
+        """when and must of an existing node; False stops descending.
+
+        One root cause, one error: a when that names a mandatory leaf its
+        parent lacks, and a must that names a mandatory leaf the node itself
+        lacks, are not evaluated; the missing leaf is reported instead
+        (a channel without mode is "mode is missing", not also "client mode
+        needs exactly one destination" and "peer mode needs one")."""
+        if not self.semantic:
+            return True
         explicit = elem.get(WD_DEFAULT) is None and elem.get(_IMPLICIT) is None
-        if sn.when is not None and explicit and not sn.when.boolean(elem, elem, self.cache):
+        if (
+            sn.when is not None
+            and explicit
+            and not (parent_absent and parent_absent & _names_in(sn.when.source))
+            and not sn.when.boolean(elem, elem, self.cache)
+        ):
             self.errors.append(
                 ConfigError(
                     "operation-failed",
@@ -234,7 +312,10 @@ class _Checker:
                 )
             )
             return False
+        absent = _absent_mandatory(elem, sn) if sn.musts else frozenset()
         for must in sn.musts:
+            if absent and absent & _names_in(must.expr.source):
+                continue
             if not must.expr.boolean(elem, elem, self.cache):
                 self.errors.append(
                     ConfigError(
@@ -246,8 +327,14 @@ class _Checker:
                 )
         return True
 
-    def leaf(self, elem: etree._Element, sn: SchemaNode, path: str) -> None:
-        if not self.conditions(elem, sn, path):
+    def leaf(
+        self,
+        elem: etree._Element,
+        sn: SchemaNode,
+        path: str,
+        parent_absent: frozenset[str] = frozenset(),
+    ) -> None:
+        if not self.conditions(elem, sn, path, parent_absent):
             return
         assert sn.type is not None
         value = elem.text or ""
@@ -262,7 +349,7 @@ class _Checker:
                 )
             )
             return
-        if sn.leafref is not None and sn.type.require_instance:
+        if self.semantic and sn.leafref is not None and sn.type.require_instance:
             targets = sn.leafref.string_values(elem, elem, self.cache)
             if sn.type.canonical(value) not in targets:
                 self.errors.append(
@@ -279,6 +366,8 @@ class _Checker:
         self, parent: etree._Element, sn: SchemaNode, path: str, present: set[QName]
     ) -> None:
         """Mandatory leaf or min-elements for an absent node."""
+        if not self.semantic:
+            return
         required = (sn.keyword == "leaf" and sn.mandatory) or sn.min_elements > 0
         if not required or not sn.config:
             return
@@ -304,6 +393,8 @@ class _Checker:
             self.counts(sn, 0, path)
 
     def counts(self, sn: SchemaNode, count: int, path: str) -> None:
+        if not self.semantic:
+            return
         if count < sn.min_elements:
             self.errors.append(
                 ConfigError(
@@ -324,6 +415,8 @@ class _Checker:
             )
 
     def unique(self, entries: list[etree._Element], sn: SchemaNode, path: str) -> None:
+        if not self.semantic:
+            return
         for spec in sn.uniques:
             seen: dict[tuple[str, ...], etree._Element] = {}
             for entry in entries:
@@ -380,7 +473,12 @@ class _Checker:
                         path=path or "/",
                     )
                 )
-            elif not found and choice.mandatory and self._choice_applies(choice, snode, present):
+            elif (
+                self.semantic
+                and not found
+                and choice.mandatory
+                and self._choice_applies(choice, snode, present)
+            ):
                 self.errors.append(
                     ConfigError(
                         "data-missing",

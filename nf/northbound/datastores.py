@@ -49,7 +49,7 @@ from nf.config.edit import edit_partial
 from nf.config.errors import ConfigError
 from nf.config.model import RelayConfig, from_tree, update
 from nf.config.tree import Node
-from nf.config.validate import Instance, check
+from nf.config.validate import Instance, check, check_syntax
 from nf.northbound import confirmed as cc
 from nf.northbound.startup import ConfirmedCommitFile, SavedCommit, StartupFile
 from nf.runtime.transaction import PrepareError, Runtime
@@ -318,9 +318,15 @@ class Datastores:
         denied = await self._authorized(authorize, base, new)
         if denied:
             return denied
-        if test_option != "set":
-            invalid = await self._validate(new)
-            if invalid or test_option == "test-only":
+        if test_option == "test-only":
+            # the client asks whether the result would be valid: all of it
+            return errors + await self._validate(new)
+        if test_option == "test-then-set":
+            # RFC 7950 §8.3.3: the candidate is validated at <validate> and
+            # <commit>; an edit checks the syntax only, so a configuration
+            # can be built step by step (a channel before its serial port)
+            invalid = await self._work(check_syntax, new, self.schema)
+            if invalid:
                 return errors + invalid
         if self.candidate is not base:
             # a commit or another edit changed the candidate while we worked

@@ -176,9 +176,10 @@ class _SubtreeWalk:
     entries by key, built once so that each filter node finds its matches
     without scanning every sibling."""
 
-    def __init__(self, budget: int = SUBTREE_BUDGET) -> None:
+    def __init__(self, budget: int | None = None) -> None:
         self.marks = _Marks()
-        self.budget = budget
+        self.limit = SUBTREE_BUDGET if budget is None else budget
+        self.budget = self.limit
         self._by_name: dict[etree._Element, dict[str, list[etree._Element]]] = {}
         self._by_key: dict[
             tuple[etree._Element, str, str], dict[tuple[str, ...], etree._Element]
@@ -190,7 +191,7 @@ class _SubtreeWalk:
             raise FilterError(
                 ConfigError(
                     "resource-denied",
-                    f"the subtree filter would look at more than {SUBTREE_BUDGET} data "
+                    f"the subtree filter would look at more than {self.limit} data "
                     "nodes; select list entries by their keys or split the request",
                     type="application",
                 )
@@ -363,6 +364,7 @@ MAX_SELECT = 16384
 """Characters of an XPath filter expression; longer ones are refused before
 any work (real filters are a few hundred characters)."""
 MAX_CHEAP_BRANCHES = 32
+MAX_DESCENDANT_PATHS = 4
 _COSTLY_AXES = frozenset(
     {
         "ancestor",
@@ -491,9 +493,10 @@ def _cheap(tokens: list[Any]) -> bool:
     in the data.  Conservative: False sends it to the sandbox, which still
     evaluates it correctly.
 
-    Linear are: child steps, with one ``//`` only as the very first step
-    (from the root; a descendant step from a large node-set makes libxml2
-    merge node-sets quadratically); and predicates, at most two deep,
+    Linear are: child steps, with ``//`` only where a path starts outside
+    predicates (from the root; a descendant step from a large node-set makes
+    libxml2 merge node-sets quadratically), at most ``MAX_DESCENDANT_PATHS``
+    of them; and predicates, at most two deep,
     holding at most one relative child path each (a path compared with a
     path compares every pair; an absolute path is evaluated again for every
     context node).  No union anywhere, no axis but child, attribute and
@@ -503,14 +506,19 @@ def _cheap(tokens: list[Any]) -> bool:
     depth = 0
     paths: list[int] = [0]
     previous: str | None = None
-    for i, tok in enumerate(significant):
+    descendant_paths = 0
+    for tok in significant:
         kind = tok.type
         if kind in ("BAR", "DOTDOT"):
             return False
         if kind == "axis" and tok.value in _COSTLY_AXES:
             return False
-        if kind == "DOUBLESLASH" and (i != 0 or depth):
-            return False
+        if kind == "DOUBLESLASH":
+            if depth or previous not in _PATH_START_AFTER:
+                return False
+            descendant_paths += 1
+            if descendant_paths > MAX_DESCENDANT_PATHS:
+                return False
         if kind == "LBRACKET":
             depth += 1
             if depth > 2:
