@@ -183,7 +183,6 @@ def test_yangcli_builds_a_channel_in_three_valid_steps_and_commits(
     assert_channel_landed(daemon, out)
 
 
-@pytest.mark.xfail(reason="issue 9 point 2: §8.3.3", strict=True, raises=AssertionError)
 def test_yangcli_builds_a_channel_before_its_serial_port_and_commits(
     daemon: Running, tmp_path: Path
 ) -> None:
