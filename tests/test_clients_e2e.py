@@ -15,7 +15,6 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
 from clienthelpers import Output, run, run_ok, system_tool, venv_tool
 from conftest import Running
 from lxml import etree

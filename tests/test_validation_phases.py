@@ -129,3 +129,17 @@ def test_running_is_fully_validated_at_every_edit(daemon: Running, test_option: 
             (e.tag, e.app_tag) for e in errors_of(caught.value)
         }
         assert channels(m, "running") == ["demo"]
+
+
+def test_set_on_candidate_still_checks_types(daemon: Running) -> None:
+    """RFC 7950 §8.3.1: syntax is checked whatever the test-option."""
+    with daemon.connect() as m:
+        error = rpc_error(
+            m.edit_config,
+            target="candidate",
+            config=config(DANGLING.replace("<mode>server</mode>", "<mode>sideways</mode>")),
+            test_option="set",
+        )
+        assert error.tag == "invalid-value"
+        m.edit_config(target="candidate", config=config(DANGLING), test_option="set")
+        assert sorted(channels(m, "candidate")) == ["c1", "demo"]

@@ -321,13 +321,13 @@ class Datastores:
         if test_option == "test-only":
             # the client asks whether the result would be valid: all of it
             return errors + await self._validate(new)
-        if test_option == "test-then-set":
-            # RFC 7950 §8.3.3: the candidate is validated at <validate> and
-            # <commit>; an edit checks the syntax only, so a configuration
-            # can be built step by step (a channel before its serial port)
-            invalid = await self._work(check_syntax, new, self.schema)
-            if invalid:
-                return errors + invalid
+        # RFC 7950 §8.3.3: the candidate is validated at <validate> and
+        # <commit>; an edit checks the syntax only (§8.3.1, whatever the
+        # test-option), so a configuration can be built step by step (a
+        # channel before its serial port)
+        invalid = await self._work(check_syntax, new, self.schema)
+        if invalid:
+            return errors + invalid
         if self.candidate is not base:
             # a commit or another edit changed the candidate while we worked
             return await self.edit_config(
