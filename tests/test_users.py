@@ -11,7 +11,13 @@ import paramiko
 import pytest
 from conftest import Running
 
-from nf.northbound.auth import Users, ensure_admin, hash_password, verify_password
+from nf.northbound.auth import (
+    _DUMMY_HASH,
+    Users,
+    ensure_admin,
+    hash_password,
+    verify_password,
+)
 
 NF = str(Path(sys.executable).parent / "nf")
 
@@ -28,6 +34,12 @@ def test_password_hash_round_trip_and_no_plaintext(tmp_path: Path) -> None:
     users.save()
     assert Users(tmp_path / "users.json").check_password("admin", "chosen")
     assert (tmp_path / "users.json").stat().st_mode & 0o077 == 0
+
+
+def test_the_unknown_user_hash_costs_what_a_real_check_costs() -> None:
+    """The written-out hash a login of an unknown user is checked against
+    is a real one, with today's scrypt parameters (the same work)."""
+    assert hash_password("not a password", salt=b"0" * 16) == _DUMMY_HASH
 
 
 def test_first_start_generates_a_password_once(tmp_path: Path) -> None:
