@@ -116,7 +116,7 @@ class Daemon:
     async def start(
         self, portal: BlockingPortal, initial: Node, startup: Node | None = None
     ) -> tuple[str, int]:
-        """Apply ``initial`` through the runtime, then open the NETCONF listener.
+        """Apply ``initial`` through the runtime, then accept NETCONF sessions.
 
         ``startup`` is the startup datastore as read at boot (None: no file).
         A confirmed-commit file left by the previous run has been read by
@@ -124,6 +124,13 @@ class Daemon:
         ``initial`` is running the file is removed.  A crash before that
         finds the file again at the next boot and rolls back the same way.
         """
+        # the host key first: a bad one refuses the boot before any serial
+        # port or socket of the configuration is opened
+        try:
+            host_key = await anyio.to_thread.run_sync(load_host_key, self.state_dir)
+        except (OSError, paramiko.SSHException) as exc:
+            path = self.state_dir / HOST_KEY_FILE
+            raise BootError(f"SSH host key {path}: {exc}") from exc
         startup_file = StartupFile(self.state_dir / STARTUP_FILE, self.schema)
         confirmed_file = ConfirmedCommitFile(self.state_dir / CONFIRMED_FILE, self.schema)
         datastores = Datastores(
@@ -219,11 +226,6 @@ class Daemon:
         def ended(session_id: int) -> None:
             portal.call(datastores.session_ended, session_id)
 
-        try:
-            host_key = await anyio.to_thread.run_sync(load_host_key, self.state_dir)
-        except (OSError, paramiko.SSHException) as exc:
-            path = self.state_dir / HOST_KEY_FILE
-            raise BootError(f"SSH host key {path}: {exc}") from exc
         self.server = NetconfServer(
             context, self.users, host_key, caps, self.listener, ended, notifications=hub
         )
@@ -353,8 +355,8 @@ async def serve(
 def _save(users: Users) -> None:
     try:
         users.save()
-    except OSError as exc:
-        raise BootError(f"{users.path}: {reason(exc)}") from exc
+    except OSError as exc:  # the file named is users.json or its temporary copy
+        raise BootError(f"{exc.filename or users.path}: {reason(exc)}") from exc
 
 
 def _initial_configuration(

@@ -118,6 +118,23 @@ def test_a_corrupt_users_file(tmp_path: Path) -> None:
     assert len(err.splitlines()) == 1, err
 
 
+def test_a_corrupt_host_key(tmp_path: Path) -> None:
+    key = tmp_path / "ssh_host_ecdsa_key"
+    key.write_text("garbage")
+    err = _fails(tmp_path)
+    assert err == f"nf: SSH host key {key}: not a valid EC private key file\n"
+
+
+def test_users_that_cannot_be_saved_once_the_daemon_runs(tmp_path: Path) -> None:
+    """The last step of the boot (the confirmed-commit timer and the NETCONF
+    server are running by then) fails and the process still exits: it
+    used to wait for the timer task until SIGINT.  users.json is written
+    through users.tmp; a directory there stops the write, even for root."""
+    (tmp_path / "users.tmp").mkdir()
+    err = _fails(tmp_path)
+    assert err.splitlines()[-1] == f"nf: {tmp_path / 'users.tmp'}: Is a directory", err
+
+
 def test_the_state_dir_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert open_state_dir(Path("relative")) == tmp_path / "relative"
