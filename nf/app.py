@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -18,19 +19,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
+import paramiko
 from anyio.from_thread import BlockingPortal
 
 from nf import __version__, heap
+from nf.boot import BootError, one_line, reason
 from nf.config import load_document
 from nf.config.diff import Change
 from nf.config.tree import Node, merge
 from nf.northbound import monitoring, notifications, yanglib
-from nf.northbound.auth import USERS_FILE, Users, ensure_admin, load_host_key
+from nf.northbound.auth import (
+    HOST_KEY_FILE,
+    USERS_FILE,
+    AdminPassword,
+    Users,
+    ensure_admin,
+    load_host_key,
+)
 from nf.northbound.datastores import Datastores
 from nf.northbound.defaults import CAPABILITY as WITH_DEFAULTS_CAPABILITY
 from nf.northbound.notifications import Notifications
 from nf.northbound.rpcs import Context
-from nf.northbound.server import BASE_10, BASE_11, Listen, NetconfServer
+from nf.northbound.server import BASE_10, BASE_11, NetconfServer
 from nf.northbound.startup import BadStateFile, ConfirmedCommitFile, StartupFile
 from nf.northbound.throttle import Policy, Throttle
 from nf.northbound.xpath_sandbox import XPathSandbox
@@ -72,23 +82,20 @@ def capabilities(schema: SchemaIndex) -> list[str]:
     return caps
 
 
-class BootError(Exception):
-    """The initial configuration cannot be loaded; the daemon does not start."""
-
-
 def load_initial(path: Path, schema: SchemaIndex) -> Node:
-    """Read and validate a configuration file, or raise BootError naming it."""
+    """Read and validate a configuration file, or raise BootError naming it
+    (the first error; ``nf validate`` lists them all)."""
     from nf.config import validate
 
     try:
         tree, errors = load_document(path, schema)
     except OSError as exc:
-        raise BootError(f"{path}: {exc.strerror or exc}") from exc
+        raise BootError(f"{path}: {reason(exc)}") from exc
     except Exception as exc:  # XMLSyntaxError, ValueError
         raise BootError(f"{path}: not well-formed XML: {exc}") from exc
     errors += validate(tree, schema)
     if errors:
-        raise BootError(f"{path}: invalid configuration:\n" + "\n".join(f"  {e}" for e in errors))
+        raise BootError(one_line(f"{path}: invalid configuration", errors, f"nf validate {path}"))
     return tree
 
 
@@ -100,7 +107,8 @@ class Daemon:
     runtime: Runtime
     users: Users
     state_dir: Path
-    listen: Listen = field(default_factory=Listen)
+    listener: socket.socket
+    """The NETCONF socket, bound and listening (nf.boot.Listen.bind)."""
     datastores: Datastores | None = None
     server: NetconfServer | None = None
     address: tuple[str, int] | None = None
@@ -113,7 +121,7 @@ class Daemon:
     async def start(
         self, portal: BlockingPortal, initial: Node, startup: Node | None = None
     ) -> tuple[str, int]:
-        """Apply ``initial`` through the runtime, then open the NETCONF listener.
+        """Apply ``initial`` through the runtime, then accept NETCONF sessions.
 
         ``startup`` is the startup datastore as read at boot (None: no file).
         A confirmed-commit file left by the previous run has been read by
@@ -121,6 +129,13 @@ class Daemon:
         ``initial`` is running the file is removed.  A crash before that
         finds the file again at the next boot and rolls back the same way.
         """
+        # the host key first: a bad one refuses the boot before any serial
+        # port or socket of the configuration is opened
+        try:
+            host_key = await anyio.to_thread.run_sync(load_host_key, self.state_dir)
+        except (OSError, paramiko.SSHException) as exc:
+            path = self.state_dir / HOST_KEY_FILE
+            raise BootError(f"SSH host key {path}: {exc}") from exc
         startup_file = StartupFile(self.state_dir / STARTUP_FILE, self.schema)
         confirmed_file = ConfirmedCommitFile(self.state_dir / CONFIRMED_FILE, self.schema)
         datastores = Datastores(
@@ -162,9 +177,7 @@ class Daemon:
         finally:
             self.runtime.booting = False
         if errors:
-            raise BootError(
-                "initial configuration refused:\n" + "\n".join(f"  {e}" for e in errors)
-            )
+            raise BootError(one_line("initial configuration refused", errors, "see the log"))
         if confirmed_file.exists():
             await anyio.to_thread.run_sync(confirmed_file.delete)
         self.datastores = datastores
@@ -222,13 +235,12 @@ class Daemon:
         def ended(session_id: int) -> None:
             portal.call(datastores.session_ended, session_id)
 
-        host_key = await anyio.to_thread.run_sync(load_host_key, self.state_dir)
         self.server = NetconfServer(
             context,
             self.users,
             host_key,
             caps,
-            self.listen,
+            self.listener,
             ended,
             notifications=hub,
             throttle=Throttle(self.login_policy),
@@ -240,9 +252,12 @@ class Daemon:
     def close(self) -> None:
         """Stop the NETCONF server (sessions end: their non-persistent confirmed
         commits roll back), then the confirmed-commit timer.  A pending
-        persistent confirmed commit stays on disk for the next boot."""
+        persistent confirmed commit stays on disk for the next boot.  Also
+        what a failed ``start`` leaves."""
         if self.server is not None:
             self.server.close()
+        else:
+            self.listener.close()
         if self._timer_task is not None:
             self._timer_task.cancel()
             self._timer_task = None
@@ -250,20 +265,32 @@ class Daemon:
             self._xpath.close()
 
 
-def prepare_state_dir(state_dir: Path) -> tuple[Users, str | None]:
-    """Create the state directory and users; return a generated admin password."""
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    users = Users(state_dir / USERS_FILE)
+def load_users(state_dir: Path) -> tuple[Users, AdminPassword]:
+    """The users of the state directory (opened by nf.boot.open_state_dir)
+    and the admin password of this start, not saved yet (see ensure_admin)."""
+    path = state_dir / USERS_FILE
+    try:
+        users = Users(path)
+    except OSError as exc:
+        raise BootError(f"{path}: {reason(exc)}") from exc
+    except (ValueError, AttributeError) as exc:  # not JSON, or not the expected objects
+        raise BootError(f"{path}: not a users file: {exc}") from exc
     return users, ensure_admin(users, dict(os.environ))
 
 
-def _banner(address: tuple[str, int], password: str | None, source: str) -> str:
+def _banner(address: tuple[str, int], admin: AdminPassword, source: str, state_dir: Path) -> str:
     host, port = address
     lines = [
         f"nf {__version__}: NETCONF over SSH on {host}:{port} (configuration: {source})",
+        f"  state directory: {state_dir}",
     ]
-    if password is not None:
-        lines.append(f"  generated admin password (shown once, stored hashed): {password}")
+    if admin.generated is not None:
+        lines.append(f"  generated admin password (shown once, stored hashed): {admin.generated}")
+    else:
+        how = "from NF_ADMIN_PASSWORD" if admin.source == "environment" else "as set before"
+        lines.append(
+            f"  admin password: {how}; to reset it: nf user passwd admin --state-dir {state_dir}"
+        )
     lines += [
         "  connect with ncclient:",
         f"    python -c \"from ncclient import manager; m = manager.connect(host='{host}', "
@@ -275,48 +302,96 @@ def _banner(address: tuple[str, int], password: str | None, source: str) -> str:
     return "\n".join(lines)
 
 
-def _bad_state_file(what: str, exc: Exception, ignore: bool) -> bool:
-    """Report a corrupt or invalid file of the state directory (``exc`` names
-    it); True when the boot goes on, with an empty configuration, because
-    the operator said --ignore-bad-startup.  Never half-load such a file."""
+def _bad_state_file(what: str, exc: Exception, ignore: bool) -> Node:
+    """A corrupt or invalid file of the state directory (``exc`` names it):
+    BootError, or with --ignore-bad-startup an empty configuration to boot
+    instead.  Never half-load such a file."""
     if not ignore:
-        print(f"nf: {what}: {exc}", file=sys.stderr)
-        print(
-            "nf: fix or remove the file, or start with --ignore-bad-startup "
-            "to boot an empty configuration",
-            file=sys.stderr,
-        )
-        return False
+        raise BootError(
+            f"{what}: {exc}; fix or remove the file, or start with --ignore-bad-startup "
+            "to boot an empty configuration"
+        ) from exc
     log.error("%s, ignored: %s", what, exc)
     print(f"nf: booting an empty configuration; {what}: {exc}", file=sys.stderr)
-    return True
+    return Node()
 
 
 async def serve(
     state_dir: Path,
-    listen: Listen,
+    listener: socket.socket,
     config: Path | None,
     runtime: Runtime | None = None,
     ignore_bad_startup: bool = False,
 ) -> int:
-    """``nf run``: boot, serve until SIGINT/SIGTERM, shut down."""
+    """``nf run`` once nf.boot has opened ``state_dir`` and bound ``listener``:
+    boot, serve until SIGINT/SIGTERM, shut down.  A boot that fails raises
+    BootError, having stopped whatever it started: nothing keeps the
+    process alive after it."""
     heap.bound_large_blocks()
-    # scrypt (16 MiB) before the schema is compiled: a lower peak RSS
-    users, password = prepare_state_dir(state_dir)
-    schema = default_schema()
+    try:
+        # scrypt (16 MiB) before the schema is compiled: a lower peak RSS
+        users, admin = load_users(state_dir)
+        schema = default_schema()
+        source, initial, startup = _initial_configuration(
+            state_dir, schema, config, ignore_bad_startup
+        )
+    except BaseException:
+        listener.close()
+        raise
+    relay = RelayRuntime()
+    daemon = Daemon(schema, runtime or relay, users, state_dir, listener)
+    failed: BootError | None = None
+    async with anyio.create_task_group() as tg, BlockingPortal() as portal:
+        await tg.start(relay.run)
+        try:
+            try:
+                address = await daemon.start(portal, initial, startup)
+                if admin.changed:  # stored now, just before it is printed
+                    await anyio.to_thread.run_sync(_save, users)
+            except BaseException as exc:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(daemon.close)
+                if not isinstance(exc, BootError):
+                    raise
+                failed = exc  # raised out of the task group, not wrapped in a group
+            else:
+                heap.release()  # what booting (schema, validation) freed: RSS budget
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    # the banner tells supervisors we are up, so handlers come first
+                    print(_banner(address, admin, source, state_dir), flush=True)
+                    async for signum in signals:
+                        log.info("received %s, shutting down", signal.Signals(signum).name)
+                        break
+                await anyio.to_thread.run_sync(daemon.close)
+        finally:
+            await relay.shutdown()
+    if failed is not None:
+        raise failed
+    return 0
+
+
+def _save(users: Users) -> None:
+    try:
+        users.save()
+    except OSError as exc:  # the file named is users.json or its temporary copy
+        raise BootError(f"{exc.filename or users.path}: {reason(exc)}") from exc
+
+
+def _initial_configuration(
+    state_dir: Path, schema: SchemaIndex, config: Path | None, ignore_bad_startup: bool
+) -> tuple[str, Node, Node | None]:
+    """What to boot (where it comes from, the tree) and the startup datastore
+    as read (None: no file); BootError when it cannot be read."""
     startup_path = state_dir / STARTUP_FILE
     startup: Node | None = None
     if startup_path.exists():
         try:
             startup = load_initial(startup_path, schema)
         except BootError as exc:
-            if not _bad_state_file(
+            startup = _bad_state_file(
                 "cannot boot from the startup datastore", exc, ignore_bad_startup
-            ):
-                return 1
-            startup = Node()
+            )
     confirmed_file = ConfirmedCommitFile(state_dir / CONFIRMED_FILE, schema)
-    rollback: Node | None = None
     if confirmed_file.exists():
         # the previous run stopped with a confirmed commit pending.  Roll it
         # back (boot the configuration of before it, whatever else is there)
@@ -326,44 +401,17 @@ async def serve(
         try:
             rollback = confirmed_file.load().rollback
         except BadStateFile as exc:
-            if not _bad_state_file(
+            rollback = _bad_state_file(
                 "cannot roll back an unconfirmed commit", exc, ignore_bad_startup
-            ):
-                return 1
-            rollback = Node()
-    if rollback is not None:
+            )
         source = f"{confirmed_file.path}: rollback of an unconfirmed commit"
-        initial = rollback
         log.warning("a confirmed commit was pending at shutdown: %s", source)
-    elif config is not None:
-        source = str(config)
+        return source, rollback, startup
+    if config is not None:
         try:
-            initial = load_initial(config, schema)
+            return str(config), load_initial(config, schema), startup
         except BootError as exc:
-            print(f"nf: cannot boot: {exc}", file=sys.stderr)
-            return 1
-    elif startup is not None:
-        source, initial = str(startup_path), startup
-    else:
-        source, initial = str(DEMO_CONFIG), load_initial(DEMO_CONFIG, schema)
-    relay = RelayRuntime()
-    daemon = Daemon(schema, runtime or relay, users, state_dir, listen)
-    async with anyio.create_task_group() as tg, BlockingPortal() as portal:
-        await tg.start(relay.run)
-        try:
-            try:
-                address = await daemon.start(portal, initial, startup)
-            except (BootError, OSError) as exc:
-                print(f"nf: cannot start: {exc}", file=sys.stderr)
-                return 1
-            heap.release()  # what booting (schema, validation) freed: RSS budget
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                # the banner tells supervisors we are up, so handlers come first
-                print(_banner(address, password, source), flush=True)
-                async for signum in signals:
-                    log.info("received %s, shutting down", signal.Signals(signum).name)
-                    break
-            await anyio.to_thread.run_sync(daemon.close)
-        finally:
-            await relay.shutdown()
-    return 0
+            raise BootError(f"cannot boot: {exc}") from exc
+    if startup is not None:
+        return str(startup_path), startup, startup
+    return str(DEMO_CONFIG), load_initial(DEMO_CONFIG, schema), startup

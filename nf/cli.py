@@ -54,15 +54,11 @@ def _tree(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import anyio
+    """Every boot failure is one line on stderr and exit status 1, before the
+    banner; the state directory and the NETCONF port are checked before the
+    daemon's slow imports (nf.boot)."""
+    from nf.boot import EXIT_BOOT_FAILED, BootError, Listen, open_state_dir
 
-    from nf.app import serve
-    from nf.northbound.server import Listen
-
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     host, _, port = args.listen.rpartition(":")
     if not host or not port.isdigit():
         print(f"nf run: --listen wants HOST:PORT, got {args.listen!r}", file=sys.stderr)
@@ -70,7 +66,20 @@ def _run(args: argparse.Namespace) -> int:
     listen = Listen(host.strip("[]"), int(port))
     config = Path(args.config) if args.config else None
     try:
-        return anyio.run(serve, Path(args.state_dir), listen, config, None, args.ignore_bad_startup)
+        state_dir = open_state_dir(Path(args.state_dir))
+        listener = listen.bind()
+        import anyio
+
+        from nf.app import serve
+
+        logging.basicConfig(
+            level=getattr(logging, args.log_level.upper()),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        return anyio.run(serve, state_dir, listener, config, None, args.ignore_bad_startup)
+    except BootError as exc:
+        print(f"nf: {exc}", file=sys.stderr)
+        return EXIT_BOOT_FAILED
     except KeyboardInterrupt:  # pragma: no cover - signal arrived before the receiver
         return 0
 
@@ -146,7 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
             "and a TCP server channel on 127.0.0.1:8301); but if the last run stopped with a "
             "confirmed commit pending (STATE_DIR/confirmed-commit.xml), it boots the "
             "configuration of before that commit. The admin password is generated "
-            "and printed once on first start, or set with NF_ADMIN_PASSWORD. admin is the "
+            "and printed once on first start (reset it with nf user passwd admin), or set "
+            "with NF_ADMIN_PASSWORD. If the daemon cannot start (NETCONF port busy, bad "
+            "configuration, unusable state directory) it prints one line saying why and "
+            "exits with status 1. admin is the "
             "NACM (RFC 8341) recovery user: never restricted by /nacm."
         ),
     )

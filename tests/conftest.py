@@ -11,9 +11,9 @@ import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from nf.app import DEMO_CONFIG, Daemon, load_initial
+from nf.boot import Listen
 from nf.config.tree import Node
 from nf.northbound.auth import Users
-from nf.northbound.server import Listen
 from nf.northbound.throttle import Policy
 from nf.runtime.relay import RelayRuntime
 from nf.runtime.transaction import NullRuntime, Runtime
@@ -88,12 +88,13 @@ def make_daemon(tmp_path: Path) -> Iterator[DaemonFactory]:
             runtime = RelayRuntime()
             portal.start_task(runtime.run)
             shutdowns.append((portal, runtime))
+        listener = Listen("127.0.0.1", 0).bind()
         daemon = Daemon(
             schema,
             runtime or NullRuntime(),
             users,
             state_dir,
-            Listen("127.0.0.1", 0),
+            listener,
             login_policy=login_policy or Policy(),
         )
         host, port = portal.call(daemon.start, portal, tree)

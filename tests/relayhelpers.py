@@ -4,6 +4,7 @@ loopback sockets, NETCONF configuration snippets and operational state."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
 import socket
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import pytest
 from lxml import etree
 
 SOIP = "urn:nf:params:xml:ns:yang:nf-serial-over-ip"
@@ -43,6 +45,20 @@ def port_is_free(port: int, kind: int = socket.SOCK_STREAM) -> bool:
         except OSError:
             return False
         return True
+
+
+def address_not_here() -> str:
+    """An IPv4 address that no interface of this host has (binding it fails
+    with EADDRNOTAVAIL); documentation ranges, tried in turn.  Nothing is
+    ever sent to it."""
+    for candidate in ("198.51.100.77", "203.0.113.77", "192.0.2.77"):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind((candidate, 0))
+            except OSError as exc:
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    return candidate
+    pytest.skip("every candidate address is on this host")
 
 
 def connect(port: int, timeout: float = 5.0) -> socket.socket:

@@ -97,10 +97,11 @@ def test_run_serves_the_demo_and_stops_on_sigterm(tmp_path: Path) -> None:
     )
     try:
         assert proc.stdout is not None
-        banner = [proc.stdout.readline() for _ in range(2)]
+        banner = [proc.stdout.readline() for _ in range(3)]
         assert "NETCONF over SSH on 127.0.0.1:" in banner[0] and "demo.xml" in banner[0]
-        assert "generated admin password" in banner[1]
-        password = banner[1].rsplit(" ", 1)[1].strip()
+        assert banner[1] == f"  state directory: {tmp_path}\n"
+        assert "generated admin password" in banner[2]
+        password = banner[2].rsplit(" ", 1)[1].strip()
         stored = (tmp_path / "users.json").read_text()
         assert password not in stored and "scrypt$" in stored
         proc.send_signal(signal.SIGTERM)

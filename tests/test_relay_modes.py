@@ -27,12 +27,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, cast
 
+import anyio
 import pytest
 from conftest import PASSWORD, DaemonFactory, Running
 from lxml import etree
 from relayhelpers import (
     SOIP,
     ChannelState,
+    address_not_here,
     channel_state,
     channel_xml,
     config,
@@ -62,8 +64,11 @@ from relayhelpers import (
 )
 
 from nf.config.codec import load_document
+from nf.config.model import from_tree
 from nf.runtime.channel import Session
 from nf.runtime.relay import RelayRuntime
+from nf.runtime.transaction import PrepareError
+from nf.runtime.udp import JoinError, bind_group
 from nf.schema import default_schema
 
 BUDGET = 20
@@ -751,6 +756,40 @@ def test_peer_joins_the_multicast_group(relay: Running) -> None:
         assert fd_silent(master, 0.2), "each datagram is written once"
         os.write(master, b"reply")
         assert datagrams(dest, 1) == [b"reply"]
+
+
+def test_a_failed_multicast_join_says_join_not_bind() -> None:
+    """IP_ADD_MEMBERSHIP on an interface address that no interface has fails
+    (ENODEV) wherever the test runs, unlike a join on 0.0.0.0, which depends
+    on the routing table.  The error names the group, the interface and the
+    cause, and the relay reports it at the multicast-group leaf: the text
+    the rpc-error, the log and a refused boot carry."""
+    address, group = address_not_here(), "239.1.1.1"
+    with pytest.raises(JoinError) as info:
+        bind_group(address, 0, group)
+    assert str(info.value) == f"cannot join multicast group {group} on {address}: No such device"
+    body = port_xml("p", "loop://") + channel_xml(
+        "mc",
+        "p",
+        "peer",
+        listen_xml(0, address) + destination_xml(9) + f"<multicast-group>{group}</multicast-group>",
+    )
+    schema = default_schema()
+    tree, errors = load_document(config(body), schema)
+    assert not errors
+    relay_config = from_tree(tree, schema)
+    cfg = relay_config.channels["mc"]
+
+    async def acquire_group() -> None:
+        await RelayRuntime()._acquire(cfg, relay_config.serial_ports["p"], "group")
+
+    with pytest.raises(PrepareError) as refused:
+        anyio.run(acquire_group)
+    (error,) = refused.value.errors
+    assert error.message == (
+        f"channel mc: cannot join multicast group {group} on {address}: No such device"
+    )
+    assert error.path == "/soip:serial-over-ip/soip:channel[soip:name='mc']/soip:multicast-group"
 
 
 # -- packing ---------------------------------------------------------------------------------

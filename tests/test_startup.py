@@ -53,8 +53,15 @@ def test_invalid_candidate_cannot_become_startup(daemon: Running) -> None:
         assert not (daemon.state_dir / "startup.xml").exists()
 
 
-def _start(state: Path, *extra: str) -> tuple[subprocess.Popen[str], int]:
-    env = dict(os.environ, NF_ADMIN_PASSWORD="pw")
+def _start(
+    state: Path, *extra: str, password: str | None = "pw"
+) -> tuple[subprocess.Popen[str], int]:
+    """``nf run`` on 127.0.0.1:ephemeral (a later ``--listen`` in ``extra``
+    wins) with NF_ADMIN_PASSWORD=``password`` (None: unset); its port, or 0
+    when it exited before its banner."""
+    env = {k: v for k, v in os.environ.items() if k != "NF_ADMIN_PASSWORD"}
+    if password is not None:
+        env["NF_ADMIN_PASSWORD"] = password
     proc = subprocess.Popen(
         [NF, "run", "--listen", "127.0.0.1:0", "--state-dir", str(state), *extra],
         stdout=subprocess.PIPE,
@@ -117,7 +124,8 @@ def test_bad_startup_stops_the_boot_unless_told(tmp_path: Path, content: str, ne
     assert port == 0 and proc.returncode == 1
     assert proc.stderr is not None
     err = proc.stderr.read()
-    assert "startup.xml" in err and needle in err
+    assert "startup.xml" in err and needle in err and "--ignore-bad-startup" in err
+    assert len(err.splitlines()) == 1, err
     proc, port = _start(tmp_path, "--ignore-bad-startup")
     try:
         assert port

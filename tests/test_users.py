@@ -11,7 +11,13 @@ import paramiko
 import pytest
 from conftest import Running
 
-from nf.northbound.auth import Users, ensure_admin, hash_password, verify_password
+from nf.northbound.auth import (
+    _DUMMY_HASH,
+    Users,
+    ensure_admin,
+    hash_password,
+    verify_password,
+)
 
 NF = str(Path(sys.executable).parent / "nf")
 
@@ -23,16 +29,27 @@ def test_password_hash_round_trip_and_no_plaintext(tmp_path: Path) -> None:
     assert not verify_password("S3cret", stored)
     assert not verify_password("s3cret", "garbage")
     users = Users(tmp_path / "users.json")
-    assert ensure_admin(users, {"NF_ADMIN_PASSWORD": "chosen"}) is None
+    assert ensure_admin(users, {"NF_ADMIN_PASSWORD": "chosen"}).source == "environment"
+    assert not (tmp_path / "users.json").exists()  # saved by the caller, once the daemon is up
+    users.save()
     assert Users(tmp_path / "users.json").check_password("admin", "chosen")
     assert (tmp_path / "users.json").stat().st_mode & 0o077 == 0
 
 
+def test_the_unknown_user_hash_costs_what_a_real_check_costs() -> None:
+    """The written-out hash a login of an unknown user is checked against
+    is a real one, with today's scrypt parameters (the same work)."""
+    assert hash_password("not a password", salt=b"0" * 16) == _DUMMY_HASH
+
+
 def test_first_start_generates_a_password_once(tmp_path: Path) -> None:
     users = Users(tmp_path / "users.json")
-    generated = ensure_admin(users, {})
-    assert generated and users.check_password("admin", generated)
-    assert ensure_admin(Users(tmp_path / "users.json"), {}) is None  # kept, not regenerated
+    admin = ensure_admin(users, {})
+    assert admin.source == "generated" and admin.generated and admin.changed
+    assert users.check_password("admin", admin.generated)
+    users.save()
+    kept = ensure_admin(Users(tmp_path / "users.json"), {})  # kept, not regenerated
+    assert kept.source == "kept" and kept.generated is None and not kept.changed
 
 
 def test_nf_user_cli_and_live_key_login(daemon: Running, tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 There is no fixed default password.  On first start the daemon creates the
 ``admin`` user with a random password, stores only its scrypt hash and
-prints the password once; ``NF_ADMIN_PASSWORD`` sets it without a prompt,
+prints the password once, when the daemon is up (``nf user passwd admin``
+resets it); ``NF_ADMIN_PASSWORD`` sets it without a prompt,
 for automation and tests.  Failures are logged here with the user and
 address, and the client learns nothing beyond "denied".
 """
@@ -19,6 +20,7 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import paramiko
 
@@ -145,23 +147,43 @@ class Users:
         return False
 
 
-_DUMMY_HASH = hash_password("not a password", salt=b"0" * 16)
+_DUMMY_HASH = (
+    "scrypt$16384$8$1$MDAwMDAwMDAwMDAwMDAwMA==$98YadS4IAQ3tnED1USC8nvTmrFlZfPCIcHRhksRaIFI="
+)
+"""hash_password("not a password", salt=b"0" * 16), written out: computing it
+at import cost every ``nf`` command a scrypt (0.15 s) before it could fail."""
 
 
-def ensure_admin(users: Users, environ: dict[str, str]) -> str | None:
-    """Make sure an admin can log in; return a newly generated password to print once."""
+@dataclass(frozen=True)
+class AdminPassword:
+    """Where the admin password of this start comes from."""
+
+    source: Literal["generated", "environment", "kept"]
+    generated: str | None = None
+    """The new password, to print once (``source == "generated"``)."""
+
+    @property
+    def changed(self) -> bool:
+        """users.json must be saved for it to count."""
+        return self.source != "kept"
+
+
+def ensure_admin(users: Users, environ: dict[str, str]) -> AdminPassword:
+    """Make sure an admin can log in: set the password of NF_ADMIN_PASSWORD,
+    or generate one if admin has neither password nor key.  Only ``users``
+    in memory changes: the caller saves it once the daemon can start, then
+    prints the generated password, so a boot that fails neither stores a
+    password nobody saw nor shows one that was not stored."""
     wanted = environ.get("NF_ADMIN_PASSWORD")
     if wanted:
         users.set_password(ADMIN, wanted)
-        users.save()
-        return None
+        return AdminPassword("environment")
     admin = users.users.get(ADMIN)
     if admin is not None and (admin.password_hash or admin.authorized_keys):
-        return None
+        return AdminPassword("kept")
     generated = secrets.token_urlsafe(12)
     users.set_password(ADMIN, generated)
-    users.save()
-    return generated
+    return AdminPassword("generated", generated)
 
 
 def load_host_key(state_dir: Path) -> paramiko.PKey:

@@ -3,8 +3,8 @@
 Built on paramiko and the ``netconf`` package's framing transport, with the
 library's gaps closed here rather than worked around in tests:
 
-* the listener binds the address it is told (``--listen``, 127.0.0.1 by
-  default); sshutil always binds every address;
+* the listener is bound to the address it is told (``--listen``,
+  127.0.0.1 by default; see nf.boot); sshutil always binds every address;
 * each connection does its SSH handshake in its own thread with time
   limits, so a slow or silent client never holds up the accept loop;
 * framing is bounded (``max_message`` bytes, 16 MiB by default) in both
@@ -416,12 +416,6 @@ class Statistics(RpcCounters):
     dropped_sessions: int = 0
 
 
-@dataclass
-class Listen:
-    host: str = "127.0.0.1"
-    port: int = 8300
-
-
 class NetconfServer:
     """The SSH listener and the registry of live sessions."""
 
@@ -431,7 +425,7 @@ class NetconfServer:
         users: Users,
         host_key: paramiko.PKey,
         capabilities: list[str],
-        listen: Listen,
+        sock: socket.socket,
         on_session_end: Callable[[int], None] | None = None,
         max_message: int = MAX_XML_BYTES,
         notifications: Notifications | None = None,
@@ -440,13 +434,14 @@ class NetconfServer:
         self.users = users
         self.host_key = host_key
         self.capabilities = capabilities
-        self.listen = listen
+        self._socket = sock
+        """Bound and listening already (nf.boot.Listen.bind): a busy port
+        fails the boot before anything else is started."""
         self.max_message = max_message
         self.on_session_end = on_session_end
         self._lock = threading.Lock()
         self._sessions: dict[int, Session] = {}
         self._next_id = 1
-        self._socket: socket.socket | None = None
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._handshakes = threading.BoundedSemaphore(MAX_HANDSHAKES)
@@ -460,14 +455,9 @@ class NetconfServer:
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> tuple[str, int]:
-        """Bind and start accepting; returns the bound (host, port)."""
-        family = socket.AF_INET6 if ":" in self.listen.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.listen.host, self.listen.port))
-        sock.listen(256)
+        """Start accepting; returns the bound (host, port)."""
+        sock = self._socket
         sock.settimeout(0.5)
-        self._socket = sock
         thread = threading.Thread(target=self._accept_loop, name="netconf-accept", daemon=True)
         thread.start()
         self._threads.append(thread)
@@ -477,11 +467,10 @@ class NetconfServer:
     def close(self) -> None:
         """Stop accepting and close every session."""
         self._stopping.set()
-        if self._socket is not None:
-            with contextlib.suppress(OSError):
-                self._socket.shutdown(socket.SHUT_RDWR)  # wakes accept() at once
-            with contextlib.suppress(OSError):
-                self._socket.close()
+        with contextlib.suppress(OSError):
+            self._socket.shutdown(socket.SHUT_RDWR)  # wakes accept() at once
+        with contextlib.suppress(OSError):
+            self._socket.close()
         with self._lock:
             sessions = list(self._sessions.values())
         for session in sessions:
@@ -616,7 +605,6 @@ class NetconfServer:
         log.log(level, message, *args)
 
     def _accept_loop(self) -> None:
-        assert self._socket is not None
         while not self._stopping.is_set():
             # At most MAX_HANDSHAKES connections negotiate at once; further
             # clients wait in the kernel's listen backlog until a place frees

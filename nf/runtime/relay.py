@@ -34,7 +34,7 @@ from nf.config.tree import Key, ListNode, Node
 from nf.runtime.channel import ChannelRuntime, Counters, Resources, close_resource
 from nf.runtime.serial import PortError, open_link
 from nf.runtime.transaction import EventSink, PrepareError, Transaction
-from nf.runtime.udp import bind_group, bind_peer, needs_group_socket
+from nf.runtime.udp import JoinError, bind_group, bind_peer, needs_group_socket
 from nf.schema import MAIN_MODULE, default_schema
 
 log = logging.getLogger(__name__)
@@ -73,15 +73,15 @@ def _relay_changed(name: str, old: RelayConfig, new: RelayConfig) -> bool:
 
 
 def _bind_error(name: str, leaf: str, what: str, exc: OSError) -> PrepareError:
+    """A socket the channel needs cannot be had: ``cannot bind WHAT: cause``,
+    or for a multicast join the JoinError's own words, at the group's leaf."""
     tag = "in-use" if exc.errno == errno.EADDRINUSE else "resource-denied"
+    if isinstance(exc, JoinError):
+        leaf, message = "multicast-group", str(exc)
+    else:
+        message = f"cannot bind {what}: {exc.strerror or exc}"
     return PrepareError(
-        [
-            ConfigError(
-                tag,
-                f"channel {name}: cannot bind {what}: {exc.strerror or exc}",
-                path=f"{_channel_path(name)}/soip:{leaf}",
-            )
-        ]
+        [ConfigError(tag, f"channel {name}: {message}", path=f"{_channel_path(name)}/soip:{leaf}")]
     )
 
 

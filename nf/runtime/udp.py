@@ -90,14 +90,39 @@ class Datagrams:
         self.sock.close()
 
 
-def _membership(group: str, interface: str) -> bytes:
-    return struct.pack("4s4s", socket.inet_aton(group), socket.inet_aton(interface))
+class JoinError(OSError):
+    """IP_ADD_MEMBERSHIP failed: the socket is bound, the group cannot be
+    joined on that interface (ENODEV: no interface has the address, or no
+    route for the group).  Its own type so that the message says "join",
+    not "bind"."""
+
+    def __init__(self, exc: OSError, group: str, interface: str) -> None:
+        super().__init__(exc.errno, exc.strerror)
+        self.group = group
+        self.interface = interface
+
+    def __str__(self) -> str:
+        return (
+            f"cannot join multicast group {self.group} on {self.interface}: "
+            f"{self.strerror or self.errno}"
+        )
+
+
+def _join(sock: socket.socket, group: str, interface: str) -> None:
+    membership = struct.pack("4s4s", socket.inet_aton(group), socket.inet_aton(interface))
+    try:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
+    except OSError as exc:
+        raise JoinError(exc, group, interface) from exc
+    with contextlib.suppress(OSError):  # only this socket's groups, not the host's
+        sock.setsockopt(socket.IPPROTO_IP, _IP_MULTICAST_ALL, 0)
 
 
 def bind_peer(address: str, port: int, group: str | None) -> Datagrams:
     """The socket a peer channel receives unicast/broadcast on and sends from.
     With ``group`` and a wildcard address it also joins the group (on the
-    interface the routing table picks)."""
+    interface the routing table picks).  OSError if it cannot bind,
+    JoinError (an OSError) if it cannot join."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
@@ -112,11 +137,7 @@ def bind_peer(address: str, port: int, group: str | None) -> Datagrams:
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(interface))
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
             if wildcard:
-                sock.setsockopt(
-                    socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, _membership(group, interface)
-                )
-                with contextlib.suppress(OSError):  # only this socket's groups, not the host's
-                    sock.setsockopt(socket.IPPROTO_IP, _IP_MULTICAST_ALL, 0)
+                _join(sock, group, interface)
         return Datagrams(sock)
     except BaseException:
         sock.close()
@@ -125,14 +146,13 @@ def bind_peer(address: str, port: int, group: str | None) -> Datagrams:
 
 def bind_group(address: str, port: int, group: str) -> Datagrams:
     """Receive-only socket for ``group``:``port``, joined on the interface
-    that has ``address`` (a host address, not a wildcard)."""
+    that has ``address`` (a host address, not a wildcard); JoinError if it
+    cannot join."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((group, port))
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, _membership(group, address))
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_IP, _IP_MULTICAST_ALL, 0)
+        _join(sock, group, address)
         return Datagrams(sock)
     except BaseException:
         sock.close()
