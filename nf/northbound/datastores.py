@@ -32,6 +32,7 @@ first confirmed commit.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -48,7 +49,7 @@ from nf.config.diff import Change, diff
 from nf.config.edit import edit_partial
 from nf.config.errors import ConfigError
 from nf.config.model import RelayConfig, from_tree, update
-from nf.config.tree import Node
+from nf.config.tree import ListNode, Node
 from nf.config.validate import Instance, check, check_syntax
 from nf.northbound import confirmed as cc
 from nf.northbound.startup import ConfirmedCommitFile, SavedCommit, StartupFile
@@ -60,6 +61,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 INLINE_SECONDS = 0.002
 """Work shorter than this runs on the loop: a worker-thread hop costs ~0.1 ms."""
+INLINE_ELEMENTS = 200
+"""A <config> with more elements is edited in a worker thread."""
 DATASTORES = ("running", "candidate")
 """What edit-config can target."""
 ALL_DATASTORES = ("running", "candidate", "startup")
@@ -94,6 +97,16 @@ def _tell(listener: Callable[..., None] | None, *args: object) -> None:
         listener(*args)
     except Exception:
         log.exception("listener %r failed", listener)
+
+
+def _entries(tree: Node) -> int:
+    """The size of a configuration, cheaply: the entries of the lists of its
+    top-level containers (channels, serial ports, NACM rule lists)."""
+    total = 0
+    for _, top in tree.items():
+        if isinstance(top, Node):
+            total += sum(len(child) for _, child in top.items() if isinstance(child, ListNode))
+    return total
 
 
 async def _tree(tree: Node) -> tuple[Node, list[ConfigError]]:
@@ -133,6 +146,8 @@ class Datastores:
         self._commit_lock = anyio.Lock()
         self._checked: tuple[Node, list[ConfigError], Instance] | None = None
         self._inline = False
+        self._inline_entries = 0
+        """List entries of the tree whose quick validation allowed inline work."""
         self.is_live: Callable[[int], bool] = lambda _sid: True
         """Set by the server: a killed session's late rpc must not take a lock."""
         self.pending: cc.Pending | None = None
@@ -185,10 +200,23 @@ class Datastores:
     async def _work(self, func: Callable[..., T], *args: object) -> T:
         """Run pure CPU work: in a worker thread when it is big enough to
         stall the relays, inline when the thread hop would cost more than
-        the work (judged by how long validation took last time)."""
-        if self._inline:
+        the work.  Inline only while the last validation was quick and
+        every argument is about as small as what it validated: a request
+        that brings a large tree or a large <config> never runs on the loop,
+        however fast the previous one was."""
+        if self._inline and all(self._small(arg) for arg in args):
             return func(*args)
         return await to_thread.run_sync(func, *args)
+
+    def _small(self, arg: object) -> bool:
+        if isinstance(arg, Node):
+            return _entries(arg) <= 2 * self._inline_entries + 16
+        if isinstance(arg, etree._Element):
+            # at most this many elements, found without walking a big one
+            return sum(1 for _ in itertools.islice(arg.iter(), INLINE_ELEMENTS + 1)) <= (
+                INLINE_ELEMENTS
+            )
+        return True
 
     async def _check(self, tree: Node) -> tuple[list[ConfigError], Instance]:
         """Validate, remembering the last result: trees are immutable, so the
@@ -200,6 +228,7 @@ class Datastores:
         started = time.perf_counter()
         errors, instance = await self._work(check, tree, self.schema)
         self._inline = time.perf_counter() - started < INLINE_SECONDS
+        self._inline_entries = _entries(tree)
         self._checked = (tree, errors, instance)
         return errors, instance
 
