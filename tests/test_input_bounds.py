@@ -344,6 +344,7 @@ def test_a_big_tree_or_config_is_never_worked_on_the_event_loop(
         return await original(func, *args, **kwargs)
 
     monkeypatch.setattr(ds_module.to_thread, "run_sync", spy)
+    monkeypatch.setattr(ds_module, "INLINE_SECONDS", 60.0)  # "quick", whatever the load
     channels = "".join(
         f"<channel><name>c{i}</name><serial-port>p</serial-port></channel>" for i in range(2000)
     )
@@ -377,3 +378,15 @@ def test_a_big_tree_or_config_is_never_worked_on_the_event_loop(
         assert "edit_partial" in offloaded
 
     anyio.run(scenario)
+
+
+def test_documents_over_the_element_bound_are_too_big(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nf.config import codec
+
+    monkeypatch.setattr(codec, "MAX_ELEMENTS", 1000)
+    monkeypatch.setattr(codec, "MAX_ATTRIBUTES", 10)
+    assert len(codec.parse_xml(b"<a>" + b"<b/>" * 999 + b"</a>")) == 999
+    with pytest.raises(codec.TooBig, match="1002 elements"):
+        codec.parse_xml(b"<a>" + b"<b/>" * 1001 + b"</a>")
+    with pytest.raises(codec.TooBig, match="11 attributes"):
+        codec.parse_xml(b"<a>" + b'<b x="1"/>' * 11 + b"</a>")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from lxml import etree
 
@@ -47,14 +47,38 @@ def xml_parser() -> etree.XMLParser:
     )
 
 
+MAX_ELEMENTS = 1_000_000
+"""Elements of one document (a 10 000-channel configuration has about
+150 000): with the byte bound, what keeps every later linear pass bounded."""
+MAX_ATTRIBUTES = 1_000_000
+"""Attributes of one document, for the same reason."""
+
+
+class TooBig(ValueError):
+    """A document over one of the bounds (NETCONF error-tag too-big)."""
+
+
 def parse_xml(data: bytes | str) -> etree._Element:
-    """Parse XML text safely; raises etree.XMLSyntaxError or ValueError."""
+    """Parse XML text safely; raises etree.XMLSyntaxError or ValueError
+    (TooBig for a document over the size, element or attribute bounds).
+
+    libxml2 itself refuses nesting deeper than 256 and a text node over
+    10 MB (``huge_tree=False``)."""
     raw = data.encode("utf-8") if isinstance(data, str) else data
     if len(raw) > MAX_XML_BYTES:
-        raise ValueError(f"XML document larger than {MAX_XML_BYTES} bytes")
+        raise TooBig(f"XML document larger than {MAX_XML_BYTES} bytes")
     root = etree.fromstring(raw, parser=xml_parser())
     if root.getroottree().docinfo.internalDTD is not None:
         raise ValueError("XML documents with a DTD are not accepted")
+    # counted by libxml2 in C, linear
+    elements = int(cast(float, root.xpath("count(//*)")))
+    if elements > MAX_ELEMENTS:
+        raise TooBig(f"XML document has {elements} elements; at most {MAX_ELEMENTS} are accepted")
+    attributes = int(cast(float, root.xpath("count(//@*)")))
+    if attributes > MAX_ATTRIBUTES:
+        raise TooBig(
+            f"XML document has {attributes} attributes; at most {MAX_ATTRIBUTES} are accepted"
+        )
     return root
 
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from lxml import etree
 
-from nf.config.codec import NC_NS, parse, parse_xml, render, split_tag
+from nf.config.codec import NC_NS, TooBig, parse, parse_xml, render, split_tag
 from nf.config.errors import ConfigError
 from nf.config.tree import Node, merge
 from nf.config.validate import complete
@@ -675,6 +675,8 @@ def handle_message(ctx: Context, session_id: int, message: bytes, user: str) -> 
 
     try:
         root = parse_xml(message)
+    except TooBig as exc:
+        return bad(None, ConfigError("too-big", str(exc), type="rpc"))
     except (etree.XMLSyntaxError, ValueError) as exc:
         return bad(
             None, ConfigError("malformed-message", f"not well-formed XML: {exc}", type="rpc")
