@@ -279,7 +279,7 @@ def test_the_readme_example_grants_the_group_write_access(site: Running) -> None
 
 
 def test_copy_config_running_to_startup_needs_only_execute_permission(site: Running) -> None:
-    """RFC 8341 §3.2.5: "If the source of the <copy-config> protocol
+    """RFC 8341 §3.2, <copy-config>: "If the source of the <copy-config> protocol
     operation is the running configuration datastore and the target is the
     startup configuration datastore, the client is only required to have
     permission to execute the <copy-config> protocol operation."  Any other
