@@ -472,8 +472,8 @@ class Handlers:
             _inline_config(self.ctx, source) if isinstance(source, etree._Element) else source
         )
         assert isinstance(target, str)
-        # RFC 8341 §3.2, the <copy-config> operation (RFC 6536 had the same text): "If the source of the
-        # <copy-config> protocol operation is the running configuration
+        # RFC 8341 §3.2, the <copy-config> operation (as in RFC 6536): "If
+        # the source of the <copy-config> protocol operation is the running configuration
         # datastore and the target is the startup configuration datastore,
         # the client is only required to have permission to execute the
         # <copy-config> protocol operation" (checked before dispatch): saving
