@@ -48,11 +48,17 @@ def xml_parser() -> etree.XMLParser:
 
 
 def parse_xml(data: bytes | str) -> etree._Element:
-    """Parse XML text safely; raises etree.XMLSyntaxError or ValueError."""
+    """Parse XML text safely; raises etree.XMLSyntaxError or ValueError.
+
+    Whitespace before the XML declaration is dropped: strictly the
+    declaration must come first, but NETCONF clients send a newline ahead of
+    it (scrapli-netconf does in every hello and rpc), and whitespace outside
+    the root element carries no meaning anyway.
+    """
     raw = data.encode("utf-8") if isinstance(data, str) else data
     if len(raw) > MAX_XML_BYTES:
         raise ValueError(f"XML document larger than {MAX_XML_BYTES} bytes")
-    root = etree.fromstring(raw, parser=xml_parser())
+    root = etree.fromstring(raw.lstrip(b" \t\r\n"), parser=xml_parser())
     if root.getroottree().docinfo.internalDTD is not None:
         raise ValueError("XML documents with a DTD are not accepted")
     return root
