@@ -2,7 +2,8 @@
 # Set up .venv with the project installed in editable mode.
 #   tools/bootstrap.sh          runtime only
 #   tools/bootstrap.sh --test   also the test tools and the Debian packages the
-#                               tests drive (yanglint from libyang2-tools, socat)
+#                               tests drive (yanglint from libyang2-tools, socat,
+#                               ssh from openssh-client)
 # Idempotent: a second run only checks.  Needs Python >= 3.11.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,8 @@ if [ "$with_test" = 1 ]; then
     need=()
     command -v yanglint >/dev/null || need+=(libyang2-tools)
     command -v socat >/dev/null || need+=(socat)
+    # ssh -s netconf, and scrapli-netconf's system transport, in the client tests
+    command -v ssh >/dev/null || need+=(openssh-client)
     if [ "${#need[@]}" -gt 0 ]; then apt_install "${need[@]}"; fi
 fi
 
