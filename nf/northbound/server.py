@@ -49,6 +49,9 @@ from nf.northbound.notifications import Notifications, Outbox
 from nf.northbound.rpcs import Context, handle_message
 
 log = logging.getLogger(__name__)
+SSH_LOG = f"{__name__}.ssh"
+"""paramiko's log of the server's SSH connections (``paramiko.transport`` is
+the in-process clients' too)."""
 
 BASE_10 = "urn:ietf:params:netconf:base:1.0"
 BASE_11 = "urn:ietf:params:netconf:base:1.1"
@@ -394,6 +397,28 @@ class Session:
                 transport.close()
 
 
+class _ClientResets(logging.Filter):
+    """A client that resets its connection is leaving, not a server error.
+
+    ncclient closes its socket as soon as it has the close-session reply,
+    without reading the exit-status, EOF and channel close that follow, so
+    its kernel resets the connection while the server still reads it;
+    paramiko logs that as an ERROR.  It is logged at INFO, like the end of
+    the session that follows.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and record.getMessage().startswith(
+            "Socket exception: Connection reset by peer"
+        ):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+        return True
+
+
+logging.getLogger(SSH_LOG).addFilter(_ClientResets())
+
+
 class _SSHInterface(paramiko.ServerInterface):
     """Authentication and channel policy of one SSH connection."""
 
@@ -660,6 +685,7 @@ class NetconfServer:
     def _handshake(self, conn: socket.socket, peer: str) -> Session | None:
         """SSH negotiation, authentication and the netconf subsystem, time-bounded."""
         transport = paramiko.Transport(conn)
+        transport.set_log_channel(SSH_LOG)
         transport.banner_timeout = HANDSHAKE_TIMEOUT
         transport.handshake_timeout = HANDSHAKE_TIMEOUT
         transport.auth_timeout = HANDSHAKE_TIMEOUT
