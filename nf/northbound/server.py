@@ -294,8 +294,17 @@ class Session:
             log.exception("session %d failed", self.id)
             reason = "internal error"
         finally:
-            self.close(CLOSE_LINGER)
-            self.server.session_ended(self, reason)
+            # The session is over once the client is told (its close-session
+            # <ok> is out): it ends, and its end is published, before the
+            # wait for the client to hang up, which is the connection's affair.
+            own = self._claim_close()
+            if own:
+                self._goodbye()
+            try:
+                self.server.session_ended(self, reason)
+            finally:
+                if own:
+                    self._hang_up(CLOSE_LINGER)
 
     def _start_notifier(self, outbox: Outbox) -> None:
         self.subscription = outbox
@@ -351,7 +360,8 @@ class Session:
         logged "Connection reset by peer" and ``ssh -s netconf`` exited 255.
         """
         if self._claim_close():
-            self._end(linger)
+            self._goodbye()
+            self._hang_up(linger)
 
     def close_in_background(self) -> None:
         """close(CLOSE_LINGER) from outside the session (kill-session, a
@@ -360,8 +370,7 @@ class Session:
         waiting for the client happen in a thread of their own."""
         if self._claim_close():
             threading.Thread(
-                target=self._end,
-                args=(CLOSE_LINGER,),
+                target=self._end_in_background,
                 name=f"netconf-close-{self.id}",
                 daemon=True,
             ).start()
@@ -374,11 +383,20 @@ class Session:
             self._closed.set()
             return True
 
-    def _end(self, linger: float) -> None:
-        deadline = time.monotonic() + linger
+    def _end_in_background(self) -> None:
+        self._goodbye()
+        self._hang_up(CLOSE_LINGER)
+
+    def _goodbye(self) -> None:
+        """What an SSH client waits for before it closes: exit-status and EOF."""
         with contextlib.suppress(Exception):
             self.channel.send_exit_status(0)
-            self.channel.shutdown_write()  # EOF
+            self.channel.shutdown_write()
+
+    def _hang_up(self, linger: float) -> None:
+        """Close the channel and the connection once the client has closed
+        its side, or after ``linger`` seconds."""
+        deadline = time.monotonic() + linger
         # Read (and drop) what the client still sends until it closes the
         # channel or the connection: unread bytes are what make a reset.
         with contextlib.suppress(Exception):
@@ -393,6 +411,11 @@ class Session:
             self.channel.close()
         transport = self.channel.get_transport()
         if transport is not None:
+            # then for the client to drop the connection (ssh sends its
+            # disconnect after the channel close): the transport's thread
+            # ends when it does
+            with contextlib.suppress(Exception):
+                transport.join(max(0.0, deadline - time.monotonic()))
             with contextlib.suppress(Exception):
                 transport.close()
 
