@@ -3,7 +3,8 @@
 #   tools/bootstrap.sh          runtime only
 #   tools/bootstrap.sh --test   also the test tools and the Debian packages the
 #                               tests drive (yanglint from libyang2-tools, socat,
-#                               the yangcli NETCONF client)
+#                               the yangcli NETCONF client,
+#                               ssh from openssh-client)
 # Idempotent: a second run only checks.  Needs Python >= 3.11.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,8 @@ if [ "$with_test" = 1 ]; then
     command -v yanglint >/dev/null || need+=(libyang2-tools)
     command -v socat >/dev/null || need+=(socat)
     command -v yangcli >/dev/null || need+=(yangcli)
+    # ssh -s netconf, and scrapli-netconf's system transport, in the client tests
+    command -v ssh >/dev/null || need+=(openssh-client)
     if [ "${#need[@]}" -gt 0 ]; then apt_install "${need[@]}"; fi
 fi
 

@@ -63,11 +63,15 @@ def parse_xml(data: bytes | str) -> etree._Element:
     (TooBig for a document over the size, element or attribute bounds).
 
     libxml2 itself refuses nesting deeper than 256 and a text node over
-    10 MB (``huge_tree=False``)."""
+    10 MB (``huge_tree=False``).  Whitespace before the XML declaration is
+    dropped: strictly the declaration must come first, but NETCONF clients
+    send a newline ahead of it (scrapli-netconf does in every hello and
+    rpc), and whitespace outside the root element carries no meaning.
+    """
     raw = data.encode("utf-8") if isinstance(data, str) else data
     if len(raw) > MAX_XML_BYTES:
         raise TooBig(f"XML document larger than {MAX_XML_BYTES} bytes")
-    root = etree.fromstring(raw, parser=xml_parser())
+    root = etree.fromstring(raw.lstrip(b" \t\r\n"), parser=xml_parser())
     if root.getroottree().docinfo.internalDTD is not None:
         raise ValueError("XML documents with a DTD are not accepted")
     # counted by libxml2 in C, linear

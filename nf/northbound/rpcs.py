@@ -637,6 +637,35 @@ MODULE_OPERATIONS: dict[str, Callable[[Handlers, etree._Element], Reply]] = {
 }
 
 
+ANYXML_PARAMETERS = frozenset({"config", "filter"})
+"""Base-operation parameters whose contents are data of the YANG modules."""
+
+
+def in_base_namespace(op: etree._Element) -> etree._Element:
+    """A copy of an unqualified base operation with its parameters in the
+    base namespace.
+
+    RFC 6241 puts the base operations in the base namespace, but ncclient's
+    ``dispatch(to_ele('<lock><target><candidate/></target></lock>'))`` sends
+    the whole element tree in none, and other servers (yuma123 netconfd)
+    take it.  The leniency covers the operation's own elements only: what
+    is inside ``<config>`` or ``<filter>`` is module data, whose namespaces
+    mean what they say, so it is left as sent (and an unqualified data node
+    there is still refused or matched by its own rules).
+    """
+    op = copy.deepcopy(op)
+    pending = [op]
+    while pending:
+        elem = pending.pop()
+        if elem.tag.startswith("{"):
+            continue  # qualified: its namespace stands, and so do its children's
+        name = elem.tag
+        elem.tag = f"{NC}{name}"
+        if name not in ANYXML_PARAMETERS:
+            pending.extend(c for c in elem if isinstance(c.tag, str))
+    return op
+
+
 def _reply(rpc_attrib: dict[str, str] | None, body: list[etree._Element]) -> bytes:
     nsmap: dict[str | None, str] = {None: NC_NS}
     if any(
@@ -727,6 +756,8 @@ def _dispatch(ctx: Context, session_id: int, user: str, rpc: etree._Element) -> 
         )
     op = ops[0]
     ns, name = split_tag(op.tag)
+    if ns == "" and name in BASE_OPERATIONS:
+        op, ns = in_base_namespace(op), NC_NS
     handlers = Handlers(ctx, session_id, user)
     if ns == NC_NS:
         base = BASE_OPERATIONS.get(name)
@@ -740,7 +771,9 @@ def _dispatch(ctx: Context, session_id: int, user: str, rpc: etree._Element) -> 
     if module is None:
         raise _err(
             "unknown-namespace",
-            f'unknown namespace "{ns}" of operation <{name}>',
+            f'unknown namespace "{ns}" of operation <{name}>'
+            if ns
+            else f"operation <{name}> has no namespace and is not a base operation",
             bad_element=name,
             bad_namespace=ns,
         )

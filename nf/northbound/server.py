@@ -31,6 +31,7 @@ import contextlib
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -53,6 +54,9 @@ from nf.northbound.rpcs import Context, handle_message
 from nf.northbound.throttle import Change, Credential, LogLimiter, Throttle, source_of
 
 log = logging.getLogger(__name__)
+SSH_LOG = f"{__name__}.ssh"
+"""paramiko's log of the server's SSH connections (``paramiko.transport`` is
+the in-process clients' too)."""
 
 BASE_10 = "urn:ietf:params:netconf:base:1.0"
 BASE_11 = "urn:ietf:params:netconf:base:1.1"
@@ -61,6 +65,8 @@ HELLO_TIMEOUT = 60.0
 HANDSHAKE_TIMEOUT = 30.0
 SEND_TIMEOUT = 60.0
 """A client that reads nothing for this long loses its session (and its locks)."""
+CLOSE_LINGER = 1.0
+"""How long a closing session waits for the client to close its side."""
 MAX_HANDSHAKES = 64
 """Connections negotiating SSH at once; more wait in the listen backlog."""
 
@@ -168,6 +174,28 @@ class BoundedFraming(NetconfFramingTransport):  # type: ignore[misc]
                 self.stream.settimeout(None)
 
 
+def client_capabilities(hello: bytes) -> list[str]:
+    """The capabilities of a client's hello message; SessionEnd if it is
+    not a <hello> in the base namespace offering base:1.0 or base:1.1 and
+    no session-id.  Whitespace before the XML declaration is tolerated
+    (``parse_xml``): scrapli-netconf sends its hello after a newline."""
+    try:
+        root = parse_xml(hello)
+    except (etree.XMLSyntaxError, ValueError) as exc:
+        raise SessionEnd(f"hello is not well-formed XML: {exc}") from exc
+    if root.tag != f"{{{NC_NS}}}hello":
+        raise SessionEnd(f"expected <hello> in {NC_NS}, got {root.tag}")
+    if root.find(f"{{{NC_NS}}}session-id") is not None:
+        raise SessionEnd("client hello carries a session-id")
+    capabilities = [
+        (c.text or "").strip()
+        for c in root.iterfind(f"{{{NC_NS}}}capabilities/{{{NC_NS}}}capability")
+    ]
+    if BASE_11 not in capabilities and BASE_10 not in capabilities:
+        raise SessionEnd("client offers neither base:1.0 nor base:1.1")
+    return capabilities
+
+
 class Session:
     """One NETCONF session on one SSH channel, run in its own thread."""
 
@@ -188,6 +216,7 @@ class Session:
         self.chunked = False
         self.client_capabilities: list[str] = []
         self._closed = threading.Event()
+        self._close_lock = threading.Lock()
         self.login_time = rfc3339.now(micro=False)
         self.killed = False
         self.killed_by: int | None = None
@@ -226,22 +255,8 @@ class Session:
         self.channel.settimeout(HELLO_TIMEOUT)
         raw = self.framing.receive(False)
         self.channel.settimeout(None)
-        try:
-            root = parse_xml(raw)
-        except (etree.XMLSyntaxError, ValueError) as exc:
-            raise SessionEnd(f"hello is not well-formed XML: {exc}") from exc
-        if root.tag != f"{{{NC_NS}}}hello":
-            raise SessionEnd(f"expected <hello> in {NC_NS}, got {root.tag}")
-        if root.find(f"{{{NC_NS}}}session-id") is not None:
-            raise SessionEnd("client hello carries a session-id")
-        self.client_capabilities = [
-            (c.text or "").strip()
-            for c in root.iterfind(f"{{{NC_NS}}}capabilities/{{{NC_NS}}}capability")
-        ]
-        if BASE_11 in self.client_capabilities:
-            self.chunked = True
-        elif BASE_10 not in self.client_capabilities:
-            raise SessionEnd("client offers neither base:1.0 nor base:1.1")
+        self.client_capabilities = client_capabilities(raw)
+        self.chunked = BASE_11 in self.client_capabilities
 
     def run(self) -> None:
         reason = "closed"
@@ -284,8 +299,17 @@ class Session:
             log.exception("session %d failed", self.id)
             reason = "internal error"
         finally:
-            self.close()
-            self.server.session_ended(self, reason)
+            # The session is over once the client is told (its close-session
+            # <ok> is out): it ends, and its end is published, before the
+            # wait for the client to hang up, which is the connection's affair.
+            own = self._claim_close()
+            if own:
+                self._goodbye()
+            try:
+                self.server.session_ended(self, reason)
+            finally:
+                if own:
+                    self._hang_up(CLOSE_LINGER)
 
     def _start_notifier(self, outbox: Outbox) -> None:
         self.subscription = outbox
@@ -312,7 +336,7 @@ class Session:
             log.info("session %d: notification not sent: %s", self.id, exc)
             if isinstance(exc, SendTimeout):
                 self.termination = "timeout"
-            self.close()
+            self.close(CLOSE_LINGER)
         finally:
             outbox.on_finish()
 
@@ -330,17 +354,97 @@ class Session:
     def closed(self) -> bool:
         return self._closed.is_set()
 
-    def close(self) -> None:
-        """Close the channel; safe from any thread, any number of times."""
-        if self._closed.is_set():
-            return
-        self._closed.set()
+    def close(self, linger: float = 0.0) -> None:
+        """End the session the way SSH clients expect; safe from any thread,
+        any number of times (the first call does it).
+
+        The channel gets exit-status 0 and EOF, then the client has up to
+        ``linger`` seconds to close its side before the channel and the
+        connection are closed.  Tearing the connection down at once, with
+        the client's last packets unread, made the kernel reset it: ncclient
+        logged "Connection reset by peer" and ``ssh -s netconf`` exited 255.
+        """
+        if self._claim_close():
+            self._goodbye()
+            self._hang_up(linger)
+
+    def close_in_background(self) -> None:
+        """close(CLOSE_LINGER) from outside the session (kill-session, a
+        subscriber overflowing, perhaps on the event loop): the session
+        counts as closed when this returns, but talking to paramiko and
+        waiting for the client happen in a thread of their own."""
+        if self._claim_close():
+            threading.Thread(
+                target=self._end_in_background,
+                name=f"netconf-close-{self.id}",
+                daemon=True,
+            ).start()
+
+    def _claim_close(self) -> bool:
+        """Mark the session closed: False if it already was."""
+        with self._close_lock:
+            if self._closed.is_set():
+                return False
+            self._closed.set()
+            return True
+
+    def _end_in_background(self) -> None:
+        self._goodbye()
+        self._hang_up(CLOSE_LINGER)
+
+    def _goodbye(self) -> None:
+        """What an SSH client waits for before it closes: exit-status and EOF."""
+        with contextlib.suppress(Exception):
+            self.channel.send_exit_status(0)
+            self.channel.shutdown_write()
+
+    def _hang_up(self, linger: float) -> None:
+        """Close the channel and the connection once the client has closed
+        its side, or after ``linger`` seconds."""
+        deadline = time.monotonic() + linger
+        # Read (and drop) what the client still sends until it closes the
+        # channel or the connection: unread bytes are what make a reset.
+        with contextlib.suppress(Exception):
+            while not self.channel.closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self.channel.settimeout(remaining)
+                if not self.channel.recv(64 * 1024):
+                    break  # the client's EOF
         with contextlib.suppress(Exception):
             self.channel.close()
         transport = self.channel.get_transport()
         if transport is not None:
+            # then for the client to drop the connection (ssh sends its
+            # disconnect after the channel close): the transport's thread
+            # ends when it does
+            with contextlib.suppress(Exception):
+                transport.join(max(0.0, deadline - time.monotonic()))
             with contextlib.suppress(Exception):
                 transport.close()
+
+
+class _ClientResets(logging.Filter):
+    """A client that resets its connection is leaving, not a server error.
+
+    ncclient closes its socket as soon as it has the close-session reply,
+    without reading the exit-status, EOF and channel close that follow, so
+    its kernel resets the connection while the server still reads it;
+    paramiko logs that as an ERROR.  It is logged at INFO, like the end of
+    the session that follows.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and record.getMessage().startswith(
+            "Socket exception: Connection reset by peer"
+        ):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+        return True
+
+
+logging.getLogger(SSH_LOG).addFilter(_ClientResets())
 
 
 class _SSHInterface(paramiko.ServerInterface):
@@ -379,6 +483,25 @@ class _SSHInterface(paramiko.ServerInterface):
             self.channel_opened = True  # one NETCONF session per SSH connection
             return OPEN_SUCCEEDED
         return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+
+    def check_channel_pty_request(
+        self,
+        channel: paramiko.Channel,
+        term: bytes,
+        width: int,
+        height: int,
+        pixelwidth: int,
+        pixelheight: int,
+        modes: bytes,
+    ) -> bool:
+        """Grant and ignore a terminal request: the session stays raw bytes.
+
+        scrapli's system transport runs ``ssh -tt -s netconf`` so that
+        OpenSSH prompts for the password on its pty, and OpenSSH gives up
+        on the connection when the request is refused.  No terminal exists
+        on this side to set up, so granting it changes nothing.
+        """
+        return True
 
     def check_channel_subsystem_request(self, channel: paramiko.Channel, name: str) -> bool:
         if name != "netconf":
@@ -488,7 +611,7 @@ class NetconfServer:
         log.info("session %d killed", session_id)
         session.killed = True
         session.killed_by = by
-        session.close()
+        session.close_in_background()
         return True
 
     def publish(self, event: etree._Element) -> None:
@@ -497,16 +620,13 @@ class NetconfServer:
 
     def _overflowed(self, session_id: int) -> None:
         """A subscriber's outbox is full: close its session.  Called by the
-        publisher, perhaps on the event loop, so the close (which talks to
-        paramiko) runs in a thread of its own."""
+        publisher, perhaps on the event loop, hence in the background."""
         with self._lock:
             session = self._sessions.get(session_id)
         if session is None:
             return
         session.termination = "other"
-        threading.Thread(
-            target=session.close, name=f"netconf-close-{session_id}", daemon=True
-        ).start()
+        session.close_in_background()
 
     def who(self, session_id: int) -> events.Who | None:
         """The user and host of a live session, for netconf-config-change."""
@@ -662,6 +782,7 @@ class NetconfServer:
     def _handshake(self, conn: socket.socket, peer: str, source: str) -> Session | None:
         """SSH negotiation, authentication and the netconf subsystem, time-bounded."""
         transport = paramiko.Transport(conn)
+        transport.set_log_channel(SSH_LOG)
         transport.banner_timeout = HANDSHAKE_TIMEOUT
         transport.handshake_timeout = HANDSHAKE_TIMEOUT
         transport.auth_timeout = HANDSHAKE_TIMEOUT
