@@ -35,11 +35,11 @@ import logging, sys
 from pathlib import Path
 import anyio
 from nf.app import serve
-from nf.northbound.server import Listen
+from nf.boot import Listen
 from nf.runtime.transaction import NullRuntime
 logging.basicConfig(level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-sys.exit(anyio.run(serve, Path(sys.argv[1]), Listen("127.0.0.1", 0), None, NullRuntime()))
+sys.exit(anyio.run(serve, Path(sys.argv[1]), Listen("127.0.0.1", 0).bind(), None, NullRuntime()))
 """
 
 

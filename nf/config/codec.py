@@ -189,7 +189,7 @@ def parse_children(
     for child in elem:
         if not isinstance(child.tag, str):
             continue
-        if len(errors) >= MAX_ERRORS:
+        if len(errors) > MAX_ERRORS:
             break  # enough to report; the document is refused anyway
         qname = split_tag(child.tag)
         sn = snode.children.get(qname)

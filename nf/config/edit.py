@@ -235,7 +235,7 @@ class _Editor:
         for child in xml:
             if not isinstance(child.tag, str):
                 continue
-            if len(self.errors) >= MAX_ERRORS:
+            if len(self.errors) > MAX_ERRORS:
                 break  # enough to report; the edit fails anyway
             qname = split_tag(child.tag)
             sn = snode.children.get(qname)

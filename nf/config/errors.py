@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MAX_ERRORS = 100
-"""Errors one request reports at most.  Walks that collect errors stop once
-they have this many, so a message of 100 000 bad elements costs no more than
-one of a hundred, and its reply stays small; the reply says that more were
-left out (``nf.northbound.errors``)."""
+"""Errors one request reports at most.  Walks that collect errors stop
+once they have one more than this, so a message of 100 000 bad elements
+costs no more than one of a hundred and its reply stays small; the one more
+lets the reply say that the rest were left out (``nf.northbound.errors``)."""
 
 
 @dataclass(frozen=True)

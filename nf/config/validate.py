@@ -25,7 +25,7 @@ from nf.config.codec import (
     split_tag,
     xml_key_of,
 )
-from nf.config.errors import ConfigError
+from nf.config.errors import MAX_ERRORS, ConfigError
 from nf.config.tree import ListNode, Node, quote
 from nf.schema import Choice, QName, SchemaIndex, SchemaNode
 from nf.schema.xpath import EvalCache
@@ -246,6 +246,8 @@ class _Checker:
                 groups.setdefault(split_tag(child.tag), []).append(child)
         self.choices(elem, snode, groups, path)
         for qname, sn in ordered_children(snode):
+            if len(self.errors) > MAX_ERRORS:
+                return  # enough to report (a reply carries no more); invalid anyway
             instances = groups.get(qname, [])
             if not instances:
                 self.missing(elem, sn, path, set(groups))
@@ -254,6 +256,8 @@ class _Checker:
                 self.leaf(instances[0], sn, path + self.step(sn), absent)
             elif sn.keyword == "leaf-list":
                 for inst in instances:
+                    if len(self.errors) > MAX_ERRORS:
+                        return
                     self.leaf(
                         inst, sn, path + self.step(sn) + f"[.={quote(inst.text or '')}]", absent
                     )
@@ -264,6 +268,8 @@ class _Checker:
                     self.node(instances[0], sn, inst_path, _absent_mandatory(instances[0], sn))
             elif sn.keyword == "list":
                 for inst in instances:
+                    if len(self.errors) > MAX_ERRORS:
+                        return
                     inst_path = path + self.step(sn, inst)
                     if self.conditions(inst, sn, inst_path, absent):
                         self.node(inst, sn, inst_path, _absent_mandatory(inst, sn))

@@ -696,6 +696,32 @@ class Handled:
     subscription: Outbox | None = None
 
 
+_START_SCAN = 64 * 1024
+"""Bytes read for the <rpc> start tag of a message that does not parse."""
+
+
+def _rpc_attributes(message: bytes) -> dict[str, str] | None:
+    """The attributes of the <rpc> start tag of a message that failed to
+    parse as a whole (too deep, cut short, too big), so that the error reply
+    still carries the message-id the client waits for (RFC 6241 §4.1).
+    The start tag is read in small pieces, before the fault further on
+    stops the parser; None when there is no <rpc> start tag to be had."""
+    parser = etree.XMLPullParser(
+        events=("start",), resolve_entities=False, no_network=True, load_dtd=False
+    )
+    data = message.lstrip(b" \t\r\n")[:_START_SCAN]
+    for offset in range(0, len(data), 256):
+        try:
+            parser.feed(data[offset : offset + 256])
+        except etree.XMLSyntaxError:
+            return None
+        for _event, elem in parser.read_events():
+            if not isinstance(elem, etree._Element) or elem.tag != f"{NC}rpc":
+                return None
+            return {str(k): str(v) for k, v in elem.attrib.items()}
+    return None
+
+
 def handle_message(ctx: Context, session_id: int, message: bytes, user: str) -> Handled:
     """Process one framed message of ``user``'s session."""
 
@@ -705,10 +731,11 @@ def handle_message(ctx: Context, session_id: int, message: bytes, user: str) -> 
     try:
         root = parse_xml(message)
     except TooBig as exc:
-        return bad(None, ConfigError("too-big", str(exc), type="rpc"))
+        return bad(_rpc_attributes(message), ConfigError("too-big", str(exc), type="rpc"))
     except (etree.XMLSyntaxError, ValueError) as exc:
         return bad(
-            None, ConfigError("malformed-message", f"not well-formed XML: {exc}", type="rpc")
+            _rpc_attributes(message),
+            ConfigError("malformed-message", f"not well-formed XML: {exc}", type="rpc"),
         )
     attrib = {str(k): str(v) for k, v in root.attrib.items()}
     if root.tag != f"{NC}rpc":
