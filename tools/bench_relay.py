@@ -453,6 +453,7 @@ class Server:
     socks: dict[int, socket.socket] = field(default_factory=dict)
     note: str = ""
     respawn: Callable[[int], None] | None = None  # a server that ends with its connection
+    netconf_port: int = 0  # ours: where its NETCONF/SSH listens (from its banner)
 
     def recover(self) -> None:
         """After a failed case: new connections, the device's ports reset."""
@@ -547,6 +548,7 @@ def start_ours(tmp: Path, n: int, nf: list[str], label: str) -> Server:
                 tail = (tmp / "ours.log").read_text(errors="replace").splitlines()[-15:]
                 raise RuntimeError(f"nf run exited ({proc.wait()}):\n" + "\n".join(tail))
             if b"NETCONF over SSH on" in line:
+                server.netconf_port = int(line.split(f"{HOST}:".encode())[1].split()[0])
                 break
         threading.Thread(target=proc.stdout.read, daemon=True).start()  # drain the rest
         wait_port(ports[-1], [proc], 60)

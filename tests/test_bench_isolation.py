@@ -1,0 +1,51 @@
+"""Smoke test of tools/bench_isolation.py: tiny parameters, every phase, table and JSON.
+
+It checks that the benchmark runs and that each load really loaded the
+daemon; not the timings (a shared, noisy machine).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOL = ROOT / "tools" / "bench_isolation.py"
+PHASES = ["idle", "get", "commit", "login", "bigedit"]
+
+
+@pytest.mark.slow
+def test_bench_isolation_prints_table_and_json(tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    # 200 round trips every 5 ms: each probing window lasts over a second, so it
+    # holds at least one of the once-a-second big edits
+    cmd = [sys.executable, str(TOOL), "--channels", "5", "--round-trips", "200"]
+    cmd += ["--interval", "5", "--storm-sources", "8", "--json", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=100, cwd=ROOT)
+    shown = f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert proc.returncode == 0, shown
+
+    lines = proc.stdout.splitlines()
+    header = next((line for line in lines if line.startswith("phase ")), None)
+    assert header is not None and "p99/idle" in header, shown
+    for phase in PHASES:
+        assert any(line.split()[:2] == [phase, "200"] for line in lines), shown
+    assert any(line in ("overall: PASS", "overall: FAIL") for line in lines), shown
+
+    doc = json.loads(out.read_text())
+    assert doc["channels"] == 5 and doc["round_trips"] == 200
+    by_phase = {p["phase"]: p for p in doc["phases"]}
+    assert list(by_phase) == PHASES
+    for name, p in by_phase.items():
+        assert p["round_trips"] == 200
+        assert 0 < p["median_ms"] <= p["p99_ms"] <= p["max_ms"], p
+        assert p["load_errors"] == 0, p
+        assert (p["passed"] is None) == (name == "idle"), p
+        assert p["ops"] >= (0 if name == "idle" else 1), p
+    assert by_phase["idle"]["p99_ratio"] == 1.0
+    assert by_phase["login"]["notes"]["failed-password-logins"] >= 1
+    assert doc["passed"] == all(by_phase[n]["passed"] for n in PHASES[1:])
