@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 from nfproc import ChildDaemon, child_daemon
-from rawclient import GET_CONFIG, NC, NC_NS, error_tags, rpc_xml
+from rawclient import GET_CONFIG, NC, NC_NS, error_tags, frame_chunks, rpc_xml
 
 LIMIT = 1.0
 """The issue's bound for A's reply and for B's get-config, in seconds."""
@@ -86,7 +86,13 @@ def _edit(config: str, target: str = "running") -> str:
     )
 
 
-def race(nfd: ChildDaemon, body: str | bytes, chunked: bool = True, mid: str = "101") -> Race:
+def race(
+    nfd: ChildDaemon,
+    body: str | bytes,
+    chunked: bool = True,
+    mid: str = "101",
+    chunk_sizes: list[int] | None = None,
+) -> Race:
     """Send ``body`` (an rpc's content, or whole message bytes) on A and,
     from the moment it is sent until A's reply is in, get-config on B again
     and again; return A's reply, its time and B's slowest answer."""
@@ -114,7 +120,10 @@ def race(nfd: ChildDaemon, body: str | bytes, chunked: bool = True, mid: str = "
         thread = threading.Thread(target=probe, daemon=True)
         thread.start()
         start = time.monotonic()
-        a.send_message(message)
+        if chunk_sizes is None:
+            a.send_message(message)
+        else:  # base:1.1 framing in chunks of these sizes (cycled)
+            a.send(frame_chunks(message, chunk_sizes))
         sent.set()
         try:
             raw = a.read_message(timeout=WAIT)

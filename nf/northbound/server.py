@@ -89,7 +89,11 @@ class BoundedFraming(NetconfFramingTransport):  # type: ignore[misc]
     def __init__(self, channel: paramiko.Channel, max_message: int) -> None:
         super().__init__(channel, 64 * 1024, False)
         self.max_message = max_message
-        self.rbuffer = b""
+        self._buf = bytearray()
+        self._pos = 0
+        """Received bytes not yet consumed start at ``_buf[_pos]``.  Reading
+        moves the position instead of copying the rest of the buffer, which
+        made a 1 MB message in 1-byte chunks cost seconds (quadratic)."""
 
     def _recv(self) -> bytes:
         if self.stream is None:
@@ -102,49 +106,70 @@ class BoundedFraming(NetconfFramingTransport):  # type: ignore[misc]
             raise SessionEnd("end of stream")
         return data
 
+    def _fill(self) -> None:
+        """Read more, dropping what was consumed once it is most of the buffer
+        (amortised linear)."""
+        if self._pos > 65536 and self._pos * 2 > len(self._buf):
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += self._recv()
+
+    def _avail(self) -> int:
+        return len(self._buf) - self._pos
+
+    def _take(self, n: int) -> bytes:
+        data = bytes(self._buf[self._pos : self._pos + n])
+        self._pos += n
+        return data
+
     def receive(self, chunked: bool) -> bytes:
         return self._receive_chunked() if chunked else self._receive_eom()
 
     def _receive_eom(self) -> bytes:
-        start = 0
+        searched = 0  # bytes after _pos known to hold no end marker
         while True:
-            idx = self.rbuffer.find(EOM, start)
+            idx = self._buf.find(EOM, self._pos + searched)
             # the bound is on the message, whether or not its end has arrived
             # in the same read; without an end marker the last len(EOM) - 1
             # bytes may be the start of one
-            length = idx if idx != -1 else len(self.rbuffer) - len(EOM) + 1
+            length = idx - self._pos if idx != -1 else self._avail() - len(EOM) + 1
             if length > self.max_message:
                 raise MessageTooBig(f"message over {self.max_message} bytes")
             if idx != -1:
-                msg, self.rbuffer = self.rbuffer[:idx], self.rbuffer[idx + len(EOM) :]
+                msg = self._take(idx - self._pos)
+                self._pos += len(EOM)
                 return msg
-            start = max(0, len(self.rbuffer) - len(EOM) + 1)
-            self.rbuffer += self._recv()
+            searched = max(0, self._avail() - len(EOM) + 1)
+            self._fill()
 
     def _need(self, n: int) -> None:
-        while len(self.rbuffer) < n:
-            self.rbuffer += self._recv()
+        while self._avail() < n:
+            self._fill()
+
+    def _peek(self, start: int, end: int) -> bytes:
+        return bytes(self._buf[self._pos + start : self._pos + end])
 
     def _receive_chunked(self) -> bytes:
         parts: list[bytes] = []
         total = 0
         while True:
             self._need(4)
-            if self.rbuffer[:2] != b"\n#":
-                raise SessionEnd(f"bad chunk header {self.rbuffer[:12]!r}")
-            if self.rbuffer[2:4] == b"#\n":  # end of chunks
-                self.rbuffer = self.rbuffer[4:]
+            if self._peek(0, 2) != b"\n#":
+                raise SessionEnd(f"bad chunk header {self._peek(0, 12)!r}")
+            if self._peek(2, 4) == b"#\n":  # end of chunks
+                self._pos += 4
                 if not parts:
                     raise SessionEnd("end-of-chunks without a chunk")
                 return b"".join(parts)
             while True:
-                idx = self.rbuffer.find(b"\n", 2)
+                idx = self._buf.find(b"\n", self._pos + 2)
                 if idx != -1:
+                    idx -= self._pos
                     break
-                if len(self.rbuffer) > 13:  # "\n#" + 10 digits + "\n"
+                if self._avail() > 13:  # "\n#" + 10 digits + "\n"
                     raise SessionEnd("chunk size too long")
-                self.rbuffer += self._recv()
-            digits = self.rbuffer[2:idx]
+                self._fill()
+            digits = self._peek(2, idx)
             if not digits.isdigit() or digits.startswith(b"0") or len(digits) > 10:
                 raise SessionEnd(f"bad chunk size {digits!r}")
             size = int(digits)
@@ -153,10 +178,9 @@ class BoundedFraming(NetconfFramingTransport):  # type: ignore[misc]
             total += size
             if total > self.max_message:
                 raise MessageTooBig(f"message over {self.max_message} bytes")
-            self.rbuffer = self.rbuffer[idx + 1 :]
+            self._pos += idx + 1
             self._need(size)
-            parts.append(self.rbuffer[:size])
-            self.rbuffer = self.rbuffer[size:]
+            parts.append(self._take(size))
 
     def send(self, msg: bytes, chunked: bool) -> None:
         if self.stream is None:
