@@ -176,6 +176,23 @@ def test_unqualified_edit_config_keeps_its_data_namespaces(ctx: Context) -> None
     assert error["bad-element"] == "serial-over-ip"
 
 
+def test_unqualified_config_under_a_qualified_edit_config(ctx: Context) -> None:
+    """Ansible's documented form: <config xmlns:xc="...base:1.0"> leaves
+    <config> itself in no namespace under ncclient's qualified edit-config."""
+    edit = (
+        f'<nc:edit-config xmlns:nc="{NC_NS}"><nc:target><nc:candidate/></nc:target>'
+        f'<config xmlns:xc="{NC_NS}"><serial-over-ip xmlns="{SOIP}"><serial-port>'
+        "<name>demo</name><description>from ansible</description></serial-port>"
+        "</serial-over-ip></config></nc:edit-config>"
+    )
+    assert is_ok(handle(ctx, f'<nc:rpc xmlns:nc="{NC_NS}" message-id="7">{edit}</nc:rpc>')[1])
+    got = handle(ctx, rpc("<get-config><source><candidate/></source></get-config>"))[1]
+    assert b"from ansible" in etree.tostring(got)
+    # a parameter the operation does not have is still refused, qualified or not
+    _, reply = handle(ctx, rpc("<get-config><source><running/></source><bogus/></get-config>"))
+    assert error_of(reply)["error-tag"] == "unknown-element"
+
+
 @pytest.mark.parametrize("name", ["frobnicate", "clear-counters", "get-schema", "rpc"])
 def test_unqualified_other_operation_is_refused(ctx: Context, name: str) -> None:
     handled, reply = handle(ctx, ncclient_rpc(f"<{name}/>"))

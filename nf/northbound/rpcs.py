@@ -642,19 +642,23 @@ ANYXML_PARAMETERS = frozenset({"config", "filter"})
 
 
 def in_base_namespace(op: etree._Element) -> etree._Element:
-    """A copy of an unqualified base operation with its parameters in the
-    base namespace.
+    """A copy of a base operation with its unqualified parameters (and the
+    operation itself, if unqualified) in the base namespace.
 
-    RFC 6241 puts the base operations in the base namespace, but ncclient's
+    RFC 6241 puts the base operations and their parameters in the base
+    namespace, but ncclient's
     ``dispatch(to_ele('<lock><target><candidate/></target></lock>'))`` sends
-    the whole element tree in none, and other servers (yuma123 netconfd)
-    take it.  The leniency covers the operation's own elements only: what
-    is inside ``<config>`` or ``<filter>`` is module data, whose namespaces
-    mean what they say, so it is left as sent (and an unqualified data node
-    there is still refused or matched by its own rules).
+    the whole element tree in none, and Ansible's documented
+    ``<config xmlns:xc="...base:1.0">`` leaves ``<config>`` in none under a
+    qualified ``<edit-config>``; other servers (yuma123 netconfd) take both.
+    The leniency covers the operation's own elements only: what is inside
+    ``<config>`` or ``<filter>`` is module data, whose namespaces mean what
+    they say, so it is left as sent (and an unqualified data node there is
+    still refused or matched by its own rules).
     """
     op = copy.deepcopy(op)
-    pending = [op]
+    op.tag = f"{NC}{split_tag(op.tag)[1]}"
+    pending = [c for c in op if isinstance(c.tag, str)]
     while pending:
         elem = pending.pop()
         if elem.tag.startswith("{"):
@@ -664,6 +668,10 @@ def in_base_namespace(op: etree._Element) -> etree._Element:
         if name not in ANYXML_PARAMETERS:
             pending.extend(c for c in elem if isinstance(c.tag, str))
     return op
+
+
+def _unqualified_parameters(op: etree._Element) -> bool:
+    return any(isinstance(c.tag, str) and not c.tag.startswith("{") for c in op)
 
 
 def _reply(rpc_attrib: dict[str, str] | None, body: list[etree._Element]) -> bytes:
@@ -783,7 +791,7 @@ def _dispatch(ctx: Context, session_id: int, user: str, rpc: etree._Element) -> 
         )
     op = ops[0]
     ns, name = split_tag(op.tag)
-    if ns == "" and name in BASE_OPERATIONS:
+    if name in BASE_OPERATIONS and (ns == "" or (ns == NC_NS and _unqualified_parameters(op))):
         op, ns = in_base_namespace(op), NC_NS
     handlers = Handlers(ctx, session_id, user)
     if ns == NC_NS:
