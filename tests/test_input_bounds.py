@@ -435,3 +435,39 @@ def test_framing_reads_messages_whole_across_many_chunks(read_size: int) -> None
     small = BoundedFraming(_Stream(big + b"]]>]]>", read_size), 1000)  # type: ignore[arg-type]
     with pytest.raises(MessageTooBig):
         small.receive(False)
+
+
+# -- subscription filters ----------------------------------------------------------------
+
+
+def _subscribe(filter_xml: str) -> None:
+    from datetime import UTC, datetime
+
+    from nf.northbound.notifications import parse_request
+
+    op = etree.fromstring(
+        f'<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0">'
+        f"{filter_xml}</create-subscription>"
+    )
+    parse_request(op, datetime.now(UTC), SCHEMA)
+
+
+def test_subscription_filters_must_be_cheap_to_run_on_every_event() -> None:
+    """A subscription's filter runs on each event as it is published (on
+    the loop the relay's events come from), so its cost is bounded up front."""
+    from nf.northbound.notifications import SubscriptionError
+
+    ok_subtree = f'<filter type="subtree"><session-event xmlns="{SOIP}"/></filter>'
+    ok_xpath = f'<filter xmlns:s="{SOIP}" type="xpath" select="/s:session-event | /s:port-event"/>'
+    _subscribe(ok_subtree)
+    _subscribe(ok_xpath)
+    many = "<x/>" * 1000
+    huge = f'<filter type="subtree"><session-event xmlns="{SOIP}">{many}</session-event></filter>'
+    for costly in (
+        huge,
+        f'<filter type="xpath" select="{"|".join(["//*"] * 40)}"/>',
+        '<filter type="xpath" select="//*[. = //*]"/>',
+    ):
+        with pytest.raises(SubscriptionError) as caught:
+            _subscribe(costly)
+        assert caught.value.error.tag == "resource-denied"

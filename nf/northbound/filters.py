@@ -22,6 +22,7 @@ Everything here is pure: no I/O, no global state.
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -470,6 +471,47 @@ def _xpath_marks(
                 break
             marks.containment.add(ancestor)
     return marks
+
+
+MAX_EVENT_FILTER_NODES = 1000
+"""Elements of a subscription's subtree filter."""
+
+
+def check_event_filter(filter_elem: etree._Element) -> None:
+    """Refuse a subscription filter that could make publishing slow.
+
+    A subscription's filter runs on every event as it is published, where
+    the relay's own events come from, so its cost is bounded up front: a
+    subtree filter of at most MAX_EVENT_FILTER_NODES elements, an XPath
+    filter whose union branches are all provably linear (``_cheap``) and at
+    most MAX_CHEAP_BRANCHES.  Events are small documents: that keeps every
+    check well under a millisecond.  Raises FilterError (resource-denied).
+    """
+
+    def refuse(why: str) -> FilterError:
+        return FilterError(
+            ConfigError(
+                "resource-denied",
+                f"a notification filter must be cheap to run on every event: {why}",
+                type="application",
+            )
+        )
+
+    kind = _attribute(filter_elem, "type", _NC_TYPE)
+    if kind == "xpath":
+        select = _attribute(filter_elem, "select", _NC_SELECT) or ""
+        branches = _union_branches(xpath_lexer.scan(select))
+        if len(branches) > MAX_CHEAP_BRANCHES:
+            raise refuse(f"more than {MAX_CHEAP_BRANCHES} union branches")
+        if not all(_cheap(b) for b in branches):
+            raise refuse(
+                "descendant steps after the first, paths compared with paths or "
+                "absolute paths inside predicates, or axes other than child"
+            )
+        return
+    nodes = sum(1 for _ in itertools.islice(filter_elem.iter(), MAX_EVENT_FILTER_NODES + 2))
+    if nodes > MAX_EVENT_FILTER_NODES + 1:  # the <filter> element itself is not counted
+        raise refuse(f"a subtree filter of more than {MAX_EVENT_FILTER_NODES} elements")
 
 
 def _union_branches(tokens: list[Any]) -> list[list[Any]]:

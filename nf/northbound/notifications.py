@@ -40,7 +40,7 @@ from nf.config.codec import NC_NS, parse, split_tag
 from nf.config.diff import Change
 from nf.config.errors import ConfigError
 from nf.config.tree import Node
-from nf.northbound.filters import FilterError, apply_filter
+from nf.northbound.filters import FilterError, apply_filter, check_event_filter
 from nf.rfc3339 import format_time, parse_time
 from nf.schema import MAIN_MODULE, SchemaIndex
 
@@ -197,6 +197,7 @@ def parse_request(op: etree._Element, now: datetime, schema: SchemaIndex) -> Req
     if flt is not None:
         try:
             apply_filter(etree.Element("data"), flt, schema)
+            check_event_filter(flt)
         except FilterError as exc:
             raise SubscriptionError(
                 exc.error.tag, exc.error.message or "bad filter", "filter"
