@@ -29,6 +29,32 @@ NC = f"{{{NC_NS}}}"
 BASE_10 = "urn:ietf:params:netconf:base:1.0"
 BASE_11 = "urn:ietf:params:netconf:base:1.1"
 EOM = b"]]>]]>"
+
+ERROR_TAGS = frozenset(  # RFC 6241 Appendix A
+    {
+        "in-use",
+        "invalid-value",
+        "too-big",
+        "missing-attribute",
+        "bad-attribute",
+        "unknown-attribute",
+        "missing-element",
+        "bad-element",
+        "unknown-element",
+        "unknown-namespace",
+        "access-denied",
+        "lock-denied",
+        "resource-denied",
+        "rollback-failed",
+        "data-exists",
+        "data-missing",
+        "operation-not-supported",
+        "operation-failed",
+        "partial-operation",
+        "malformed-message",
+    }
+)
+"""Every error-tag RFC 6241 Appendix A defines."""
 TIMEOUT = 5.0
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 from nfproc import ChildDaemon, child_daemon
-from rawclient import GET_CONFIG, NC, NC_NS, error_tags, frame_chunks, rpc_xml
+from rawclient import GET_CONFIG, NC, NC_NS, error_tags, rpc_xml
 
 LIMIT = 1.0
 """The issue's bound for A's reply and for B's get-config, in seconds."""
@@ -34,30 +34,6 @@ MAX_PATH = 4096
 MAX_REPLY = 1024 * 1024
 MB = 1024 * 1024
 NS = "urn:nf:params:xml:ns:yang:nf-serial-over-ip"
-RPC_ERROR_TAGS = frozenset(
-    {
-        "in-use",
-        "invalid-value",
-        "too-big",
-        "missing-attribute",
-        "bad-attribute",
-        "unknown-attribute",
-        "missing-element",
-        "bad-element",
-        "unknown-element",
-        "unknown-namespace",
-        "access-denied",
-        "lock-denied",
-        "resource-denied",
-        "rollback-failed",
-        "data-exists",
-        "data-missing",
-        "operation-not-supported",
-        "operation-failed",
-        "partial-operation",
-        "malformed-message",
-    }
-)
 
 
 @pytest.fixture
@@ -86,13 +62,7 @@ def _edit(config: str, target: str = "running") -> str:
     )
 
 
-def race(
-    nfd: ChildDaemon,
-    body: str | bytes,
-    chunked: bool = True,
-    mid: str = "101",
-    chunk_sizes: list[int] | None = None,
-) -> Race:
+def race(nfd: ChildDaemon, body: str | bytes, chunked: bool = True, mid: str = "101") -> Race:
     """Send ``body`` (an rpc's content, or whole message bytes) on A and,
     from the moment it is sent until A's reply is in, get-config on B again
     and again; return A's reply, its time and B's slowest answer."""
@@ -120,10 +90,7 @@ def race(
         thread = threading.Thread(target=probe, daemon=True)
         thread.start()
         start = time.monotonic()
-        if chunk_sizes is None:
-            a.send_message(message)
-        else:  # base:1.1 framing in chunks of these sizes (cycled)
-            a.send(frame_chunks(message, chunk_sizes))
+        a.send_message(message)
         sent.set()
         try:
             raw = a.read_message(timeout=WAIT)

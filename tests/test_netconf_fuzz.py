@@ -46,6 +46,7 @@ from lxml import etree
 from nfproc import ChildDaemon, child_daemon
 from rawclient import (
     EOM,
+    ERROR_TAGS,
     GET_CONFIG,
     NC,
     NC_NS,
@@ -74,30 +75,6 @@ NACM = "urn:ietf:params:xml:ns:yang:ietf-netconf-acm"
 NCM = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
 NOTIF_NS = "urn:ietf:params:xml:ns:netconf:notification:1.0"
 WD_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults"
-ERROR_TAGS = frozenset(
-    {
-        "in-use",
-        "invalid-value",
-        "too-big",
-        "missing-attribute",
-        "bad-attribute",
-        "unknown-attribute",
-        "missing-element",
-        "bad-element",
-        "unknown-element",
-        "unknown-namespace",
-        "access-denied",
-        "lock-denied",
-        "resource-denied",
-        "rollback-failed",
-        "data-exists",
-        "data-missing",
-        "operation-not-supported",
-        "operation-failed",
-        "partial-operation",
-        "malformed-message",
-    }
-)
 ERROR_TYPES = frozenset({"transport", "rpc", "protocol", "application"})
 SCHEMA = default_schema()
 TOPS = [n for n in SCHEMA.root.children.values() if n.config]
