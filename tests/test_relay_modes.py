@@ -65,8 +65,8 @@ from relayhelpers import (
 
 from nf.config.codec import load_document
 from nf.config.model import from_tree
-from nf.runtime.channel import Session
 from nf.runtime.relay import RelayRuntime
+from nf.runtime.session import Session
 from nf.runtime.transaction import PrepareError
 from nf.runtime.udp import JoinError, bind_group
 from nf.schema import default_schema
