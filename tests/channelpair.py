@@ -10,16 +10,17 @@ SSH, sockets or ptys.  Time is a ``FakeClock`` given to the channel:
 
 What is left to the end-to-end tests (tests/test_relay_*.py): the real
 accept/connect loops and socket options, pty/tty reading and writing
-(nf.runtime.serial, also tests/test_serial_link.py), UDP peers, TCP_INFO
-accounting of reset peers, commits and operational state over NETCONF.
+(nf.runtime.serial, also tests/test_serial_link.py), TCP_INFO
+accounting of reset peers, UDP sockets (a ``MemoryDatagrams`` stands in
+for a peer channel's), commits and operational state over NETCONF.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import anyio
 from anyio.abc import TaskGroup
@@ -29,6 +30,7 @@ from nf.protocol.arbitration import Role
 from nf.runtime.channel import ChannelRuntime, Resources
 from nf.runtime.serial import WRITE_HIGH, LinkSink
 from nf.runtime.session import Session
+from nf.runtime.udp import Datagrams
 
 HIGH = 64 * 1024
 """A MemoryTransport's write-buffer high-water mark (asyncio's default)."""
@@ -262,6 +264,31 @@ class MemoryTransport(asyncio.Transport):
         return self.protocol.closed.is_set()
 
 
+class MemoryDatagrams:
+    """A peer channel's UDP socket in memory (nf.runtime.udp.Datagrams's
+    interface as the channel uses it); datagrams from the network are
+    given to ``Peer.datagram_received`` by the test."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, str, int]] = []
+        self.refuse: OSError | None = None
+        """Raised by the next sends (the kernel refuses them)."""
+        self.closed = False
+
+    async def receive(self, on_kernel_drops: Callable[[int], None]) -> tuple[bytes, str]:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    def send_now(self, data: bytes, host: str, port: int) -> bool:
+        if self.refuse is not None:
+            raise self.refuse
+        self.sent.append((data, host, port))
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+
+
 def channel_config(
     mode: str = "server",
     *,
@@ -273,6 +300,7 @@ def channel_config(
     frame_delay_ms: int | None = None,
     delimiter: int | None = None,
     inactivity_timeout: int = 0,
+    destinations: tuple[tuple[str, int], ...] = (),
 ) -> ChannelConfig:
     """A channel as the config model gives it; no listener (the harness
     connects sessions itself)."""
@@ -286,7 +314,7 @@ def channel_config(
         secondary=(
             SecondaryConfig(0, response_mode, slot_ms) if response_mode is not None else None
         ),
-        destinations=(),
+        destinations=destinations,
         multicast_group=None,
         packing=PackingConfig(max_frame_size, frame_delay_ms, delimiter),
         inactivity_timeout=inactivity_timeout,
@@ -305,9 +333,11 @@ class ChannelPair:
     def __init__(self, cfg: ChannelConfig) -> None:
         self.clock = FakeClock()
         self.link = MemoryLink()
+        self.udp = MemoryDatagrams()
         self.events: list[tuple[str, dict[str, str]]] = []
+        udp = cast(Datagrams, self.udp) if cfg.mode == "peer" else None
         self.channel = ChannelRuntime(
-            cfg, PORT, Resources(link=self.link), self._emit, clock=self.clock
+            cfg, PORT, Resources(link=self.link, udp=udp), self._emit, clock=self.clock
         )
         self._next_port = 40000
 

@@ -385,3 +385,33 @@ async def test_a_lost_port_drops_what_it_could_not_write_and_reports() -> None:
         assert p.link.closed and t.reading, "a lost port no longer holds the sessions"
         t.send(b"12")  # no port: dropped
         assert p.counters["dropped-bytes"] == 5
+
+
+# -- peer mode -------------------------------------------------------------------------------
+@in_loop
+async def test_peer_frames_go_to_every_destination_and_allowed_datagrams_to_serial() -> None:
+    cfg = channel_config(
+        "peer",
+        delimiter=ord(";"),
+        allowed=("10.0.0.0/8",),
+        destinations=(("10.0.0.1", 7000), ("10.0.0.2", 7001)),
+    )
+    async with channel_pair(cfg) as p:
+        peer = p.channel.peer
+        assert peer is not None and p.channel.oper_status == "up"
+        p.link.inject(b"a;b")
+        assert p.udp.sent == [(b"a;", "10.0.0.1", 7000), (b"a;", "10.0.0.2", 7001)]
+        c = p.counters
+        assert (c["serial-to-net-bytes"], c["serial-to-net-frames"]) == (4, 2)
+        peer.datagram_received(b"in", "10.9.9.9")
+        assert p.link.take() == b"in"
+        peer.datagram_received(b"outsider", "192.0.2.1")
+        assert p.link.take() == b"" and p.counters["dropped-bytes"] == 8
+        p.link.block()
+        peer.datagram_received(b"f" * (WRITE_HIGH + 1), "10.9.9.9")
+        peer.datagram_received(b"late", "10.9.9.9")  # the tty is full: dropped
+        assert p.counters["dropped-bytes"] == 12
+        p.udp.refuse = OSError(101, "Network is unreachable")
+        p.link.inject(b";")
+        assert p.counters["dropped-bytes"] == 12 + 2 * 2  # "b;" to each destination
+        assert p.channel.last_error == "send to 10.0.0.2:7001: Network is unreachable"
