@@ -1,5 +1,14 @@
 """One relay channel on the event loop: its serial port, sockets and sessions.
 
+``ChannelRuntime`` owns the serial link and routes between it and the
+sessions; what differs between modes is in one small class each, made at
+construction: ``nf.runtime.server.Server`` (admits sessions: allowed-peer,
+busy, takeover), ``nf.runtime.client.Client`` (connects and reconnects
+with backoff), ``nf.runtime.peer.Peer`` (UDP datagrams instead of
+sessions).  Sessions (``nf.runtime.session``) and the mode objects use
+only its public methods, so the whole of it runs in memory in the tests
+(tests/channelpair.py).
+
 A channel is started with resources its commit already acquired (see
 ``relay.py``): the serial link, the TCP listeners, the UDP socket.  Its
 control work (accepting, connecting, reopening a lost port, timers) runs
