@@ -65,8 +65,8 @@ from relayhelpers import (
 
 from nf.config.codec import load_document
 from nf.config.model import from_tree
-from nf.runtime.channel import Session
 from nf.runtime.relay import RelayRuntime
+from nf.runtime.session import Session
 from nf.runtime.transaction import PrepareError
 from nf.runtime.udp import JoinError, bind_group
 from nf.schema import default_schema
@@ -899,7 +899,10 @@ def test_secondary_raw(relay: Running) -> None:
 
 
 def test_secondary_failover(relay: Running) -> None:
-    with dual(relay, "failover") as (m, master, primary, secondary, tcp):
+    """Failover through real sockets, the pty and the NETCONF state; the
+    whole sequence (a returning primary waits until it sends, and so on)
+    is tests/test_channel_harness.py::test_secondary_failover."""
+    with dual(relay, "failover") as (m, master, primary, secondary, _):
         state = channel_state(m, "c")
         assert statuses(state) == {"primary": "active", "secondary": "backup"}
         secondary.sendall(b"ignored")
@@ -920,32 +923,14 @@ def test_secondary_failover(relay: Running) -> None:
         os.write(master, b"to secondary")
         assert read_sock(secondary, 12) == b"to secondary"
 
-        # a primary that comes back waits until it sends
-        primary = connect(tcp)
-        state = wait_state(m, "c", lambda s: len(s.sessions) == 2)
-        assert statuses(state) == {"primary": "waiting", "secondary": "active"}
-        os.write(master, b"still s")
-        assert read_sock(secondary, 7) == b"still s"
-        assert silent(primary, 0.2)
-        secondary.sendall(b"s2")
-        assert read_fd(master, 2) == b"s2"
-        primary.sendall(b"take")
-        assert read_fd(master, 4) == b"take"
-        state = wait_state(m, "c", lambda s: statuses(s).get("primary") == "active")
-        assert statuses(state) == {"primary": "active", "secondary": "backup"}
-        os.write(master, b"back")
-        assert read_sock(primary, 4) == b"back"
-        assert silent(secondary, 0.2)
-        secondary.sendall(b"xx")
-        wait_state(m, "c", lambda s: s.counter("ignored-bytes") == 9)
-        assert fd_silent(master, 0.2)
-        primary.close()
-
 
 SLOT = 0.4
 
 
 def test_secondary_slotted(relay: Running) -> None:
+    """A slot ends on the channel's own timer, in real time, and the state
+    shows who waits; queue overflow, the owner leaving and the exact slot
+    boundaries are tests/test_channel_harness.py::test_secondary_slotted."""
     with dual(relay, "slotted", int(SLOT * 1000)) as (m, master, primary, secondary, _):
         assert statuses(channel_state(m, "c")) == {"primary": "active", "secondary": "active"}
         os.write(master, b"no slot")  # goes to every session
@@ -969,30 +954,8 @@ def test_secondary_slotted(relay: Running) -> None:
         assert statuses(state) == {"primary": "waiting", "secondary": "active"}
         os.write(master, b"resp-s")
         assert read_sock(secondary, 6) == b"resp-s"
-        assert silent(primary, 0.1)
         # T passes with no traffic: no slot, both active again
-        state = wait_state(m, "c", lambda s: set(statuses(s).values()) == {"active"})
-
-        # queue overflow beyond 64 KiB is ignored and counted
-        primary.sendall(b"P")
-        assert read_fd(master, 1) == b"P"
-        big = bytes(range(256)) * 280  # 71680 bytes
-        secondary.sendall(big)
-        assert read_fd(master, 65536, timeout=3) == big[:65536]
-        state = wait_state(m, "c", lambda s: s.counter("ignored-bytes") == len(big) - 65536)
-
-        # the owner disconnecting ends the slot at once
         wait_state(m, "c", lambda s: set(statuses(s).values()) == {"active"})
-        secondary.sendall(b"own")
-        assert read_fd(master, 3) == b"own"
-        primary.sendall(b"queued")
-        assert fd_silent(master, 0.05)
-        secondary.close()
-        closed = time.monotonic()
-        assert read_fd(master, 6) == b"queued"
-        assert time.monotonic() - closed < SLOT
-        state = wait_state(m, "c", lambda s: len(s.sessions) == 1)
-        assert statuses(state) == {"primary": "active"}
 
 
 # -- serial port loss and recovery -----------------------------------------------------------

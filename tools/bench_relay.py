@@ -43,12 +43,15 @@ no relay) is measured once as the ceiling of this setup.
 
     .venv/bin/python tools/bench_relay.py [--quick] [--reps N] [--channels N]
         [--no-baselines | --no-ser2net] [--no-bare] [--no-pin] [--uvloop]
-        [--nf CMD] [--profile PREFIX] [--keep]
+        [--nf CMD] [--base CMD] [--profile PREFIX] [--keep]
 
 ``--quick`` takes about 30 s (16 MiB transfers, 500 round trips, 1 s of
 128-channel ping-pong, 3 repetitions); the default about 2 minutes.
 ``--nf CMD`` measures another build (CMD gets ``run --listen ...
---config ...`` appended).  ``--uvloop`` runs ``nf`` through a wrapper that passes
+--config ...`` appended); ``--base CMD`` runs one more build alongside, in
+the same interleaved repetitions, so that a change is compared with its
+base under the same machine noise (the ratio column ours/base).
+``--uvloop`` runs ``nf`` through a wrapper that passes
 ``backend_options={"use_uvloop": True}`` to ``anyio.run`` (uvloop must be
 installed in the venv).  ``--profile PREFIX`` records our daemon with py-spy
 during each case (PREFIX-CASE.svg, or .txt for collapsed stacks).  All
@@ -530,11 +533,11 @@ def start_ours(tmp: Path, n: int, nf: list[str], label: str) -> Server:
         f"<listen><address>{HOST}</address><port>{port}</port></listen></channel>"
         for i, port in enumerate(ports)
     )
-    config = tmp / "ours.xml"
+    config = tmp / f"{label}.xml"
     config.write_text(f'<serial-over-ip xmlns="{NS}">{body}</serial-over-ip>\n')
-    cmd = [*nf, "run", "--listen", f"{HOST}:0", "--state-dir", str(tmp / "ours-state")]
+    cmd = [*nf, "run", "--listen", f"{HOST}:0", "--state-dir", str(tmp / f"{label}-state")]
     cmd += ["--config", str(config), "--log-level", "warning"]
-    log = (tmp / "ours.log").open("wb")
+    log = (tmp / f"{label}.log").open("wb")
     env = dict(os.environ, NF_ADMIN_PASSWORD=PASSWORD)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, env=env)
     server = Server(label, device, ports, [proc], [log.close])
@@ -545,7 +548,7 @@ def start_ours(tmp: Path, n: int, nf: list[str], label: str) -> Server:
             line = proc.stdout.readline()
             if not line:
                 log.flush()
-                tail = (tmp / "ours.log").read_text(errors="replace").splitlines()[-15:]
+                tail = (tmp / f"{label}.log").read_text(errors="replace").splitlines()[-15:]
                 raise RuntimeError(f"nf run exited ({proc.wait()}):\n" + "\n".join(tail))
             if b"NETCONF over SSH on" in line:
                 server.netconf_port = int(line.split(f"{HOST}:".encode())[1].split()[0])
@@ -1147,6 +1150,9 @@ def main() -> int:
     parser.add_argument("--no-pin", action="store_true", help="do not pin the latency runs")
     parser.add_argument("--uvloop", action="store_true", help="run nf on uvloop (a wrapper)")
     parser.add_argument("--nf", help="command that runs nf (default: .venv/bin/nf)")
+    parser.add_argument(
+        "--base", metavar="CMD", help="also run another build of nf (as 'base') for a ratio"
+    )
     parser.add_argument("--profile", metavar="PREFIX", help="py-spy our daemon per case")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
@@ -1194,6 +1200,9 @@ def main() -> int:
         servers.append(start_ours(tmp, plan.channels, nf, label))
         if servers[0].note:
             notes.append(f"{label}: {servers[0].note}")
+        if args.base:
+            log(f"starting base ({args.base[:80]})")
+            servers.append(start_ours(tmp, plan.channels, shlex.split(args.base), "base"))
         if args.no_baselines:
             notes.append("baselines skipped (--no-baselines); targets relative to socat fail")
         else:

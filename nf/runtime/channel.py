@@ -1,5 +1,14 @@
 """One relay channel on the event loop: its serial port, sockets and sessions.
 
+``ChannelRuntime`` owns the serial link and routes between it and the
+sessions; what differs between modes is in one small class each, made at
+construction: ``nf.runtime.server.Server`` (admits sessions: allowed-peer,
+busy, takeover), ``nf.runtime.client.Client`` (connects and reconnects
+with backoff), ``nf.runtime.peer.Peer`` (UDP datagrams instead of
+sessions).  Sessions (``nf.runtime.session``) and the mode objects use
+only its public methods, so the whole of it runs in memory in the tests
+(tests/channelpair.py).
+
 A channel is started with resources its commit already acquired (see
 ``relay.py``): the serial link, the TCP listeners, the UDP socket.  Its
 control work (accepting, connecting, reopening a lost port, timers) runs
@@ -29,12 +38,9 @@ Neither stops the opposite direction, so full-duplex load cannot deadlock.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import ipaddress
 import logging
 import socket
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,39 +64,21 @@ from nf.protocol.arbitration import (
 )
 from nf.protocol.backoff import Backoff
 from nf.protocol.packing import Framer
+from nf.runtime.client import Client
+from nf.runtime.peer import Peer
 from nf.runtime.serial import Link, PortError, open_link
+from nf.runtime.server import AllowedPeers, Server
+from nf.runtime.session import Session
 from nf.runtime.udp import Datagrams
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT = 10.0
-"""Client mode: a connect attempt that gets no answer fails after this long."""
 CLOSE_TIMEOUT = 0.5
 """How long a closing session may take to flush what it still has to send:
 a peer that stopped reading must not hold a socket open for ever."""
 MAX_KEEPIDLE = 32767
 """Linux's largest TCP_KEEPIDLE (MAX_TCP_KEEPIDLE); the YANG ``keepalive``
 is a uint16, so larger values are clamped rather than refused."""
-
-
-_TCPI_BYTES_ACKED = 120
-"""Offset of tcpi_bytes_acked (u64) in Linux's struct tcp_info (since 4.1)."""
-
-
-def bytes_acked(transport: asyncio.BaseTransport) -> int | None:
-    """Bytes of ours the peer's TCP acknowledged, or None where the kernel
-    does not tell."""
-    sock = transport.get_extra_info("socket")
-    if sock is None or not hasattr(socket, "TCP_INFO"):
-        return None
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
-    except OSError:
-        return None
-    if len(info) < _TCPI_BYTES_ACKED + 8:
-        return None
-    acked: int = struct.unpack_from("=Q", info, _TCPI_BYTES_ACKED)[0]
-    return acked
 
 
 @dataclass
@@ -103,95 +91,6 @@ class Counters:
     sessions_accepted: int = 0
     sessions_refused: int = 0
     last_cleared: str | None = None
-
-
-class Session(asyncio.Protocol):
-    """One TCP session: the asyncio protocol of its socket transport.
-
-    It is created before the connection exists (so the accept loop can
-    refuse or take over first) and joins its channel in ``connection_made``.
-    """
-
-    def __init__(self, channel: ChannelRuntime, role: Role, remote: tuple[str, int]) -> None:
-        self.channel = channel
-        self.id = 0
-        self.role = role
-        self.remote = remote
-        self.connected_at = ""
-        self.framer = channel._framer()
-        self.rx_bytes = 0
-        self.tx_bytes = 0
-        self.last_activity = time.monotonic()
-        self.close_reason = "closed by peer"
-        self.transport: asyncio.Transport | None = None
-        self.joined = False
-        """In the channel's sessions and known to the arbiter."""
-        self.holding = False
-        """Its socket buffer is full: it holds the serial port's reading."""
-        self.closed = anyio.Event()
-        self._acked_at_start = 0
-
-    def itself(self) -> Session:
-        """The protocol factory that hands asyncio this made-in-advance session."""
-        return self
-
-    # -- asyncio.Protocol ----------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self._acked_at_start = bytes_acked(transport) or 0  # a client's SYN counts as one
-        self.channel._join(self)
-
-    def data_received(self, data: bytes) -> None:
-        if not self.joined:
-            return
-        self.rx_bytes += len(data)
-        self.last_activity = now = time.monotonic()
-        channel = self.channel
-        channel._apply(channel.arbiter.from_net(self.role, data, now))
-
-    def eof_received(self) -> bool:
-        return False  # the peer is done: close our side too
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if exc is not None:
-            if self.close_reason == "closed by peer":
-                self.close_reason = f"connection lost: {exc}"
-            if self.joined:
-                self.channel.counters.dropped_bytes += self.unacknowledged()
-        self.channel._gone(self)
-        self.closed.set()
-
-    def unacknowledged(self) -> int:
-        """Bytes handed to this connection that its peer never acknowledged.
-
-        When a connection fails (reset, timed out), asyncio discards what it
-        still buffered and the kernel what it still queued; neither says
-        how much.  What the peer's TCP acknowledged is known (TCP_INFO, the
-        socket is still open here), so the loss is what was handed over
-        minus that.
-        """
-        transport = self.transport
-        acked = bytes_acked(transport) if transport is not None else None
-        if acked is None:
-            return 0
-        return max(0, self.tx_bytes - (acked - self._acked_at_start))
-
-    def pause_writing(self) -> None:
-        if self.joined and not self.holding:
-            self.holding = True
-            self.channel._hold_serial()
-
-    def resume_writing(self) -> None:
-        if self.holding:
-            self.holding = False
-            self.channel._release_serial()
-
-    # -------------------------------------------------------------------------------
-    def close(self, reason: str) -> None:
-        """End the session now (flushing its last frame, bounded)."""
-        self.close_reason = reason
-        self.channel._gone(self)
 
 
 @dataclass
@@ -232,8 +131,18 @@ async def close_resource(resource: Any) -> None:
 
 
 class ChannelRuntime:
-    """A running channel; all methods run on the event loop.  It is the
-    ``LinkSink`` of its serial link (the ``serial_*`` methods)."""
+    """A running channel: the owner of its serial link, and the hub that
+    routes between the link and the sessions (or the peer's UDP side)
+    through the arbiter and the framers.  All methods run on the event
+    loop.  It is the ``LinkSink`` of its link (the ``serial_*`` methods).
+
+    What differs between modes lives in small objects made here: ``server``
+    (admits sessions: server mode, and the secondary port of a client),
+    ``client`` (connects the primary session), ``peer`` (UDP instead of
+    sessions).  They, and the sessions, use only the public methods below.
+    ``clock`` is injectable so that timers can be tested without waiting
+    (tests/channelpair.py).
+    """
 
     _next_session = 1
 
@@ -243,11 +152,14 @@ class ChannelRuntime:
         port: SerialPortConfig,
         resources: Resources,
         emit: Callable[[str, dict[str, str]], None],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cfg = cfg
+        self.name = cfg.name
         self.port_cfg = port
         self.res = resources
         self.emit = emit
+        self.clock = clock
         self.counters = Counters()
         self.sessions: dict[int, Session] = {}
         self._roles: dict[Role, Session] = {}
@@ -256,7 +168,6 @@ class ChannelRuntime:
         self.port_status = "up" if resources.link is not None else "down"
         self._running = True
         self._stopping = False
-        self._allowed_nets = [ipaddress.ip_network(p, strict=False) for p in cfg.allowed_peers]
         self.port_rx = 0
         self.port_tx = 0
         self.arbiter: Arbiter = (
@@ -264,7 +175,18 @@ class ChannelRuntime:
             if cfg.secondary is not None
             else RawArbiter()
         )
-        self._peer_framer = self._framer() if cfg.mode == "peer" else None
+        allowed = AllowedPeers(cfg.allowed_peers)
+        self.server = (
+            Server(self, allowed, cfg.takeover)
+            if cfg.mode == "server" or cfg.secondary is not None
+            else None
+        )
+        self.client = (
+            Client(self, cfg.destinations[0]) if cfg.mode == "client" and cfg.destinations else None
+        )
+        self.peer = (
+            Peer(self, resources.udp, cfg.destinations, allowed) if cfg.mode == "peer" else None
+        )
         self._scope = anyio.CancelScope()
         self._finished = anyio.Event()
         self._wake = anyio.Event()
@@ -273,13 +195,11 @@ class ChannelRuntime:
         self._tg: TaskGroup | None = None
         self._holds = 0
         """Why serial reading is paused: full session buffers, a UDP backlog."""
-        self._serial_full = False
+        self.serial_full = False
         """The tty's write buffer is full: sessions are not read, datagrams
         are dropped."""
         self._lost = anyio.Event()
         self._lost_message = ""
-        self._udp_backlog: collections.deque[tuple[bytes, tuple[str, int]]] = collections.deque()
-        self._udp_waiting = False
         self.handed_over: set[str] = set()
         """Resources given to a successor channel: not closed on stop."""
 
@@ -292,7 +212,7 @@ class ChannelRuntime:
             return "up"
         if self.cfg.mode == "server":
             return "up" if self.sessions else "listening"
-        return "up" if self._session_of(Role.PRIMARY) is not None else "connecting"
+        return "up" if self.session_of(Role.PRIMARY) is not None else "connecting"
 
     # -- lifecycle ---------------------------------------------------------------
     async def run(self) -> None:
@@ -304,22 +224,24 @@ class ChannelRuntime:
             self.last_error = f"internal error: {type(exc).__name__}: {exc}"
 
     async def _run(self) -> None:
+        res = self.res
         try:
             with self._scope:
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
                     tg.start_soon(self._serial_loop)
                     tg.start_soon(self._timer_loop)
-                    if self.cfg.mode == "server" and self.res.listener is not None:
-                        tg.start_soon(self._accept_loop, self.res.listener, Role.PRIMARY)
-                    if self.cfg.mode == "client":
-                        tg.start_soon(self._client_loop)
-                    if self.res.secondary is not None:
-                        tg.start_soon(self._accept_loop, self.res.secondary, Role.SECONDARY)
-                    if self.cfg.mode == "peer" and self.res.udp is not None:
-                        tg.start_soon(self._udp_loop, self.res.udp)
-                        if self.res.group is not None:
-                            tg.start_soon(self._udp_loop, self.res.group)
+                    if self.server is not None:
+                        if self.cfg.mode == "server" and res.listener is not None:
+                            tg.start_soon(self.server.serve, res.listener, Role.PRIMARY)
+                        if res.secondary is not None:
+                            tg.start_soon(self.server.serve, res.secondary, Role.SECONDARY)
+                    if self.client is not None:
+                        tg.start_soon(self.client.run)
+                    if self.peer is not None and res.udp is not None:
+                        tg.start_soon(self.peer.receive, res.udp)
+                        if res.group is not None:
+                            tg.start_soon(self.peer.receive, res.group)
         finally:
             self._stopping = True
             self._close_everything()
@@ -332,11 +254,8 @@ class ChannelRuntime:
         for session in list(self.sessions.values()):
             self._leave(session)
             self._close_transport(session)
-        if self._udp_waiting and self.res.udp is not None:
-            with contextlib.suppress(Exception):
-                asyncio.get_running_loop().remove_writer(self.res.udp.sock)
-        self.counters.dropped_bytes += sum(len(frame) for frame, _ in self._udp_backlog)
-        self._udp_backlog.clear()
+        if self.peer is not None:
+            self.peer.close()
         link = self.res.link
         if link is not None:
             link.stop()
@@ -410,15 +329,15 @@ class ChannelRuntime:
     # LinkSink
     def serial_received(self, data: bytes) -> None:
         self.port_rx += len(data)
-        if self._peer_framer is not None:
-            self._peer_send(self._peer_framer.feed(data, time.monotonic()))
-            self._kick(self._peer_framer.deadline())
+        peer = self.peer
+        if peer is not None:
+            peer.serial_received(data)
             return
         fanout = self.arbiter.serial_fanout()
         if fanout is None:
-            self._apply(self.arbiter.from_serial(data, time.monotonic()))
+            self.apply(self.arbiter.from_serial(data, self.clock()))
             return
-        for role in fanout:  # what _apply does with the ToNet actions from_serial would give
+        for role in fanout:  # what apply does with the ToNet actions from_serial would give
             self._to_net(role, data)
 
     def serial_sent(self, nbytes: int) -> None:
@@ -427,17 +346,17 @@ class ChannelRuntime:
 
     def serial_pause_writing(self) -> None:
         """The tty is full: stop reading what would be written to it."""
-        if self._serial_full:
+        if self.serial_full:
             return
-        self._serial_full = True
+        self.serial_full = True
         for session in self.sessions.values():
             if session.transport is not None:
                 session.transport.pause_reading()
 
     def serial_resume_writing(self) -> None:
-        if not self._serial_full:
+        if not self.serial_full:
             return
-        self._serial_full = False
+        self.serial_full = False
         for session in self.sessions.values():
             if session.transport is not None:
                 session.transport.resume_reading()
@@ -446,18 +365,21 @@ class ChannelRuntime:
         self._lost_message = message
         self._lost.set()
 
-    def _hold_serial(self) -> None:
-        """A reason not to read the serial port (the data has nowhere to go)."""
+    def hold_serial(self) -> None:
+        """A reason not to read the serial port (the data has nowhere to go):
+        a session's socket buffer is full, or the peer's UDP backlog."""
         self._holds += 1
         if self._holds == 1 and self.res.link is not None:
             self.res.link.pause_reading()
 
-    def _release_serial(self) -> None:
+    def release_serial(self) -> None:
+        """That reason is gone; reading resumes when no other is left."""
         self._holds -= 1
         if not self._holds and self.res.link is not None:
             self.res.link.resume_reading()
 
-    def _to_serial(self, data: bytes) -> None:
+    def write_serial(self, data: bytes) -> None:
+        """Network bytes for the port; dropped (counted) while it is down."""
         link = self.res.link
         if link is None:
             self.counters.dropped_bytes += len(data)
@@ -465,13 +387,13 @@ class ChannelRuntime:
             link.write(data)
 
     # -- the sans-I/O core ---------------------------------------------------------------
-    def _apply(self, actions: list[Action]) -> None:
+    def apply(self, actions: list[Action]) -> None:
         """Carry out arbiter actions, in order."""
         for action in actions:
             if type(action) is ToNet:
                 self._to_net(action.role, action.data)
             elif type(action) is ToSerial:
-                self._to_serial(action.data)
+                self.write_serial(action.data)
             elif isinstance(action, Drop):
                 if action.counter.value == "ignored":
                     self.counters.ignored_bytes += action.nbytes
@@ -481,7 +403,7 @@ class ChannelRuntime:
                 session = self._roles.get(action.role)
                 if session is not None:
                     self._session_event(session, "role-change")
-        self._kick(self.arbiter.deadline())
+        self.wake_for(self.arbiter.deadline())
 
     def _to_net(self, role: Role, data: bytes) -> None:
         """Serial bytes for the session of ``role``, through its framer."""
@@ -493,10 +415,10 @@ class ChannelRuntime:
         if framer.passthrough:
             self._send_frame(session, data)
         else:
-            self._send_frames(session, framer.feed(data, time.monotonic()))
-            self._kick(framer.deadline())
+            self._send_frames(session, framer.feed(data, self.clock()))
+            self.wake_for(framer.deadline())
 
-    def _kick(self, deadline: float | None) -> None:
+    def wake_for(self, deadline: float | None) -> None:
         """Wake the timer task only for a deadline earlier than its own.
 
         A plain channel (no packing, no slot timer) then never wakes it, and
@@ -522,40 +444,48 @@ class ChannelRuntime:
         counters = self.counters
         counters.serial_to_net_bytes += len(frame)
         counters.serial_to_net_frames += 1
-        session.last_activity = time.monotonic()
+        session.last_activity = self.clock()
 
+    # -- timers ---------------------------------------------------------------------
     async def _timer_loop(self) -> None:
         """Arbiter slot timers, framer frame-delays, inactivity timeouts."""
         while True:
             self._wake = anyio.Event()
-            deadlines = [d for d in [self.arbiter.deadline()] if d is not None]
-            deadlines += [
-                d for s in self.sessions.values() if (d := s.framer.deadline()) is not None
-            ]
-            idle = self._idle_deadline()
-            if idle is not None:
-                deadlines.append(idle)
-            if self._peer_framer is not None and (d := self._peer_framer.deadline()) is not None:
-                deadlines.append(d)
-            until = min(deadlines) if deadlines else None
+            until = self.next_deadline()
             self._sleep_until = until
-            timeout = None if until is None else max(0.0, until - time.monotonic())
+            timeout = None if until is None else max(0.0, until - self.clock())
             with anyio.move_on_after(timeout):
                 await self._wake.wait()
-            now = time.monotonic()
-            self._apply(self.arbiter.tick(now))
-            if self._peer_framer is not None:
-                self._peer_send(self._peer_framer.flush_due(now))
-            for session in list(self.sessions.values()):
-                self._send_frames(session, session.framer.flush_due(now))
-                if (
-                    self.cfg.inactivity_timeout
-                    and now - session.last_activity >= self.cfg.inactivity_timeout
-                ):
-                    log.info("channel %s: session %d idle, closing", self.cfg.name, session.id)
-                    session.close("inactivity timeout")
+            self.tick(self.clock())
 
-    def _framer(self) -> Framer:
+    def next_deadline(self) -> float | None:
+        """The earliest time ``tick`` has something to do (None: never)."""
+        deadlines = [d for d in [self.arbiter.deadline()] if d is not None]
+        deadlines += [d for s in self.sessions.values() if (d := s.framer.deadline()) is not None]
+        idle = self._idle_deadline()
+        if idle is not None:
+            deadlines.append(idle)
+        if self.peer is not None and (d := self.peer.deadline()) is not None:
+            deadlines.append(d)
+        return min(deadlines) if deadlines else None
+
+    def tick(self, now: float) -> None:
+        """Time passed: fire what is due at ``now`` (slot ends, frame
+        delays, inactivity timeouts).  Early or late calls are harmless."""
+        self.apply(self.arbiter.tick(now))
+        if self.peer is not None:
+            self.peer.flush_due(now)
+        for session in list(self.sessions.values()):
+            self._send_frames(session, session.framer.flush_due(now))
+            if (
+                self.cfg.inactivity_timeout
+                and now - session.last_activity >= self.cfg.inactivity_timeout
+            ):
+                log.info("channel %s: session %d idle, closing", self.cfg.name, session.id)
+                session.close("inactivity timeout")
+
+    def new_framer(self) -> Framer:
+        """A framer with the channel's packing (one per session, one for peer)."""
         p = self.cfg.packing
         delay = None if p.frame_delay_ms is None else p.frame_delay_ms / 1000
         return Framer(p.max_frame_size, delay, p.delimiter)
@@ -567,19 +497,9 @@ class ChannelRuntime:
         return min(idle) + self.cfg.inactivity_timeout if idle else None
 
     # -- sessions -------------------------------------------------------------------
-    def _session_of(self, role: Role) -> Session | None:
+    def session_of(self, role: Role) -> Session | None:
+        """The joined session that has ``role``, if any."""
         return self._roles.get(role)
-
-    def _allowed(self, address: str) -> bool:
-        if not self._allowed_nets:
-            return True
-        try:
-            ip = ipaddress.ip_address(address.split("%")[0])
-        except ValueError:
-            return False
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped  # an IPv4 peer of a dual-stack (::) socket
-        return any(ip in net for net in self._allowed_nets)
 
     def _tune(self, transport: asyncio.Transport) -> None:
         """TCP_NODELAY, and keepalive as the YANG ``keepalive`` says: its
@@ -598,56 +518,7 @@ class ChannelRuntime:
             except OSError as exc:
                 log.warning("channel %s: TCP_KEEPIDLE %d: %s", self.cfg.name, idle, exc)
 
-    async def _accept_loop(self, listener: SocketListener, role: Role) -> None:
-        loop = asyncio.get_running_loop()
-        raw: socket.socket = listener.extra(SocketAttribute.raw_socket)
-        while True:
-            conn, remote = await loop.sock_accept(raw)
-            address, port = str(remote[0]), int(remote[1])
-            if not self._allowed(address):
-                self.counters.sessions_refused += 1
-                log.info("channel %s: refused %s (allowed-peer)", self.cfg.name, address)
-                conn.close()
-                continue
-            existing = self._roles.get(role)
-            if existing is not None:
-                if not self.cfg.takeover:
-                    self.counters.sessions_refused += 1
-                    log.info("channel %s: refused %s (busy)", self.cfg.name, address)
-                    conn.close()
-                    continue
-                existing.close("taken over")
-            session = Session(self, role, (address, port))
-            try:
-                # the session joins in connection_made, before this returns,
-                # so two quick connections never both get one role
-                await loop.connect_accepted_socket(session.itself, conn)
-            except OSError as exc:
-                log.info("channel %s: accept %s: %s", self.cfg.name, address, exc)
-                conn.close()
-
-    async def _client_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        host, port = self.cfg.destinations[0]
-        backoff = Backoff()
-        delay = 0.0  # the first attempt at once
-        while True:
-            if delay:
-                await anyio.sleep(delay)
-            session = Session(self, Role.PRIMARY, (host, port))
-            try:
-                with anyio.fail_after(CONNECT_TIMEOUT):
-                    await loop.create_connection(session.itself, host, port)
-            except OSError as exc:  # TimeoutError included
-                reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or exc
-                self.last_error = f"connect to {host}:{port}: {reason}"
-                delay = backoff.next()
-                continue
-            backoff.reset()
-            await session.closed.wait()
-            delay = backoff.next()  # after a disconnect: 1 s, then doubling
-
-    def _join(self, session: Session) -> None:
+    def join(self, session: Session) -> None:
         """A connected session: counted, known to the arbiter, announced."""
         transport = session.transport
         assert transport is not None
@@ -658,17 +529,17 @@ class ChannelRuntime:
         session.id = ChannelRuntime._next_session
         ChannelRuntime._next_session += 1
         session.connected_at = rfc3339.now()
-        session.last_activity = time.monotonic()
+        session.last_activity = now = self.clock()
         session.joined = True
         self.sessions[session.id] = session
         self._roles[session.role] = session
         self.counters.sessions_accepted += 1
-        if self._serial_full:
+        if self.serial_full:
             transport.pause_reading()
-        actions = self.arbiter.connect(session.role, time.monotonic())
+        actions = self.arbiter.connect(session.role, now)
         self._session_event(session, "connected")
-        self._apply(actions)
-        self._kick(self._idle_deadline())  # an inactivity timer may start now
+        self.apply(actions)
+        self.wake_for(self._idle_deadline())  # an inactivity timer may start now
 
     def _leave(self, session: Session) -> list[Action]:
         """Take the session out of the channel and the arbiter (at once: a
@@ -681,12 +552,12 @@ class ChannelRuntime:
             del self._roles[session.role]
         if session.holding:
             session.holding = False
-            self._release_serial()
+            self.release_serial()
         if self.arbiter.is_connected(session.role):
-            return self.arbiter.disconnect(session.role, time.monotonic())
+            return self.arbiter.disconnect(session.role, self.clock())
         return []
 
-    def _gone(self, session: Session) -> None:
+    def gone(self, session: Session) -> None:
         """A session ends (closed by us or by the peer): it leaves, is
         announced, its last frame is flushed and its socket closed."""
         if not session.joined:
@@ -700,7 +571,7 @@ class ChannelRuntime:
             self._abort(session)
         else:
             self._close_transport(session)
-        self._apply(actions)
+        self.apply(actions)
 
     def _close_transport(self, session: Session) -> None:
         """Close, letting the kernel take what is buffered for at most
@@ -734,63 +605,6 @@ class ChannelRuntime:
         if reason:
             payload["reason"] = reason
         self.emit("session-event", payload)
-
-    # -- UDP peer ----------------------------------------------------------------------
-    async def _udp_loop(self, udp: Datagrams) -> None:
-        """Datagrams to the serial port.  A UDP sender cannot be slowed
-        down, so reading goes on while the tty is full (WRITE_HIGH bytes
-        waiting for it) and what arrives then is dropped and counted:
-        left in the socket, the excess would overflow from the kernel's
-        buffer uncounted (Linux counts those in datagrams, not bytes)."""
-        udp.on_kernel_drops = self._kernel_dropped
-        while True:
-            data, address = await udp.receive()
-            if not self._allowed(address) or self._serial_full:
-                self.counters.dropped_bytes += len(data)
-                continue
-            self._to_serial(data)
-
-    def _kernel_dropped(self, total: int) -> None:
-        self.last_error = (
-            f"the kernel dropped {total} datagrams in all: the UDP receive buffer overflowed"
-        )
-        log.warning("channel %s: %s", self.cfg.name, self.last_error)
-
-    def _peer_send(self, frames: list[bytes]) -> None:
-        """Peer mode has no sessions: each frame goes to every destination,
-        and every datagram sent counts (as each TCP write of a session does)."""
-        if self.res.udp is None or not frames:
-            return
-        for frame in frames:
-            for destination in self.cfg.destinations:
-                self._udp_backlog.append((frame, destination))
-        self._udp_flush()
-
-    def _udp_flush(self) -> None:
-        """Send the backlog; a full socket buffer holds the serial port's
-        reading until the socket is writable again."""
-        udp = self.res.udp
-        backlog = self._udp_backlog
-        while backlog and udp is not None:
-            frame, (host, port) = backlog[0]
-            try:
-                if not udp.send_now(frame, host, port):
-                    if not self._udp_waiting:
-                        self._udp_waiting = True
-                        asyncio.get_running_loop().add_writer(udp.sock, self._udp_flush)
-                        self._hold_serial()
-                    return
-            except OSError as exc:
-                self.counters.dropped_bytes += len(frame)
-                self.last_error = f"send to {host}:{port}: {exc.strerror or exc}"
-            else:
-                self.counters.serial_to_net_bytes += len(frame)
-                self.counters.serial_to_net_frames += 1
-            backlog.popleft()
-        if self._udp_waiting and udp is not None:
-            self._udp_waiting = False
-            asyncio.get_running_loop().remove_writer(udp.sock)
-            self._release_serial()
 
     def session_rows(self) -> list[Session]:
         return sorted(self.sessions.values(), key=lambda s: s.id)

@@ -47,23 +47,22 @@ class Datagrams:
         """Datagrams the kernel dropped because the receive buffer was full
         (looked up whenever the socket has been read empty): the one loss
         the relay cannot count in bytes, so it is made visible instead."""
-        self.on_kernel_drops: Callable[[int], None] | None = None
-        """Told the new total when ``_kernel_drops`` grows."""
 
-    async def receive(self) -> tuple[bytes, str]:
-        """The next datagram and its source address."""
+    async def receive(self, on_kernel_drops: Callable[[int], None]) -> tuple[bytes, str]:
+        """The next datagram and its source address; ``on_kernel_drops`` is
+        told the new total when the kernel's drop count has grown."""
         while True:
             try:
                 data, address = self.sock.recvfrom(RECEIVE_SIZE)
             except (BlockingIOError, InterruptedError):
-                self._look_up_drops()
+                self._look_up_drops(on_kernel_drops)
                 await anyio.wait_readable(self.sock)
                 continue
             except ConnectionRefusedError:  # an ICMP error queued on the socket
                 continue
             return data, str(address[0])
 
-    def _look_up_drops(self) -> None:
+    def _look_up_drops(self, on_kernel_drops: Callable[[int], None]) -> None:
         try:
             info = self.sock.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO, 4 * 16)
         except OSError:
@@ -73,8 +72,7 @@ class Datagrams:
         drops: int = struct.unpack_from("=I", info, 4 * _SK_MEMINFO_DROPS)[0]
         if drops != self._kernel_drops:
             self._kernel_drops = drops
-            if self.on_kernel_drops is not None:
-                self.on_kernel_drops(drops)
+            on_kernel_drops(drops)
 
     def send_now(self, data: bytes, host: str, port: int) -> bool:
         """Send one datagram without waiting: False when the socket buffer
