@@ -346,15 +346,10 @@ class ChannelPair:
 
     @property
     def counters(self) -> dict[str, int]:
-        c = self.channel.counters
         return {
-            "serial-to-net-bytes": c.serial_to_net_bytes,
-            "serial-to-net-frames": c.serial_to_net_frames,
-            "net-to-serial-bytes": c.net_to_serial_bytes,
-            "dropped-bytes": c.dropped_bytes,
-            "ignored-bytes": c.ignored_bytes,
-            "sessions-accepted": c.sessions_accepted,
-            "sessions-refused": c.sessions_refused,
+            name: value
+            for name, value in self.channel.counters.by_leaf().items()
+            if isinstance(value, int)
         }
 
     def connect(

@@ -83,6 +83,9 @@ is a uint16, so larger values are clamped rather than refused."""
 
 @dataclass
 class Counters:
+    """A channel's counters; each field is the YANG leaf of the same name
+    under the channel's ``counters`` (underscores for dashes)."""
+
     serial_to_net_bytes: int = 0
     serial_to_net_frames: int = 0
     net_to_serial_bytes: int = 0
@@ -91,6 +94,10 @@ class Counters:
     sessions_accepted: int = 0
     sessions_refused: int = 0
     last_cleared: str | None = None
+
+    def by_leaf(self) -> dict[str, int | str | None]:
+        """The counters by YANG leaf name."""
+        return {name.replace("_", "-"): value for name, value in vars(self).items()}
 
 
 @dataclass

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import errno
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -308,7 +308,7 @@ def _state_tree(rt: RelayRuntime) -> Node:
     def q(name: str) -> tuple[str, str]:
         return (ns, name)
 
-    def leaves(values: dict[str, object]) -> Node:
+    def leaves(values: Mapping[str, object]) -> Node:
         return Node({q(k): str(v) for k, v in values.items() if v is not None})
 
     ports: dict[Key, Node] = {}
@@ -350,19 +350,7 @@ def _state_tree(rt: RelayRuntime) -> Node:
                 )
             if rows:
                 state_children[q("session")] = ListNode(rows)
-            c = ch.counters
-            state_children[q("counters")] = leaves(
-                {
-                    "serial-to-net-bytes": c.serial_to_net_bytes,
-                    "serial-to-net-frames": c.serial_to_net_frames,
-                    "net-to-serial-bytes": c.net_to_serial_bytes,
-                    "dropped-bytes": c.dropped_bytes,
-                    "ignored-bytes": c.ignored_bytes,
-                    "sessions-accepted": c.sessions_accepted,
-                    "sessions-refused": c.sessions_refused,
-                    "last-cleared": c.last_cleared,
-                }
-            )
+            state_children[q("counters")] = leaves(ch.counters.by_leaf())
         del cfg
         channels[(name,)] = Node({q("name"): name, q("state"): Node(state_children)})
     top: dict[tuple[str, str], Any] = {}
