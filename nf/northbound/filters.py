@@ -428,13 +428,15 @@ def _xpath_marks(
         branches = _union_branches(tokens)
         whole = _rewrite_select(select, default_prefix)
         etree.XPath(whole, namespaces=namespaces)  # a syntax error is answered as a whole
+        elems = list(holder.iter())
         if costly is None or (
             len(branches) <= MAX_CHEAP_BRANCHES and all(_cheap(b) for b in branches)
         ):
+            order = {elem: i for i, elem in enumerate(elems)}
             found: set[int] = set()
             for branch in branches:
                 expr = _rewrite_select("".join(t.value for t in branch), default_prefix)
-                found.update(positions(holder, expr, namespaces))
+                found.update(positions(holder, expr, namespaces, order))
         else:
             found = set(costly(holder, whole, namespaces))
     except (etree.XPathError, xpath_lexer.XPathError, SyntaxError, XPathFailed) as exc:
@@ -457,9 +459,6 @@ def _xpath_marks(
             )
         ) from exc
     marks = _Marks()
-    if not found:
-        return marks
-    elems = list(holder.iter())
     for position in sorted(found):
         elem = elems[position]
         if elem is holder:  # the root node: the whole datastore

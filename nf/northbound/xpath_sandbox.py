@@ -45,11 +45,19 @@ class XPathFailed(Exception):
     """libxml2 refused the expression (the message says why)."""
 
 
-def positions(holder: etree._Element, expr: str, namespaces: dict[str, str]) -> list[int]:
+def positions(
+    holder: etree._Element,
+    expr: str,
+    namespaces: dict[str, str],
+    order: dict[etree._Element, int] | None = None,
+) -> list[int]:
     """Evaluate ``expr`` with ``holder`` as context node; the document-order
     positions (``holder.iter()``, holder = 0) of the elements it selects.
-    Text and attribute results stand for their element."""
-    order = {elem: i for i, elem in enumerate(holder.iter())}
+    Text and attribute results stand for their element.  ``order`` maps
+    each element of ``holder`` to its position; a caller evaluating several
+    expressions on one document passes it, so it is built once."""
+    if order is None:
+        order = {elem: i for i, elem in enumerate(holder.iter())}
     result = etree.XPath(expr, namespaces=namespaces)(holder)
     found: list[int] = []
     if not isinstance(result, list):
