@@ -120,7 +120,7 @@ class LeafType:
         if self._max_length is not None and len(text) > self._max_length:
             # RFC 7950 §9.4.4 before §9.4.5: the length is checked first, so
             # no pattern ever runs on a value that cannot be valid anyway
-            return self._message(text, [(None, None, (None, None, "length error"))])
+            return self._problem(text, _DETAILS["length error"])
         errors: list[Any] = []
         if base in _INT_TYPES:
             value: Any = int(text)
@@ -133,12 +133,16 @@ class LeafType:
         return None
 
     def _message(self, text: str, errors: list[Any]) -> str:
+        """The problem pyang reported in ``errors``, for a message."""
         detail = "invalid value"
         for _pos, _tag, args in errors:
             if isinstance(args, tuple) and len(args) == 3:
                 raw = str(args[2])
                 detail = next((v for k, v in _DETAILS.items() if raw.startswith(k)), raw)
                 break
+        return self._problem(text, detail)
+
+    def _problem(self, text: str, detail: str) -> str:
         if self.enums:
             choices = ", ".join(self.enums)
             return f"{show(text)} is not valid for {self.name}: expected one of {choices}"
