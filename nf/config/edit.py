@@ -161,6 +161,30 @@ class _Editor:
         self._owned.clear()
         self._members.clear()
 
+    def attribute_error(
+        self,
+        tag: str,
+        message: str,
+        path: str,
+        attribute: str,
+        element: str,
+        *,
+        app_tag: str | None = None,
+        error_type: str = "protocol",
+    ) -> None:
+        """An error about an attribute of an element of the edit (operation,
+        yang:insert and its key or value): error-info names both."""
+        self.errors.append(
+            ConfigError(
+                tag,
+                message,
+                path=path,
+                app_tag=app_tag,
+                type=error_type,
+                info=(("bad-attribute", attribute), ("bad-element", element)),
+            )
+        )
+
     def operation(
         self, elem: etree._Element, inherited: str, path: str, sn: SchemaNode
     ) -> str | None:
@@ -174,43 +198,37 @@ class _Editor:
                 # (default namespaces do not apply to attributes); treating it
                 # as merge would silently do something else than asked
                 where = "in the NETCONF namespace" if ns else "without the NETCONF namespace"
-                self.errors.append(
-                    ConfigError(
-                        "unknown-attribute",
-                        f'unknown attribute "{name}" {where}',
-                        path=path,
-                        type="protocol",
-                        info=(("bad-attribute", name), ("bad-element", element)),
-                    )
+                self.attribute_error(
+                    "unknown-attribute",
+                    f'unknown attribute "{name}" {where}',
+                    path,
+                    name,
+                    element,
                 )
                 return None
             if ns == _YANG_NS and name in ("insert", "key", "value"):
                 if sn.user_ordered and name in ("insert", neighbour):
                     continue
-                self.errors.append(
-                    ConfigError(
-                        "bad-attribute",
-                        f'"{name}" applies only to ordered-by user lists'
-                        if not sn.user_ordered
-                        else f'"{name}" does not apply to a {sn.keyword}',
-                        path=path,
-                        type="protocol",
-                        info=(("bad-attribute", name), ("bad-element", element)),
-                    )
+                self.attribute_error(
+                    "bad-attribute",
+                    f'"{name}" applies only to ordered-by user lists'
+                    if not sn.user_ordered
+                    else f'"{name}" does not apply to a {sn.keyword}',
+                    path,
+                    name,
+                    element,
                 )
                 return None
         op = elem.get(_OP_ATTR)
         if op is None:
             return inherited
         if op not in OPERATIONS:
-            self.errors.append(
-                ConfigError(
-                    "bad-attribute",
-                    f'operation "{op}" is not one of {", ".join(sorted(OPERATIONS))}',
-                    path=path,
-                    type="protocol",
-                    info=(("bad-attribute", "operation"), ("bad-element", element)),
-                )
+            self.attribute_error(
+                "bad-attribute",
+                f'operation "{op}" is not one of {", ".join(sorted(OPERATIONS))}',
+                path,
+                "operation",
+                element,
             )
             return None
         return op
@@ -274,15 +292,13 @@ class _Editor:
                 if len(self.errors) > mark:
                     continue
             if op in ("delete", "remove") and qname in snode.keys:
-                self.errors.append(
-                    ConfigError(
-                        "bad-attribute",
-                        f'list key "{sn.name}" cannot be deleted; '
-                        f'delete the "{snode.name}" entry instead',
-                        path=child_path,
-                        type="protocol",
-                        info=(("bad-attribute", "operation"), ("bad-element", sn.name)),
-                    )
+                self.attribute_error(
+                    "bad-attribute",
+                    f'list key "{sn.name}" cannot be deleted; '
+                    f'delete the "{snode.name}" entry instead',
+                    child_path,
+                    "operation",
+                    sn.name,
                 )
                 continue
             before, mark = node, len(self.errors)
@@ -335,14 +351,12 @@ class _Editor:
             return None
         element = sn.name
         if where not in INSERT_POSITIONS:
-            self.errors.append(
-                ConfigError(
-                    "bad-attribute",
-                    f'insert "{where}" is not one of {", ".join(INSERT_POSITIONS)}',
-                    path=path,
-                    type="protocol",
-                    info=(("bad-attribute", "insert"), ("bad-element", element)),
-                )
+            self.attribute_error(
+                "bad-attribute",
+                f'insert "{where}" is not one of {", ".join(INSERT_POSITIONS)}',
+                path,
+                "insert",
+                element,
             )
             return None
         if where in ("first", "last"):
@@ -350,38 +364,34 @@ class _Editor:
         attr = "key" if sn.keyword == "list" else "value"
         text = xml.get(f"{{{_YANG_NS}}}{attr}")
         if text is None:
-            self.errors.append(
-                ConfigError(
-                    "missing-attribute",
-                    f'insert "{where}" needs the "{attr}" attribute',
-                    path=path,
-                    type="protocol",
-                    info=(("bad-attribute", attr), ("bad-element", element)),
-                )
+            self.attribute_error(
+                "missing-attribute",
+                f'insert "{where}" needs the "{attr}" attribute',
+                path,
+                attr,
+                element,
             )
             return None
         anchor = self.anchor(xml, sn, text)
         if anchor is None or anchor == ident:
             problem = "is not a key predicate of" if anchor is None else "names the entry itself in"
-            self.errors.append(
-                ConfigError(
-                    "bad-attribute",
-                    f'{attr} "{text}" {problem} {sn.keyword} "{sn.name}"',
-                    path=path,
-                    type="protocol",
-                    info=(("bad-attribute", attr), ("bad-element", element)),
-                )
+            self.attribute_error(
+                "bad-attribute",
+                f'{attr} "{text}" {problem} {sn.keyword} "{sn.name}"',
+                path,
+                attr,
+                element,
             )
             return None
         if anchor not in order:
-            self.errors.append(
-                ConfigError(
-                    "bad-attribute",
-                    f'{attr} "{text}" names no entry of {sn.keyword} "{sn.name}"',
-                    path=path,
-                    app_tag="missing-instance",
-                    info=(("bad-attribute", attr), ("bad-element", element)),
-                )
+            self.attribute_error(
+                "bad-attribute",
+                f'{attr} "{text}" names no entry of {sn.keyword} "{sn.name}"',
+                path,
+                attr,
+                element,
+                app_tag="missing-instance",
+                error_type="application",
             )
             return None
         return _Insert(where, anchor)
