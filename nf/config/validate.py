@@ -267,15 +267,17 @@ class _Checker:
                 self.counts(sn, len(instances), path)
             elif sn.keyword == "container":
                 inst_path = path + self.step(sn)
-                if self.conditions(instances[0], sn, inst_path, absent):
-                    self.node(instances[0], sn, inst_path, _absent_mandatory(instances[0], sn))
+                own = _absent_mandatory(instances[0], sn)
+                if self.conditions(instances[0], sn, inst_path, absent, own):
+                    self.node(instances[0], sn, inst_path, own)
             elif sn.keyword == "list":
                 for inst in instances:
                     if len(self.errors) > MAX_ERRORS:
                         return
                     inst_path = path + self.step(sn, inst)
-                    if self.conditions(inst, sn, inst_path, absent):
-                        self.node(inst, sn, inst_path, _absent_mandatory(inst, sn))
+                    own = _absent_mandatory(inst, sn)
+                    if self.conditions(inst, sn, inst_path, absent, own):
+                        self.node(inst, sn, inst_path, own)
                 self.counts(sn, len(instances), path)
                 self.unique(instances, sn, path)
 
@@ -295,14 +297,16 @@ class _Checker:
         sn: SchemaNode,
         path: str,
         parent_absent: frozenset[str] = frozenset(),
+        absent: frozenset[str] = frozenset(),
     ) -> bool:
         """when and must of an existing node; False stops descending.
 
         One root cause, one error: a when that names a mandatory leaf its
-        parent lacks, and a must that names a mandatory leaf the node itself
-        lacks, are not evaluated; the missing leaf is reported instead
-        (a channel without mode is "mode is missing", not also "client mode
-        needs exactly one destination" and "peer mode needs one")."""
+        parent lacks (``parent_absent``), and a must that names a mandatory
+        leaf the node itself lacks (``absent``), are not evaluated; the
+        missing leaf is reported instead (a channel without mode is "mode is
+        missing", not also "client mode needs exactly one destination" and
+        "peer mode needs one")."""
         if not self.semantic:
             return True
         explicit = elem.get(WD_DEFAULT) is None and elem.get(_IMPLICIT) is None
@@ -321,7 +325,6 @@ class _Checker:
                 )
             )
             return False
-        absent = _absent_mandatory(elem, sn) if sn.musts else frozenset()
         for must in sn.musts:
             if absent and absent & _names_in(must.expr.source):
                 continue
