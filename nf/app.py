@@ -171,11 +171,7 @@ class Daemon:
         datastores.on_config_change = config_changed
         datastores.on_confirm_event = confirm_event
         self.runtime.add_event_sink(runtime_event)
-        self.runtime.booting = True
-        try:
-            errors = await datastores.copy_config(0, initial, "running")
-        finally:
-            self.runtime.booting = False
+        errors = await datastores.boot(initial)
         if errors:
             raise BootError(one_line("initial configuration refused", errors, "see the log"))
         if confirmed_file.exists():

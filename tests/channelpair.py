@@ -25,7 +25,7 @@ from typing import Any, cast
 import anyio
 from anyio.abc import TaskGroup
 
-from nf.config.model import ChannelConfig, PackingConfig, SecondaryConfig, SerialPortConfig
+from nf.model import ChannelConfig, PackingConfig, SecondaryConfig, SerialPortConfig
 from nf.protocol.arbitration import Role
 from nf.runtime.channel import ChannelRuntime, Resources
 from nf.runtime.serial import WRITE_HIGH, LinkSink

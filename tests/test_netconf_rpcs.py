@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,13 +19,15 @@ from lxml import etree
 from ncclient.operations import RPCError
 from ncclient.transport.errors import TransportError
 
-from nf.config.codec import parse
-from nf.config.diff import Change
-from nf.config.errors import ConfigError
-from nf.config.model import RelayConfig
-from nf.config.tree import Node
-from nf.runtime.transaction import PrepareError, Transaction
-from nf.schema import default_schema
+from nf.model import RelayConfig
+from nf.runtime.transaction import (
+    ChannelState,
+    Delta,
+    Fault,
+    PrepareError,
+    Snapshot,
+    Transaction,
+)
 
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 SOIP = "urn:nf:params:xml:ns:yang:nf-serial-over-ip"
@@ -142,8 +144,8 @@ class FakeRuntime:
 
     def __init__(self, refuse_tag: str = "resource-denied") -> None:
         self.refuse_tag = refuse_tag
-        self.booting = False
-        self.config: RelayConfig | None = None
+        self.config = RelayConfig({}, {})
+        self.document: bytes | None = None
         self.prepared: list[set[str]] = []
         self.applied: list[set[str]] = []
         self.aborted = 0
@@ -152,20 +154,17 @@ class FakeRuntime:
     def add_event_sink(self, sink: object) -> None:
         del sink  # this runtime has no events
 
-    async def prepare(
-        self, changes: Sequence[Change], old: RelayConfig, new: RelayConfig
-    ) -> Transaction:
-        names = {c.name for c in changes if c.kind == "channel"}
+    async def prepare(self, delta: Delta, document: bytes, boot: bool = False) -> Transaction:
+        names = set(delta.channels)
         self.prepared.append(names)
-        boom = [c for c in changes if c.kind == "channel" and c.name == "boom" and c.op == "create"]
-        if boom:
+        if "boom" in delta.channels and "boom" not in self.config.channels:
             raise PrepareError(
                 [
-                    ConfigError(
+                    Fault(
                         self.refuse_tag,
                         "cannot open serial port: device busy",
-                        path=boom[0].path,
-                        info=(("bad-element", "channel"),),
+                        "boom",
+                        "serial-port",
                     )
                 ]
             )
@@ -174,28 +173,24 @@ class FakeRuntime:
         class _Transaction:
             async def apply(self) -> None:
                 runtime.applied.append(names)
-                runtime.config = new
+                runtime.config = delta.applied_to(runtime.config)
+                runtime.document = document
 
             async def abort(self) -> None:
                 runtime.aborted += 1
 
         return _Transaction()
 
-    async def state(self) -> Node:
-        if self.config is None:
-            return Node()
-        entries = "".join(
-            f"<channel><name>{name}</name><state><oper-status>listening</oper-status>"
-            "<counters><serial-to-net-bytes>42</serial-to-net-bytes></counters></state>"
-            "</channel>"
-            for name in self.config.channels
+    async def running(self) -> tuple[RelayConfig, bytes] | None:
+        return None if self.document is None else (self.config, self.document)
+
+    async def snapshot(self) -> Snapshot:
+        return Snapshot(
+            channels=tuple(
+                ChannelState(name, "listening", None, (), (("serial-to-net-bytes", 42),))
+                for name in self.config.channels
+            )
         )
-        xml = etree.fromstring(
-            f'<data><serial-over-ip xmlns="{SOIP}">{entries}</serial-over-ip></data>'
-        )
-        tree, errors = parse(xml, default_schema(), allow_state=True)
-        assert not errors, errors
-        return tree
 
     async def clear_counters(self, channel: str | None) -> None:
         self.cleared.append(channel)
@@ -994,8 +989,7 @@ def test_prepare_failure_changes_nothing(make_daemon: DaemonFactory, tag: str) -
             error,
             tag,
             "application",
-            path=channel_path("boom"),
-            bad_element="channel",
+            path=channel_path("boom") + "/soip:serial-port",
         )
         assert error.message == "cannot open serial port: device busy"
         assert m.get_config("running").data_xml == before
@@ -1006,7 +1000,7 @@ def test_prepare_failure_changes_nothing(make_daemon: DaemonFactory, tag: str) -
         error = rpc_error(
             m.edit_config, target="running", config=config(port("boom") + server("boom", 8302))
         )
-        assert (error.tag, error.path) == (tag, channel_path("boom"))
+        assert (error.tag, error.path) == (tag, channel_path("boom") + "/soip:serial-port")
         assert m.get_config("running").data_xml == before
         # a good commit goes through
         m.edit_config(

@@ -785,11 +785,11 @@ def test_a_failed_multicast_join_says_join_not_bind() -> None:
 
     with pytest.raises(PrepareError) as refused:
         anyio.run(acquire_group)
-    (error,) = refused.value.errors
-    assert error.message == (
+    (fault,) = refused.value.faults
+    assert fault.message == (
         f"channel mc: cannot join multicast group {group} on {address}: No such device"
     )
-    assert error.path == "/soip:serial-over-ip/soip:channel[soip:name='mc']/soip:multicast-group"
+    assert (fault.channel, fault.leaf) == ("mc", "multicast-group")
 
 
 # -- packing ---------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 import nf.runtime.serial as serial_module
-from nf.config.model import SerialPortConfig
+from nf.model import SerialPortConfig
 from nf.runtime.serial import FULL_READ, HOLD_TIME, FdLink, open_link
 from tests.relayhelpers import pty_device, write_fd
 

@@ -1,4 +1,4 @@
-"""Typed, frozen views of a validated configuration, for the relay runtime.
+"""Typed, frozen views (nf.model) of a validated configuration, for the relay runtime.
 
 The runtime wants integers and named fields, not lexical strings in a
 generic tree.  Every value is read from the tree *after* ``complete`` has
@@ -9,68 +9,18 @@ YANG module stays the one place that defines them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from nf.config.diff import Change
 from nf.config.tree import LeafList, ListNode, Node
 from nf.config.validate import Instance, complete
+from nf.model import (
+    ChannelConfig,
+    PackingConfig,
+    RelayConfig,
+    SecondaryConfig,
+    SerialPortConfig,
+)
 from nf.schema import MAIN_MODULE, SchemaIndex
-
-
-@dataclass(frozen=True)
-class SerialPortConfig:
-    name: str
-    device: str
-    baud_rate: int
-    data_bits: int
-    parity: str
-    stop_bits: str
-    flow_control: str
-    line_mode: str
-
-
-@dataclass(frozen=True)
-class SecondaryConfig:
-    port: int
-    response_mode: str
-    timeout_ms: int | None
-
-
-@dataclass(frozen=True)
-class PackingConfig:
-    max_frame_size: int | None
-    frame_delay_ms: int | None
-    delimiter: int | None
-
-    @property
-    def enabled(self) -> bool:
-        return any(
-            v is not None for v in (self.max_frame_size, self.frame_delay_ms, self.delimiter)
-        )
-
-
-@dataclass(frozen=True)
-class ChannelConfig:
-    name: str
-    enabled: bool
-    serial_port: str
-    mode: str
-    listen_address: str | None
-    listen_port: int | None
-    secondary: SecondaryConfig | None
-    destinations: tuple[tuple[str, int], ...]
-    multicast_group: str | None
-    packing: PackingConfig
-    inactivity_timeout: int
-    keepalive: int
-    takeover: bool
-    allowed_peers: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class RelayConfig:
-    serial_ports: dict[str, SerialPortConfig]
-    channels: dict[str, ChannelConfig]
 
 
 class _View:

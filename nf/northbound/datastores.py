@@ -45,16 +45,19 @@ from anyio.abc import TaskGroup, TaskStatus
 from lxml import etree
 
 from nf import rfc3339
+from nf.config.codec import render
 from nf.config.diff import Change, diff
 from nf.config.edit import edit_partial
 from nf.config.errors import ConfigError
-from nf.config.model import RelayConfig, from_tree, update
+from nf.config.model import from_tree, update
 from nf.config.tree import ListNode, Node
 from nf.config.validate import Instance, check, check_syntax
+from nf.model import RelayConfig
 from nf.northbound import confirmed as cc
+from nf.northbound.operational import fault_error, state_tree
 from nf.northbound.startup import ConfirmedCommitFile, SavedCommit, StartupFile
-from nf.runtime.transaction import PrepareError, Runtime
-from nf.schema import SchemaIndex
+from nf.runtime.transaction import Delta, PrepareError, Runtime
+from nf.schema import MAIN_MODULE, SchemaIndex
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +114,32 @@ def _entries(tree: Node) -> int:
 
 async def _tree(tree: Node) -> tuple[Node, list[ConfigError]]:
     return tree, []
+
+
+def delta(changes: Sequence[Change], old: RelayConfig, new: RelayConfig, ns: str) -> Delta:
+    """The relay entries ``changes`` touch, as the data plane takes them.
+    Changes of other modules (NACM) relay nothing; a change that is not one
+    serial port or channel (the top container itself) is compared whole."""
+    ports: set[str] = set()
+    channels: set[str] = set()
+    for change in changes:
+        if change.schema.namespace != ns:
+            continue
+        if change.kind == "serial-port" and change.key:
+            ports.add(change.name)
+        elif change.kind == "channel" and change.key:
+            channels.add(change.name)
+        else:
+            return Delta.between(old, new)
+    return Delta(
+        serial_ports={name: new.serial_ports.get(name) for name in ports},
+        channels={name: new.channels.get(name) for name in channels},
+    )
+
+
+def document(tree: Node, schema: SchemaIndex) -> bytes:
+    """The running configuration as the data plane keeps it (XML)."""
+    return etree.tostring(render(tree, schema))
 
 
 @dataclass
@@ -235,7 +264,9 @@ class Datastores:
     async def _validate(self, tree: Node) -> list[ConfigError]:
         return (await self._check(tree))[0]
 
-    async def _change_running(self, build: Build, sid: int = 0) -> list[ConfigError]:
+    async def _change_running(
+        self, build: Build, sid: int = 0, boot: bool = False
+    ) -> list[ConfigError]:
         """Build a new running from the current one, validate it and make it
         live through the runtime; on any error change nothing.
 
@@ -244,9 +275,11 @@ class Datastores:
         changes.
         """
         async with self._commit_lock:
-            return await self._change_locked(build, sid)
+            return await self._change_locked(build, sid, boot)
 
-    async def _change_locked(self, build: Build, sid: int = 0) -> list[ConfigError]:
+    async def _change_locked(
+        self, build: Build, sid: int = 0, boot: bool = False
+    ) -> list[ConfigError]:
         """_change_running for a caller that holds the commit lock."""
         old = self.running
         new, errors = await build(old)
@@ -256,15 +289,18 @@ class Datastores:
         if errors:
             return errors
         changes = await self._work(diff, old, new, self.schema)
-        if not changes:
+        if not changes and not boot:  # at boot the data plane gets the document
             self._swap(old, new, self.running_model)
             return []
         new_model = await self._work(update, self.running_model, changes, instance, self.schema)
+        ns = self.schema.modules[MAIN_MODULE].namespace
+        change = delta(changes, self.running_model, new_model, ns)
+        xml = await self._work(document, new, self.schema)
         try:
-            transaction = await self.runtime.prepare(changes, self.running_model, new_model)
+            transaction = await self.runtime.prepare(change, xml, boot)
         except PrepareError as exc:
             log.warning("commit refused by the runtime: %s", exc)
-            return exc.errors
+            return [fault_error(f) for f in exc.faults]
         await transaction.apply()
         self._swap(old, new, new_model)
         log.info("running changed: %d entries", len(changes))
@@ -288,12 +324,17 @@ class Datastores:
         _tell(self.on_confirm_event, event, sid, timeout)
 
     async def _to_running(
-        self, tree: Node, sid: int = 0, authorize: Authorize | None = None
+        self, tree: Node, sid: int = 0, authorize: Authorize | None = None, boot: bool = False
     ) -> list[ConfigError]:
         async def build(old: Node) -> tuple[Node, list[ConfigError]]:
             return tree, await self._authorized(authorize, old, tree)
 
-        return await self._change_running(build, sid)
+        return await self._change_running(build, sid, boot)
+
+    async def boot(self, tree: Node) -> list[ConfigError]:
+        """Make ``tree`` running at boot (a missing serial device is then
+        retried by its channel rather than refusing the boot: SPEC §3)."""
+        return await self._to_running(tree, boot=True)
 
     def _swap(self, old: Node, new: Node, model: RelayConfig) -> None:
         follows = not self.candidate_modified or self.candidate is old
@@ -681,5 +722,6 @@ class Datastores:
     async def snapshot(self, name: str, with_state: bool) -> tuple[Node, Node | None]:
         """A datastore tree and, for <get>, the operational state, read together."""
         tree = self.tree(name)
-        state = await self.runtime.state() if with_state else None
-        return tree, state
+        if not with_state:
+            return tree, None
+        return tree, state_tree(await self.runtime.snapshot(), self.running_model, self.schema)

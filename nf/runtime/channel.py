@@ -50,7 +50,7 @@ import anyio
 from anyio.abc import SocketAttribute, SocketListener, TaskGroup
 
 from nf import rfc3339
-from nf.config.model import ChannelConfig, SerialPortConfig
+from nf.model import ChannelConfig, SerialPortConfig
 from nf.protocol.arbitration import (
     Action,
     Arbiter,

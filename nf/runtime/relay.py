@@ -20,30 +20,31 @@ from __future__ import annotations
 
 import errno
 import logging
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from nf import rfc3339
-from nf.config.diff import Change
-from nf.config.errors import ConfigError
-from nf.config.model import ChannelConfig, RelayConfig, SerialPortConfig
-from nf.config.tree import Key, ListNode, Node
+from nf.model import ChannelConfig, RelayConfig, SerialPortConfig
 from nf.runtime.channel import ChannelRuntime, Counters, Resources, close_resource
 from nf.runtime.serial import PortError, open_link
-from nf.runtime.transaction import EventSink, PrepareError, Transaction
+from nf.runtime.transaction import (
+    ChannelState,
+    Delta,
+    EventSink,
+    Fault,
+    PortState,
+    PrepareError,
+    SessionState,
+    Snapshot,
+    Transaction,
+)
 from nf.runtime.udp import JoinError, bind_group, bind_peer, needs_group_socket
-from nf.schema import MAIN_MODULE, default_schema
 
 log = logging.getLogger(__name__)
 
 ResourceKey = tuple[str, ...]
-
-
-def _channel_path(name: str) -> str:
-    return f"/soip:serial-over-ip/soip:channel[soip:name='{name}']"
 
 
 def _keys(cfg: ChannelConfig, port: SerialPortConfig) -> dict[str, ResourceKey]:
@@ -80,9 +81,7 @@ def _bind_error(name: str, leaf: str, what: str, exc: OSError) -> PrepareError:
         leaf, message = "multicast-group", str(exc)
     else:
         message = f"cannot bind {what}: {exc.strerror or exc}"
-    return PrepareError(
-        [ConfigError(tag, f"channel {name}: {message}", path=f"{_channel_path(name)}/soip:{leaf}")]
-    )
+    return PrepareError([Fault(tag, f"channel {name}: {message}", name, leaf)])
 
 
 class _Transaction:
@@ -90,6 +89,7 @@ class _Transaction:
         self,
         runtime: RelayRuntime,
         new: RelayConfig,
+        document: bytes,
         stop: list[str],
         start: dict[str, Resources],
         acquired: list[Any],
@@ -97,6 +97,7 @@ class _Transaction:
     ) -> None:
         self.runtime = runtime
         self.new = new
+        self.document = document
         self.stop = stop
         self.start = start
         self.acquired = acquired
@@ -123,6 +124,7 @@ class _Transaction:
             rt.channels[name] = channel
             rt.tg.start_soon(channel.run, name=f"channel-{name}")
         rt.config = self.new
+        rt.document = self.document
 
     async def abort(self) -> None:
         for resource in self.acquired:
@@ -135,13 +137,12 @@ class RelayRuntime:
     def __init__(self) -> None:
         self.channels: dict[str, ChannelRuntime] = {}
         self.config = RelayConfig({}, {})
+        self.document: bytes | None = None
+        """The control plane's document of ``config`` (see Runtime.running)."""
         self._tg: TaskGroup | None = None
         self.events: list[tuple[str, dict[str, str]]] = []
         self._max_events = 1000
         self._sinks: list[EventSink] = []
-        self._cleared: dict[str, Counters] = {}
-        self.booting = False
-        """True while the initial configuration is applied (see _acquire)."""
 
     @property
     def tg(self) -> TaskGroup:
@@ -183,20 +184,13 @@ class RelayRuntime:
                 log.exception("event sink failed on %s", kind)
 
     # -- Runtime -------------------------------------------------------------------
-    async def prepare(
-        self, changes: Sequence[Change], old: RelayConfig, new: RelayConfig
-    ) -> Transaction:
-        touched: set[str] = set()
-        for change in changes:
-            if change.kind == "channel":
-                touched.add(change.name)
-            elif change.kind == "serial-port":  # restart the channels on a changed port
-                touched.update(
-                    c.name for c in old.channels.values() if c.serial_port == change.name
-                )
-                touched.update(
-                    c.name for c in new.channels.values() if c.serial_port == change.name
-                )
+    async def prepare(self, delta: Delta, document: bytes, boot: bool = False) -> Transaction:
+        old = self.config
+        new = delta.applied_to(old)
+        touched: set[str] = set(delta.channels)
+        for changed in delta.serial_ports:  # restart the channels on a changed port
+            touched.update(c.name for c in old.channels.values() if c.serial_port == changed)
+            touched.update(c.name for c in new.channels.values() if c.serial_port == changed)
         touched = {name for name in touched if _relay_changed(name, old, new)}
         stop = [name for name in sorted(touched) if name in self.channels]
         starting = [
@@ -222,7 +216,7 @@ class RelayRuntime:
                         owner, owner_res, resource = offered.pop(key)
                         handed.setdefault(owner, set()).add(owner_res)
                     else:
-                        resource = await self._acquire(cfg, port, res_name)
+                        resource = await self._acquire(cfg, port, res_name, boot)
                         acquired.append(resource)
                     setattr(resources, res_name, resource)
                 start[name] = resources
@@ -235,16 +229,18 @@ class RelayRuntime:
                 for resource in acquired:
                     await close_resource(resource)
             raise
-        return _Transaction(self, new, stop, start, acquired, handed)
+        return _Transaction(self, new, document, stop, start, acquired, handed)
 
-    async def _acquire(self, cfg: ChannelConfig, port: SerialPortConfig, what: str) -> Any:
+    async def _acquire(
+        self, cfg: ChannelConfig, port: SerialPortConfig, what: str, boot: bool = False
+    ) -> Any:
         name = cfg.name
         address = cfg.listen_address or "0.0.0.0"
         if what == "link":
             try:
                 return await anyio.to_thread.run_sync(open_link, port)
             except PortError as exc:
-                if self.booting:
+                if boot:
                     # at boot a missing device (an unplugged USB adapter) must
                     # not keep the daemon down: the channel starts without its
                     # port and reopens it with backoff (SPEC §3); a commit
@@ -252,17 +248,11 @@ class RelayRuntime:
                     log.warning("boot: %s; the channel retries it", exc)
                     return None
                 raise PrepareError(
-                    [
-                        ConfigError(
-                            "resource-denied",
-                            f"channel {name}: {exc}",
-                            path=f"{_channel_path(name)}/soip:serial-port",
-                        )
-                    ]
+                    [Fault("resource-denied", f"channel {name}: {exc}", name, "serial-port")]
                 ) from exc
         if what in ("listener", "secondary"):
             number = cfg.listen_port if what == "listener" else cfg.secondary.port  # type: ignore[union-attr]
-            leaf = "listen/soip:port" if what == "listener" else "secondary/soip:port"
+            leaf = "listen/port" if what == "listener" else "secondary/port"
             try:
                 multi = await anyio.create_tcp_listener(
                     local_host=address, local_port=number or 0, reuse_port=False
@@ -286,12 +276,39 @@ class RelayRuntime:
         try:
             return bind_peer(address, port_number, cfg.multicast_group)
         except OSError as exc:
-            raise _bind_error(
-                name, "listen/soip:port", f"UDP {address}:{port_number}", exc
-            ) from exc
+            raise _bind_error(name, "listen/port", f"UDP {address}:{port_number}", exc) from exc
 
-    async def state(self) -> Node:
-        return _state_tree(self)
+    async def running(self) -> tuple[RelayConfig, bytes] | None:
+        return None if self.document is None else (self.config, self.document)
+
+    async def snapshot(self) -> Snapshot:
+        """Frozen state of every running channel and its port, read in one
+        go on the loop (no await between channels: one consistent moment)."""
+        channels: list[ChannelState] = []
+        ports: dict[str, PortState] = {}
+        for name, ch in self.channels.items():
+            sessions = []
+            for s in ch.session_rows():
+                status = ch.arbiter.status(s.role)
+                sessions.append(
+                    SessionState(
+                        id=s.id,
+                        remote_address=s.remote[0],
+                        remote_port=s.remote[1],
+                        role=s.role.value,
+                        status=status.value if status else None,
+                        connected_at=s.connected_at,
+                        rx_bytes=s.rx_bytes,
+                        tx_bytes=s.tx_bytes,
+                    )
+                )
+            counters = tuple((k, v) for k, v in ch.counters.by_leaf().items() if v is not None)
+            channels.append(
+                ChannelState(name, ch.oper_status, ch.last_error, tuple(sessions), counters)
+            )
+            port = ch.cfg.serial_port
+            ports[port] = PortState(port, ch.port_status, ch.last_error, ch.port_rx, ch.port_tx)
+        return Snapshot(tuple(channels), tuple(ports.values()))
 
     async def clear_counters(self, channel: str | None) -> None:
         for name, running in self.channels.items():
@@ -299,63 +316,3 @@ class RelayRuntime:
                 running.counters = Counters(last_cleared=rfc3339.now())
                 if channel is None:
                     running.port_rx = running.port_tx = 0
-
-
-def _state_tree(rt: RelayRuntime) -> Node:
-    """config false data of the module, from the loop's live objects."""
-    ns = default_schema().modules[MAIN_MODULE].namespace
-
-    def q(name: str) -> tuple[str, str]:
-        return (ns, name)
-
-    def leaves(values: Mapping[str, object]) -> Node:
-        return Node({q(k): str(v) for k, v in values.items() if v is not None})
-
-    ports: dict[Key, Node] = {}
-    by_port = {c.cfg.serial_port: c for c in rt.channels.values()}
-    for name in rt.config.serial_ports:
-        running = by_port.get(name)
-        state = leaves(
-            {
-                "oper-status": running.port_status if running else "down",
-                "last-error": running.last_error if running else None,
-                "rx-bytes": running.port_rx if running else 0,
-                "tx-bytes": running.port_tx if running else 0,
-            }
-        )
-        ports[(name,)] = Node({q("name"): name, q("state"): state})
-    channels: dict[Key, Node] = {}
-    for name, cfg in rt.config.channels.items():
-        ch = rt.channels.get(name)
-        values: dict[str, object] = {
-            "oper-status": ch.oper_status if ch else "down",
-            "last-error": ch.last_error if ch else None,
-        }
-        state_children: dict[tuple[str, str], Any] = dict(leaves(values).items())
-        if ch is not None:
-            rows: dict[Key, Node] = {}
-            for s in ch.session_rows():
-                status = ch.arbiter.status(s.role)
-                rows[(str(s.id),)] = leaves(
-                    {
-                        "id": s.id,
-                        "remote-address": s.remote[0],
-                        "remote-port": s.remote[1],
-                        "role": s.role.value,
-                        "status": status.value if status else None,
-                        "connected-at": s.connected_at,
-                        "rx-bytes": s.rx_bytes,
-                        "tx-bytes": s.tx_bytes,
-                    }
-                )
-            if rows:
-                state_children[q("session")] = ListNode(rows)
-            state_children[q("counters")] = leaves(ch.counters.by_leaf())
-        del cfg
-        channels[(name,)] = Node({q("name"): name, q("state"): Node(state_children)})
-    top: dict[tuple[str, str], Any] = {}
-    if ports:
-        top[q("serial-port")] = ListNode(ports)
-    if channels:
-        top[q("channel")] = ListNode(channels)
-    return Node({q("serial-over-ip"): Node(top)}) if top else Node()

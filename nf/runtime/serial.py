@@ -42,7 +42,7 @@ import serial.rs485
 from anyio import to_thread
 from anyio.abc import TaskGroup
 
-from nf.config.model import SerialPortConfig
+from nf.model import SerialPortConfig
 
 READ_SIZE = 65536
 """Asked for per read; a tty hands out at most its line-discipline buffer

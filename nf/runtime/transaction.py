@@ -1,41 +1,157 @@
-"""The hand-off between the NETCONF server and the relay runtime.
+"""The boundary between the control plane and the data plane.
 
-A commit is validated by the config core, then handed to the runtime in two
-phases, as FRRouting's northbound does (VALIDATE, PREPARE, ABORT, APPLY):
+The control plane (NETCONF, datastores, validation) decides what runs; the
+data plane (the relay runtime, ``nf.runtime.relay``) runs it.  Everything
+they say to each other is here, as frozen data of the standard library and
+``nf.model``, so the same interface serves an in-process runtime (tests)
+and a data plane in a process of its own (``nf.plane``), where these
+values cross a socket.
 
-1. ``prepare(changes, old, new)`` acquires every resource the changes need
-   (bind listeners, open serial ports, join groups) and may fail with
-   ``PrepareError``; it must release whatever it acquired before raising.
-2. On success the server calls ``Transaction.apply()``, which cannot fail:
-   it stops removed channels and starts new ones with the prepared
-   resources.  If the server decides not to go ahead (test-only, a
-   concurrent failure), it calls ``Transaction.abort()`` instead.
+A commit reaches the data plane in two phases, as FRRouting's northbound
+does (VALIDATE, PREPARE, ABORT, APPLY):
 
-Everything here runs on the event loop; NETCONF threads reach it only
-through the portal.
+1. ``prepare(delta, document)`` acquires every resource the changed
+   entries need (bind listeners, open serial ports, join groups) and may
+   fail with ``PrepareError``; it has then released whatever it acquired.
+2. On success the control plane calls ``Transaction.apply()``, which
+   cannot fail: it stops removed channels and starts new ones with the
+   prepared resources.  If it decides not to go ahead, it calls
+   ``Transaction.abort()``, which releases exactly what was prepared.
+
+``document`` is the whole running configuration as the control plane
+serialises it (XML bytes); the data plane keeps it, opaque, with what it
+runs, and hands it back (``running()``) to a control plane that restarts,
+which re-reads the configuration from the data plane rather than applying
+its own: the data plane is the authority on what runs.
+
+The data plane renders nothing: ``snapshot()`` returns frozen operational
+data and the control plane turns it into YANG (``nf.northbound.operational``).
+Faults name a channel and the leaf at fault, not a YANG path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from nf.config.diff import Change
-from nf.config.errors import ConfigError
-from nf.config.model import RelayConfig
-from nf.config.tree import Node
+from nf.model import ChannelConfig, RelayConfig, SerialPortConfig
 
 EventSink = Callable[[str, dict[str, str]], None]
-"""Receives the runtime's events: ("session-event" | "port-event", payload
-whose keys are the leaves of the YANG notification of that name)."""
+"""Receives the data plane's events: ("session-event" | "port-event",
+payload whose keys are the leaves of the YANG notification of that name)."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Why the data plane refused a change: an rpc-error to be."""
+
+    tag: str
+    """RFC 6241 error-tag: in-use (an address taken) or resource-denied."""
+    message: str
+    channel: str
+    """The channel whose resource could not be had."""
+    leaf: str
+    """Descendant of the channel at fault, steps joined by "/": e.g.
+    "serial-port", "listen/port", "secondary/port", "multicast-group"."""
 
 
 class PrepareError(Exception):
-    """The runtime could not acquire a resource; nothing was changed."""
+    """The data plane could not acquire a resource; nothing was changed."""
 
-    def __init__(self, errors: list[ConfigError]) -> None:
-        super().__init__("; ".join(str(e) for e in errors))
-        self.errors = errors
+    def __init__(self, faults: list[Fault]) -> None:
+        super().__init__("; ".join(f"{f.message} [{f.tag}]" for f in faults))
+        self.faults = faults
+
+
+@dataclass(frozen=True)
+class Delta:
+    """The entries a commit changes: name -> new configuration, or None
+    for an entry deleted.  Entries not named are unchanged."""
+
+    serial_ports: Mapping[str, SerialPortConfig | None] = field(default_factory=dict)
+    channels: Mapping[str, ChannelConfig | None] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.serial_ports or self.channels)
+
+    def applied_to(self, config: RelayConfig) -> RelayConfig:
+        """``config`` with this delta applied."""
+        ports = dict(config.serial_ports)
+        channels = dict(config.channels)
+        for name, port in self.serial_ports.items():
+            if port is None:
+                ports.pop(name, None)
+            else:
+                ports[name] = port
+        for name, channel in self.channels.items():
+            if channel is None:
+                channels.pop(name, None)
+            else:
+                channels[name] = channel
+        return RelayConfig(serial_ports=ports, channels=channels)
+
+    @classmethod
+    def between(cls, old: RelayConfig, new: RelayConfig) -> Delta:
+        """Every entry that differs (a whole configuration against another)."""
+        return cls(
+            serial_ports={
+                name: new.serial_ports.get(name)
+                for name in old.serial_ports.keys() | new.serial_ports.keys()
+                if old.serial_ports.get(name) != new.serial_ports.get(name)
+            },
+            channels={
+                name: new.channels.get(name)
+                for name in old.channels.keys() | new.channels.keys()
+                if old.channels.get(name) != new.channels.get(name)
+            },
+        )
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """One relay session (channel/state/session)."""
+
+    id: int
+    remote_address: str
+    remote_port: int
+    role: str
+    status: str | None
+    connected_at: str
+    rx_bytes: int
+    tx_bytes: int
+
+
+@dataclass(frozen=True)
+class ChannelState:
+    """A running channel (channel/state); a configured channel that is not
+    running has none and is "down"."""
+
+    name: str
+    oper_status: str
+    last_error: str | None
+    sessions: tuple[SessionState, ...]
+    counters: tuple[tuple[str, int | str], ...]
+    """channel/state/counters leaves as (name, value), those with a value."""
+
+
+@dataclass(frozen=True)
+class PortState:
+    """A serial port held by a running channel (serial-port/state)."""
+
+    name: str
+    oper_status: str
+    last_error: str | None
+    rx_bytes: int
+    tx_bytes: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The data plane's operational state at one moment."""
+
+    channels: tuple[ChannelState, ...] = ()
+    ports: tuple[PortState, ...] = ()
 
 
 class Transaction(Protocol):
@@ -47,18 +163,20 @@ class Transaction(Protocol):
 
 
 class Runtime(Protocol):
-    booting: bool
-    """Set by the daemon while the boot configuration is applied: a serial
-    device missing then is retried by its channel instead of failing the
-    boot (SPEC §3), while a commit naming one fails atomically (SPEC §4)."""
+    async def prepare(self, delta: Delta, document: bytes, boot: bool = False) -> Transaction:
+        """Acquire what ``delta`` needs, or raise PrepareError having released it.
 
-    async def prepare(
-        self, changes: Sequence[Change], old: RelayConfig, new: RelayConfig
-    ) -> Transaction:
-        """Acquire what ``changes`` need, or raise PrepareError having released it."""
+        ``boot``: the boot configuration (or the configuration a restarted
+        data plane is given back); a serial device missing then is retried
+        by its channel instead of failing (SPEC §3), while a commit naming
+        one fails atomically (SPEC §4)."""
 
-    async def state(self) -> Node:
-        """Operational (config false) data as a tree, from one consistent snapshot."""
+    async def running(self) -> tuple[RelayConfig, bytes] | None:
+        """What runs and the document it came with; None before the first
+        configuration was applied."""
+
+    async def snapshot(self) -> Snapshot:
+        """Operational state, from one consistent moment."""
 
     async def clear_counters(self, channel: str | None) -> None:
         """Reset the counters of one channel, or of everything."""
@@ -77,29 +195,31 @@ class _Done:
 
 
 class NullRuntime:
-    """Accepts every change and reports no state: the stand-in until the
-    relay runtime exists, with the final interface."""
+    """Accepts every change, runs nothing and reports no state: for
+    daemons under test that must not open sockets or serial ports."""
 
     def __init__(self) -> None:
-        self.booting = False
-        self.config: RelayConfig | None = None
+        self.config = RelayConfig({}, {})
+        self.document: bytes | None = None
         self.cleared: list[str | None] = []
         self.sinks: list[EventSink] = []
 
-    async def prepare(
-        self, changes: Sequence[Change], old: RelayConfig, new: RelayConfig
-    ) -> Transaction:
-        del changes, old
+    async def prepare(self, delta: Delta, document: bytes, boot: bool = False) -> Transaction:
+        del boot
         runtime = self
 
         class _Apply(_Done):
             async def apply(self) -> None:
-                runtime.config = new
+                runtime.config = delta.applied_to(runtime.config)
+                runtime.document = document
 
         return _Apply()
 
-    async def state(self) -> Node:
-        return Node()
+    async def running(self) -> tuple[RelayConfig, bytes] | None:
+        return None if self.document is None else (self.config, self.document)
+
+    async def snapshot(self) -> Snapshot:
+        return Snapshot()
 
     async def clear_counters(self, channel: str | None) -> None:
         self.cleared.append(channel)
