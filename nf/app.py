@@ -13,7 +13,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,7 +119,11 @@ class Daemon:
     _xpath: XPathSandbox | None = field(default=None, init=False, repr=False)
 
     async def start(
-        self, portal: BlockingPortal, initial: Node, startup: Node | None = None
+        self,
+        portal: BlockingPortal,
+        initial: Node,
+        startup: Node | None = None,
+        attached: bool = False,
     ) -> tuple[str, int]:
         """Apply ``initial`` through the runtime, then accept NETCONF sessions.
 
@@ -128,6 +132,12 @@ class Daemon:
         ``serve`` (``initial`` is its rollback configuration); once
         ``initial`` is running the file is removed.  A crash before that
         finds the file again at the next boot and rolls back the same way.
+
+        ``attached``: ``initial`` is what a running data plane runs (this
+        control plane was restarted, the relays were not): it becomes
+        running as it is, nothing is applied, and a confirmed commit left
+        pending by the control plane that died is taken over
+        (``Datastores.resume``): its rollback still happens on time.
         """
         # the host key first: a bad one refuses the boot before any serial
         # port or socket of the configuration is opened
@@ -139,7 +149,12 @@ class Daemon:
         startup_file = StartupFile(self.state_dir / STARTUP_FILE, self.schema)
         confirmed_file = ConfirmedCommitFile(self.state_dir / CONFIRMED_FILE, self.schema)
         datastores = Datastores(
-            self.schema, self.runtime, Node(), startup_file, startup, confirmed_file
+            self.schema,
+            self.runtime,
+            initial if attached else Node(),
+            startup_file,
+            startup,
+            confirmed_file,
         )
         hub = self.notifications = Notifications(self.schema)
 
@@ -171,15 +186,25 @@ class Daemon:
         datastores.on_config_change = config_changed
         datastores.on_confirm_event = confirm_event
         self.runtime.add_event_sink(runtime_event)
-        errors = await datastores.boot(initial)
-        if errors:
-            raise BootError(one_line("initial configuration refused", errors, "see the log"))
-        if confirmed_file.exists():
-            await anyio.to_thread.run_sync(confirmed_file.delete)
+        if not attached:
+            errors = await datastores.boot(initial)
+            if errors:
+                raise BootError(one_line("initial configuration refused", errors, "see the log"))
+            if confirmed_file.exists():
+                await anyio.to_thread.run_sync(confirmed_file.delete)
         self.datastores = datastores
         # the confirmed-commit timer runs in the portal's task group, as long
         # as the daemon; close() cancels it
         self._timer_task, _ = await anyio.to_thread.run_sync(portal.start_task, datastores.run)
+        if attached and confirmed_file.exists():
+            try:
+                saved = await anyio.to_thread.run_sync(confirmed_file.load)
+            except BadStateFile as exc:
+                # the rollback configuration is lost: keep what runs, say so
+                log.error("pending confirmed commit lost: %s", exc)
+            else:
+                log.warning("taking over the confirmed commit pending at the restart")
+                await datastores.resume(saved)
 
         caps = capabilities(self.schema)
         xpath = self._xpath = XPathSandbox()
@@ -318,19 +343,32 @@ async def serve(
     config: Path | None,
     runtime: Runtime | None = None,
     ignore_bad_startup: bool = False,
+    ready: Callable[[], None] | None = None,
 ) -> int:
-    """``nf run`` once nf.boot has opened ``state_dir`` and bound ``listener``:
+    """The control plane once ``state_dir`` is open and ``listener`` bound:
     boot, serve until SIGINT/SIGTERM, shut down.  A boot that fails raises
     BootError, having stopped whatever it started: nothing keeps the
-    process alive after it."""
+    process alive after it.
+
+    ``runtime`` is the data plane (``nf.plane.remote``: another process);
+    None runs the relays in this process (single-process mode).  When it
+    already runs a configuration, this control plane was restarted: it
+    re-reads running from the data plane instead of booting one.
+    ``ready`` is called once NETCONF sessions are served (the supervisor
+    counts restarts from there)."""
     heap.bound_large_blocks()
     try:
         # scrypt (16 MiB) before the schema is compiled: a lower peak RSS
         users, admin = load_users(state_dir)
         schema = default_schema()
-        source, initial, startup = _initial_configuration(
-            state_dir, schema, config, ignore_bad_startup
-        )
+        attached = await _attached(runtime, schema)
+        if attached is None:
+            source, initial, startup = _initial_configuration(
+                state_dir, schema, config, ignore_bad_startup
+            )
+        else:
+            source, initial = "re-read from the running data plane", attached
+            startup = _startup(state_dir, schema, ignore_bad_startup)
     except BaseException:
         listener.close()
         raise
@@ -341,7 +379,7 @@ async def serve(
         await tg.start(relay.run)
         try:
             try:
-                address = await daemon.start(portal, initial, startup)
+                address = await daemon.start(portal, initial, startup, attached is not None)
                 if admin.changed:  # stored now, just before it is printed
                     await anyio.to_thread.run_sync(_save, users)
             except BaseException as exc:
@@ -354,7 +392,16 @@ async def serve(
                 heap.release()  # what booting (schema, validation) freed: RSS budget
                 with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                     # the banner tells supervisors we are up, so handlers come first
-                    print(_banner(address, admin, source, state_dir), flush=True)
+                    if attached is None:
+                        print(_banner(address, admin, source, state_dir), flush=True)
+                    else:
+                        log.warning(
+                            "control plane restarted: running %s, NETCONF on %s:%d",
+                            source,
+                            *address[:2],
+                        )
+                    if ready is not None:
+                        ready()
                     async for signum in signals:
                         log.info("received %s, shutting down", signal.Signals(signum).name)
                         break
@@ -373,20 +420,49 @@ def _save(users: Users) -> None:
         raise BootError(f"{exc.filename or users.path}: {reason(exc)}") from exc
 
 
+async def _attached(runtime: Runtime | None, schema: SchemaIndex) -> Node | None:
+    """The configuration a data plane already runs, or None for a data
+    plane that runs nothing yet (a first boot).  A document that does not
+    parse or validate here (this control plane is of another version) is
+    not adopted: the boot configuration replaces it."""
+    from nf.config import validate
+
+    if runtime is None:
+        return None
+    running = await runtime.running()
+    if running is None:
+        return None
+    _config, document = running
+    try:
+        tree, errors = load_document(document, schema)
+        errors += validate(tree, schema)
+        problem = str(errors[0]) if errors else None
+    except Exception as exc:  # XMLSyntaxError, ValueError
+        problem = str(exc)
+    if problem is not None:
+        log.error("the data plane's running configuration is unusable here: %s", problem)
+        return None
+    return tree
+
+
+def _startup(state_dir: Path, schema: SchemaIndex, ignore_bad_startup: bool) -> Node | None:
+    """The startup datastore as read from its file (None: no file)."""
+    startup_path = state_dir / STARTUP_FILE
+    if not startup_path.exists():
+        return None
+    try:
+        return load_initial(startup_path, schema)
+    except BootError as exc:
+        return _bad_state_file("cannot boot from the startup datastore", exc, ignore_bad_startup)
+
+
 def _initial_configuration(
     state_dir: Path, schema: SchemaIndex, config: Path | None, ignore_bad_startup: bool
 ) -> tuple[str, Node, Node | None]:
     """What to boot (where it comes from, the tree) and the startup datastore
     as read (None: no file); BootError when it cannot be read."""
     startup_path = state_dir / STARTUP_FILE
-    startup: Node | None = None
-    if startup_path.exists():
-        try:
-            startup = load_initial(startup_path, schema)
-        except BootError as exc:
-            startup = _bad_state_file(
-                "cannot boot from the startup datastore", exc, ignore_bad_startup
-            )
+    startup = _startup(state_dir, schema, ignore_bad_startup)
     confirmed_file = ConfirmedCommitFile(state_dir / CONFIRMED_FILE, schema)
     if confirmed_file.exists():
         # the previous run stopped with a confirmed commit pending.  Roll it

@@ -9,12 +9,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from lxml import etree
-
 from nf import __version__
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from lxml import etree
+
     from nf.config import load_document, validate
     from nf.schema import default_schema
 
@@ -56,7 +56,8 @@ def _tree(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     """Every boot failure is one line on stderr and exit status 1, before the
     banner; the state directory and the NETCONF port are checked before the
-    daemon's slow imports (nf.boot)."""
+    daemon's slow imports (nf.boot).  This process is the supervisor of the
+    two planes (nf.plane.supervisor); --single-process runs both in it."""
     from nf.boot import EXIT_BOOT_FAILED, BootError, Listen, open_state_dir
 
     host, _, port = args.listen.rpartition(":")
@@ -67,15 +68,22 @@ def _run(args: argparse.Namespace) -> int:
     config = Path(args.config) if args.config else None
     try:
         state_dir = open_state_dir(Path(args.state_dir))
+        logging.basicConfig(
+            level=getattr(logging, args.log_level.upper()),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        if not args.single_process:
+            from nf.plane.supervisor import Options, lock_state_dir, supervise
+
+            lock = lock_state_dir(state_dir)  # before the port: its holder is named
+            listener = listen.bind()
+            options = Options(state_dir, config, args.log_level, args.ignore_bad_startup)
+            return supervise(options, listener, lock)
         listener = listen.bind()
         import anyio
 
         from nf.app import serve
 
-        logging.basicConfig(
-            level=getattr(logging, args.log_level.upper()),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
         return anyio.run(serve, state_dir, listener, config, None, args.ignore_bad_startup)
     except BootError as exc:
         print(f"nf: {exc}", file=sys.stderr)
@@ -175,6 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: refuse to start, naming the file and the error)",
     )
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.add_argument(
+        "--single-process",
+        action="store_true",
+        help="run the control plane and the relays in one process (debugging, profiling); "
+        "by default the relays run in a data-plane process of their own, so that NETCONF "
+        "work never delays a serial byte and either can be restarted without the other",
+    )
     run.set_defaults(func=_run)
 
     val = sub.add_parser(

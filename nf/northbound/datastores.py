@@ -486,6 +486,19 @@ class Datastores:
             finally:
                 self._timers = None
 
+    async def resume(self, saved: SavedCommit) -> None:
+        """Take over a confirmed commit that a control plane which has died
+        left pending (its file), without changing running: the data plane
+        still runs the unconfirmed configuration.  A persistent one keeps
+        its deadline (``run`` arms the timer, a deadline already past rolls
+        back at once); a non-persistent one was bound to a session of the
+        dead control plane, which has ended, so it rolls back now (RFC 6241
+        §8.4.1), as it would have had that session ended normally."""
+        self.pending = cc.Pending(saved.rollback, saved.owner, saved.persist, saved.deadline)
+        self._arm()
+        if saved.persist is None:
+            await self.session_ended(saved.owner)
+
     async def _save_state(self, pending: cc.Pending | None) -> None:
         file = self.confirmed_file
         if file is None:

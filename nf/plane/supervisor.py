@@ -1,0 +1,307 @@
+"""``nf run``: a small supervisor of the two planes.
+
+The daemon is two processes: the data plane (``nf.plane.dataplane``: every
+serial port and relay socket, the relay runtime) and the control plane
+(``nf.plane.control``: SSH, NETCONF, datastores, validation).  ``nf run``
+is neither: it is this supervisor, a process that imports nothing but the
+standard library and ``nf.boot``, so that nothing a client sends can crash
+or stall the process systemd (or an operator) signals, and so that either
+plane can be restarted without the other:
+
+- it opens the state directory, takes its lock and binds the NETCONF
+  listener, then starts the data plane and the control plane, handing the
+  listener to the control plane (an inherited descriptor: connections that
+  arrive while a control plane restarts wait in the backlog, none is
+  refused);
+- a control plane that dies is started again at once; the new one attaches
+  to the running data plane and re-reads the configuration from it
+  (``nf.app``), relays never stop;
+- a data plane that dies is started again at once; the control plane,
+  which notices the lost connection, gives it the running configuration;
+- SIGTERM, SIGINT or SIGHUP stop the control plane first (its NETCONF
+  sessions end), then the data plane, within ``STOP_SECONDS``, and exit 0;
+- a control plane that cannot boot the first time (a bad configuration, a
+  port taken) ends ``nf run`` with its exit status and its one-line
+  message: there is nothing to restart then.
+
+Why a third process rather than one plane supervising the other: the plane
+that supervised would be the one whose death takes the service down.  If
+the data plane were the parent, ``kill -9`` of it would end the service
+anyway; if the control plane were, a crash of the control plane (the
+plane exposed to clients) would orphan the data plane.  A supervisor of
+~200 lines that parses nothing has nothing to crash on.
+
+The planes run in sessions of their own (a Ctrl-C in a terminal reaches
+only the supervisor, which stops them in order) and get SIGTERM if the
+supervisor itself dies (PR_SET_PDEATHSIG), so nothing outlives it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import logging
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nf.boot import EXIT_BOOT_FAILED, BootError
+
+log = logging.getLogger("nf.supervisor")
+
+LOCK_FILE = "nf.lock"
+DATAPLANE_SOCKET = "dataplane.sock"
+STOP_SECONDS = 1.8
+"""SIGTERM to everything stopped within this (the issue's bound is 2 s)."""
+CONTROL_STOP_SECONDS = 1.0
+"""Of which the control plane gets at most this before the data plane is stopped."""
+BACKOFF = (0.0, 0.2, 0.5, 1.0, 2.0)
+"""Delays before restarting a plane that keeps dying (consecutive deaths)."""
+STABLE_SECONDS = 30.0
+"""A plane up this long has its restart count forgotten."""
+_PR_SET_PDEATHSIG = 1
+
+
+def lock_state_dir(state_dir: Path) -> int:
+    """Hold the state directory's lock for as long as this process runs, or
+    BootError: two daemons on one state directory would take each other's
+    data-plane socket and overwrite each other's files."""
+    path = state_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise BootError(f"state directory {state_dir} is in use by nf run (pid {holder})") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """preexec_fn of a plane: SIGTERM when the supervisor dies, whichever way."""
+
+    def setup() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the supervisor died before prctl took effect
+            os._exit(1)
+
+    return setup
+
+
+@dataclass
+class Plane:
+    """One supervised process: how to start it and how it has fared."""
+
+    name: str
+    argv: Callable[[], list[str]]
+    pass_fds: Callable[[], Sequence[int]] = tuple
+    proc: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    deaths: int = 0
+    """Consecutive deaths, for the restart backoff."""
+    restart_at: float | None = None
+    ever_ready: bool = False
+    extra_fds: list[int] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            self.argv(),
+            pass_fds=tuple(self.pass_fds()),
+            start_new_session=True,
+            preexec_fn=_die_with_parent(os.getpid()),  # the supervisor has one thread
+        )
+        self.started = time.monotonic()
+        self.restart_at = None
+        log.debug("%s started, pid %d", self.name, self.proc.pid)
+
+    def exited(self) -> int | None:
+        """The exit status if the process has ended (reaped), else None."""
+        if self.proc is None:
+            return None
+        return self.proc.poll()
+
+    def describe(self, status: int) -> str:
+        if status < 0:
+            return f"killed by {signal.Signals(-status).name}"
+        return f"exit status {status}"
+
+
+@dataclass
+class Options:
+    """What ``nf run`` was asked (nf.cli)."""
+
+    state_dir: Path
+    config: Path | None
+    log_level: str
+    ignore_bad_startup: bool
+
+
+class Supervisor:
+    """Starts, watches, restarts and stops the two planes."""
+
+    def __init__(self, options: Options, listener: socket.socket) -> None:
+        self.options = options
+        self.listener = listener
+        self.socket_path = options.state_dir / DATAPLANE_SOCKET
+        self._ready_r, self._ready_w = os.pipe2(os.O_CLOEXEC)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._stopping: int | None = None
+        self.data = Plane("data plane", self._data_argv)
+        self.control = Plane(
+            "control plane",
+            self._control_argv,
+            lambda: (self.listener.fileno(), self._ready_w),
+        )
+
+    def _python(self) -> list[str]:
+        return [sys.executable, "-m"]
+
+    def _data_argv(self) -> list[str]:
+        return [
+            *self._python(),
+            "nf.plane.dataplane",
+            "--socket",
+            str(self.socket_path),
+            "--log-level",
+            self.options.log_level,
+        ]
+
+    def _control_argv(self) -> list[str]:
+        o = self.options
+        argv = [
+            *self._python(),
+            "nf.plane.control",
+            "--state-dir",
+            str(o.state_dir),
+            "--listen-fd",
+            str(self.listener.fileno()),
+            "--ready-fd",
+            str(self._ready_w),
+            "--dataplane",
+            str(self.socket_path),
+            "--log-level",
+            o.log_level,
+        ]
+        if o.config is not None:
+            argv += ["--config", str(o.config)]
+        if o.ignore_bad_startup:
+            argv.append("--ignore-bad-startup")
+        if self.control.ever_ready:
+            argv.append("--restarted")
+        return argv
+
+    def run(self) -> int:
+        """Supervise until a stop signal (0) or a first boot that fails (its status)."""
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._on_stop)
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select through the fd
+        self.data.start()
+        self.control.start()
+        try:
+            return self._loop()
+        finally:
+            self._stop_all()
+
+    def _on_stop(self, signum: int, _frame: object) -> None:
+        if self._stopping is None:
+            self._stopping = signum
+
+    def _loop(self) -> int:
+        while self._stopping is None:
+            timeout = self._next_restart_in()
+            wake = self._wake_r.fileno()
+            readable, _, _ = select.select([wake, self._ready_r], [], [], timeout)
+            if self._ready_r in readable:
+                os.read(self._ready_r, 64)
+                if not self.control.ever_ready:
+                    log.debug("control plane ready")
+                self.control.ever_ready = True
+                self.control.deaths = 0
+            if wake in readable:
+                with contextlib.suppress(BlockingIOError):
+                    self._wake_r.recv(4096)
+            if self._stopping is not None:
+                break
+            for plane in (self.control, self.data):
+                status = plane.exited()
+                if status is not None and plane.restart_at is None:
+                    failed = self._died(plane, status)
+                    if failed is not None:
+                        return failed
+            now = time.monotonic()
+            for plane in (self.data, self.control):
+                if plane.restart_at is not None and now >= plane.restart_at:
+                    log.warning("restarting the %s", plane.name)
+                    plane.start()
+        log.info("received %s, stopping", signal.Signals(self._stopping).name)
+        return 0
+
+    def _died(self, plane: Plane, status: int) -> int | None:
+        """A plane ended on its own: schedule its restart, or the exit status
+        of ``nf run`` when the control plane's first boot failed."""
+        how = plane.describe(status)
+        if plane is self.control and not plane.ever_ready:
+            # the first boot failed: it has said why (one line on stderr)
+            if status > 0:
+                return status
+            log.error("control plane %s before it was ready", how)
+            return EXIT_BOOT_FAILED
+        if plane is self.data and not self.control.ever_ready and status > 0:
+            log.error("data plane %s while booting", how)
+            return EXIT_BOOT_FAILED
+        if time.monotonic() - plane.started > STABLE_SECONDS:
+            plane.deaths = 0
+        delay = BACKOFF[min(plane.deaths, len(BACKOFF) - 1)]
+        plane.deaths += 1
+        pid = plane.proc.pid if plane.proc else 0
+        log.error("%s (pid %d) %s; restarting it in %.1f s", plane.name, pid, how, delay)
+        plane.restart_at = time.monotonic() + delay
+        return None
+
+    def _next_restart_in(self) -> float | None:
+        pending = [p.restart_at for p in (self.data, self.control) if p.restart_at is not None]
+        if not pending:
+            return None
+        return max(0.0, min(pending) - time.monotonic())
+
+    def _stop_all(self) -> None:
+        """Control plane first (its sessions end cleanly), then the data plane."""
+        deadline = time.monotonic() + STOP_SECONDS
+        _terminate(self.control, min(deadline, time.monotonic() + CONTROL_STOP_SECONDS))
+        _terminate(self.data, deadline)
+        signal.set_wakeup_fd(-1)
+
+
+def _terminate(plane: Plane, deadline: float) -> None:
+    proc = plane.proc
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        log.error("%s (pid %d) did not stop in time; killed", plane.name, proc.pid)
+        proc.kill()
+        proc.wait()
+
+
+def supervise(options: Options, listener: socket.socket, lock: int) -> int:
+    """``nf run`` after nf.boot and ``lock_state_dir``: run both planes."""
+    try:
+        return Supervisor(options, listener).run()
+    finally:
+        os.close(lock)
