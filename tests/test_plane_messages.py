@@ -99,7 +99,7 @@ def test_a_frame_is_its_length_then_msgpack() -> None:
 
 
 def test_a_snapshot_sent_in_parts_decodes_as_the_snapshot_reply() -> None:
-    parts = SnapshotParts((encode_part(CHANNEL), encode_part(CHANNEL)), (PORT,))
+    parts = SnapshotParts((encode_part(CHANNEL), encode_part(CHANNEL)), (encode_part(PORT),))
     reply = REPLIES.decode(encode(parts)[4:])
     assert reply == SnapshotReply((CHANNEL, CHANNEL), (PORT,))
     assert isinstance(reply, SnapshotReply)

@@ -45,6 +45,7 @@ import sys
 from pathlib import Path
 
 import anyio
+import msgspec
 from anyio.abc import ByteStream, SocketListener, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -80,7 +81,7 @@ from nf.plane.messages import (
     encode_part,
 )
 from nf.runtime.relay import RelayRuntime
-from nf.runtime.transaction import PortState, PrepareError, Transaction
+from nf.runtime.transaction import PrepareError, Transaction
 
 log = logging.getLogger("nf.plane.dataplane")  # not __main__ under python -m
 
@@ -163,7 +164,7 @@ class DataPlane:
             if not await self._send(conn, None):
                 return
 
-    async def _send(self, conn: _Connection, frame: bytes | None) -> bool:
+    async def _send(self, conn: _Connection, frame: bytearray | None) -> bool:
         """The waiting events, then ``frame`` (a reply) if any; False (the
         connection is cancelled) when the connection is broken."""
         try:
@@ -320,7 +321,7 @@ class DataPlane:
                 except anyio.EndOfStream:
                     return
             if isinstance(request, SnapshotRequest):
-                frame = await self._snapshot_frame()
+                frame = await self.snapshot_frame()
                 count = 1
                 while True:  # the requests that queued meanwhile share it
                     try:
@@ -340,14 +341,15 @@ class DataPlane:
             if not await self._send(conn, encode(reply)):
                 return
 
-    async def _snapshot_frame(self) -> bytes:
+    async def snapshot_frame(self) -> bytearray:
+        """A SnapshotReply frame, read and encoded in slices (see the module)."""
         self.snapshots_built += 1
         channels = []
-        ports: dict[str, PortState] = {}
+        ports: dict[str, msgspec.Raw] = {}
         async for piece in self.runtime.snapshot_slices():
             for channel, port in piece:
                 channels.append(encode_part(channel))
-                ports[port.name] = port
+                ports[port.name] = encode_part(port)
         return encode(SnapshotParts(tuple(channels), tuple(ports.values())))
 
     async def _handle(self, conn: _Connection, request: Request) -> Reply:
