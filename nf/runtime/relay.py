@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import errno
 import logging
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -45,6 +47,10 @@ from nf.runtime.udp import JoinError, bind_group, bind_peer, needs_group_socket
 log = logging.getLogger(__name__)
 
 ResourceKey = tuple[str, ...]
+SNAPSHOT_SLICE = 0.0002
+"""Seconds of reading channel state between two yields to the event loop
+(see RelayRuntime.snapshot_slices): a snapshot holds up the relays for
+about this long at a time, plus the encoding of the slice."""
 
 
 def _keys(cfg: ChannelConfig, port: SerialPortConfig) -> dict[str, ResourceKey]:
@@ -62,17 +68,6 @@ def _keys(cfg: ChannelConfig, port: SerialPortConfig) -> dict[str, ResourceKey]:
     return keys
 
 
-def _relay_changed(name: str, old: RelayConfig, new: RelayConfig) -> bool:
-    """Does the change of channel ``name`` (or of its serial port) alter what
-    the relay does?  The runtime models hold only what the relay uses, so a
-    change of nothing else (a ``description``) compares equal and leaves the
-    channel, its sessions and its port running untouched."""
-    before, after = old.channels.get(name), new.channels.get(name)
-    if before is None or after is None or before != after:
-        return True
-    return old.serial_ports.get(before.serial_port) != new.serial_ports.get(after.serial_port)
-
-
 def _bind_error(name: str, leaf: str, what: str, exc: OSError) -> PrepareError:
     """A socket the channel needs cannot be had: ``cannot bind WHAT: cause``,
     or for a multicast join the JoinError's own words, at the group's leaf."""
@@ -82,6 +77,31 @@ def _bind_error(name: str, leaf: str, what: str, exc: OSError) -> PrepareError:
     else:
         message = f"cannot bind {what}: {exc.strerror or exc}"
     return PrepareError([Fault(tag, f"channel {name}: {message}", name, leaf)])
+
+
+def _state(ch: ChannelRuntime) -> tuple[ChannelState, PortState]:
+    """One channel's state and its port's, read at once."""
+    sessions = []
+    for s in ch.session_rows():
+        status = ch.arbiter.status(s.role)
+        sessions.append(
+            SessionState(
+                id=s.id,
+                remote_address=s.remote[0],
+                remote_port=s.remote[1],
+                role=s.role.value,
+                status=status.value if status else None,
+                connected_at=s.connected_at,
+                rx_bytes=s.rx_bytes,
+                tx_bytes=s.tx_bytes,
+            )
+        )
+    counters = tuple((k, v) for k, v in ch.counters.by_leaf().items() if v is not None)
+    port = ch.cfg.serial_port
+    return (
+        ChannelState(ch.name, ch.oper_status, ch.last_error, tuple(sessions), counters),
+        PortState(port, ch.port_status, ch.last_error, ch.port_rx, ch.port_tx),
+    )
 
 
 class _Transaction:
@@ -187,11 +207,7 @@ class RelayRuntime:
     async def prepare(self, delta: Delta, document: bytes, boot: bool = False) -> Transaction:
         old = self.config
         new = delta.applied_to(old)
-        touched: set[str] = set(delta.channels)
-        for changed in delta.serial_ports:  # restart the channels on a changed port
-            touched.update(c.name for c in old.channels.values() if c.serial_port == changed)
-            touched.update(c.name for c in new.channels.values() if c.serial_port == changed)
-        touched = {name for name in touched if _relay_changed(name, old, new)}
+        touched = delta.touched(old)
         stop = [name for name in sorted(touched) if name in self.channels]
         starting = [
             name for name in sorted(touched) if name in new.channels and new.channels[name].enabled
@@ -282,33 +298,42 @@ class RelayRuntime:
         return None if self.document is None else (self.config, self.document)
 
     async def snapshot(self) -> Snapshot:
-        """Frozen state of every running channel and its port, read in one
-        go on the loop (no await between channels: one consistent moment)."""
+        """Frozen state of every running channel and its port (see
+        ``snapshot_slices``)."""
         channels: list[ChannelState] = []
         ports: dict[str, PortState] = {}
-        for name, ch in self.channels.items():
-            sessions = []
-            for s in ch.session_rows():
-                status = ch.arbiter.status(s.role)
-                sessions.append(
-                    SessionState(
-                        id=s.id,
-                        remote_address=s.remote[0],
-                        remote_port=s.remote[1],
-                        role=s.role.value,
-                        status=status.value if status else None,
-                        connected_at=s.connected_at,
-                        rx_bytes=s.rx_bytes,
-                        tx_bytes=s.tx_bytes,
-                    )
-                )
-            counters = tuple((k, v) for k, v in ch.counters.by_leaf().items() if v is not None)
-            channels.append(
-                ChannelState(name, ch.oper_status, ch.last_error, tuple(sessions), counters)
-            )
-            port = ch.cfg.serial_port
-            ports[port] = PortState(port, ch.port_status, ch.last_error, ch.port_rx, ch.port_tx)
+        async for piece in self.snapshot_slices():
+            for channel, port in piece:
+                channels.append(channel)
+                ports[port.name] = port
         return Snapshot(tuple(channels), tuple(ports.values()))
+
+    async def snapshot_slices(
+        self, budget: float = SNAPSHOT_SLICE
+    ) -> AsyncIterator[list[tuple[ChannelState, PortState]]]:
+        """The state of each running channel and of its port, in slices of
+        about ``budget`` seconds of reading each, yielding to the event loop
+        between slices.  Reading 500 channels takes 5-10 ms; in one piece
+        that would hold up every relay for as long.  Each channel is read
+        whole in one go (its sessions and counters agree); channels of
+        different slices are read up to a few milliseconds apart.  The
+        channels are those running when it starts: the data plane serves
+        one request at a time, so no commit is applied between slices
+        there; an in-process caller that applies one meanwhile sees the
+        channels it stopped as they were when they stopped."""
+        running = list(self.channels.values())
+        i = 0
+        while i < len(running):
+            if i:
+                await anyio.sleep(0)
+            deadline = time.perf_counter() + budget
+            piece = []
+            while i < len(running):
+                piece.append(_state(running[i]))
+                i += 1
+                if time.perf_counter() >= deadline:
+                    break
+            yield piece
 
     async def clear_counters(self, channel: str | None) -> None:
         for name, running in self.channels.items():

@@ -39,7 +39,11 @@ from nf.model import ChannelConfig, RelayConfig, SerialPortConfig
 
 EventSink = Callable[[str, dict[str, str]], None]
 """Receives the data plane's events: ("session-event" | "port-event",
-payload whose keys are the leaves of the YANG notification of that name)."""
+payload whose keys are the leaves of the YANG notification of that name).
+A data plane in a process of its own (``nf.plane.remote``) also sends
+("drops", {"channel", "dropped-bytes", "increase"}) when a channel's
+dropped-bytes rose, at most once a second per channel; it has no YANG
+notification, so a sink that publishes events must pass over it."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,20 @@ class Delta:
                 channels[name] = channel
         return RelayConfig(serial_ports=ports, channels=channels)
 
+    def touched(self, old: RelayConfig) -> set[str]:
+        """The channels that applying this delta to ``old`` stops, restarts
+        or starts: those it names, and those on a serial port it names,
+        whose relay configuration differs.  The models hold only what the
+        relay uses, so a change of nothing else (a ``description``) compares
+        equal and leaves the channel, its sessions and its port running
+        untouched.  A channel stopped takes its sessions with it."""
+        new = self.applied_to(old)
+        names: set[str] = set(self.channels)
+        for changed in self.serial_ports:  # restart the channels on a changed port
+            names.update(c.name for c in old.channels.values() if c.serial_port == changed)
+            names.update(c.name for c in new.channels.values() if c.serial_port == changed)
+        return {name for name in names if _relay_changed(name, old, new)}
+
     @classmethod
     def between(cls, old: RelayConfig, new: RelayConfig) -> Delta:
         """Every entry that differs (a whole configuration against another)."""
@@ -106,6 +124,14 @@ class Delta:
                 if old.channels.get(name) != new.channels.get(name)
             },
         )
+
+
+def _relay_changed(name: str, old: RelayConfig, new: RelayConfig) -> bool:
+    """Does channel ``name`` (or its serial port) differ between the two?"""
+    before, after = old.channels.get(name), new.channels.get(name)
+    if before is None or after is None or before != after:
+        return True
+    return old.serial_ports.get(before.serial_port) != new.serial_ports.get(after.serial_port)
 
 
 @dataclass(frozen=True)
@@ -176,7 +202,10 @@ class Runtime(Protocol):
         configuration was applied."""
 
     async def snapshot(self) -> Snapshot:
-        """Operational state, from one consistent moment."""
+        """Operational state.  Each channel is read whole at one moment;
+        with many channels, channels are read up to a few milliseconds
+        apart (RelayRuntime.snapshot_slices); the data-plane process
+        applies no commit in between."""
 
     async def clear_counters(self, channel: str | None) -> None:
         """Reset the counters of one channel, or of everything."""

@@ -1,0 +1,569 @@
+"""RemoteRuntime: the control plane's Runtime, served by the data-plane process.
+
+It implements ``nf.runtime.transaction.Runtime`` over the data plane's Unix
+socket (``nf.plane.dataplane``, messages in ``nf.plane.messages``), on the
+control plane's anyio event loop: ``await tg.start(remote.run)`` connects
+(retrying for ``connect_timeout`` while the data plane starts) and keeps
+the connection; the Runtime methods may then be called from any task.
+
+A lost data plane (end of stream or reset on the socket: noticed as soon
+as the kernel closes a dead process's socket) is reconnected to, with
+short backoff, for at most ``reconnect_timeout``; the supervisor restarts
+the process meanwhile.  After that ``run`` raises DataPlaneUnavailable and
+the methods fail or report nothing running, as below.  A data plane that
+answers with a different pid or start time than before has restarted and
+runs nothing; then, in this order:
+
+* every relay session the event stream said was open gets a session-event
+  ``disconnected`` with reason "data plane restarted", and every serial
+  port that was open a port-event ``closed`` (the events the dead process
+  could not send), counted in ``stats`` (restarts, sessions dropped), with
+  one log line saying what happened;
+* the configuration last applied is given back whole (prepare of a Delta
+  of everything with ``boot=True``, then apply): the relays come back as
+  they were.  A channel whose resource cannot be had now (a port taken
+  meanwhile) is left out and logged, and the rest runs;
+* only then do waiting requests proceed.
+
+A data plane that kept running (only the connection broke) is not
+restarted: it kept its channels and sessions, and the events it could not
+send were kept for us (nf.plane.dataplane); it did abort what this side
+had prepared on the old connection.
+
+Requests in flight when the connection breaks:
+
+* ``prepare`` fails with PrepareError (Fault "operation-failed", "data
+  plane restarted", no channel): the commit fails, nothing changed.
+* ``Transaction.apply`` does not fail.  The control plane has already
+  decided that the new configuration is running (and cannot undo that
+  decision: apply must not fail), so it records it as the configuration
+  applied, and then makes the data plane run it: the replay after a
+  restart gives it the new configuration, and a data plane that applied
+  or dropped the transaction on the old connection is brought to it by the
+  difference (prepare/apply on the new connection).  Either way apply
+  returns when the data plane runs it, or when it is gone for good (logged).
+* ``Transaction.abort`` succeeds: what was prepared is released by the
+  data plane (aborted on disconnect, or gone with the process).
+* ``running``, ``snapshot`` and ``clear_counters`` are asked again of the
+  reconnected data plane.  With none left: ``snapshot`` reports nothing
+  running (every channel "down"), ``clear_counters`` does nothing, and
+  ``running`` raises DataPlaneUnavailable.
+
+Replies are matched to requests by order (the data plane answers one at a
+time); a send is never cut short by a cancelled caller (a truncated frame
+would break the connection for everyone).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn, TypeVar
+
+import anyio
+from anyio.abc import TaskStatus
+
+from nf.model import RelayConfig
+from nf.plane.core import RESTART_REASON, OpenSessions
+from nf.plane.messages import (
+    REPLIES,
+    VERSION,
+    Abort,
+    Applied,
+    Apply,
+    ClearCounters,
+    Cleared,
+    Event,
+    Failed,
+    Framed,
+    FrameError,
+    Hello,
+    HelloReply,
+    Inspect,
+    InspectReply,
+    Prepare,
+    Prepared,
+    Refused,
+    Reply,
+    Request,
+    Running,
+    RunningReply,
+    SnapshotReply,
+    SnapshotRequest,
+)
+from nf.protocol.backoff import Backoff
+from nf.runtime.transaction import Delta, EventSink, Fault, PrepareError, Snapshot, Transaction
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 10.0
+"""How long ``run`` waits for the data plane to answer at first."""
+RECONNECT_TIMEOUT = 10.0
+"""How long a lost data plane is waited for before giving up."""
+HELLO_TIMEOUT = 5.0
+RETRY_FIRST = 0.02
+RETRY_LIMIT = 0.5
+"""Backoff between connection attempts (seconds, doubling)."""
+
+R = TypeVar("R", bound=Reply)
+EMPTY = RelayConfig({}, {})
+
+
+class DataPlaneUnavailable(Exception):
+    """No data plane answered within the time allowed."""
+
+
+class DataPlaneError(Exception):
+    """The data plane answered, but not as this side can work with (another
+    protocol version, an internal error of its own)."""
+
+
+class _Lost(Exception):
+    """The connection broke while a request was in flight."""
+
+
+@dataclass(frozen=True)
+class PlaneStats:
+    restarts: int
+    """Data-plane restarts seen (a new process answered after a loss)."""
+    sessions_dropped: int
+    """Relay sessions that were open when their data plane died."""
+    connections: int
+    """Connections made to a data plane, the first included."""
+
+
+class _Slot:
+    """Where the reply to one request lands (None: the connection broke)."""
+
+    __slots__ = ("done", "reply")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.reply: Reply | None = None
+
+    def fill(self, reply: Reply | None) -> None:
+        self.reply = reply
+        self.done.set()
+
+
+class _Link:
+    """One connection to a data plane: requests out in order, replies
+    matched to them in the same order."""
+
+    def __init__(self, framed: Framed[Reply], hello: HelloReply) -> None:
+        self.framed = framed
+        self.hello = hello
+        self.pending: deque[_Slot] = deque()
+        self.lost = anyio.Event()
+        self._lock = anyio.Lock()
+
+    async def call(self, request: Request) -> Reply | None:
+        """The reply to ``request``; None when the connection broke first."""
+        slot = _Slot()
+        with anyio.CancelScope(shield=True):
+            async with self._lock:
+                if self.lost.is_set():  # checked after the lock: taking it may yield
+                    return None
+                self.pending.append(slot)
+                try:
+                    await self.framed.send(request)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    self.lose()
+        await slot.done.wait()
+        return slot.reply
+
+    def deliver(self, reply: Reply) -> None:
+        if not self.pending:
+            raise FrameError(f"{type(reply).__name__} answers no request")
+        self.pending.popleft().fill(reply)
+
+    def lose(self) -> None:
+        """The connection is gone: every request in flight gets None."""
+        self.lost.set()
+        while self.pending:
+            self.pending.popleft().fill(None)
+
+    async def close(self) -> None:
+        """Close the connection (the reader then sees it end)."""
+        await self.framed.aclose()
+
+
+@dataclass
+class _RemoteTransaction:
+    """A transaction the data plane prepared on ``link``."""
+
+    runtime: RemoteRuntime
+    link: _Link
+    txid: int
+    new: RelayConfig
+    document: bytes
+    touched: set[str]
+    """The channels it stops or restarts."""
+
+    async def apply(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.runtime._apply(self)
+
+    async def abort(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.link.call(Abort(self.txid))
+
+
+def _failed(message: str) -> PrepareError:
+    return PrepareError([Fault("operation-failed", message, "", "")])
+
+
+class RemoteRuntime:
+    """nf.runtime.transaction.Runtime served by a data-plane process on
+    ``socket_path``; start with ``await tg.start(remote.run)``.  Event sinks
+    added before ``run`` see every event; one added later misses those that
+    came before (the events that a data plane kept while no control plane
+    was connected come right after connecting)."""
+
+    def __init__(
+        self,
+        socket_path: Path,
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        reconnect_timeout: float = RECONNECT_TIMEOUT,
+    ) -> None:
+        self._path = socket_path
+        self._connect_timeout = connect_timeout
+        self._reconnect_timeout = reconnect_timeout
+        self._sinks: list[EventSink] = []
+        self._open = OpenSessions()
+        self._current: _Link | None = None
+        self._changed = anyio.Event()
+        """Set (and replaced) when a connection is ready or none will be."""
+        self._gone: str | None = None
+        """Why no data plane will answer any more."""
+        self._identity: tuple[int, str] | None = None
+        self._txid = 0
+        self._restarts = 0
+        self._sessions_dropped = 0
+        self._connections = 0
+        self.applied: tuple[RelayConfig, bytes] | None = None
+        """The configuration (and document) the data plane was last told to
+        run: what it is given back when it restarts."""
+
+    @property
+    def stats(self) -> PlaneStats:
+        return PlaneStats(self._restarts, self._sessions_dropped, self._connections)
+
+    @property
+    def connected(self) -> bool:
+        """A data plane is connected and settled (False while reconnecting)."""
+        link = self._current
+        return link is not None and not link.lost.is_set()
+
+    # -- the connection ---------------------------------------------------------------
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Connect and stay connected until cancelled.  Raises
+        DataPlaneUnavailable when no data plane answers in time (at first:
+        through ``tg.start``), DataPlaneError when one refuses this side."""
+        started = False
+
+        def ready() -> None:
+            nonlocal started
+            if not started:
+                started = True
+                task_status.started()
+
+        timeout = self._connect_timeout
+        try:
+            while True:
+                link = await self._dial(timeout)
+                timeout = self._reconnect_timeout
+                reason = await self._serve(link, ready)
+                self._current = None
+                log.warning("data plane (pid %d) %s; reconnecting", link.hello.pid, reason)
+        except BaseException as exc:
+            self._gone = str(exc) or type(exc).__name__
+            if isinstance(exc, DataPlaneUnavailable | DataPlaneError):
+                log.error("%s; giving up on the data plane", exc)
+            raise
+        finally:
+            self._current = None
+            self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def _dial(self, timeout: float) -> _Link:
+        deadline = anyio.current_time() + timeout
+        backoff = Backoff(RETRY_FIRST, RETRY_LIMIT)
+        while True:
+            try:
+                return await self._hello()
+            except (
+                OSError,
+                TimeoutError,
+                anyio.EndOfStream,
+                anyio.BrokenResourceError,
+                anyio.ClosedResourceError,
+                FrameError,
+            ) as exc:
+                failure = exc
+            remaining = deadline - anyio.current_time()
+            if remaining <= 0:
+                raise DataPlaneUnavailable(
+                    f"no data plane answered on {self._path} within {timeout:g} s "
+                    f"({type(failure).__name__}: {failure})"
+                )
+            await anyio.sleep(min(backoff.next(), remaining))
+
+    async def _hello(self) -> _Link:
+        stream = await anyio.connect_unix(self._path)
+        framed = Framed(stream, REPLIES)
+        try:
+            with anyio.fail_after(HELLO_TIMEOUT):
+                await framed.send(Hello(VERSION))
+                reply = await framed.receive()
+        except BaseException:
+            await framed.aclose()
+            raise
+        if isinstance(reply, HelloReply) and reply.version == VERSION:
+            return _Link(framed, reply)
+        await framed.aclose()
+        if isinstance(reply, HelloReply):
+            raise DataPlaneError(
+                f"the data plane speaks protocol version {reply.version}, "
+                f"this control plane version {VERSION}"
+            )
+        if isinstance(reply, Failed):
+            raise DataPlaneError(f"the data plane refused the connection: {reply.message}")
+        raise DataPlaneError(f"the data plane answered hello with {type(reply).__name__}")
+
+    async def _serve(self, link: _Link, ready: Callable[[], None]) -> str:
+        """Read ``link`` until it breaks (why, returned); meanwhile settle
+        it and then offer it to requests."""
+        try:
+            async with anyio.create_task_group() as tg:
+                reason: list[str] = []
+                tg.start_soon(self._read, link, reason)
+                try:
+                    await self._settle(link)
+                except _Lost:
+                    pass
+                else:
+                    self._current = link
+                    self._notify()
+                    ready()
+                await link.lost.wait()
+                tg.cancel_scope.cancel()
+        finally:
+            await link.close()
+        return reason[0] if reason else "went away"
+
+    async def _read(self, link: _Link, reason: list[str]) -> None:
+        try:
+            while True:
+                reply = await link.framed.receive()
+                if isinstance(reply, Event):
+                    self._open.observe(reply.kind, reply.payload)
+                    self._dispatch(reply.kind, reply.payload)
+                else:
+                    link.deliver(reply)
+        except anyio.EndOfStream:
+            reason.append("closed the connection")
+        except FrameError as exc:
+            reason.append(f"sent a bad frame ({exc})")
+            log.error("bad frame from the data plane: %s", exc)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            reason.append(f"connection lost ({str(exc) or type(exc).__name__})")
+        finally:
+            link.lose()
+
+    def _dispatch(self, kind: str, payload: dict[str, str]) -> None:
+        for sink in self._sinks:
+            try:
+                sink(kind, payload)
+            except Exception:
+                log.exception("event sink failed on %s", kind)
+
+    async def _settle(self, link: _Link) -> None:
+        """Make a new connection's data plane run what it should, and report
+        a restart."""
+        hello = link.hello
+        identity = (hello.pid, hello.started_at)
+        before, self._identity = self._identity, identity
+        self._connections += 1
+        if before is not None and before != identity:
+            lost = self._open.restart()
+            self._restarts += 1
+            self._sessions_dropped += lost.sessions
+            for kind, payload in lost.events:
+                self._dispatch(kind, payload)
+            channels = len(self.applied[0].channels) if self.applied is not None else 0
+            log.warning(
+                "the data plane restarted (pid %d, was %d): %d relay sessions and %d serial "
+                "ports were dropped; giving it back the configuration of %d channels",
+                hello.pid,
+                before[0],
+                lost.sessions,
+                lost.ports,
+                channels,
+            )
+        if self.applied is not None:
+            await self._converge(link)
+        elif hello.has_config:  # a control plane (re)starting: the data plane knows
+            running = await self._ask(link, Running(), RunningReply)
+            if running.config is not None and running.document is not None:
+                self.applied = (running.config, running.document)
+        if before is None:
+            if hello.has_config:
+                self._open.seed((await self._ask(link, SnapshotRequest(), SnapshotReply)).snapshot)
+            log.info(
+                "connected to the data plane (pid %d, %s)",
+                hello.pid,
+                "running a configuration" if hello.has_config else "no configuration yet",
+            )
+        elif before == identity:
+            log.info("reconnected to the data plane (pid %d): it kept running", hello.pid)
+
+    async def _converge(self, link: _Link) -> None:
+        """Bring the data plane to ``applied`` (boot: a missing serial device
+        is retried by its channel).  Channels it refuses are left out."""
+        assert self.applied is not None
+        config, document = self.applied
+        running = await self._ask(link, Running(), RunningReply)
+        delta = Delta.between(running.config or EMPTY, config)
+        if not delta and running.document == document:
+            return
+        while True:
+            txid = self._next_txid()
+            reply = await link.call(Prepare(txid, delta, document, boot=True))
+            if isinstance(reply, Prepared):
+                ending = self._open.on_channels(delta.touched(running.config or EMPTY))
+                await self._ask(link, Apply(txid), Applied)
+                self._open.forget(ending)
+                return
+            if not isinstance(reply, Refused):
+                self._unexpected(link, "Prepare", reply)
+            for fault in reply.faults:
+                log.error("the data plane cannot run channel %s: %s", fault.channel, fault.message)
+            refused = {fault.channel for fault in reply.faults}
+            channels = {n: c for n, c in delta.channels.items() if n not in refused}
+            if len(channels) == len(delta.channels):
+                log.error("the data plane refused the configuration; it runs what it can")
+                return
+            delta = Delta(delta.serial_ports, channels)
+
+    async def _apply(self, transaction: _RemoteTransaction) -> None:
+        """Transaction.apply (see the module's docstring)."""
+        ending = self._open.on_channels(transaction.touched)
+        reply = await transaction.link.call(Apply(transaction.txid))
+        self.applied = (transaction.new, transaction.document)
+        if isinstance(reply, Applied):
+            self._open.forget(ending)
+            return
+        if reply is not None:  # a data plane that cannot apply has a bug: say so
+            log.error("the data plane did not apply transaction %d: %s", transaction.txid, reply)
+            return
+        log.warning("the data plane went away during a commit: it is given the new one")
+        await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        """After a commit whose apply lost its connection: make the data
+        plane run ``applied``."""
+        while True:
+            try:
+                link = await self._link()
+            except (DataPlaneUnavailable, DataPlaneError) as exc:
+                log.error("the commit could not be given to the data plane: %s", exc)
+                return
+            try:
+                await self._converge(link)
+                return
+            except _Lost:
+                continue
+
+    def _unexpected(self, link: _Link, request: str, reply: Reply | None) -> NoReturn:
+        """A reply that breaks the protocol (or none): the connection is
+        dropped and begun again."""
+        if reply is None:
+            raise _Lost
+        if isinstance(reply, Failed):
+            raise DataPlaneError(f"the data plane failed {request}: {reply.message}")
+        log.error("the data plane answered %s with %s: reconnecting", request, type(reply).__name__)
+        link.lose()
+        raise _Lost
+
+    async def _ask(self, link: _Link, request: Request, expect: type[R]) -> R:
+        reply = await link.call(request)
+        if isinstance(reply, expect):
+            return reply
+        self._unexpected(link, type(request).__name__, reply)
+
+    async def _link(self) -> _Link:
+        """The settled connection, waiting for one while reconnecting."""
+        while True:
+            if self._gone is not None:
+                raise DataPlaneUnavailable(f"the data plane is gone: {self._gone}")
+            link = self._current
+            if link is not None and not link.lost.is_set():
+                return link
+            await self._changed.wait()
+
+    async def _request(self, request: Request, expect: type[R]) -> R:
+        """Ask, and ask the next data plane again if the connection breaks."""
+        while True:
+            link = await self._link()
+            try:
+                return await self._ask(link, request, expect)
+            except _Lost:
+                continue
+
+    def _next_txid(self) -> int:
+        self._txid += 1
+        return self._txid
+
+    # -- Runtime ------------------------------------------------------------------------
+    async def prepare(self, delta: Delta, document: bytes, boot: bool = False) -> Transaction:
+        try:
+            link = await self._link()
+        except (DataPlaneUnavailable, DataPlaneError) as exc:
+            raise _failed(str(exc)) from exc
+        base = self.applied[0] if self.applied is not None else EMPTY
+        txid = self._next_txid()
+        reply = await link.call(Prepare(txid, delta, document, boot))
+        if isinstance(reply, Prepared):
+            new = delta.applied_to(base)
+            return _RemoteTransaction(self, link, txid, new, document, delta.touched(base))
+        if isinstance(reply, Refused):
+            raise PrepareError(list(reply.faults))
+        if reply is None:
+            raise _failed(RESTART_REASON)
+        if isinstance(reply, Failed):
+            raise _failed(f"data plane: {reply.message}")
+        with contextlib.suppress(_Lost):
+            self._unexpected(link, "Prepare", reply)
+        raise _failed(f"data plane answered prepare with {type(reply).__name__}")
+
+    async def running(self) -> tuple[RelayConfig, bytes] | None:
+        reply = await self._request(Running(), RunningReply)
+        if reply.config is None or reply.document is None:
+            return None
+        return reply.config, reply.document
+
+    async def snapshot(self) -> Snapshot:
+        try:
+            return (await self._request(SnapshotRequest(), SnapshotReply)).snapshot
+        except DataPlaneUnavailable:
+            return Snapshot()  # nothing runs
+
+    async def clear_counters(self, channel: str | None) -> None:
+        with contextlib.suppress(DataPlaneUnavailable):  # nothing runs, nothing counts
+            await self._request(ClearCounters(channel), Cleared)
+
+    def add_event_sink(self, sink: EventSink) -> None:
+        self._sinks.append(sink)
+
+    async def inspect(self) -> InspectReply:
+        """The data plane's own state (tests, troubleshooting)."""
+        return await self._request(Inspect(), InspectReply)

@@ -1,0 +1,617 @@
+"""The data plane as a process of its own, driven through RemoteRuntime over
+its Unix socket: real child processes, pseudo-terminals as serial devices,
+TCP channels on loopback.  The tests play the supervisor where one is
+needed (kill -9, start a new data plane on the same socket)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+from planehelpers import (
+    Planes,
+    blocking,
+    forbidden,
+    one_channel,
+    open_planes,
+    serial_port,
+    server_channel,
+    with_remote,
+)
+from relayhelpers import (
+    connect,
+    exchange,
+    free_port,
+    is_closed,
+    port_is_free,
+    pty_device,
+    read_sock,
+)
+
+from nf.model import RelayConfig
+from nf.plane.messages import (
+    REPLIES,
+    Apply,
+    Event,
+    Failed,
+    Hello,
+    HelloReply,
+    Inspect,
+    InspectReply,
+    Prepare,
+    Prepared,
+    Reply,
+    SnapshotReply,
+    SnapshotRequest,
+    encode,
+)
+from nf.plane.remote import DataPlaneError, DataPlaneUnavailable, RemoteRuntime
+from nf.runtime.relay import RelayRuntime
+from nf.runtime.transaction import Delta, Fault, PortState, PrepareError, Snapshot
+
+Events = list[tuple[str, dict[str, str]]]
+
+
+@pytest.fixture
+def planes() -> Iterator[Planes]:
+    with open_planes() as planes:
+        yield planes
+
+
+async def eventually(probe: Callable[[], object], timeout: float = 5.0) -> None:
+    deadline = anyio.current_time() + timeout
+    while not probe():
+        assert anyio.current_time() < deadline, f"not within {timeout} s"
+        await anyio.sleep(0.01)
+
+
+def kinds(events: Events, kind: str, **match: str) -> list[dict[str, str]]:
+    """The payloads of the events of ``kind`` whose leaves include ``match``."""
+    return [
+        payload
+        for k, payload in events
+        if k == kind and all(payload.get(key.replace("_", "-")) == v for key, v in match.items())
+    ]
+
+
+def record(events: Events) -> Callable[[str, dict[str, str]], None]:
+    return lambda kind, payload: events.append((kind, payload))
+
+
+class RawPlane:
+    """A control plane speaking frames by hand, with blocking sockets."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(5)
+        self.sock.connect(str(path))
+        self.events: Events = []
+
+    def send(self, message: object) -> None:
+        self.sock.sendall(encode(message))  # type: ignore[arg-type]
+
+    def receive(self) -> Reply:
+        """The next reply; events on the way are kept in ``events``."""
+        while True:
+            (size,) = struct.unpack(">I", read_sock(self.sock, 4))  # type: ignore[arg-type]
+            reply = REPLIES.decode(read_sock(self.sock, size))  # type: ignore[arg-type]
+            if not isinstance(reply, Event):
+                return reply
+            self.events.append((reply.kind, reply.payload))
+
+    def hello(self) -> HelloReply:
+        self.send(Hello(1))
+        reply = self.receive()
+        assert isinstance(reply, HelloReply)
+        return reply
+
+    def closed_by_peer(self) -> bool:
+        return is_closed(self.sock)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_channel_runs_in_the_data_plane_process(planes: Planes) -> None:
+    dp = planes.start()
+    tcp = free_port()
+    events: Events = []
+
+    async def scenario(remote: RemoteRuntime) -> None:
+        assert await remote.running() is None
+        transaction = await remote.prepare(one_channel(device, tcp), b"<config/>")
+        await transaction.apply()
+        client = await blocking(connect, tcp)
+        await blocking(exchange, client, master, b"to serial", b"to net!")
+        snapshot = await remote.snapshot()
+        (channel,) = snapshot.channels
+        counters = dict(channel.counters)
+        assert (channel.name, channel.oper_status) == ("c", "up")
+        assert counters["net-to-serial-bytes"] == 9 and counters["serial-to-net-bytes"] == 7
+        assert [s.remote_port for s in channel.sessions] == [client.getsockname()[1]]
+        assert snapshot.ports == (PortState("p", "up", None, 7, 9),)
+        await remote.clear_counters("c")
+        counters = dict((await remote.snapshot()).channels[0].counters)
+        assert counters["net-to-serial-bytes"] == 0 and "last-cleared" in counters
+        running = await remote.running()
+        assert running is not None
+        assert running == (one_channel(device, tcp).applied_to(RelayConfig({}, {})), b"<config/>")
+        await eventually(lambda: kinds(events, "session-event", event="connected"))
+        client.close()
+        await eventually(lambda: kinds(events, "session-event", event="disconnected"))
+        # a deletion stops the channel: its port closes, its listener goes
+        await (await remote.prepare(Delta({"p": None}, {"c": None}), b"<config/>")).apply()
+        await eventually(lambda: kinds(events, "port-event", event="closed"))
+        assert port_is_free(tcp)
+        assert await remote.snapshot() == Snapshot()
+
+    with pty_device() as (master, device):
+        with_remote(dp.socket, scenario, record(events))
+    (connected,) = kinds(events, "session-event", event="connected")
+    assert connected["channel"] == "c" and connected["role"] == "primary"
+    assert kinds(events, "port-event", serial_port="p", event="opened")
+
+
+def test_a_refused_or_aborted_prepare_holds_nothing(planes: Planes) -> None:
+    dp = planes.start()
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    busy = taken.getsockname()[1]
+    tcp = free_port()
+
+    async def scenario(remote: RemoteRuntime) -> None:
+        with pytest.raises(PrepareError) as refused:
+            await remote.prepare(one_channel(device, busy), b"")
+        (fault,) = refused.value.faults
+        assert (fault.tag, fault.channel, fault.leaf) == ("in-use", "c", "listen/port")
+        assert f"cannot bind TCP 127.0.0.1:{busy}" in fault.message
+        transaction = await remote.prepare(one_channel(device, tcp), b"")
+        assert not port_is_free(tcp)  # prepare bound it...
+        await transaction.abort()
+        assert port_is_free(tcp)  # ...and abort released it
+        assert await remote.running() is None
+
+    with pty_device() as (_, device), taken:
+        with_remote(dp.socket, scenario)
+
+
+def test_the_data_plane_imports_nothing_of_the_control_plane(planes: Planes) -> None:
+    dp = planes.start()
+    tcp = free_port()
+
+    async def scenario(remote: RemoteRuntime) -> tuple[str, ...]:
+        await (await remote.prepare(one_channel(device, tcp), b"")).apply()
+        client = await blocking(connect, tcp)
+        await blocking(exchange, client, master, b"x", b"y")
+        await remote.snapshot()
+        await remote.clear_counters(None)
+        client.close()
+        return (await remote.inspect()).modules
+
+    with pty_device() as (master, device):
+        modules = with_remote(dp.socket, scenario)
+    assert "nf.runtime.relay" in modules and "serial" in modules  # it did the work
+    assert forbidden(modules) == []
+    # nor does any module of the runtime or the plane, imported alone
+    code = (
+        "import sys, pkgutil, importlib, nf.runtime, nf.plane\n"
+        "for package in (nf.runtime, nf.plane):\n"
+        "    for info in pkgutil.iter_modules(package.__path__, package.__name__ + '.'):\n"
+        "        importlib.import_module(info.name)\n"
+        "print('\\n'.join(sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "nf.plane.remote" in out and "nf.runtime.udp" in out
+    assert forbidden(out) == []
+
+
+def test_a_newer_connection_replaces_the_older_and_its_transaction_is_aborted(
+    planes: Planes,
+) -> None:
+    dp = planes.start()
+    tcp = free_port()
+    with pty_device() as (_, device):
+        old = RawPlane(dp.socket)
+        first = old.hello()
+        assert first.version == 1 and first.pid == dp.pid and not first.has_config
+        old.send(Prepare(1, one_channel(device, tcp), b""))
+        assert old.receive() == Prepared(1)
+        assert not port_is_free(tcp)
+        new = RawPlane(dp.socket)  # a restarted control plane
+        assert new.hello().started_at == first.started_at
+        # by the time the new one is answered, the old one is closed and what
+        # it prepared released
+        assert old.closed_by_peer()
+        assert port_is_free(tcp)
+        new.send(Apply(1))
+        assert new.receive() == Failed("no transaction 1 is prepared")
+        old.close()
+        new.close()
+    assert dp.alive()
+
+
+def test_an_unknown_protocol_version_is_refused_clearly(planes: Planes) -> None:
+    dp = planes.start()
+    raw = RawPlane(dp.socket)
+    raw.send(Hello(99))
+    assert raw.receive() == Failed(
+        "protocol version 99 is not supported: this data plane speaks version 1"
+    )
+    assert raw.closed_by_peer()
+    raw.close()
+    assert "protocol version 99, this data plane 1: refused" in dp.log()
+
+
+def test_a_data_plane_of_another_version_is_not_used(planes: Planes) -> None:
+    """The control plane's side: a HelloReply of another version stops it."""
+    path = planes.socket
+
+    async def fake_data_plane() -> None:
+        listener = await anyio.create_unix_listener(path)
+        async with anyio.create_task_group() as tg, listener:
+
+            async def answer(stream: anyio.abc.SocketStream) -> None:
+                async with stream:
+                    await stream.receive()
+                    await stream.send(encode(HelloReply(2, 1, "t", False)))
+                    await anyio.sleep(1)
+
+            tg.start_soon(listener.serve, answer)
+            remote = RemoteRuntime(path)
+            with pytest.raises(DataPlaneError, match=r"speaks protocol version 2, this .* 1"):
+                await remote.run()
+            tg.cancel_scope.cancel()
+
+    anyio.run(fake_data_plane)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        struct.pack(">I", 64 * 1024 * 1024 + 1),  # oversized: refused from the header
+        struct.pack(">I", 3) + b"\xc1\xc1\xc1",  # not msgpack
+        encode(Apply(1))[:-1],  # cut short, then closed
+        encode(HelloReply(1, 1, "t", True)),  # a reply where a request goes
+        struct.pack(">I", 9) + b"\x82\xa4type\xa5apply",  # a field missing
+    ],
+    ids=["oversized", "garbage", "truncated", "wrong-direction", "missing-field"],
+)
+@pytest.mark.parametrize("after_hello", [False, True], ids=["first", "after-hello"])
+def test_a_bad_frame_closes_the_connection_not_the_data_plane(
+    planes: Planes, bad: bytes, after_hello: bool
+) -> None:
+    dp = planes.start()
+    raw = RawPlane(dp.socket)
+    if after_hello:
+        raw.hello()
+    raw.sock.sendall(bad)
+    raw.sock.shutdown(socket.SHUT_WR)
+    assert raw.closed_by_peer()
+    raw.close()
+    assert dp.alive()
+
+    async def scenario(remote: RemoteRuntime) -> None:
+        assert await remote.running() is None
+
+    with_remote(dp.socket, scenario)
+    assert "Traceback" not in dp.log()
+
+
+def test_kill_9_of_the_data_plane_is_noticed_and_its_successor_runs_the_configuration(
+    planes: Planes,
+) -> None:
+    first = planes.start()
+    tcp = free_port()
+    events: Events = []
+    delta = one_channel("", tcp)
+
+    async def scenario(remote: RemoteRuntime) -> None:
+        await (await remote.prepare(one_channel(device, tcp), b"<config/>")).apply()
+        client = await blocking(connect, tcp)
+        await blocking(exchange, client, master, b"before", b"kill")
+        await eventually(lambda: kinds(events, "session-event", event="connected"))
+        first.kill()
+        noticed = anyio.current_time()
+        await eventually(lambda: not remote.connected, timeout=1.0)
+        assert anyio.current_time() - noticed < 1.0
+        planes.start(wait=False)  # the supervisor's part
+        await eventually(lambda: remote.stats.restarts == 1 and remote.connected, timeout=10)
+        assert remote.stats.sessions_dropped == 1
+        # the channel is back, on the same port, and relays
+        again = await blocking(connect, tcp)
+        await blocking(exchange, again, master, b"after", b"restart")
+        assert await blocking(is_closed, client)  # the old session died with its process
+        running = await remote.running()
+        assert running is not None and running[1] == b"<config/>"
+        assert running[0].channels["c"] == delta.channels["c"]
+        again.close()
+        client.close()
+
+    with pty_device() as (master, device):
+        with_remote(planes.socket, scenario, record(events))
+    (dropped,) = kinds(events, "session-event", reason="data plane restarted")
+    (connected, _) = kinds(events, "session-event", event="connected")
+    assert dropped == {
+        "channel": "c",
+        "session-id": connected["session-id"],
+        "event": "disconnected",
+        "remote-address": "127.0.0.1",
+        "remote-port": connected["remote-port"],
+        "role": "primary",
+        "reason": "data plane restarted",
+    }
+    closed = kinds(events, "port-event", event="closed")
+    assert closed[0] == {"serial-port": "p", "event": "closed"}
+    # the disconnect comes before the new data plane's own events
+    opened = [i for i, (_, p) in enumerate(events) if p == {"serial-port": "p", "event": "opened"}]
+    assert len(opened) == 2
+    assert opened[0] < events.index(("session-event", dropped)) < opened[1]
+
+
+def test_sessions_a_commit_ended_are_not_reported_at_a_restart(planes: Planes) -> None:
+    """Stopping a channel is not a disconnect (no event): the control plane
+    forgets its sessions when the commit applies."""
+    first = planes.start()
+    tcp = free_port()
+    events: Events = []
+
+    async def scenario(remote: RemoteRuntime) -> None:
+        await (await remote.prepare(one_channel(device, tcp), b"")).apply()
+        client = await blocking(connect, tcp)
+        await eventually(lambda: kinds(events, "session-event", event="connected"))
+        await (await remote.prepare(Delta({}, {"c": None}), b"")).apply()
+        assert await blocking(is_closed, client)
+        first.kill()
+        planes.start(wait=False)
+        await eventually(lambda: remote.stats.restarts == 1 and remote.connected, timeout=10)
+        assert remote.stats.sessions_dropped == 0
+        client.close()
+
+    with pty_device() as (_, device):
+        with_remote(planes.socket, scenario, record(events))
+    assert kinds(events, "session-event", reason="data plane restarted") == []
+
+
+def test_a_commit_whose_data_plane_died_before_apply_still_takes_effect(planes: Planes) -> None:
+    first = planes.start()
+    tcp1, tcp2 = free_port(), free_port()
+
+    async def scenario(remote: RemoteRuntime) -> None:
+        await (await remote.prepare(one_channel(dev1, tcp1, "c1", "p1"), b"<one/>")).apply()
+        transaction = await remote.prepare(one_channel(dev2, tcp2, "c2", "p2"), b"<two/>")
+        first.kill()
+        planes.start(wait=False)
+        await transaction.apply()  # does not fail: the new data plane gets it
+        running = await remote.running()
+        assert running is not None
+        assert sorted(running[0].channels) == ["c1", "c2"] and running[1] == b"<two/>"
+        for tcp, master in ((tcp1, m1), (tcp2, m2)):
+            client = await blocking(connect, tcp)
+            await blocking(exchange, client, master, b"ping", b"pong")
+            client.close()
+
+    with pty_device() as (m1, dev1), pty_device() as (m2, dev2):
+        with_remote(planes.socket, scenario)
+
+
+def test_a_prepare_in_flight_fails_and_a_data_plane_that_stays_away_is_given_up(
+    planes: Planes,
+) -> None:
+    dp = planes.start()
+    tcp = free_port()
+
+    async def main() -> None:
+        remote = RemoteRuntime(planes.socket, reconnect_timeout=1.0)
+        failures: list[BaseException] = []
+
+        async def keep(task_status: anyio.abc.TaskStatus[None]) -> None:
+            try:
+                await remote.run(task_status=task_status)
+            except DataPlaneUnavailable as exc:
+                failures.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            await tg.start(keep)
+            os.kill(dp.pid, signal.SIGSTOP)  # the prepare stays in flight...
+            refused: list[PrepareError] = []
+
+            async def attempt() -> None:
+                try:
+                    await remote.prepare(one_channel(device, tcp), b"")
+                except PrepareError as exc:
+                    refused.append(exc)
+
+            async with anyio.create_task_group() as inner:
+                inner.start_soon(attempt)
+                await anyio.sleep(0.2)
+                dp.kill()  # ...until the data plane dies
+            assert [e.faults for e in refused] == [
+                [Fault("operation-failed", "data plane restarted", "", "")]
+            ]
+            lost = anyio.current_time()
+            await eventually(lambda: failures, timeout=5)
+            assert 0.9 <= anyio.current_time() - lost < 3.0
+        # with no data plane: nothing runs, nothing can change
+        assert await remote.snapshot() == Snapshot()
+        await remote.clear_counters(None)
+        with pytest.raises(PrepareError) as later:
+            await remote.prepare(one_channel(device, tcp), b"")
+        assert later.value.faults[0].tag == "operation-failed"
+        with pytest.raises(DataPlaneUnavailable):
+            await remote.running()
+
+    with pty_device() as (_, device):
+        anyio.run(main)
+
+
+def test_events_wait_for_a_control_plane_and_a_new_one_learns_what_is_open(
+    planes: Planes,
+) -> None:
+    """A control plane that restarts gets the events it missed, reads the
+    configuration from the data plane, and knows the sessions opened before
+    it came: when the data plane then dies, they are reported."""
+    dp = planes.start()
+    tcp1, tcp2 = free_port(), free_port()
+    events: Events = []
+
+    async def first(remote: RemoteRuntime) -> socket.socket:
+        await (await remote.prepare(delta, b"<both/>")).apply()
+        client = await blocking(connect, tcp1)
+        await blocking(exchange, client, m1, b"a", b"b")
+        await eventually(lambda: kinds(events, "session-event", event="connected"))
+        return client
+
+    async def second(remote: RemoteRuntime) -> None:
+        # what happened while no control plane was connected comes first
+        await eventually(lambda: len(kinds(events, "session-event", channel="c2")) == 2)
+        assert [e["event"] for e in kinds(events, "session-event", channel="c2")] == [
+            "connected",
+            "disconnected",
+        ]
+        assert remote.applied == (delta.applied_to(RelayConfig({}, {})), b"<both/>")
+        dp.kill()
+        planes.start(wait=False)
+        await eventually(lambda: remote.stats.restarts == 1 and remote.connected, timeout=10)
+        assert remote.stats.sessions_dropped == 1
+        (dropped,) = kinds(events, "session-event", reason="data plane restarted")
+        assert dropped["channel"] == "c1"
+        assert dropped["remote-port"] == str(client.getsockname()[1])
+        assert {e["serial-port"] for e in kinds(events, "port-event", event="closed")} == {
+            "p1",
+            "p2",
+        }
+        again = await blocking(connect, tcp2)  # given back to the new data plane
+        await blocking(exchange, again, m2, b"c", b"d")
+        again.close()
+
+    with pty_device() as (m1, dev1), pty_device() as (m2, dev2):
+        delta = Delta(
+            {"p1": serial_port("p1", dev1), "p2": serial_port("p2", dev2)},
+            {"c1": server_channel("c1", "p1", tcp1), "c2": server_channel("c2", "p2", tcp2)},
+        )
+        client = with_remote(planes.socket, first, record(events))
+        other = connect(tcp2)  # no control plane is connected now
+        exchange(other, m2, b"e", b"f")
+        other.close()
+        time.sleep(0.2)
+        events.clear()
+        with_remote(planes.socket, second, record(events))
+        client.close()
+
+
+def test_sigterm_closes_every_port_and_session_within_1_5_s(planes: Planes) -> None:
+    dp = planes.start()
+    tcp = free_port()
+    events: Events = []
+
+    async def scenario(remote: RemoteRuntime) -> float:
+        await (await remote.prepare(one_channel(device, tcp), b"")).apply()
+        client = await blocking(connect, tcp)
+        await blocking(exchange, client, master, b"x", b"y")
+        start = time.monotonic()
+        dp.proc.send_signal(signal.SIGTERM)
+        await blocking(dp.proc.wait, 5)
+        took = time.monotonic() - start
+        assert await blocking(is_closed, client)
+        client.close()
+        # the events of the shutdown were sent before the connection closed
+        await eventually(lambda: kinds(events, "port-event", event="closed"))
+        return took
+
+    with pty_device() as (master, device):
+        took = with_remote(planes.socket, scenario, record(events))
+    assert dp.proc.returncode == 0
+    assert took < 1.5
+    assert not planes.socket.exists()
+    assert "Traceback" not in dp.log()
+
+
+def test_a_rise_of_dropped_bytes_is_an_event_at_most_once_a_second(planes: Planes) -> None:
+    dp = planes.start()
+    tcp = free_port()
+    drops: list[tuple[float, dict[str, str]]] = []
+
+    def sink(kind: str, payload: dict[str, str]) -> None:
+        if kind == "drops":
+            drops.append((time.monotonic(), payload))
+
+    async def scenario(remote: RemoteRuntime) -> None:
+        await (await remote.prepare(one_channel(device, tcp), b"")).apply()
+        await anyio.sleep(0.3)  # the port is open
+        os.write(master, b"x" * 100)  # serial data with no session: dropped
+        await eventually(lambda: drops, timeout=3)
+        await anyio.sleep(0.1)
+        os.write(master, b"y" * 50)
+        await eventually(lambda: len(drops) == 2, timeout=3)
+        await anyio.sleep(1.5)  # nothing dropped since: nothing more
+
+    with pty_device() as (master, device):
+        with_remote(dp.socket, scenario, sink)
+    assert [p for _, p in drops] == [
+        {"channel": "c", "dropped-bytes": "100", "increase": "100"},
+        {"channel": "c", "dropped-bytes": "150", "increase": "50"},
+    ]
+    assert drops[1][0] - drops[0][0] >= 0.7  # looked at once a second; arrival jitters
+
+
+def test_snapshot_requests_that_queue_up_share_one_reading(planes: Planes) -> None:
+    dp = planes.start()
+    n = 40
+    with contextlib.ExitStack() as stack:
+        devices = [stack.enter_context(pty_device())[1] for _ in range(n)]
+        delta = Delta(
+            {f"p{i}": serial_port(f"p{i}", d) for i, d in enumerate(devices)},
+            {f"c{i}": server_channel(f"c{i}", f"p{i}", 0) for i in range(n)},
+        )
+        raw = RawPlane(dp.socket)
+        raw.hello()
+        raw.send(Prepare(1, delta, b""))
+        assert raw.receive() == Prepared(1)
+        raw.send(Apply(1))
+        raw.receive()
+        raw.sock.sendall(b"".join(encode(SnapshotRequest()) for _ in range(5)))
+        replies = [raw.receive() for _ in range(5)]
+        assert all(isinstance(r, SnapshotReply) and len(r.channels) == n for r in replies)
+        assert all(r == replies[0] for r in replies)
+        raw.send(Inspect())
+        info = raw.receive()
+        assert isinstance(info, InspectReply)
+        assert info.channels == n
+        assert info.snapshots_built == 1
+        raw.close()
+
+
+def test_a_snapshot_of_many_channels_is_read_in_slices() -> None:
+    async def main() -> None:
+        runtime = RelayRuntime()
+        async with anyio.create_task_group() as tg:
+            await tg.start(runtime.run)
+            with contextlib.ExitStack() as stack:
+                devices = [stack.enter_context(pty_device())[1] for _ in range(3)]
+                delta = Delta(
+                    {f"p{i}": serial_port(f"p{i}", d) for i, d in enumerate(devices)},
+                    {f"c{i}": server_channel(f"c{i}", f"p{i}", 0) for i in range(3)},
+                )
+                await (await runtime.prepare(delta, b"")).apply()
+                slices = [piece async for piece in runtime.snapshot_slices(budget=0)]
+                assert [len(piece) for piece in slices] == [1, 1, 1]
+                whole = await runtime.snapshot()
+                assert [c.name for c in whole.channels] == ["c0", "c1", "c2"]
+                assert [p.name for p in whole.ports] == ["p0", "p1", "p2"]
+                assert [piece[0][0].name for piece in slices] == ["c0", "c1", "c2"]
+                await runtime.shutdown()
+
+    anyio.run(main)
