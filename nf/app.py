@@ -167,7 +167,8 @@ class Daemon:
             hub.publish(notifications.config_change(who(sid), changes, self.schema, datastore))
 
         def runtime_event(kind: str, payload: dict[str, str]) -> None:
-            hub.publish(notifications.relay_event(kind, payload, self.schema))
+            if kind in ("session-event", "port-event"):  # "drops" is logged, not notified
+                hub.publish(notifications.relay_event(kind, payload, self.schema))
 
         known: dict[int, notifications.Who] = {}
         """Who issued the pending confirmed commit: its session may be gone

@@ -320,6 +320,9 @@ def test_kill_9_of_the_data_plane_is_repaired_and_reported(tmp_path: Path) -> No
         m.create_subscription()
         client = stack.enter_context(connect(tcp))
         exchange(client, master, b"ping", b"pong")
+        # the control plane has heard of the session before the kill
+        first = m.take_notification(block=True, timeout=5)
+        assert first is not None and "<event>connected</event>" in first.notification_xml
         planes = daemon.planes()
         os.kill(planes["data"], signal.SIGKILL)
         killed = time.monotonic()

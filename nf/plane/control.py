@@ -20,6 +20,9 @@ from pathlib import Path
 
 from nf.boot import EXIT_BOOT_FAILED, BootError
 
+PIPE_MESSAGE = 4000
+"""A boot failure's line, at most: one atomic write on the pipe (PIPE_BUF)."""
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nf.plane.control")
@@ -44,28 +47,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     ready_fd: int = args.ready_fd
 
     def ready() -> None:
-        os.write(ready_fd, b"r")
+        os.write(ready_fd, b"r")  # serving: the supervisor restarts it from now on
 
     import anyio
 
     from nf.app import serve
-    from nf.plane.remote import connect
+    from nf.plane.remote import DataPlaneUnavailable, RemoteRuntime
 
     async def control() -> int:
-        async with connect(Path(args.dataplane)) as runtime:
-            return await serve(
-                Path(args.state_dir),
-                listener,
-                Path(args.config) if args.config else None,
-                runtime,
-                args.ignore_bad_startup,
-                ready,
-            )
+        runtime = RemoteRuntime(Path(args.dataplane))
+        failed: BootError | None = None
+        async with anyio.create_task_group() as tg:
+            try:
+                await tg.start(runtime.run)
+            except DataPlaneUnavailable as exc:
+                raise BootError(f"no data plane: {exc}") from exc
+            try:
+                return await serve(
+                    Path(args.state_dir),
+                    listener,
+                    Path(args.config) if args.config else None,
+                    runtime,
+                    args.ignore_bad_startup,
+                    ready,
+                )
+            except BootError as exc:  # raised as itself, not in an exception group
+                failed = exc
+            finally:
+                tg.cancel_scope.cancel()
+        assert failed is not None
+        raise failed
 
     try:
         return anyio.run(control)
     except BootError as exc:
-        print(f"nf: {exc}", file=sys.stderr)
+        # the supervisor prints it once it has stopped the data plane, so
+        # that it is the last line of a failed nf run, whatever the data
+        # plane logs as it stops
+        os.write(ready_fd, b"F" + f"nf: {exc}".encode()[:PIPE_MESSAGE])
         return EXIT_BOOT_FAILED
 
 

@@ -227,7 +227,7 @@ class DataPlane:
                         VERSION, self.pid, self.started_at, self.runtime.document is not None
                     )
                 )
-                log.info("control plane connected (protocol version %d)", VERSION)
+                log.debug("control plane connected (protocol version %d)", VERSION)
                 send, receive = anyio.create_memory_object_stream[Request](64)
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._push, conn)
@@ -303,7 +303,7 @@ class DataPlane:
                     except anyio.WouldBlock:
                         await requests.send(request)
         except anyio.EndOfStream:
-            log.info("control plane disconnected")
+            log.debug("control plane disconnected")
         except FrameError as exc:
             log.warning("bad frame from the control plane: %s; connection closed", exc)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
@@ -422,10 +422,12 @@ async def serve(
             await tg.start(runtime.run)
             tg.start_soon(plane.serve, listener)
             tg.start_soon(plane.watch_drops)
-            log.info("data plane listening on %s", socket_path)
+            log.debug("data plane listening on %s", socket_path)
             task_status.started()
             async for signum in signals:
-                log.info("received %s: closing every port and session", signal.Signals(signum).name)
+                log.debug(
+                    "received %s: closing every port and session", signal.Signals(signum).name
+                )
                 break
             await plane.shutdown()
             tg.cancel_scope.cancel()

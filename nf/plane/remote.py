@@ -113,6 +113,23 @@ R = TypeVar("R", bound=Reply)
 EMPTY = RelayConfig({}, {})
 
 
+EARLY_EVENTS = 1000
+"""Events kept while no sink is added yet (as many as the data plane keeps
+while no control plane is connected)."""
+
+
+def _dead(pid: int) -> bool:
+    """Has process ``pid`` ended (gone, or a zombie its parent, the
+    supervisor, has not reaped yet)?  The planes share one host, so the
+    control plane can tell a dead data plane from a broken connection at
+    once instead of waiting for a new one to answer."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[:1] in (["Z"], ["X"])
+
+
 class DataPlaneUnavailable(Exception):
     """No data plane answered within the time allowed."""
 
@@ -235,6 +252,7 @@ class RemoteRuntime:
         self._connect_timeout = connect_timeout
         self._reconnect_timeout = reconnect_timeout
         self._sinks: list[EventSink] = []
+        self._early: deque[tuple[str, dict[str, str]]] = deque(maxlen=EARLY_EVENTS)
         self._open = OpenSessions()
         self._current: _Link | None = None
         self._changed = anyio.Event()
@@ -242,6 +260,8 @@ class RemoteRuntime:
         self._gone: str | None = None
         """Why no data plane will answer any more."""
         self._identity: tuple[int, str] | None = None
+        self._reported: int | None = None
+        """The pid of the last data plane whose death was reported."""
         self._txid = 0
         self._restarts = 0
         self._sessions_dropped = 0
@@ -281,6 +301,8 @@ class RemoteRuntime:
                 reason = await self._serve(link, ready)
                 self._current = None
                 log.warning("data plane (pid %d) %s; reconnecting", link.hello.pid, reason)
+                if _dead(link.hello.pid):  # say so now, not once a new one answers
+                    self._died(link.hello.pid)
         except BaseException as exc:
             self._gone = str(exc) or type(exc).__name__
             if isinstance(exc, DataPlaneUnavailable | DataPlaneError):
@@ -380,6 +402,9 @@ class RemoteRuntime:
             link.lose()
 
     def _dispatch(self, kind: str, payload: dict[str, str]) -> None:
+        if not self._sinks:  # kept for the first sink (a daemon still booting)
+            self._early.append((kind, payload))
+            return
         for sink in self._sinks:
             try:
                 sink(kind, payload)
@@ -394,19 +419,14 @@ class RemoteRuntime:
         before, self._identity = self._identity, identity
         self._connections += 1
         if before is not None and before != identity:
-            lost = self._open.restart()
-            self._restarts += 1
-            self._sessions_dropped += lost.sessions
-            for kind, payload in lost.events:
-                self._dispatch(kind, payload)
+            if self._reported != before[0]:
+                self._died(before[0])
             channels = len(self.applied[0].channels) if self.applied is not None else 0
             log.warning(
-                "the data plane restarted (pid %d, was %d): %d relay sessions and %d serial "
-                "ports were dropped; giving it back the configuration of %d channels",
+                "the data plane restarted (pid %d, was %d): giving it back the configuration "
+                "of %d channels",
                 hello.pid,
                 before[0],
-                lost.sessions,
-                lost.ports,
                 channels,
             )
         if self.applied is not None:
@@ -418,13 +438,30 @@ class RemoteRuntime:
         if before is None:
             if hello.has_config:
                 self._open.seed((await self._ask(link, SnapshotRequest(), SnapshotReply)).snapshot)
-            log.info(
+            log.log(
+                logging.INFO if hello.has_config else logging.DEBUG,  # a first boot: quiet
                 "connected to the data plane (pid %d, %s)",
                 hello.pid,
                 "running a configuration" if hello.has_config else "no configuration yet",
             )
         elif before == identity:
             log.info("reconnected to the data plane (pid %d): it kept running", hello.pid)
+
+    def _died(self, pid: int) -> None:
+        """The data plane ``pid`` is gone with its relay sessions and ports:
+        the events it could not send, counted, and a log line."""
+        self._reported = pid
+        lost = self._open.restart()
+        self._restarts += 1
+        self._sessions_dropped += lost.sessions
+        for kind, payload in lost.events:
+            self._dispatch(kind, payload)
+        log.warning(
+            "the data plane (pid %d) died: %d relay sessions and %d serial ports were dropped",
+            pid,
+            lost.sessions,
+            lost.ports,
+        )
 
     async def _converge(self, link: _Link) -> None:
         """Bring the data plane to ``applied`` (boot: a missing serial device
@@ -562,7 +599,13 @@ class RemoteRuntime:
             await self._request(ClearCounters(channel), Cleared)
 
     def add_event_sink(self, sink: EventSink) -> None:
+        """Events that came while there was no sink at all (the data plane's
+        backlog, sent as soon as a restarted control plane connects, before
+        it has booted) go to the first sink added, at once."""
         self._sinks.append(sink)
+        early, self._early = self._early, deque(maxlen=EARLY_EVENTS)
+        for kind, payload in early:
+            self._dispatch(kind, payload)
 
     async def inspect(self) -> InspectReply:
         """The data plane's own state (tests, troubleshooting)."""

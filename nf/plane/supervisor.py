@@ -155,8 +155,11 @@ class Supervisor:
         self.listener = listener
         self.socket_path = options.state_dir / DATAPLANE_SOCKET
         self._ready_r, self._ready_w = os.pipe2(os.O_CLOEXEC)
+        os.set_blocking(self._ready_r, False)  # read as it comes, never waited on
         self._wake_r, self._wake_w = socket.socketpair()
         self._stopping: int | None = None
+        self._failure: str | None = None
+        """Why the control plane's first boot failed, printed last."""
         self.data = Plane("data plane", self._data_argv)
         self.control = Plane(
             "control plane",
@@ -215,6 +218,12 @@ class Supervisor:
             return self._loop()
         finally:
             self._stop_all()
+            # the one line a failed boot prints, after whatever the data
+            # plane logged as it stopped
+            with contextlib.suppress(BlockingIOError):
+                self._heard(os.read(self._ready_r, 4096))
+            if self._failure is not None:
+                print(self._failure, file=sys.stderr, flush=True)
 
     def _on_stop(self, signum: int, _frame: object) -> None:
         if self._stopping is None:
@@ -226,11 +235,7 @@ class Supervisor:
             wake = self._wake_r.fileno()
             readable, _, _ = select.select([wake, self._ready_r], [], [], timeout)
             if self._ready_r in readable:
-                os.read(self._ready_r, 64)
-                if not self.control.ever_ready:
-                    log.debug("control plane ready")
-                self.control.ever_ready = True
-                self.control.deaths = 0
+                self._heard(os.read(self._ready_r, 4096))
             if wake in readable:
                 with contextlib.suppress(BlockingIOError):
                     self._wake_r.recv(4096)
@@ -249,6 +254,15 @@ class Supervisor:
                     plane.start()
         log.info("received %s, stopping", signal.Signals(self._stopping).name)
         return 0
+
+    def _heard(self, message: bytes) -> None:
+        """The control plane's word on the pipe: b"r" serving, or b"F" and
+        the line that says why its boot failed."""
+        if message.startswith(b"F"):
+            self._failure = message[1:].decode(errors="replace")
+        elif message:
+            self.control.ever_ready = True
+            self.control.deaths = 0
 
     def _died(self, plane: Plane, status: int) -> int | None:
         """A plane ended on its own: schedule its restart, or the exit status
