@@ -39,11 +39,13 @@ from nf.northbound.auth import (
 from nf.northbound.datastores import Datastores
 from nf.northbound.defaults import CAPABILITY as WITH_DEFAULTS_CAPABILITY
 from nf.northbound.notifications import Notifications
+from nf.northbound.operational import processes_tree
 from nf.northbound.rpcs import Context
 from nf.northbound.server import BASE_10, BASE_11, NetconfServer
 from nf.northbound.startup import BadStateFile, ConfirmedCommitFile, StartupFile
 from nf.northbound.throttle import Policy, Throttle
 from nf.northbound.xpath_sandbox import XPathSandbox
+from nf.plane.remote import PlaneStats
 from nf.runtime.relay import RelayRuntime
 from nf.runtime.transaction import Runtime
 from nf.schema import MAIN_MODULE, SchemaIndex, default_schema
@@ -99,6 +101,19 @@ def load_initial(path: Path, schema: SchemaIndex) -> Node:
     return tree
 
 
+@dataclass(frozen=True)
+class Supervision:
+    """What a control plane under the supervisor (nf.plane.control) has
+    beyond a daemon in one process."""
+
+    ready: Callable[[], None]
+    """Says the control plane serves: the supervisor restarts it from then on."""
+    control_restarts: int
+    """How many control planes died before this one."""
+    plane_stats: Callable[[], PlaneStats]
+    """The data plane's restarts as this control plane has seen them."""
+
+
 @dataclass
 class Daemon:
     """A running daemon: datastores on the loop, NETCONF sessions in threads."""
@@ -117,6 +132,7 @@ class Daemon:
     login_policy: Policy = field(default_factory=Policy)
     """How failed logins are throttled per source address."""
     _xpath: XPathSandbox | None = field(default=None, init=False, repr=False)
+    supervision: Supervision | None = None
 
     async def start(
         self,
@@ -211,13 +227,28 @@ class Daemon:
         xpath = self._xpath = XPathSandbox()
         namespace = self.schema.modules[MAIN_MODULE].namespace
 
+        supervision = self.supervision
+
+        def extra_state(server: NetconfServer) -> Node:
+            state = server.throttle.state(namespace)
+            if supervision is None:
+                return state
+            stats = supervision.plane_stats()
+            planes = processes_tree(
+                self.schema,
+                supervision.control_restarts,
+                stats.restarts,
+                stats.sessions_dropped,
+            )
+            return merge(state, planes)
+
         def context(server: NetconfServer) -> Context:
             library = yanglib.state_tree(self.schema, datastores.names())
 
             def monitor(locks: dict[str, tuple[int, str]]) -> Node:
                 stats = server.stats
                 return merge(
-                    merge(merge(library, hub.streams()), server.throttle.state(namespace)),
+                    merge(merge(library, hub.streams()), extra_state(server)),
                     monitoring.state_tree(
                         self.schema,
                         caps,
@@ -344,7 +375,7 @@ async def serve(
     config: Path | None,
     runtime: Runtime | None = None,
     ignore_bad_startup: bool = False,
-    ready: Callable[[], None] | None = None,
+    supervision: Supervision | None = None,
 ) -> int:
     """The control plane once ``state_dir`` is open and ``listener`` bound:
     boot, serve until SIGINT/SIGTERM, shut down.  A boot that fails raises
@@ -355,8 +386,7 @@ async def serve(
     None runs the relays in this process (single-process mode).  When it
     already runs a configuration, this control plane was restarted: it
     re-reads running from the data plane instead of booting one.
-    ``ready`` is called once NETCONF sessions are served (the supervisor
-    counts restarts from there)."""
+    ``supervision``: this is the control plane of nf run (nf.plane.control)."""
     heap.bound_large_blocks()
     try:
         # scrypt (16 MiB) before the schema is compiled: a lower peak RSS
@@ -374,7 +404,7 @@ async def serve(
         listener.close()
         raise
     relay = RelayRuntime()
-    daemon = Daemon(schema, runtime or relay, users, state_dir, listener)
+    daemon = Daemon(schema, runtime or relay, users, state_dir, listener, supervision=supervision)
     failed: BootError | None = None
     async with anyio.create_task_group() as tg, BlockingPortal() as portal:
         await tg.start(relay.run)
@@ -401,8 +431,8 @@ async def serve(
                             source,
                             *address[:2],
                         )
-                    if ready is not None:
-                        ready()
+                    if supervision is not None:
+                        supervision.ready()
                     async for signum in signals:
                         log.info("received %s, shutting down", signal.Signals(signum).name)
                         break

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from lxml import etree
 from ncclient import manager
 from relayhelpers import (
     config,
@@ -34,7 +35,7 @@ from relayhelpers import (
     wait_for,
     write_fd,
 )
-from test_startup import NF
+from test_startup import NF, SOIP
 
 RESTART_LIMIT = 5.0
 """Seconds from kill -9 of the control plane to NETCONF served again."""
@@ -240,6 +241,11 @@ def test_kill_9_of_the_control_plane_is_hitless(tmp_path: Path) -> None:
         restarted = time.monotonic() - killed
         with m:
             assert m.get_config("running").data_xml == running
+            assert _processes(m) == {
+                "control-plane-restarts": "1",
+                "data-plane-restarts": "0",
+                "relay-sessions-dropped": "0",
+            }
         time.sleep(0.5)  # streaming on after the restart too
         stream.finish()
         after = daemon.planes()
@@ -289,6 +295,13 @@ def test_a_pending_persistent_confirmed_commit_survives_a_control_plane_kill(
         assert timeout - 0.5 < rolled_back < timeout + 2, (rolled_back, daemon.output())
         with daemon.connect() as m:
             assert "<name>d</name>" not in m.get_config("running").data_xml
+
+
+def _processes(m: manager.Manager) -> dict[str, str]:
+    """/processes of <get>, leaf by leaf."""
+    reply = m.get(filter=("subtree", f'<processes xmlns="{SOIP}"/>'))
+    (node,) = reply.data_ele
+    return {etree.QName(leaf).localname: leaf.text or "" for leaf in node}
 
 
 def _try_connect(daemon: Daemon) -> manager.Manager | None:
@@ -344,6 +357,11 @@ def test_kill_9_of_the_data_plane_is_repaired_and_reported(tmp_path: Path) -> No
         fresh = stack.enter_context(wait_for(lambda: _try_tcp(tcp), timeout=5, interval=0.1))
         exchange(fresh, master, b"again", b"back")
         assert daemon.planes()["data"] != planes["data"]
+        assert _processes(m) == {
+            "control-plane-restarts": "0",
+            "data-plane-restarts": "1",
+            "relay-sessions-dropped": "1",
+        }
         assert "data plane" in daemon.output()
 
 

@@ -85,3 +85,17 @@ def state_tree(snapshot: Snapshot, config: RelayConfig, schema: SchemaIndex) -> 
     if channels:
         top[q("channel")] = ListNode(channels)
     return Node({q("serial-over-ip"): Node(top)}) if top else Node()
+
+
+def processes_tree(
+    schema: SchemaIndex, control_restarts: int, data_restarts: int, sessions_dropped: int
+) -> Node:
+    """/processes: restarts of the planes, as the supervisor and the
+    control plane counted them."""
+    ns = schema.modules[MAIN_MODULE].namespace
+    values = {
+        "control-plane-restarts": control_restarts,
+        "data-plane-restarts": data_restarts,
+        "relay-sessions-dropped": sessions_dropped,
+    }
+    return Node({(ns, "processes"): Node({(ns, k): str(v) for k, v in values.items()})})

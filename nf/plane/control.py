@@ -32,7 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataplane", required=True, help="the data plane's Unix socket")
     parser.add_argument("--config")
     parser.add_argument("--ignore-bad-startup", action="store_true")
-    parser.add_argument("--restarted", action="store_true")
+    parser.add_argument(
+        "--restarts", type=int, default=0, help="control planes that died before this one"
+    )
     parser.add_argument("--log-level", default="info")
     return parser
 
@@ -51,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import anyio
 
-    from nf.app import serve
+    from nf.app import Supervision, serve
     from nf.plane.remote import DataPlaneUnavailable, RemoteRuntime
 
     async def control() -> int:
@@ -69,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     Path(args.config) if args.config else None,
                     runtime,
                     args.ignore_bad_startup,
-                    ready,
+                    Supervision(ready, args.restarts, lambda: runtime.stats),
                 )
             except BootError as exc:  # raised as itself, not in an exception group
                 failed = exc

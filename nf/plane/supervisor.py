@@ -158,6 +158,7 @@ class Supervisor:
         os.set_blocking(self._ready_r, False)  # read as it comes, never waited on
         self._wake_r, self._wake_w = socket.socketpair()
         self._stopping: int | None = None
+        self.control_restarts = 0
         self._failure: str | None = None
         """Why the control plane's first boot failed, printed last."""
         self.data = Plane("data plane", self._data_argv)
@@ -200,8 +201,7 @@ class Supervisor:
             argv += ["--config", str(o.config)]
         if o.ignore_bad_startup:
             argv.append("--ignore-bad-startup")
-        if self.control.ever_ready:
-            argv.append("--restarted")
+        argv += ["--restarts", str(self.control_restarts)]
         return argv
 
     def run(self) -> int:
@@ -251,6 +251,8 @@ class Supervisor:
             for plane in (self.data, self.control):
                 if plane.restart_at is not None and now >= plane.restart_at:
                     log.warning("restarting the %s", plane.name)
+                    if plane is self.control:
+                        self.control_restarts += 1
                     plane.start()
         log.info("received %s, stopping", signal.Signals(self._stopping).name)
         return 0
