@@ -348,6 +348,75 @@ def _render_children(
                 _render_children(entry, sn, sub, ns, prefixes)
 
 
+class Documents:
+    """Whole configurations as XML documents, each in time proportional to
+    what changed since the one before (plus a join of cached bytes).
+
+    The data plane keeps the running configuration as a document, so every
+    commit hands it one.  Rendering all of it each time would make a
+    one-leaf commit cost as much as the configuration is big; but trees
+    are persistent (an edit shares every unchanged subtree with the tree
+    before it), so the XML of each list entry of a top-level container (a
+    channel, a serial port, an access-control rule list) is kept, keyed by
+    the entry node itself, and only entries that are new objects are
+    rendered.  Everything else (a top-level leaf, a container without
+    lists) is small and rendered each time.  The result reads back with
+    ``load_document`` as the tree (tests/test_codec_documents.py)."""
+
+    def __init__(self, schema: SchemaIndex) -> None:
+        self.schema = schema
+        self._prefixes = {prefix: ns for ns, prefix in schema.prefixes.items()}
+        self._entries: dict[int, tuple[Node, bytes]] = {}
+        self.rendered = 0
+        """Entries rendered so far (the others came from the cache)."""
+
+    def render(self, tree: Node) -> bytes:
+        out = [f'<config xmlns="{NC_NS}">'.encode()]
+        kept: dict[int, tuple[Node, bytes]] = {}
+        for qname, sn in ordered_children(self.schema.root):
+            child = tree.get(qname)
+            if child is None:
+                continue
+            ns, name = qname
+            if isinstance(child, Node) and any(
+                isinstance(grandchild, ListNode) for _, grandchild in child.items()
+            ):
+                out.append(f'<{name} xmlns="{ns}">'.encode())
+                for sub_qname, sub_sn in ordered_children(sn):
+                    sub = child.get(sub_qname)
+                    if isinstance(sub, ListNode):
+                        for _key, entry in sub.items():
+                            out.append(self._entry(sub_sn, sub_qname, entry, kept))
+                    elif sub is not None:
+                        out.append(self._whole(Node({sub_qname: sub}), sn, ns))
+                out.append(f"</{name}>".encode())
+            else:
+                out.append(self._whole(Node({qname: child}), self.schema.root, ""))
+        out.append(b"</config>")
+        self._entries = kept  # entries of older trees are let go
+        return b"".join(out)
+
+    def _entry(
+        self, sn: SchemaNode, qname: QName, entry: Node, kept: dict[int, tuple[Node, bytes]]
+    ) -> bytes:
+        cached = self._entries.get(id(entry))
+        if cached is not None and cached[0] is entry:
+            data = cached[1]
+        else:
+            ns, name = qname
+            elem = etree.Element(f"{{{ns}}}{name}", nsmap=_default_ns(ns))
+            _render_children(entry, sn, elem, ns, self._prefixes)
+            data = etree.tostring(elem)
+            self.rendered += 1
+        kept[id(entry)] = (entry, data)  # the node is held: its id stays its own
+        return data
+
+    def _whole(self, node: Node, parent: SchemaNode, parent_ns: str) -> bytes:
+        holder = etree.Element("holder", nsmap=_default_ns(parent_ns) if parent_ns else None)
+        _render_children(node, parent, holder, parent_ns, self._prefixes)
+        return b"".join(etree.tostring(child) for child in holder)
+
+
 def _value_nsmap(sn: SchemaNode, value: str, nsmap: Any, prefixes: dict[str, str]) -> Any:
     """A value naming schema nodes ("prefix:identity", "/p:a/p:b") needs its
     prefixes declared (RFC 7950 §9.10.3, §9.13.2)."""

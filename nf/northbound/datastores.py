@@ -45,7 +45,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from lxml import etree
 
 from nf import rfc3339
-from nf.config.codec import render
+from nf.config.codec import Documents
 from nf.config.diff import Change, diff
 from nf.config.edit import edit_partial
 from nf.config.errors import ConfigError
@@ -137,9 +137,6 @@ def delta(changes: Sequence[Change], old: RelayConfig, new: RelayConfig, ns: str
     )
 
 
-def document(tree: Node, schema: SchemaIndex) -> bytes:
-    """The running configuration as the data plane keeps it (XML)."""
-    return etree.tostring(render(tree, schema))
 
 
 @dataclass
@@ -173,6 +170,8 @@ class Datastores:
         self.locks: dict[str, int] = {}
         self.lock_times: dict[str, str] = {}
         self._commit_lock = anyio.Lock()
+        self._documents = Documents(schema)
+        """running as the data plane keeps it (one entry re-rendered per change)"""
         self._checked: tuple[Node, list[ConfigError], Instance] | None = None
         self._inline = False
         self._inline_entries = 0
@@ -295,7 +294,7 @@ class Datastores:
         new_model = await self._work(update, self.running_model, changes, instance, self.schema)
         ns = self.schema.modules[MAIN_MODULE].namespace
         change = delta(changes, self.running_model, new_model, ns)
-        xml = await self._work(document, new, self.schema)
+        xml = await self._work(self._documents.render, new)
         try:
             transaction = await self.runtime.prepare(change, xml, boot)
         except PrepareError as exc:
