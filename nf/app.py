@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,6 @@ from anyio.from_thread import BlockingPortal
 from nf import __version__, heap
 from nf.boot import BootError, one_line, reason
 from nf.config import load_document
-from nf.config.diff import Change
 from nf.config.tree import Node, merge
 from nf.northbound import monitoring, notifications, yanglib
 from nf.northbound.auth import (
@@ -40,13 +38,14 @@ from nf.northbound.datastores import Datastores
 from nf.northbound.defaults import CAPABILITY as WITH_DEFAULTS_CAPABILITY
 from nf.northbound.notifications import Notifications
 from nf.northbound.rpcs import Context
-from nf.northbound.server import BASE_10, BASE_11, NetconfServer
+from nf.northbound.server import BASE_10, BASE_11, NetconfServer, SessionRegistry
 from nf.northbound.startup import BadStateFile, ConfirmedCommitFile, StartupFile
 from nf.northbound.throttle import Policy, Throttle
 from nf.northbound.xpath_sandbox import XPathSandbox
 from nf.runtime.relay import RelayRuntime
 from nf.runtime.transaction import Runtime
 from nf.schema import MAIN_MODULE, SchemaIndex, default_schema
+from nf.store.engine import CommitEvent
 
 log = logging.getLogger("nf")
 
@@ -138,18 +137,21 @@ class Daemon:
             raise BootError(f"SSH host key {path}: {exc}") from exc
         startup_file = StartupFile(self.state_dir / STARTUP_FILE, self.schema)
         confirmed_file = ConfirmedCommitFile(self.state_dir / CONFIRMED_FILE, self.schema)
-        datastores = Datastores(
-            self.schema, self.runtime, Node(), startup_file, startup, confirmed_file
-        )
         hub = self.notifications = Notifications(self.schema)
+        sessions = SessionRegistry()  # before the server: the datastores ask it who lives
 
         def who(sid: int) -> notifications.Who | None:
             """The live session ``sid`` as RFC 6470 names it; None for the
             server (0) or a session that is gone."""
-            return self.server.who(sid) if self.server is not None and sid else None
+            return sessions.who(sid) if sid else None
 
-        def config_changed(sid: int, changes: Sequence[Change], datastore: str) -> None:
-            hub.publish(notifications.config_change(who(sid), changes, self.schema, datastore))
+        def config_changed(event: CommitEvent) -> None:
+            if event.changes:
+                hub.publish(
+                    notifications.config_change(
+                        who(event.sid), event.changes, self.schema, event.datastore
+                    )
+                )
 
         def runtime_event(kind: str, payload: dict[str, str]) -> None:
             hub.publish(notifications.relay_event(kind, payload, self.schema))
@@ -168,8 +170,17 @@ class Daemon:
                 known.clear()
             hub.publish(notifications.confirmed_commit(event, named, timeout))
 
-        datastores.on_config_change = config_changed
-        datastores.on_confirm_event = confirm_event
+        datastores = Datastores(
+            self.schema,
+            self.runtime,
+            Node(),
+            startup_file,
+            startup,
+            confirmed_file,
+            subscribers=(config_changed,),
+            confirm_events=confirm_event,
+            is_live=sessions.is_live,
+        )
         self.runtime.add_event_sink(runtime_event)
         errors = await datastores.boot(initial)
         if errors:
@@ -240,8 +251,8 @@ class Daemon:
             ended,
             notifications=hub,
             throttle=Throttle(self.login_policy),
+            registry=sessions,
         )
-        datastores.is_live = self.server.is_live
         self.address = self.server.start()
         return self.address
 
