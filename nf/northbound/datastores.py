@@ -242,7 +242,7 @@ class Datastores:
         old, self.startup = self.startup or Node(), tree
         new = tree or Node()
         changes = await self.engine.work.run(diff, old, new, self.schema)
-        publish(self._subscribers, CommitEvent(sid, changes, "startup", old, new))
+        publish(self._subscribers, CommitEvent(sid, tuple(changes), "startup", old, new))
 
     # -- sessions and state ------------------------------------------------------------
     async def session_ended(self, sid: int) -> None:

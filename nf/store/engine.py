@@ -78,7 +78,7 @@ class CommitEvent:
 
     sid: int
     """The session that made it; 0: the server (boot, a confirmed-commit timeout)."""
-    changes: Sequence[Change]
+    changes: tuple[Change, ...]
     """The changed entries; empty when the new tree equals the old one."""
     datastore: str
     """"running" or "startup"."""
@@ -323,4 +323,4 @@ class Engine:
     ) -> None:
         self.running = new
         self.running_model = model
-        publish(self._subscribers, CommitEvent(sid, changes, "running", old, new))
+        publish(self._subscribers, CommitEvent(sid, tuple(changes), "running", old, new))
