@@ -13,7 +13,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +25,6 @@ from anyio.from_thread import BlockingPortal
 from nf import __version__, heap
 from nf.boot import BootError, one_line, reason
 from nf.config import load_document
-from nf.config.diff import Change
 from nf.config.tree import Node, merge
 from nf.northbound import monitoring, notifications, yanglib
 from nf.northbound.auth import (
@@ -41,7 +40,7 @@ from nf.northbound.defaults import CAPABILITY as WITH_DEFAULTS_CAPABILITY
 from nf.northbound.notifications import Notifications
 from nf.northbound.operational import processes_tree
 from nf.northbound.rpcs import Context
-from nf.northbound.server import BASE_10, BASE_11, NetconfServer
+from nf.northbound.server import BASE_10, BASE_11, NetconfServer, SessionRegistry
 from nf.northbound.startup import BadStateFile, ConfirmedCommitFile, StartupFile
 from nf.northbound.throttle import Policy, Throttle
 from nf.northbound.xpath_sandbox import XPathSandbox
@@ -49,6 +48,7 @@ from nf.plane.remote import PlaneStats
 from nf.runtime.relay import RelayRuntime
 from nf.runtime.transaction import Runtime
 from nf.schema import MAIN_MODULE, SchemaIndex, default_schema
+from nf.store.engine import CommitEvent
 
 log = logging.getLogger("nf")
 
@@ -164,23 +164,21 @@ class Daemon:
             raise BootError(f"SSH host key {path}: {exc}") from exc
         startup_file = StartupFile(self.state_dir / STARTUP_FILE, self.schema)
         confirmed_file = ConfirmedCommitFile(self.state_dir / CONFIRMED_FILE, self.schema)
-        datastores = Datastores(
-            self.schema,
-            self.runtime,
-            initial if attached else Node(),
-            startup_file,
-            startup,
-            confirmed_file,
-        )
         hub = self.notifications = Notifications(self.schema)
+        sessions = SessionRegistry()  # before the server: the datastores ask it who lives
 
         def who(sid: int) -> notifications.Who | None:
             """The live session ``sid`` as RFC 6470 names it; None for the
             server (0) or a session that is gone."""
-            return self.server.who(sid) if self.server is not None and sid else None
+            return sessions.who(sid) if sid else None
 
-        def config_changed(sid: int, changes: Sequence[Change], datastore: str) -> None:
-            hub.publish(notifications.config_change(who(sid), changes, self.schema, datastore))
+        def config_changed(event: CommitEvent) -> None:
+            if event.changes:
+                hub.publish(
+                    notifications.config_change(
+                        who(event.sid), event.changes, self.schema, event.datastore
+                    )
+                )
 
         def runtime_event(kind: str, payload: dict[str, str]) -> None:
             if kind in ("session-event", "port-event"):  # "drops" is logged, not notified
@@ -200,8 +198,17 @@ class Daemon:
                 known.clear()
             hub.publish(notifications.confirmed_commit(event, named, timeout))
 
-        datastores.on_config_change = config_changed
-        datastores.on_confirm_event = confirm_event
+        datastores = Datastores(
+            self.schema,
+            self.runtime,
+            initial if attached else Node(),
+            startup_file,
+            startup,
+            confirmed_file,
+            subscribers=(config_changed,),
+            confirm_events=confirm_event,
+            is_live=sessions.is_live,
+        )
         self.runtime.add_event_sink(runtime_event)
         if not attached:
             errors = await datastores.boot(initial)
@@ -220,8 +227,13 @@ class Daemon:
                 # the rollback configuration is lost: keep what runs, say so
                 log.error("pending confirmed commit lost: %s", exc)
             else:
+                # a persistent one keeps its deadline; a non-persistent one
+                # was bound to a session of the control plane that died,
+                # which has ended: it rolls back now (RFC 6241 §8.4.1)
                 log.warning("taking over the confirmed commit pending at the restart")
-                await datastores.resume(saved)
+                datastores.confirmed.resume(saved)
+                if saved.persist is None:
+                    await datastores.session_ended(saved.owner)
 
         caps = capabilities(self.schema)
         xpath = self._xpath = XPathSandbox()
@@ -297,8 +309,8 @@ class Daemon:
             ended,
             notifications=hub,
             throttle=Throttle(self.login_policy),
+            registry=sessions,
         )
-        datastores.is_live = self.server.is_live
         self.address = self.server.start()
         return self.address
 

@@ -130,11 +130,11 @@ def test_unqualified_lock_takes_the_lock(ctx: Context) -> None:
     """The unqualified parameters are read, not ignored: the named datastore
     is locked, and a second lock of it fails."""
     assert is_ok(handle(ctx, ncclient_rpc("<lock><target><candidate/></target></lock>"))[1])
-    assert ctx.datastores.locks == {"candidate": 1}
+    assert ctx.datastores.locks.holders == {"candidate": 1}
     _, reply = handle(ctx, ncclient_rpc("<lock><target><candidate/></target></lock>"), 2)
     assert error_of(reply)["error-tag"] == "lock-denied"
     assert is_ok(handle(ctx, ncclient_rpc("<unlock><target><candidate/></target></unlock>"))[1])
-    assert ctx.datastores.locks == {}
+    assert ctx.datastores.locks.holders == {}
 
 
 def test_unqualified_get_config_with_filter(ctx: Context) -> None:

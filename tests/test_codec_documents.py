@@ -52,8 +52,7 @@ def test_a_document_reads_back_as_its_tree() -> None:
     assert not errors
     tree = _edit(
         tree,
-        _channels(3)
-        + f'<nacm xmlns="{NACM}"><enable-nacm>true</enable-nacm><groups><group>'
+        _channels(3) + f'<nacm xmlns="{NACM}"><enable-nacm>true</enable-nacm><groups><group>'
         "<name>ops</name><user-name>bob</user-name></group></groups>"
         "<rule-list><name>b</name><group>ops</group></rule-list>"
         "<rule-list><name>a</name><group>ops</group></rule-list></nacm>",

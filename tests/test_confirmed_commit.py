@@ -23,7 +23,7 @@ from ncclient.operations import RPCError
 from relayhelpers import SOIP, config, delete_channel_xml, free_port, port_xml, server_xml
 from test_startup import _connect, _start, _stop
 
-import nf.northbound.datastores
+import nf.store.confirmed
 from nf.config.codec import load_document
 from nf.northbound.startup import BadStateFile, ConfirmedCommitFile, SavedCommit
 from nf.schema import default_schema
@@ -282,7 +282,7 @@ def test_refused_rollback_is_logged_leaves_running_consistent_and_is_retried(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(nf.northbound.datastores, "ROLLBACK_RETRY", 0.5)
+    monkeypatch.setattr(nf.store.confirmed, "ROLLBACK_RETRY", 0.5)
     caplog.set_level(logging.WARNING, logger="nf")
     with relay.connect() as m:
         m.edit_config(target="candidate", config=config(delete_channel_xml("base")))

@@ -6,8 +6,8 @@ import pytest
 
 from nf.config.errors import ConfigError
 from nf.config.tree import Node
-from nf.northbound import confirmed as cc
-from nf.northbound.confirmed import Apply, CommitRequest, Nothing, Pending, Refuse, Rollback
+from nf.store import confirmed_state as cc
+from nf.store.confirmed_state import Apply, CommitRequest, Nothing, Pending, Refuse, Rollback
 
 BEFORE = Node()
 """Running before the first confirmed commit (an empty tree is a fine stand-in)."""

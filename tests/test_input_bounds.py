@@ -332,9 +332,9 @@ def test_a_big_tree_or_config_is_never_worked_on_the_event_loop(
     and the relay for 13 s."""
     import anyio
 
-    from nf.northbound import datastores as ds_module
     from nf.northbound.datastores import Datastores
     from nf.runtime.transaction import NullRuntime
+    from nf.store import engine as ds_module
 
     offloaded: list[str] = []
     original = ds_module.to_thread.run_sync
@@ -359,11 +359,11 @@ def test_a_big_tree_or_config_is_never_worked_on_the_event_loop(
 
     async def scenario() -> None:
         store = Datastores(SCHEMA, NullRuntime(), Node())
-        await store.validate_source(Node())  # quick: small work may run inline now
+        await store.validate(Node())  # quick: small work may run inline now
         offloaded.clear()
-        await store.validate_source(Node())
+        await store.validate(Node())
         assert offloaded == []  # cached or inline
-        await store.validate_source(big)
+        await store.validate(big)
         assert offloaded == ["check"]
         config = etree.fromstring(
             f'<config xmlns="{NC}"><serial-over-ip xmlns="{SOIP}">{channels}'
@@ -371,10 +371,10 @@ def test_a_big_tree_or_config_is_never_worked_on_the_event_loop(
         )
         small = etree.fromstring(f'<config xmlns="{NC}"/>')
         offloaded.clear()
-        await store.validate_source(Node())  # quick again
-        await store.edit_config(1, "candidate", small)
+        await store.validate(Node())  # quick again
+        await store.edit(1, "candidate", small)
         assert "edit_partial" not in offloaded
-        await store.edit_config(1, "candidate", config)
+        await store.edit(1, "candidate", config)
         assert "edit_partial" in offloaded
 
     anyio.run(scenario)

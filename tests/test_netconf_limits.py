@@ -26,11 +26,10 @@ def test_closed_session_cannot_take_a_lock() -> None:
     """A killed session's rpc still in flight must not re-take a lock."""
 
     async def scenario() -> None:
-        ds = Datastores(default_schema(), NullRuntime(), Node())
-        ds.is_live = lambda sid: sid != 7
-        assert [e.tag for e in await ds.lock(7, "running")] == ["operation-failed"]
-        assert ds.locks == {}
-        assert await ds.lock(8, "running") == []
+        ds = Datastores(default_schema(), NullRuntime(), Node(), is_live=lambda sid: sid != 7)
+        assert [e.tag for e in await ds.locks.lock(7, "running")] == ["operation-failed"]
+        assert ds.locks.holders == {}
+        assert await ds.locks.lock(8, "running") == []
 
     anyio.run(scenario)
 

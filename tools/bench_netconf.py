@@ -88,9 +88,9 @@ def entries(n: int, prefix: str, port_base: int) -> str:
     return ports + channels
 
 
-def document(n: int) -> str:
+def document(n: int, port_base: int = 20000) -> str:
     """The base configuration as a file for ``nf run --config``."""
-    return f'<serial-over-ip xmlns="{NS}">{entries(n, "c", 20000)}</serial-over-ip>\n'
+    return f'<serial-over-ip xmlns="{NS}">{entries(n, "c", port_base)}</serial-over-ip>\n'
 
 
 def edit(body: str, default_operation: str | None = None) -> bytes:
@@ -283,10 +283,13 @@ class Server:
 
 
 @contextlib.contextmanager
-def ours(tmp: Path, pin: bool, nf: list[str] | None = None) -> Iterator[Server]:
-    """``nf run`` on a free loopback port, booted from the 10-channel configuration."""
+def ours(
+    tmp: Path, pin: bool, nf: list[str] | None = None, port_base: int = 20000
+) -> Iterator[Server]:
+    """``nf run`` on a free loopback port, booted from the 10-channel
+    configuration (its channels listening from ``port_base`` on)."""
     config = tmp / "ours-config.xml"
-    config.write_text(document(BASE_CHANNELS))
+    config.write_text(document(BASE_CHANNELS, port_base))
     port = free_port()
     if nf is None:
         venv_nf = ROOT / ".venv" / "bin" / "nf"

@@ -4,8 +4,10 @@ This replaces the ``netconf`` library's dispatcher, which accepts rpcs
 without message-id, closes sessions on malformed XML, ignores unqualified
 filter attributes and kills the caller on kill-session.  It runs in the
 session's thread; everything that touches configuration state is a
-coroutine of ``Datastores`` called through the portal, so this module holds
-no shared state of its own.
+coroutine of ``Datastores`` (or of its parts in ``nf.store``) called through
+the portal, so this module holds no shared state of its own.  The NETCONF
+rules of the options live here: which datastores an operation takes, and
+what test-option and error-option ask of the store.
 """
 
 from __future__ import annotations
@@ -23,14 +25,7 @@ from nf.config.codec import NC_NS, TooBig, parse, parse_xml, render, split_tag
 from nf.config.errors import ConfigError
 from nf.config.tree import Node, merge
 from nf.config.validate import complete
-from nf.northbound.confirmed import CommitRequest, parse_timeout
-from nf.northbound.datastores import (
-    DATASTORES,
-    ERROR_OPTIONS,
-    TEST_OPTIONS,
-    Authorize,
-    Datastores,
-)
+from nf.northbound.datastores import Datastores
 from nf.northbound.defaults import MODES, WITH_DEFAULTS_NS, mark_defaults
 from nf.northbound.errors import rpc_errors
 from nf.northbound.filters import Evaluate, FilterError, apply_filter
@@ -54,10 +49,22 @@ from nf.northbound.notifications import (
     parse_request,
 )
 from nf.schema import MAIN_MODULE, SchemaIndex, SchemaNode
+from nf.store.confirmed_state import CommitRequest, parse_timeout
+from nf.store.engine import Authorize
 
 log = logging.getLogger(__name__)
 
 NC = f"{{{NC_NS}}}"
+EDITABLE = ("running", "candidate")
+"""What edit-config can target (startup only through copy-config)."""
+TEST_OPTIONS = frozenset({"test-then-set", "set", "test-only"})
+"""test-option: only test-only differs here.  Running is always validated
+whole; an edit of the candidate checks the syntax only, whatever the
+test-option, since RFC 7950 §8.3.3 validates the candidate at <validate>
+and <commit>."""
+ERROR_OPTIONS = frozenset({"stop-on-error", "continue-on-error", "rollback-on-error"})
+"""error-option: an edit is all or nothing but for continue-on-error,
+which applies what it can and reports the rest."""
 
 
 class Portal(Protocol):
@@ -215,7 +222,7 @@ def _datastore(elem: etree._Element, allow_config: bool = False) -> str | etree.
         raise _err(
             "operation-not-supported", "the :url capability is not supported", bad_element="url"
         )
-    if name not in (*DATASTORES, "startup"):
+    if name not in ("running", "candidate", "startup"):
         raise _err("bad-element", f'unknown datastore "{name}"', bad_element=name)
     return name
 
@@ -253,6 +260,15 @@ def _inline_config(ctx: Context, elem: etree._Element) -> Node:
     if errors:
         raise RpcError(errors)
     return tree
+
+
+def _unknown_datastore(name: str, element: str) -> RpcError:
+    """A datastore that exists nowhere or not for this operation."""
+    return _err(
+        "invalid-value",
+        f'datastore "{name}" is not supported here (running, candidate)',
+        bad_element=element,
+    )
 
 
 def _check(errors: list[ConfigError]) -> list[etree._Element]:
@@ -347,7 +363,7 @@ class Handlers:
         mode = _with_defaults(params)
         tree, state = self.call(self.ctx.datastores.snapshot, source, with_state)
         if with_state and self.ctx.monitor is not None:
-            locks = self.call(self.ctx.datastores.lock_info)
+            locks = self.call(self.ctx.datastores.locks.info)
             state = merge(state or Node(), self.ctx.monitor(locks))
         if with_state:
             state = merge(state or Node(), self.ctx.nacm_counters.state())
@@ -409,17 +425,24 @@ class Handlers:
         )
         test_option = _text(params, "test-option", TEST_OPTIONS, "test-then-set")
         error_option = _text(params, "error-option", ERROR_OPTIONS, "stop-on-error")
-        errors = self.call(
-            self.ctx.datastores.edit_config,
-            self.sid,
-            target,
-            config,
-            default_op,
-            test_option,
-            error_option,
-            self.authorize_writes(),
-        )
-        return Reply(_check(errors))
+        assert isinstance(target, str)
+        if target not in EDITABLE:
+            raise _unknown_datastore(target, "target")
+        datastores = self.ctx.datastores
+        authorize = self.authorize_writes()
+
+        async def edit() -> list[ConfigError]:
+            return await datastores.edit(
+                self.sid,
+                target,
+                config,
+                default_op,
+                partial=error_option == "continue-on-error",
+                dry_run=test_option == "test-only",
+                authorize=authorize,
+            )
+
+        return Reply(_check(self.call(edit)))
 
     def validate(self, op: etree._Element) -> Reply:
         params = _children(op)
@@ -427,8 +450,10 @@ class Handlers:
         source = _datastore(_required(params, "source"), allow_config=True)
         if isinstance(source, etree._Element):
             tree = _inline_config(self.ctx, source)
-            return Reply(_check(self.call(self.ctx.datastores.validate_source, tree)))
-        return Reply(_check(self.call(self.ctx.datastores.validate_source, source)))
+            return Reply(_check(self.call(self.ctx.datastores.validate, tree)))
+        if not self.ctx.datastores.known(source):
+            raise _unknown_datastore(source, "source")
+        return Reply(_check(self.call(self.ctx.datastores.validate, source)))
 
     def commit(self, op: etree._Element) -> Reply:
         """<commit>, with the :confirmed-commit:1.1 parameters (RFC 6241 §8.4.5.1)."""
@@ -472,6 +497,18 @@ class Handlers:
             _inline_config(self.ctx, source) if isinstance(source, etree._Element) else source
         )
         assert isinstance(target, str)
+        datastores = self.ctx.datastores
+        if not datastores.known(target):
+            raise _unknown_datastore(target, "target")
+        if isinstance(src, str):
+            if not datastores.known(src):
+                raise _unknown_datastore(src, "source")
+            if src == target:
+                raise _err(
+                    "invalid-value",
+                    "source and target are the same datastore",
+                    bad_element="target",
+                )
         # RFC 8341 §3.2, the <copy-config> operation (as in RFC 6536): "If
         # the source of the <copy-config> protocol operation is the running configuration
         # datastore and the target is the startup configuration datastore,
@@ -480,20 +517,24 @@ class Handlers:
         # what already runs is no new write, so no data rule applies
         saving = source == "running" and target == "startup"
         authorize = None if saving else self.authorize_writes()
-        return Reply(
-            _check(self.call(self.ctx.datastores.copy_config, self.sid, src, target, authorize))
-        )
+        return Reply(_check(self.call(datastores.copy, self.sid, src, target, authorize)))
 
     def delete_config(self, op: etree._Element) -> Reply:
         params = _children(op)
         _only(params, "delete-config", {"target"})
         target = _datastore(_required(params, "target"))
-        return Reply(
-            _check(
-                self.call(
-                    self.ctx.datastores.delete_config, self.sid, target, self.authorize_writes()
-                )
+        assert isinstance(target, str)
+        datastores = self.ctx.datastores
+        if target in EDITABLE:
+            raise _err(
+                "operation-not-supported",
+                f"the {target} datastore cannot be deleted",
+                bad_element="target",
             )
+        if not datastores.known(target):
+            raise _unknown_datastore(target, "target")
+        return Reply(
+            _check(self.call(datastores.delete_startup, self.sid, self.authorize_writes()))
         )
 
     # -- locks and sessions ------------------------------------------------------
@@ -502,15 +543,17 @@ class Handlers:
         _only(params, name, {"target"})
         target = _datastore(_required(params, "target"))
         assert isinstance(target, str)
+        if not self.ctx.datastores.known(target):
+            raise _unknown_datastore(target, "target")
         return target
 
     def lock(self, op: etree._Element) -> Reply:
         target = self._target(op, "lock")
-        return Reply(_check(self.call(self.ctx.datastores.lock, self.sid, target)))
+        return Reply(_check(self.call(self.ctx.datastores.locks.lock, self.sid, target)))
 
     def unlock(self, op: etree._Element) -> Reply:
         target = self._target(op, "unlock")
-        return Reply(_check(self.call(self.ctx.datastores.unlock, self.sid, target)))
+        return Reply(_check(self.call(self.ctx.datastores.locks.unlock, self.sid, target)))
 
     def close_session(self, op: etree._Element) -> Reply:
         _only(_children(op), "close-session", set())

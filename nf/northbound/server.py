@@ -563,8 +563,55 @@ class Statistics(RpcCounters):
     dropped_sessions: int = 0
 
 
+class SessionRegistry:
+    """The live sessions by id, shared by the session threads.
+
+    Its own object, made before the server, so that what must ask whether
+    a session still exists (the datastore locks, the confirmed commit) gets
+    it at construction, before there is a server to ask."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sessions: dict[int, Session] = {}
+        self._next_id = 1
+
+    def add(self, make: Callable[[int], Session]) -> Session:
+        """The session ``make`` builds with the next session-id, registered."""
+        with self._lock:
+            session_id = self._next_id
+            self._next_id += 1
+            session = self._sessions[session_id] = make(session_id)
+        return session
+
+    def remove(self, session_id: int) -> None:
+        with self._lock:
+            self._sessions.pop(session_id, None)
+
+    def get(self, session_id: int) -> Session | None:
+        with self._lock:
+            return self._sessions.get(session_id)
+
+    def who(self, session_id: int) -> events.Who | None:
+        """The user and host of a live session, for netconf-config-change."""
+        session = self.get(session_id)
+        return None if session is None else session.who
+
+    def is_live(self, session_id: int) -> bool:
+        """Whether the session exists and has not been closed or killed."""
+        session = self.get(session_id)
+        return session is not None and not session.closed
+
+    def all(self) -> list[Session]:
+        with self._lock:
+            return sorted(self._sessions.values(), key=lambda s: s.id)
+
+    def ids(self) -> list[int]:
+        with self._lock:
+            return sorted(self._sessions)
+
+
 class NetconfServer:
-    """The SSH listener and the registry of live sessions."""
+    """The SSH listener; its live sessions are in ``registry``."""
 
     def __init__(
         self,
@@ -577,6 +624,7 @@ class NetconfServer:
         max_message: int = MAX_XML_BYTES,
         notifications: Notifications | None = None,
         throttle: Throttle | None = None,
+        registry: SessionRegistry | None = None,
     ) -> None:
         self.users = users
         self.host_key = host_key
@@ -586,9 +634,7 @@ class NetconfServer:
         fails the boot before anything else is started."""
         self.max_message = max_message
         self.on_session_end = on_session_end
-        self._lock = threading.Lock()
-        self._sessions: dict[int, Session] = {}
-        self._next_id = 1
+        self.registry = registry if registry is not None else SessionRegistry()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._handshakes = threading.BoundedSemaphore(MAX_HANDSHAKES)
@@ -618,9 +664,7 @@ class NetconfServer:
             self._socket.shutdown(socket.SHUT_RDWR)  # wakes accept() at once
         with contextlib.suppress(OSError):
             self._socket.close()
-        with self._lock:
-            sessions = list(self._sessions.values())
-        for session in sessions:
+        for session in self.registry.all():
             session.termination = "other"  # the server is shutting down
             session.close()
         for thread in self._threads:
@@ -628,8 +672,7 @@ class NetconfServer:
 
     # -- sessions ------------------------------------------------------------------
     def kill(self, session_id: int, by: int | None = None) -> bool:
-        with self._lock:
-            session = self._sessions.get(session_id)
+        session = self.registry.get(session_id)
         if session is None:
             return False
         log.info("session %d killed", session_id)
@@ -645,36 +688,20 @@ class NetconfServer:
     def _overflowed(self, session_id: int) -> None:
         """A subscriber's outbox is full: close its session.  Called by the
         publisher, perhaps on the event loop, hence in the background."""
-        with self._lock:
-            session = self._sessions.get(session_id)
+        session = self.registry.get(session_id)
         if session is None:
             return
         session.termination = "other"
         session.close_in_background()
 
-    def who(self, session_id: int) -> events.Who | None:
-        """The user and host of a live session, for netconf-config-change."""
-        with self._lock:
-            session = self._sessions.get(session_id)
-        return None if session is None else session.who
-
-    def is_live(self, session_id: int) -> bool:
-        """Whether the session exists and has not been closed or killed."""
-        with self._lock:
-            session = self._sessions.get(session_id)
-        return session is not None and not session.closed
-
     def sessions(self) -> list[Session]:
-        with self._lock:
-            return sorted(self._sessions.values(), key=lambda s: s.id)
+        return self.registry.all()
 
     def session_ids(self) -> list[int]:
-        with self._lock:
-            return sorted(self._sessions)
+        return self.registry.ids()
 
     def session_ended(self, session: Session, reason: str) -> None:
-        with self._lock:
-            self._sessions.pop(session.id, None)
+        self.registry.remove(session.id)
         if session.termination != "closed" and not session.killed:
             # RFC 6022: ended other than by close-session or kill-session
             self.stats.dropped_sessions += 1
@@ -826,9 +853,7 @@ class NetconfServer:
         if self._stopping.is_set():
             transport.close()
             return None
-        with self._lock:
-            session_id = self._next_id
-            self._next_id += 1
-            session = Session(self, session_id, channel, iface.username, peer)
-            self._sessions[session_id] = session
-        return session
+        username = iface.username
+        return self.registry.add(
+            lambda session_id: Session(self, session_id, channel, username, peer)
+        )

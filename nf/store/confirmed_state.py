@@ -2,10 +2,11 @@
 
 Pure: no I/O, no clock, no event loop.  Every operation takes the current
 state (``Pending`` or ``None``), the facts of the request and the wall-clock
-time, and returns a ``Decision`` that says what the datastores must do.  The
-datastores carry the decision out (change running, arm the timer, write the
-state file) and only then adopt the new state, so a commit that fails
-validation or prepare leaves the confirmed-commit state as it was.
+time, and returns a ``Decision`` that says what must be done.
+``nf.store.confirmed`` carries the decision out (change running through
+the engine, write the state file, arm the timer) and only then adopts the
+new state, so a commit that fails validation or prepare leaves the
+confirmed-commit state as it was.
 
 Error tags, and why:
 
