@@ -141,7 +141,7 @@ def test_boot_prepares_even_an_empty_configuration() -> None:
     anyio.run(scenario)
     assert runtime.calls == ["prepare", "apply"]
     ((delta, document, boot),) = runtime.prepared
-    assert not delta and boot is True and document.startswith(b"<data")
+    assert not delta and boot is True and document.startswith(b"<config")
     assert [(e.sid, list(e.changes), e.datastore) for e in events] == [(0, [], "running")]
 
 

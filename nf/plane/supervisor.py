@@ -32,8 +32,11 @@ plane exposed to clients) would orphan the data plane.  A supervisor of
 ~200 lines that parses nothing has nothing to crash on.
 
 The planes run in sessions of their own (a Ctrl-C in a terminal reaches
-only the supervisor, which stops them in order) and get SIGTERM if the
-supervisor itself dies (PR_SET_PDEATHSIG), so nothing outlives it.
+only the supervisor, which stops them in order) and get SIGKILL if the
+supervisor itself dies (PR_SET_PDEATHSIG), so nothing outlives it: the
+supervisor dies only by kill -9 (or a bug), and the daemon then crashes as
+one process would, nothing done on the way out (a pending confirmed commit
+stays on disk and the next boot rolls it back).
 """
 
 from __future__ import annotations
@@ -88,11 +91,11 @@ def lock_state_dir(state_dir: Path) -> int:
 
 
 def _die_with_parent(parent: int) -> Callable[[], None]:
-    """preexec_fn of a plane: SIGTERM when the supervisor dies, whichever way."""
+    """preexec_fn of a plane: SIGKILL when the supervisor dies, whichever way."""
 
     def setup() -> None:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent:  # the supervisor died before prctl took effect
             os._exit(1)
 
