@@ -45,7 +45,8 @@ no relay) is measured once as the ceiling of this setup.
 
     .venv/bin/python tools/bench_relay.py [--quick] [--reps N] [--channels N]
         [--no-baselines | --no-ser2net] [--no-bare] [--no-pin] [--uvloop]
-        [--nf CMD] [--base CMD] [--cases LIST] [--profile PREFIX] [--keep]
+        [--nf CMD] [--base CMD] [--instances K] [--cases LIST] [--profile PREFIX]
+        [--keep]
 
 ``--quick`` takes about 30 s (16 MiB transfers, 500 round trips, 1 s of
 128-channel ping-pong, 3 repetitions); the default about 2 minutes.
@@ -61,8 +62,14 @@ median ratio is up against.  A commit's tree as the base::
 
 (the daemons run with PYTHONSAFEPATH=1: else ``-m nf`` started from a
 checkout imports the checkout's ``nf/`` ahead of PYTHONPATH, and the
-"base" is this build again).  ``--cases bulk-echo,multi`` runs only those
-cases (the others' targets then fail).
+"base" is this build again).  One daemon process (with its device and
+ptys) can be 10-25% faster or slower than another of the same build, the
+same way in every repetition (seen on the pinned 1-byte RTT min; not the
+hash seed, cause not found), so one process per build compares processes
+as much as builds: ``--instances K`` starts K of each and repetition r runs on
+instance r mod K; ``--instances 3 --reps 6`` for an A/B comparison.
+``--cases bulk-echo,multi`` runs only those cases (the others' targets
+then fail).
 ``--uvloop`` runs ``nf`` through a wrapper that passes
 ``backend_options={"use_uvloop": True}`` to ``anyio.run`` (uvloop must be
 installed in the venv).  ``--profile PREFIX`` records our daemon with py-spy
