@@ -7,7 +7,9 @@ relay writes to the slave, or sinks or sources exact byte streams on demand.
 The server under test opens the slaves as its serial ports, and this client
 talks TCP to it.  Every server gets its own device process and its own
 ptys, and all of them run at once: each repetition of each case runs on
-ours, socat and ser2net in turn, so machine noise hits them alike.  Cases:
+ours, socat and ser2net in turn (each repetition starting one server
+later, so that none is always first), so machine noise hits them alike.
+Cases:
 
 * bulk echo: the client streams N bytes in and reads them back (MB/s of
   payload; every byte verified by SHA-256);
@@ -43,14 +45,31 @@ no relay) is measured once as the ceiling of this setup.
 
     .venv/bin/python tools/bench_relay.py [--quick] [--reps N] [--channels N]
         [--no-baselines | --no-ser2net] [--no-bare] [--no-pin] [--uvloop]
-        [--nf CMD] [--base CMD] [--profile PREFIX] [--keep]
+        [--nf CMD] [--base CMD] [--instances K] [--cases LIST] [--profile PREFIX]
+        [--keep]
 
 ``--quick`` takes about 30 s (16 MiB transfers, 500 round trips, 1 s of
 128-channel ping-pong, 3 repetitions); the default about 2 minutes.
 ``--nf CMD`` measures another build (CMD gets ``run --listen ...
 --config ...`` appended); ``--base CMD`` runs one more build alongside, in
 the same interleaved repetitions, so that a change is compared with its
-base under the same machine noise (the ratio column ours/base).
+base under the same machine noise (the ratio column ours/base), and
+prints the ratio repetition by repetition: their spread is the noise the
+median ratio is up against.  A commit's tree as the base::
+
+    git archive REV nf yang | tar -x -C /tmp/base
+    ... --base "env PYTHONPATH=/tmp/base .venv/bin/python -m nf"
+
+(the daemons run with PYTHONSAFEPATH=1: else ``-m nf`` started from a
+checkout imports the checkout's ``nf/`` ahead of PYTHONPATH, and the
+"base" is this build again).  One daemon process (with its device and
+ptys) can be 10-25% faster or slower than another of the same build, the
+same way in every repetition (seen on the pinned 1-byte RTT min; not the
+hash seed, cause not found), so one process per build compares processes
+as much as builds: ``--instances K`` starts K of each and repetition r runs on
+instance r mod K; ``--instances 3 --reps 6`` for an A/B comparison.
+``--cases bulk-echo,multi`` runs only those cases (the others' targets
+then fail).
 ``--uvloop`` runs ``nf`` through a wrapper that passes
 ``backend_options={"use_uvloop": True}`` to ``anyio.run`` (uvloop must be
 installed in the venv).  ``--profile PREFIX`` records our daemon with py-spy
@@ -81,7 +100,7 @@ import threading
 import time
 import traceback
 import tty
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -522,8 +541,31 @@ class Server:
         self.device.close()
 
 
-def start_ours(tmp: Path, n: int, nf: list[str], label: str) -> Server:
+class PortTaken(RuntimeError):
+    """A listen port that ``free_ports`` found free was taken before the
+    daemon bound it (another program on the machine opened a socket)."""
+
+
+def start_ours(tmp: Path, n: int, nf: list[str], label: str, files: str = "") -> Server:
+    """``nf run`` on ``n`` new ptys; ``label`` names the server in the
+    report, ``files`` (default: the label) its configuration, state and log.
+    A boot that lost a port to another program is tried again on new ports."""
+    files = files or label
     device = Device(n)
+    try:
+        for attempt in range(3):
+            try:
+                return _boot_ours(tmp, device, nf, label, files)
+            except PortTaken as exc:
+                log(f"{label}: {exc}; again on other ports" if attempt < 2 else str(exc))
+        raise RuntimeError(f"{label}: three boots lost a listen port to another program")
+    except BaseException:
+        device.close()
+        raise
+
+
+def _boot_ours(tmp: Path, device: Device, nf: list[str], label: str, files: str) -> Server:
+    n = len(device.paths)
     ports = free_ports(n)
     body = "".join(
         f"<serial-port><name>p{i}</name><device>{path}</device></serial-port>"
@@ -533,34 +575,46 @@ def start_ours(tmp: Path, n: int, nf: list[str], label: str) -> Server:
         f"<listen><address>{HOST}</address><port>{port}</port></listen></channel>"
         for i, port in enumerate(ports)
     )
-    config = tmp / f"{label}.xml"
+    config = tmp / f"{files}.xml"
     config.write_text(f'<serial-over-ip xmlns="{NS}">{body}</serial-over-ip>\n')
-    cmd = [*nf, "run", "--listen", f"{HOST}:0", "--state-dir", str(tmp / f"{label}-state")]
+    state = tmp / f"{files}-state"
+    shutil.rmtree(state, ignore_errors=True)  # a failed boot's
+    cmd = [*nf, "run", "--listen", f"{HOST}:0", "--state-dir", str(state)]
     cmd += ["--config", str(config), "--log-level", "warning"]
-    log = (tmp / f"{label}.log").open("wb")
-    env = dict(os.environ, NF_ADMIN_PASSWORD=PASSWORD)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, env=env)
-    server = Server(label, device, ports, [proc], [log.close])
+    log_path = tmp / f"{files}.log"
+    log_file = log_path.open("wb")
+    # PYTHONSAFEPATH: "python -m nf" run from a checkout would import the
+    # checkout's nf/ from the current directory ahead of PYTHONPATH, so a
+    # --base build exported elsewhere would silently be this one again
+    env = dict(os.environ, NF_ADMIN_PASSWORD=PASSWORD, PYTHONSAFEPATH="1")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log_file, env=env)
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
             if not line:
-                log.flush()
-                tail = (tmp / f"{label}.log").read_text(errors="replace").splitlines()[-15:]
-                raise RuntimeError(f"nf run exited ({proc.wait()}):\n" + "\n".join(tail))
+                log_file.flush()
+                text = log_path.read_text(errors="replace")
+                tail = "\n".join(text.splitlines()[-15:])
+                if "Address already in use" in text:
+                    raise PortTaken(f"nf run exited ({proc.wait()}): a listen port was taken")
+                raise RuntimeError(f"nf run exited ({proc.wait()}):\n{tail}")
             if b"NETCONF over SSH on" in line:
-                server.netconf_port = int(line.split(f"{HOST}:".encode())[1].split()[0])
+                netconf_port = int(line.split(f"{HOST}:".encode())[1].split()[0])
                 break
+        else:
+            raise RuntimeError("nf run printed no banner in 120 s")
         threading.Thread(target=proc.stdout.read, daemon=True).start()  # drain the rest
         wait_port(ports[-1], [proc], 60)
-        maps = Path(f"/proc/{proc.pid}/maps").read_text()
-        loop = "uvloop" if "uvloop" in maps else "asyncio"
-        server.note = f"event loop {loop}; RSS after boot {rss_mib(proc.pid):.1f} MiB"
     except BaseException:
-        server.close()
+        stop(proc)
+        log_file.close()
         raise
+    server = Server(label, device, ports, [proc], [log_file.close], netconf_port=netconf_port)
+    maps = Path(f"/proc/{proc.pid}/maps").read_text()
+    loop = "uvloop" if "uvloop" in maps else "asyncio"
+    server.note = f"event loop {loop}; RSS after boot {rss_mib(proc.pid):.1f} MiB"
     return server
 
 
@@ -856,12 +910,29 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+CASES = ("bulk echo", "one-way", "rtt1", "rtt64", "blocked tty", "multi")
+"""The cases in the order they run (``--cases`` takes them with - for spaces)."""
+
+
 class Bench:
-    def __init__(self, servers: list[Server], plan: Plan, pin: bool, profile: str | None) -> None:
+    def __init__(
+        self,
+        servers: list[Server],
+        plan: Plan,
+        pin: bool,
+        profile: str | None,
+        cases: Sequence[str] | None = None,
+        instances: dict[str, list[Server]] | None = None,
+    ) -> None:
         self.servers = servers
+        self.instances = instances or {}
+        """Every process of a server that has several (``--instances``),
+        by name; repetition r runs on the instance r modulo their number."""
         self.plan = plan
         self.pin = pin
         self.profile = profile
+        self.cases = None if cases is None else set(cases)
+        """Only these cases (None: all)."""
         self.stats: dict[tuple[str, str], Stat] = {}
         self.failures: dict[tuple[str, str], str] = {}
         self.all_cpus = os.sched_getaffinity(0)
@@ -907,13 +978,23 @@ class Bench:
             log(f"profile of {case}: {out}")
 
     def each(self, case: str, run: Callable[[Server, int], None]) -> None:
-        """``run`` on every server, ``reps`` times, interleaved; a failure is noted."""
+        """``run`` on every server, ``reps`` times, interleaved; a failure is noted.
+
+        Each repetition starts one server later in the list (rotation): a
+        server always run first (after another case, or right after the
+        baselines' heavier load) would otherwise meet the machine in another
+        state than the one run second, every time.
+        """
         failed: set[str] = set()
+        servers = self.servers
         with self.profiled(case):
             for rep in range(self.plan.reps):
-                for server in self.servers:
-                    if server.name in failed:
+                start = rep % len(servers)
+                for first in servers[start:] + servers[:start]:
+                    if first.name in failed:
                         continue
+                    instances = self.instances.get(first.name, [first])
+                    server = instances[rep % len(instances)]
                     try:
                         run(server, rep)
                     except Exception as exc:
@@ -999,7 +1080,10 @@ class Bench:
             ("blocked tty", stall),
             ("multi", multi),
         ]
+        assert [case for case, _ in steps] == list(CASES)
         for case, fn in steps:
+            if self.cases is not None and case not in self.cases:
+                continue
             log(f"{case} x{plan.reps} on {', '.join(s.name for s in self.servers)}")
             self.each(case, fn)
         for server in self.servers:
@@ -1011,9 +1095,12 @@ class Bench:
                 if relayed:
                     self.stat(server, name).values.append(cpu / relayed)
             rss = self.stat(server, f"peak RSS MiB ({plan.channels} ch)")
-            rss.values.append(peak_rss_mib(server.pids()))
+            instances = self.instances.get(server.name, [server])
+            rss.values.append(max(peak_rss_mib(i.pids()) for i in instances))
             if len(server.procs) > 1:
                 rss.note = f"sum over {len(server.procs)} processes"
+            elif len(instances) > 1:
+                rss.note = f"the largest of {len(instances)} instances"
 
 
 def bare_pty(plan: Plan, pin: bool) -> str:
@@ -1130,9 +1217,31 @@ def report(bench: Bench, notes: list[str]) -> bool:
         print(f"failed: {name}, {case}: {failure}")
     for note in notes:
         print(f"note: {note}")
+    if "base" in names:
+        paired(bench, ours, "base")
     print()
     print("overall:", "PASS" if all_pass else "FAIL")
     return all_pass
+
+
+def paired(bench: Bench, ours: str, base: str) -> None:
+    """``ours / base`` repetition by repetition: the two ran one right after
+    the other, so the spread of these ratios is the noise a median of them
+    is up against (a build that is really slower is slower in most of them)."""
+    print()
+    print(f"{ours} / {base} by repetition (ratio of values measured back to back):")
+    for m in metrics(bench.plan.channels):
+        o, b = bench.stats.get((ours, m.name)), bench.stats.get((base, m.name))
+        if o is None or b is None or len(o.values) < 2 or len(b.values) < 2:
+            continue
+        ratios = [x / y for x, y in zip(o.values, b.values, strict=False) if y]
+        if not ratios:
+            continue
+        cells = " ".join(f"{r:.2f}" for r in ratios)
+        print(
+            f"  {m.name:<24} {cells}  (median {statistics.median(ratios):.2f}, "
+            f"{min(ratios):.2f}-{max(ratios):.2f})"
+        )
 
 
 def log(message: str) -> None:
@@ -1151,11 +1260,32 @@ def main() -> int:
     parser.add_argument("--uvloop", action="store_true", help="run nf on uvloop (a wrapper)")
     parser.add_argument("--nf", help="command that runs nf (default: .venv/bin/nf)")
     parser.add_argument(
-        "--base", metavar="CMD", help="also run another build of nf (as 'base') for a ratio"
+        "--base",
+        metavar="CMD",
+        help="also run another build of nf (as 'base') for a ratio, e.g. "
+        "'env PYTHONPATH=DIR .venv/bin/python -m nf' for a tree exported to DIR",
+    )
+    parser.add_argument(
+        "--cases",
+        type=lambda text: [c.replace("-", " ") for c in text.split(",")],
+        help="run only these cases, comma-separated: "
+        + ",".join(c.replace(" ", "-") for c in CASES),
+    )
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        metavar="K",
+        help="start K daemons of ours (and of base), each with its own device, used in turn "
+        "by repetition: one process can be 10%% faster or slower than another of the same build",
     )
     parser.add_argument("--profile", metavar="PREFIX", help="py-spy our daemon per case")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
+    if args.instances < 1:
+        parser.error("--instances: at least 1")
+    if args.cases is not None and set(args.cases) - set(CASES):
+        parser.error(f"--cases: unknown {', '.join(sorted(set(args.cases) - set(CASES)))}")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up servers and devices
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     reps = args.reps or (3 if args.quick else 5)
@@ -1184,6 +1314,8 @@ def main() -> int:
 
     notes: list[str] = []
     servers: list[Server] = []
+    instances: dict[str, list[Server]] = {}
+    extra: list[Server] = []  # instances after the first
     tmp = Path(tempfile.mkdtemp(prefix="bench-relay-"))
     passed = False
     try:
@@ -1196,13 +1328,21 @@ def main() -> int:
         if not args.no_bare:
             log("bare pty ceiling")
             notes.append(bare_pty(plan, pin))
-        log(f"starting {label} ({shlex.join(nf)[:80]})")
-        servers.append(start_ours(tmp, plan.channels, nf, label))
+        builds = [(label, nf)] + ([("base", shlex.split(args.base))] if args.base else [])
+        for name, cmd in builds:
+            log(f"starting {name} ({shlex.join(cmd)[:80]}) x{args.instances}")
+            instances[name] = []
+            for k in range(args.instances):
+                server = start_ours(tmp, plan.channels, cmd, name, f"{name}{k}")
+                (extra if k else servers).append(server)  # the report lists the first
+                instances[name].append(server)
         if servers[0].note:
             notes.append(f"{label}: {servers[0].note}")
-        if args.base:
-            log(f"starting base ({args.base[:80]})")
-            servers.append(start_ours(tmp, plan.channels, shlex.split(args.base), "base"))
+        if args.instances > 1:
+            notes.append(
+                f"{args.instances} instances of {' and '.join(instances)} (each its own "
+                "daemon, device and ptys), used in turn by repetition"
+            )
         if args.no_baselines:
             notes.append("baselines skipped (--no-baselines); targets relative to socat fail")
         else:
@@ -1218,14 +1358,16 @@ def main() -> int:
             else:
                 log("starting ser2net")
                 servers.append(start_ser2net(tmp, plan.channels))
-        bench = Bench(servers, plan, pin, args.profile)
+        if args.cases is not None:
+            notes.append("only " + ", ".join(args.cases) + " (--cases): the others fail")
+        bench = Bench(servers, plan, pin, args.profile, args.cases, instances)
         bench.run()
         passed = report(bench, notes)
     except RuntimeError as exc:  # a server or the device did not start
         print(f"bench_relay: {exc}", file=sys.stderr)
         return 2
     finally:
-        for server in servers:
+        for server in servers + extra:
             server.close()
         if args.keep:
             print(f"kept {tmp}")
