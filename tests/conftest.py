@@ -3,17 +3,23 @@ runtime hand-off through the portal) running in this process on loopback."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
+import ncclient.transport.session
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
+from rawclient import tcp_connect
 
 from nf.app import DEMO_CONFIG, Daemon, load_initial
 from nf.boot import Listen
 from nf.config.tree import Node
-from nf.northbound.auth import Users
+from nf.northbound.auth import User, Users
 from nf.northbound.throttle import Policy
 from nf.runtime.relay import RelayRuntime
 from nf.runtime.transaction import NullRuntime, Runtime
@@ -21,6 +27,58 @@ from nf.schema import default_schema
 
 USER = "admin"
 PASSWORD = "test-password"
+
+# ncclient's session thread sends a queued request only after its select()
+# on the channel times out, every TICK (0.1 s): each RPC of the suite waited
+# for it, on the client's side.  ncclient takes no parameter for it; a
+# shorter tick changes no byte on the wire, only how soon the client sends.
+ncclient.transport.session.TICK = 0.005
+
+
+def quick_hash(password: str) -> str:
+    """A password in hash_password's stored form, at scrypt's least cost.
+
+    verify_password takes n, r and p from the stored hash, so logins to the
+    suite's daemons are checked the real way, but each in microseconds
+    instead of a 16 MiB scrypt (0.05-0.2 s of the daemon's CPU per SSH
+    connection, over a thousand connections).  tests/test_users.py checks
+    hash_password itself, at its real cost.
+    """
+    salt = os.urandom(16)
+    n, r, p = 2, 1, 1
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32)
+    enc = base64.b64encode
+    return f"scrypt${n}${r}${p}${enc(salt).decode()}${enc(digest).decode()}"
+
+
+def add_user(users: Users, name: str, password: str) -> None:
+    """Give ``name`` the password (a quick_hash) in ``users`` and save it."""
+    users.users[name] = User(name, quick_hash(password))
+    users.save()
+
+
+def ncclient_connect(  # type: ignore[no-untyped-def]
+    host: str, port: int, username: str, password: str | None, **kwargs: object
+):
+    """An ncclient session (real SSH) over a TCP_NODELAY socket
+    (rawclient.tcp_connect); ``bind_addr`` picks the source address."""
+    from ncclient import manager
+
+    timeout = cast(float, kwargs.pop("timeout", 10))
+    source = cast("str | None", kwargs.pop("bind_addr", None))
+    options: dict[str, object] = dict(
+        host=host,
+        port=port,
+        username=username,
+        password=password,
+        hostkey_verify=False,
+        allow_agent=False,
+        look_for_keys=False,
+        timeout=timeout,
+        sock=tcp_connect(host, port, timeout, source),
+    )
+    options.update(kwargs)
+    return manager.connect(**options)
 
 
 @dataclass
@@ -37,20 +95,9 @@ class Running:
 
     def connect(self, **kwargs: object):  # type: ignore[no-untyped-def]
         """An ncclient session (real SSH) to this daemon."""
-        from ncclient import manager
-
-        options: dict[str, object] = dict(
-            host=self.host,
-            port=self.port,
-            username=self.username,
-            password=self.password,
-            hostkey_verify=False,
-            allow_agent=False,
-            look_for_keys=False,
-            timeout=10,
-        )
+        options: dict[str, object] = dict(username=self.username, password=self.password)
         options.update(kwargs)
-        return manager.connect(**options)
+        return ncclient_connect(self.host, self.port, **options)  # type: ignore[arg-type]
 
 
 DaemonFactory = Callable[..., Running]
@@ -77,8 +124,7 @@ def make_daemon(tmp_path: Path) -> Iterator[DaemonFactory]:
         state_dir = tmp_path / f"state{len(stack)}"
         state_dir.mkdir()
         users = Users(state_dir / "users.json")
-        users.set_password(USER, PASSWORD)
-        users.save()
+        add_user(users, USER, PASSWORD)
         tree = (
             initial if isinstance(initial, Node) else load_initial(initial or DEMO_CONFIG, schema)
         )

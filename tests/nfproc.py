@@ -26,7 +26,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from conftest import add_user
 from rawclient import BASE_10, BASE_11, RawClient
+
+from nf.northbound.auth import USERS_FILE, Users
 
 PASSWORD = "abuse-password"
 
@@ -88,11 +91,14 @@ class ChildDaemon:
 
 @contextlib.contextmanager
 def child_daemon(tmp_path: Path) -> Iterator[ChildDaemon]:
-    """Start the daemon on 127.0.0.1:ephemeral on the demo configuration."""
+    """Start the daemon on 127.0.0.1:ephemeral on the demo configuration,
+    with the admin password in users.json (a quick_hash: every session of
+    the fuzzer and of each race logs in)."""
     state = tmp_path / "state"
     state.mkdir(exist_ok=True)
+    add_user(Users(state / USERS_FILE), "admin", PASSWORD)
     log_path = tmp_path / "daemon.log"
-    env = dict(os.environ, NF_ADMIN_PASSWORD=PASSWORD)
+    env = {k: v for k, v in os.environ.items() if k != "NF_ADMIN_PASSWORD"}
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-c", _LAUNCH, str(state)],

@@ -41,6 +41,7 @@ return: libyang (yanglint 2.1) neither normalises a raw CR to LF as XML 1.0
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -84,12 +85,20 @@ def int_range(*names: str) -> tuple[int, int]:
     return int(spec.min), int(spec.max)
 
 
+# A strategy is a description, drawn from any number of times: the helpers
+# below are cached, and the composites draw from module-level strategies, so
+# that hypothesis does not build and validate new strategy objects (a regex,
+# character intervals, a one_of) for every example it draws.
+
+
+@functools.cache
 def ints(*names: str) -> st.SearchStrategy[int]:
     """Every value in the schema range of the leaf, biased to its bounds."""
     lo, hi = int_range(*names)
     return st.one_of(st.sampled_from(sorted({lo, hi})), st.integers(lo, hi))
 
 
+@functools.cache
 def bad_ints(*names: str) -> st.SearchStrategy[int | str]:
     """Integers just outside the schema range, and non-integers."""
     lo, hi = int_range(*names)
@@ -100,19 +109,23 @@ def bad_ints(*names: str) -> st.SearchStrategy[int | str]:
     )
 
 
+@functools.cache
 def maybe_bad_ints(*names: str) -> st.SearchStrategy[int | str]:
     return st.one_of(ints(*names), ints(*names), bad_ints(*names))
 
 
+@functools.cache
 def enums(*names: str) -> st.SearchStrategy[str]:
     return st.sampled_from(enum_values(*names))
 
 
+@functools.cache
 def maybe_bad_enums(*names: str) -> st.SearchStrategy[str]:
     return st.one_of(enums(*names), enums(*names), st.sampled_from(["bogus", "", "None", "TRUE"]))
 
 
 MODES: tuple[str, ...] = enum_values("channel", "mode")
+_MODES = st.sampled_from(MODES)
 _MAX_DESTINATIONS = schema_node("channel", "destination").max_elements
 CHANNEL_MAX_DESTINATIONS: int = 16 if _MAX_DESTINATIONS is None else _MAX_DESTINATIONS
 BOOLEANS: tuple[str, ...] = ("true", "false")
@@ -241,9 +254,11 @@ _TEXT_CHARS = st.one_of(
     st.sampled_from(" \t\n\r<>&'\"é𝄞"),
 )
 DESCRIPTIONS: st.SearchStrategy[str] = st.text(_TEXT_CHARS, max_size=16)
-LONG_DESCRIPTIONS: st.SearchStrategy[str] = st.integers(252, 258).flatmap(
-    lambda n: st.text(st.sampled_from("ab 𝄞é"), min_size=n, max_size=n)
-)
+_LONG_TEXTS = {
+    n: st.text(st.sampled_from("ab 𝄞é"), min_size=n, max_size=n) for n in range(252, 259)
+}
+LONG_DESCRIPTIONS: st.SearchStrategy[str] = st.integers(252, 258).flatmap(_LONG_TEXTS.__getitem__)
+ANY_DESCRIPTIONS: st.SearchStrategy[str] = st.one_of(DESCRIPTIONS, LONG_DESCRIPTIONS)
 
 DEVICES: st.SearchStrategy[str] = st.one_of(
     st.integers(0, 99).map(lambda n: f"/dev/ttyS{n}"),
@@ -262,6 +277,7 @@ DEVICES: st.SearchStrategy[str] = st.one_of(
 BAD_DEVICES: st.SearchStrategy[str] = st.sampled_from(
     ["", "ttyS0", "/", "Loop://", "1x://", "/dev/tty\nS0", "loop:/"]
 )
+ANY_DEVICES: st.SearchStrategy[str] = st.one_of(DEVICES, BAD_DEVICES)
 
 IPV4: st.SearchStrategy[str] = st.ip_addresses(v=4).map(str)
 IPV6: st.SearchStrategy[str] = st.ip_addresses(v=6).map(str)
@@ -275,16 +291,24 @@ BAD_IP_ADDRESSES: st.SearchStrategy[str] = st.sampled_from(
 )
 
 
+_IP_OBJECTS = st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6))
+_PREFIX_LENGTHS = {32: st.integers(0, 32), 128: st.integers(0, 128)}
+
+
 @st.composite
 def ip_prefixes(draw: st.DrawFn) -> str:
     """A prefix in canonical (host bits zero) form, IPv4 or IPv6."""
-    address = draw(st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)))
-    length = draw(st.integers(0, address.max_prefixlen))
+    address = draw(_IP_OBJECTS)
+    length = draw(_PREFIX_LENGTHS[address.max_prefixlen])
     return str(ipaddress.ip_network(f"{address}/{length}", strict=False))
 
 
 BAD_PREFIXES: st.SearchStrategy[str] = st.sampled_from(
     ["10.0.0.0", "10.0.0.0/33", "2001:db8::/129", "x/8", ""]
+)
+PEERS: st.SearchStrategy[list[str]] = st.lists(ip_prefixes(), max_size=3, unique=True)
+ANY_PEERS: st.SearchStrategy[list[str]] = st.lists(
+    st.one_of(ip_prefixes(), BAD_PREFIXES), max_size=3, unique=True
 )
 
 MULTICAST_GROUPS: st.SearchStrategy[str] = st.tuples(
@@ -293,8 +317,19 @@ MULTICAST_GROUPS: st.SearchStrategy[str] = st.tuples(
 BAD_MULTICAST_GROUPS: st.SearchStrategy[str] = st.sampled_from(
     ["223.255.255.255", "240.0.0.1", "10.0.0.1", "ff02::1", "224.0.0.256", "224.1"]
 )
+ANY_MULTICAST_GROUPS: st.SearchStrategy[str] = st.one_of(MULTICAST_GROUPS, BAD_MULTICAST_GROUPS)
 
 
+@functools.cache
+@functools.cache
+def lists_of(
+    elements: st.SearchStrategy[Any], min_size: int = 0, max_size: int | None = None
+) -> st.SearchStrategy[list[Any]]:
+    """``st.lists(elements, min_size, max_size, unique=True)``, one per arguments."""
+    return st.lists(elements, min_size=min_size, max_size=max_size, unique=True)
+
+
+@functools.cache
 def opt(name: str, values: st.SearchStrategy[Any]) -> st.SearchStrategy[X | None]:
     """An optional leaf."""
     return st.one_of(st.none(), values.map(lambda v: leaf(name, v)))
@@ -324,19 +359,17 @@ def serial_ports(draw: st.DrawFn, name: str) -> X:
     )
 
 
+_ANY_DEVICE = st.one_of(st.just(leaf("device", "/dev/ttyS0")), opt("device", ANY_DEVICES))
+
+
 @st.composite
 def any_serial_ports(draw: st.DrawFn, name: str) -> X:
     """A serial-port entry whose values may be invalid or missing."""
     return node(
         "serial-port",
         leaf("name", name),
-        draw(opt("description", st.one_of(DESCRIPTIONS, LONG_DESCRIPTIONS))),
-        draw(
-            st.one_of(
-                st.just(leaf("device", "/dev/ttyS0")),
-                opt("device", st.one_of(DEVICES, BAD_DEVICES)),
-            )
-        ),
+        draw(opt("description", ANY_DESCRIPTIONS)),
+        draw(_ANY_DEVICE),
         draw(opt("baud-rate", maybe_bad_ints("serial-port", "baud-rate"))),
         draw(opt("data-bits", maybe_bad_ints("serial-port", "data-bits"))),
         *(
@@ -362,15 +395,18 @@ def _packing(draw: st.DrawFn, bad: bool = False) -> X | None:
     return node("packing", *present) if present else None  # empty packing is no packing
 
 
+_BOOLEANS = st.sampled_from(BOOLEANS)
+_ANY_BOOLEANS = st.sampled_from([*BOOLEANS, "1", "yes"])
+
+
 def _common(draw: st.DrawFn, bad: bool = False) -> list[X | None]:
     """Leaves every mode may have: timeouts, takeover, allowed-peer."""
 
     def value(name: str) -> st.SearchStrategy[int | str]:
         return maybe_bad_ints("channel", name) if bad else ints("channel", name)
 
-    prefixes = st.one_of(ip_prefixes(), BAD_PREFIXES) if bad else ip_prefixes()
-    peers = draw(st.lists(prefixes, max_size=3, unique=True))
-    booleans = st.sampled_from([*BOOLEANS, "1", "yes"]) if bad else st.sampled_from(BOOLEANS)
+    peers = draw(ANY_PEERS if bad else PEERS)
+    booleans = _ANY_BOOLEANS if bad else _BOOLEANS
     return [
         _packing(draw, bad),
         draw(opt("inactivity-timeout", value("inactivity-timeout"))),
@@ -380,15 +416,18 @@ def _common(draw: st.DrawFn, bad: bool = False) -> list[X | None]:
     ]
 
 
-def _destinations(draw: st.DrawFn, min_size: int, max_size: int) -> list[X]:
-    pairs = draw(
-        st.lists(
-            st.tuples(IP_ADDRESSES, ints("channel", "destination", "port")),
-            min_size=min_size,
-            max_size=max_size,
-            unique=True,
-        )
+@functools.cache
+def _destination_lists(min_size: int, max_size: int) -> st.SearchStrategy[list[tuple[str, int]]]:
+    return st.lists(
+        st.tuples(IP_ADDRESSES, ints("channel", "destination", "port")),
+        min_size=min_size,
+        max_size=max_size,
+        unique=True,
     )
+
+
+def _destinations(draw: st.DrawFn, min_size: int, max_size: int) -> list[X]:
+    pairs = draw(_destination_lists(min_size, max_size))
     return [node("destination", leaf("address", a), leaf("port", p)) for a, p in pairs]
 
 
@@ -420,7 +459,7 @@ def valid_channels(
 ) -> X:
     """A valid channel of a random mode; its listen and secondary port
     numbers are given (distinct from every other channel's)."""
-    mode = draw(st.sampled_from(MODES))
+    mode = draw(_MODES)
     address = draw(opt("address", IP_ADDRESSES))
     listen: X | None = None
     secondary: X | None = None
@@ -446,7 +485,7 @@ def valid_channels(
         "channel",
         leaf("name", name),
         draw(opt("description", DESCRIPTIONS)),
-        draw(opt("enabled", st.sampled_from(BOOLEANS))),
+        draw(opt("enabled", _BOOLEANS)),
         leaf("serial-port", serial_port),
         leaf("mode", mode),
         listen,
@@ -457,18 +496,18 @@ def valid_channels(
     )
 
 
+_LISTEN_PORTS = st.integers(*int_range("channel", "listen", "port"))
+
+
 @st.composite
 def valid_configs(draw: st.DrawFn, max_ports: int = 4) -> X:
     """A configuration that satisfies every rule of the module."""
-    port_names = draw(st.lists(NAMES, max_size=max_ports, unique=True))
+    port_names = draw(lists_of(NAMES, max_size=max_ports))
     ports = [draw(serial_ports(name)) for name in port_names]
     count = draw(st.integers(0, len(port_names)))
-    channel_names = draw(st.lists(NAMES, min_size=count, max_size=count, unique=True))
+    channel_names = draw(lists_of(NAMES, count, count))
     used = draw(st.permutations(port_names))[:count]
-    lo, hi = int_range("channel", "listen", "port")
-    numbers = draw(
-        st.lists(st.integers(lo, hi), min_size=2 * count, max_size=2 * count, unique=True)
-    )
+    numbers = draw(lists_of(_LISTEN_PORTS, 2 * count, 2 * count))
     channels = [
         draw(valid_channels(name, port, numbers[2 * i], numbers[2 * i + 1]))
         for i, (name, port) in enumerate(zip(channel_names, used, strict=True))
@@ -482,36 +521,38 @@ COLLIDING_ADDRESSES: st.SearchStrategy[str] = st.sampled_from(
 )
 
 
+_ANY_MODES = st.one_of(st.none(), st.sampled_from(MODES), st.sampled_from(MODES), st.just("x"))
+_ANY_PORTS = st.one_of(SMALL_PORTS, maybe_bad_ints("channel", "listen", "port"))
+_MAYBE_ANY_PORTS = st.one_of(st.none(), _ANY_PORTS)
+_ANY_ADDRESSES = st.one_of(COLLIDING_ADDRESSES, IP_ADDRESSES, BAD_IP_ADDRESSES)
+_DESTINATION_COUNTS = st.sampled_from([1, 2, 17])
+_ENABLED_OR_YES = st.sampled_from([*BOOLEANS, "yes"])
+
+
 @st.composite
 def any_channels(draw: st.DrawFn, name: str, serial_ports: Sequence[str]) -> X:
     """A channel of the module's shape with possibly invalid content."""
-    mode = draw(st.one_of(st.none(), st.sampled_from(MODES), st.sampled_from(MODES), st.just("x")))
-    port = st.one_of(SMALL_PORTS, maybe_bad_ints("channel", "listen", "port"))
-    addresses = st.one_of(COLLIDING_ADDRESSES, IP_ADDRESSES, BAD_IP_ADDRESSES)
-    listen_leaves = [draw(opt("address", addresses)), draw(opt("port", port))]
+    mode = draw(_ANY_MODES)
+    listen_leaves = [draw(opt("address", _ANY_ADDRESSES)), draw(opt("port", _ANY_PORTS))]
     listen = (
         node("listen", *listen_leaves)
         if any(x is not None for x in listen_leaves) and draw(st.integers(0, 3))
         else None
     )
-    secondary = (
-        _secondary(draw, draw(st.one_of(st.none(), port)), bad=True)
-        if draw(st.booleans())
-        else None
-    )
-    destinations = _destinations(draw, 0, draw(st.sampled_from([1, 2, 17])))
+    secondary = _secondary(draw, draw(_MAYBE_ANY_PORTS), bad=True) if draw(st.booleans()) else None
+    destinations = _destinations(draw, 0, draw(_DESTINATION_COUNTS))
     refs = st.sampled_from([*serial_ports, "no-such-port"])
     return node(
         "channel",
         leaf("name", name),
-        draw(opt("description", st.one_of(DESCRIPTIONS, LONG_DESCRIPTIONS))),
-        draw(opt("enabled", st.sampled_from([*BOOLEANS, "yes"]))),
+        draw(opt("description", ANY_DESCRIPTIONS)),
+        draw(opt("enabled", _ENABLED_OR_YES)),
         draw(st.one_of(refs.map(lambda p: leaf("serial-port", p)), st.none())),
         None if mode is None else leaf("mode", mode),
         listen,
         secondary,
         *destinations,
-        draw(opt("multicast-group", st.one_of(MULTICAST_GROUPS, BAD_MULTICAST_GROUPS))),
+        draw(opt("multicast-group", ANY_MULTICAST_GROUPS)),
         *_common(draw, bad=True),
     )
 
@@ -519,9 +560,9 @@ def any_channels(draw: st.DrawFn, name: str, serial_ports: Sequence[str]) -> X:
 @st.composite
 def any_configs(draw: st.DrawFn, max_ports: int = 3, max_channels: int = 4) -> X:
     """A configuration of the module's shape that may break any rule."""
-    port_names = draw(st.lists(MAYBE_BAD_NAMES, max_size=max_ports, unique=True))
+    port_names = draw(lists_of(MAYBE_BAD_NAMES, max_size=max_ports))
     ports = [draw(any_serial_ports(name)) for name in port_names]
-    channel_names = draw(st.lists(MAYBE_BAD_NAMES, max_size=max_channels, unique=True))
+    channel_names = draw(lists_of(MAYBE_BAD_NAMES, max_size=max_channels))
     channels = [draw(any_channels(name, port_names)) for name in channel_names]
     return config(ports, channels)
 
@@ -706,25 +747,35 @@ def near_valid_configs(draw: st.DrawFn) -> X:
     return cfg
 
 
+_COLLIDING_ADDRESS_LEAVES = st.one_of(
+    COLLIDING_ADDRESSES.map(lambda a: leaf("address", a)), st.none()
+)
+_COLLIDING_PORTS = st.sampled_from([4000, 4001, 4002, 4003, None])
+_COLLIDING_ENABLED = st.sampled_from(
+    [None, leaf("enabled", "true"), None, leaf("enabled", "false")]
+)
+_COLLIDING_NAMES = st.from_regex(r"[a-z][0-9]?", fullmatch=True)
+
+
 @st.composite
 def colliding_channels(draw: st.DrawFn, name: str, serial_port: str) -> X:
     """A channel drawn to collide with its siblings: ports 4000-4003, a few
     addresses, random enabled flag, mode and secondary (in any mode)."""
-    mode = draw(st.sampled_from(MODES))
+    mode = draw(_MODES)
     # rare cases last: hypothesis favours the first alternatives
-    address = draw(st.one_of(COLLIDING_ADDRESSES.map(lambda a: leaf("address", a)), st.none()))
-    port = draw(st.sampled_from([4000, 4001, 4002, 4003, None]))
+    address = draw(_COLLIDING_ADDRESS_LEAVES)
+    port = draw(_COLLIDING_PORTS)
     listen: X | None = None
     if draw(st.integers(0, 9)) and (address is not None or port is not None):
         listen = node("listen", address, None if port is None else leaf("port", port))
-    secondary_port = draw(st.sampled_from([4000, 4001, 4002, 4003, None]))
+    secondary_port = draw(_COLLIDING_PORTS)
     secondary = (
         node("secondary", None if secondary_port is None else leaf("port", secondary_port))
         if draw(st.booleans())
         else None
     )
     destinations = _destinations(draw, 0 if mode == "server" else 1, 1)
-    enabled = draw(st.sampled_from([None, leaf("enabled", "true"), None, leaf("enabled", "false")]))
+    enabled = draw(_COLLIDING_ENABLED)
     return node(
         "channel",
         leaf("name", name),
@@ -739,14 +790,7 @@ def colliding_channels(draw: st.DrawFn, name: str, serial_port: str) -> X:
 
 @st.composite
 def colliding_configs(draw: st.DrawFn, min_channels: int = 2, max_channels: int = 8) -> X:
-    names = draw(
-        st.lists(
-            st.from_regex(r"[a-z][0-9]?", fullmatch=True),
-            min_size=min_channels,
-            max_size=max_channels,
-            unique=True,
-        )
-    )
+    names = draw(lists_of(_COLLIDING_NAMES, min_channels, max_channels))
     ports = [node("serial-port", leaf("name", f"p{i}"), leaf("device", "loop://")) for i in names]
     channels = [draw(colliding_channels(n, f"p{n}")) for n in names]
     return config(ports, channels)
@@ -890,6 +934,9 @@ def _no_op(draw: st.DrawFn, entry: X) -> X:
     return node(entry.name, key, draw(st.sampled_from(same)) if same else None)
 
 
+_NEW_ENTRIES = st.tuples(st.sampled_from(["serial-port", "channel"]), NAMES)
+
+
 @st.composite
 def edit_steps(
     draw: st.DrawFn, cfg: X, with_errors: bool = False, max_steps: int = 4
@@ -936,13 +983,7 @@ def edit_steps(
             element, expected = node(entry.name, key, op=op), None
         steps.append(EditStep(entry.name, entry.key, action, element, after, expected))
     taken = {(e.name, e.key) for e in existing}
-    creates = draw(
-        st.lists(
-            st.tuples(st.sampled_from(["serial-port", "channel"]), NAMES),
-            max_size=2,
-            unique=True,
-        )
-    )
+    creates = draw(lists_of(_NEW_ENTRIES, max_size=2))
     for kind, name in creates:
         if (kind, name) in taken:
             continue

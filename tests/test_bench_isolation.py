@@ -24,7 +24,7 @@ def test_bench_isolation_prints_table_and_json(tmp_path: Path) -> None:
     # 200 round trips every 5 ms: each probing window lasts over a second, so it
     # holds at least one of the once-a-second big edits
     cmd = [sys.executable, str(TOOL), "--channels", "5", "--round-trips", "200"]
-    cmd += ["--interval", "5", "--storm-sources", "8", "--json", str(out)]
+    cmd += ["--interval", "5", "--storm-sources", "64", "--json", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=100, cwd=ROOT)
     shown = f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     assert proc.returncode == 0, shown

@@ -73,7 +73,9 @@ async def test_a_busy_role_refuses_without_takeover() -> None:
 @in_loop
 async def test_takeover_replaces_a_session_that_stopped_reading() -> None:
     """The old session is aborted at once (no grace), what it never took
-    is dropped-bytes, and its hold on the serial port goes with it."""
+    is dropped-bytes, and its hold on the serial port goes with it; the new
+    session relays both ways.  (tests/test_relay_modes.py takes over a live
+    session through real sockets and the pty.)"""
     async with channel_pair(channel_config(takeover=True)) as p:
         old = p.connect()
         assert old is not None
@@ -88,6 +90,9 @@ async def test_takeover_replaces_a_session_that_stopped_reading() -> None:
         assert old.gone
         p.link.inject(b"to new")
         assert new.recv() == b"to new"
+        new.send(b"mine")
+        assert p.link.take() == b"mine"
+        assert [s.role for s in p.channel.session_rows()] == [P]
         events = p.session_events()
         assert [(e["event"], e.get("reason")) for e in events] == [
             ("connected", None),

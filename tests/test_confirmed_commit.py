@@ -2,8 +2,9 @@
 
 ncclient over real SSH against an in-process daemon with the real relay
 runtime: every check looks at running *and* at the runtime (is the channel's
-TCP listener there?), because a rollback must move both.  Timeouts are 1-3 s;
-every wait is bounded.
+TCP listener there?), because a rollback must move both.  Timeouts are 1-2 s
+(1 s, the least confirm-timeout, wherever the test does no more than a few
+RPCs before it expires); every wait is bounded.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def test_timeout_rolls_back_running_and_runtime(relay: Running, base_port: int) 
     with relay.connect() as m:
         assert CONFIRMED in m.server_capabilities
         tcp = stage(m, "a")
-        m.commit(confirmed=True, timeout="2")
+        m.commit(confirmed=True, timeout="1")
         assert names(m) == ["base", "a"] and listening(tcp)
         wait_until(lambda: names(m) == ["base"])
         wait_until(lambda: not listening(tcp))
@@ -125,9 +126,9 @@ def test_timeout_rolls_back_running_and_runtime(relay: Running, base_port: int) 
 def test_plain_commit_before_expiry_confirms(relay: Running) -> None:
     with relay.connect() as m:
         tcp = stage(m, "a")
-        m.commit(confirmed=True, timeout="2")
+        m.commit(confirmed=True, timeout="1")
         m.commit()
-        time.sleep(2.5)  # past the deadline
+        time.sleep(1.5)  # past the deadline
         assert names(m) == ["base", "a"] and listening(tcp)
 
 
@@ -135,12 +136,12 @@ def test_follow_up_confirmed_commit_extends_and_carries_new_changes(relay: Runni
     with relay.connect() as m:
         tcp_a = stage(m, "a")
         started = time.monotonic()
-        m.commit(confirmed=True, timeout="2")
+        m.commit(confirmed=True, timeout="1")
         tcp_b = stage(m, "b")
-        m.commit(confirmed=True, timeout="4")
+        m.commit(confirmed=True, timeout="2")
         assert names(m) == ["base", "a", "b"] and listening(tcp_b)
         # past the first deadline: the extension re-armed the timer
-        time.sleep(max(0.0, started + 2.5 - time.monotonic()))
+        time.sleep(max(0.0, started + 1.5 - time.monotonic()))
         assert names(m) == ["base", "a", "b"]
         # the rollback goes back to before the *first* confirmed commit
         wait_until(lambda: names(m) == ["base"])
@@ -162,7 +163,7 @@ def test_candidate_stays_editable_while_pending(relay: Running) -> None:
     """The candidate keeps its own uncommitted edits across a rollback."""
     with relay.connect() as m:
         stage(m, "a")
-        m.commit(confirmed=True, timeout="2")
+        m.commit(confirmed=True, timeout="1")
         stage(m, "b")  # edited, not committed
         wait_until(lambda: names(m) == ["base"])
         assert names(m, "candidate") == ["base", "a", "b"]
@@ -174,7 +175,7 @@ def test_edit_of_running_while_pending_is_undone_by_the_rollback(relay: Running)
     the confirmed commit, so such an edit goes too."""
     with relay.connect() as m:
         stage(m, "a")
-        m.commit(confirmed=True, timeout="2")
+        m.commit(confirmed=True, timeout="1")
         tcp = free_port()
         m.edit_config(target="running", config=config(channel("direct", tcp)))
         assert listening(tcp)
@@ -265,11 +266,11 @@ def test_persistent_commit_extended_with_persist_id_by_another_session(
     a, b = two
     stage(a, "a")
     started = time.monotonic()
-    a.commit(confirmed=True, timeout="2", persist="tok")
+    a.commit(confirmed=True, timeout="1", persist="tok")
     tcp_b = stage(b, "b")
-    b.commit(confirmed=True, timeout="4", persist_id="tok")
+    b.commit(confirmed=True, timeout="2", persist_id="tok")
     assert names(a) == ["base", "a", "b"] and listening(tcp_b)
-    time.sleep(max(0.0, started + 2.5 - time.monotonic()))
+    time.sleep(max(0.0, started + 1.5 - time.monotonic()))
     assert names(a) == ["base", "a", "b"]
     wait_until(lambda: names(a) == ["base"])
     wait_until(lambda: not listening(tcp_b))
@@ -286,7 +287,7 @@ def test_refused_rollback_is_logged_leaves_running_consistent_and_is_retried(
     caplog.set_level(logging.WARNING, logger="nf")
     with relay.connect() as m:
         m.edit_config(target="candidate", config=config(delete_channel_xml("base")))
-        m.commit(confirmed=True, timeout="2")
+        m.commit(confirmed=True, timeout="1")
         wait_until(lambda: not listening(base_port))
         # someone else takes the port: the rollback cannot re-create "base"
         squatter = socket.socket()

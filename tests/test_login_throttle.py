@@ -3,8 +3,8 @@ real SSH connections from several loopback addresses (127.0.0.0/8 is all
 loopback on Linux), the counters read back with <get>.
 
 The storm test runs a faster policy than the daemon's (a refused attempt
-every 0.25 s instead of every second) so that 50 attempts take seconds, not
-a minute; tests/test_throttle.py checks the default policy itself on a fake
+every 0.25 s instead of every second) so that its STORM attempts take seconds,
+not a minute; tests/test_throttle.py checks the default policy itself on a fake
 clock."""
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ SOIP = "urn:nf:params:xml:ns:yang:nf-serial-over-ip"
 FAST = Policy(first_delay=0.2, max_delay=0.8, refused_pace=0.25)
 """The default policy's shape (3 free failures, refusal after 6 for 60 s),
 with shorter delays."""
+STORM = 20
+"""Attempts of the storm: its delayed ones, then 14 refused at the policy's pace."""
 
 
 def login(daemon: Running, source: str, password: str) -> bool:
@@ -85,7 +87,7 @@ def test_password_storm_is_slowed_then_refused_unhashed_while_others_log_in(
     accepted: list[bool] = []
 
     def storm() -> None:
-        for i in range(50):
+        for i in range(STORM):
             accepted.append(login(daemon, BRUTE, f"guess-{i}"))
             answered.append(time.monotonic())
 
@@ -105,7 +107,7 @@ def test_password_storm_is_slowed_then_refused_unhashed_while_others_log_in(
     assert not brute.is_alive()
     elapsed = time.monotonic() - started
 
-    assert accepted == [False] * 50
+    assert accepted == [False] * STORM
     gaps = [b - a for a, b in itertools.pairwise(answered[3:])]
     # after the three free failures, no faster than the policy's pace
     # (client-side times: a little jitter either way)
@@ -115,14 +117,14 @@ def test_password_storm_is_slowed_then_refused_unhashed_while_others_log_in(
     assert not login(daemon, BRUTE, daemon.password)
     assert hashes[0] == FAST.refuse_after + 1
     print(
-        f"50 attempts in {elapsed:.1f} s; gaps {min(gaps):.2f}..{max(gaps):.2f} s; "
+        f"{STORM} attempts in {elapsed:.1f} s; gaps {min(gaps):.2f}..{max(gaps):.2f} s; "
         f"login from {OTHER} in {other_login * 1000:.0f} ms"
     )
 
     assert counters(daemon, OTHER) == {
         "failed-password-logins": FAST.refuse_after,
         "failed-public-key-logins": 0,
-        "refused-logins": 50 - FAST.refuse_after + 1,
+        "refused-logins": STORM - FAST.refuse_after + 1,
         "refused-connections": 0,
         "throttled-sources": 1,
     }

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, DaemonFactory, Running
+from conftest import PASSWORD, DaemonFactory, Running, add_user
 from lxml import etree
 from ncclient.manager import Manager
 from ncclient.operations import RPCError
@@ -23,9 +23,7 @@ OPER = "oper"
 @pytest.fixture
 def site(daemon: Running) -> Running:
     """The demo daemon with a second, non-admin user."""
-    users = Users(daemon.state_dir / "users.json")
-    users.set_password(OPER, PASSWORD)
-    users.save()
+    add_user(Users(daemon.state_dir / "users.json"), OPER, PASSWORD)
     return daemon
 
 
@@ -204,9 +202,7 @@ def test_kill_session_and_delete_config_are_denied_by_default(
     make_daemon: DaemonFactory,
 ) -> None:
     running = make_daemon()
-    users = Users(running.state_dir / "users.json")
-    users.set_password(OPER, PASSWORD)
-    users.save()
+    add_user(Users(running.state_dir / "users.json"), OPER, PASSWORD)
     with running.connect() as admin, oper(running) as m:
         with pytest.raises(RPCError) as exc:
             m.kill_session(admin.session_id)

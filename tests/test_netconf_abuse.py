@@ -36,8 +36,43 @@ MB = 1024 * 1024
 NS = "urn:nf:params:xml:ns:yang:nf-serial-over-ip"
 
 
+def _datastores(daemon: ChildDaemon) -> tuple[bytes, bytes]:
+    """running and candidate as get-config returns them."""
+    with daemon.client(timeout=WAIT) as client:
+        return tuple(  # type: ignore[return-value]
+            etree.tostring(client.rpc(f"<get-config><source><{name}/></source></get-config>"))
+            for name in ("running", "candidate")
+        )
+
+
+@pytest.fixture(scope="module")
+def shared_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChildDaemon]:
+    """One child daemon for the module: a start costs the child's imports."""
+    with child_daemon(tmp_path_factory.mktemp("abuse")) as daemon:
+        yield daemon
+
+
 @pytest.fixture
-def nfd(tmp_path: Path) -> Iterator[ChildDaemon]:
+def nfd(shared_daemon: ChildDaemon) -> Iterator[ChildDaemon]:
+    """The module's daemon, alive, on the demo configuration.  Every abusive
+    message here is refused, so each test must leave running and candidate
+    as it found them (checked, as is the daemon's log of this test: no
+    exception); no test depends on what another one did."""
+    daemon = shared_daemon
+    assert daemon.alive(), f"the daemon is gone:\n{daemon.tail()}"
+    before = _datastores(daemon)
+    start = daemon.log_path.stat().st_size
+    yield daemon
+    with open(daemon.log_path, "rb") as f:
+        f.seek(start)
+        log = f.read().decode(errors="replace")
+    assert "Traceback" not in log, f"the daemon logged an exception:\n{log[-6000:]}"
+    assert _datastores(daemon) == before, "the test changed the daemon's datastores"
+
+
+@pytest.fixture
+def own_nfd(tmp_path: Path) -> Iterator[ChildDaemon]:
+    """A daemon of the test's own, for a test that stops it."""
     with child_daemon(tmp_path) as daemon:
         yield daemon
         log = daemon.log()
@@ -401,11 +436,11 @@ def test_nesting_200_deep_is_parsed_and_refused_precisely(nfd: ChildDaemon) -> N
 # -- shutdown --------------------------------------------------------------------------
 
 
-def test_sigterm_is_handled_while_an_abusive_edit_runs(nfd: ChildDaemon) -> None:
+def test_sigterm_is_handled_while_an_abusive_edit_runs(own_nfd: ChildDaemon) -> None:
     config = f"<serial-port><name>{'y' * MB}</name><device>/dev/ttyS0</device></serial-port>"
-    with nfd.client() as a:
+    with own_nfd.client() as a:
         a.send_message(rpc_xml(_edit(config), "1"))
         time.sleep(0.3)
         start = time.monotonic()
-        assert nfd.stop(), "SIGTERM did not stop the daemon within 5 s"
+        assert own_nfd.stop(), "SIGTERM did not stop the daemon within 5 s"
         print(f"stopped {time.monotonic() - start:.3f} s after SIGTERM")

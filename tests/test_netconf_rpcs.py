@@ -131,6 +131,15 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
         time.sleep(0.02)
 
 
+NCM = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
+
+
+def session_ids(m: Any) -> list[str]:
+    """The session-ids /netconf-state/sessions lists (RFC 6022)."""
+    data = m.get(("subtree", f'<netconf-state xmlns="{NCM}"><sessions/></netconf-state>')).data_ele
+    return [str(t) for t in data.xpath("//m:session/m:session-id/text()", namespaces={"m": NCM})]
+
+
 # -- a runtime that reports state, records applies and can refuse a channel ----------
 
 
@@ -912,6 +921,7 @@ def test_kill_session(daemon: Running) -> None:
         b.lock("candidate")
         b.lock("running")
         b.edit_config(target="candidate", config=set_keepalive(6))
+        assert str(b.session_id) in session_ids(a)
         a.kill_session(b.session_id)
         # the locks are free as soon as kill-session has answered
         a.lock("running")
@@ -921,6 +931,9 @@ def test_kill_session(daemon: Running) -> None:
         wait_until(lambda: not b.connected)
         with pytest.raises(TransportError):
             b.get_config("running")
+        # the server ends it in the background (Session.close_in_background):
+        # once it is out of /netconf-state/sessions it cannot be killed again
+        wait_until(lambda: str(b.session_id) not in session_ids(a))
         check(
             rpc_error(a.kill_session, b.session_id),
             "invalid-value",

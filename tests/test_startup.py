@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Running
+from conftest import Running, ncclient_connect
 from ncclient import manager
 from ncclient.operations import RPCError
 
@@ -84,15 +84,7 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 
 def _connect(port: int) -> manager.Manager:
-    return manager.connect(
-        host="127.0.0.1",
-        port=port,
-        username="admin",
-        password="pw",
-        hostkey_verify=False,
-        allow_agent=False,
-        look_for_keys=False,
-    )
+    return ncclient_connect("127.0.0.1", port, "admin", "pw")  # type: ignore[no-any-return]
 
 
 def test_daemon_boots_from_startup_after_restart(tmp_path: Path) -> None:
