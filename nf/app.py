@@ -243,8 +243,8 @@ class Daemon:
 
         def extra_state(server: NetconfServer) -> Node:
             state = server.throttle.state(namespace)
-            if supervision is None:
-                return state
+            if supervision is None:  # one process: no plane restarts on its own
+                return merge(state, processes_tree(self.schema, 0, 0, 0))
             stats = supervision.plane_stats()
             planes = processes_tree(
                 self.schema,
