@@ -17,6 +17,8 @@ from nf.app import DEMO_CONFIG
 from nf.boot import open_state_dir
 from nf.northbound.auth import Users
 
+pytestmark = pytest.mark.timing  # tools/test.sh runs these alone, not beside other tests
+
 LIMIT = 2.0
 """Seconds from the start of the process to its exit (the requirement)."""
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import DEMO_PORT
 from test_startup import _connect, _start, _stop
 
 from nf.cli import main
@@ -83,6 +84,7 @@ def test_tree_and_help_via_the_console_script() -> None:
         assert command in out.stdout
 
 
+@DEMO_PORT
 def test_run_serves_the_demo_and_stops_on_sigterm(tmp_path: Path) -> None:
     """The README's run command: boots the embedded demo, prints how to
     connect and the generated admin password once, exits 0 on SIGTERM."""
@@ -117,6 +119,7 @@ def _rss_mib(pid: int) -> float:
     return int(status.split("VmRSS:")[1].split()[0]) / 1024
 
 
+@DEMO_PORT
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 def test_a_login_does_not_leave_its_scrypt_memory_resident(tmp_path: Path) -> None:
     """A password login runs scrypt (16 MiB) in paramiko's thread; glibc

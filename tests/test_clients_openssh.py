@@ -90,6 +90,7 @@ def test_close_session_ends_ssh_with_status_0(daemon: Running, ssh_key: Path) ->
     assert time.monotonic() - started < 10
 
 
+@pytest.mark.timing  # ssh must close its side within the server's wait (CLOSE_LINGER, 1 s)
 def test_kill_session_ends_ssh_with_status_0(daemon: Running, ssh_key: Path) -> None:
     """The victim's ssh keeps its stdin open; the server closes the channel
     (after at most its short wait for the client) and ssh exits 0."""

@@ -380,6 +380,10 @@ def test_corrupt_confirmed_commit_file_stops_the_boot_unless_told(tmp_path: Path
         _stop(proc)
 
 
+# Run alone: under CPU load the daemon can finish its shutdown before the
+# ended session's rollback has run (server.close does not wait for the
+# sessions' end callbacks), exit 0 and leave confirmed-commit.xml behind.
+@pytest.mark.timing
 def test_stop_rolls_back_a_non_persistent_commit_at_shutdown(tmp_path: Path) -> None:
     """SIGTERM ends every session, so a non-persistent confirmed commit rolls
     back then (cleanly: exit status 0) and leaves no state file; the next

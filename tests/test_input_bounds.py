@@ -247,6 +247,7 @@ def test_xpath_over_the_length_cap_is_too_big() -> None:
     assert caught.value.error.tag == "too-big"
 
 
+@pytest.mark.timing  # the quick expression must finish within the 1 s deadline
 def test_costly_xpath_goes_to_the_evaluator_and_is_stopped() -> None:
     """An expression that is not provably linear runs where it can be
     killed; one that passes the deadline answers resource-denied, and the

@@ -74,6 +74,7 @@ def count_hashes(daemon: Running, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
+@pytest.mark.timing  # the pace of the refusals, measured from the client
 def test_password_storm_is_slowed_then_refused_unhashed_while_others_log_in(
     make_daemon: DaemonFactory,
     monkeypatch: pytest.MonkeyPatch,

@@ -25,6 +25,8 @@ from lxml import etree
 from nfproc import ChildDaemon, child_daemon
 from rawclient import GET_CONFIG, NC, NC_NS, error_tags, rpc_xml
 
+pytestmark = pytest.mark.timing  # tools/test.sh runs these alone, not beside other tests
+
 LIMIT = 1.0
 """The issue's bound for A's reply and for B's get-config, in seconds."""
 WAIT = float(os.environ.get("NF_ABUSE_WAIT", "15"))

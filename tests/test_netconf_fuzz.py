@@ -61,6 +61,8 @@ from rawclient import (
 
 from nf.schema import SchemaNode, default_schema
 
+pytestmark = pytest.mark.timing  # tools/test.sh runs these alone, not beside other tests
+
 SEED = int(os.environ.get("NF_FUZZ_SEED", "6241"))
 SECONDS = float(os.environ.get("NF_FUZZ_SECONDS", "10"))
 REPLY_LIMIT = 2.0

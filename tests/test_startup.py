@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Running, ncclient_connect
+from conftest import DEMO_PORT, Running, ncclient_connect
 from ncclient import manager
 from ncclient.operations import RPCError
 
@@ -87,6 +87,7 @@ def _connect(port: int) -> manager.Manager:
     return ncclient_connect("127.0.0.1", port, "admin", "pw")  # type: ignore[no-any-return]
 
 
+@DEMO_PORT
 def test_daemon_boots_from_startup_after_restart(tmp_path: Path) -> None:
     proc, port = _start(tmp_path)
     try:
