@@ -157,7 +157,7 @@ def test_the_generated_admin_password_is_never_lost(tmp_path: Path) -> None:
     proc, port = _start(state, password=None)
     try:
         assert proc.stdout is not None
-        assert port, "did not start"
+        assert port, f"did not start: {proc.stderr.read() if proc.stderr else None}"
         assert proc.stdout.readline() == f"  state directory: {state}\n"
         line = proc.stdout.readline()
         assert line.startswith("  generated admin password (shown once, stored hashed): "), line
@@ -170,7 +170,7 @@ def test_the_generated_admin_password_is_never_lost(tmp_path: Path) -> None:
     proc, port = _start(state, password=None)
     try:
         assert proc.stdout is not None
-        assert port, "did not start"
+        assert port, f"did not start: {proc.stderr.read() if proc.stderr else None}"
         assert proc.stdout.readline() == f"  state directory: {state}\n"
         assert proc.stdout.readline() == (
             f"  admin password: as set before; to reset it: nf user passwd admin "

@@ -310,6 +310,7 @@ def test_a_bad_frame_closes_the_connection_not_the_data_plane(
     assert "Traceback" not in dp.log()
 
 
+@pytest.mark.timing  # a bound on how fast: run alone (tools/test.sh)
 def test_kill_9_of_the_data_plane_is_noticed_and_its_successor_runs_the_configuration(
     planes: Planes,
 ) -> None:
@@ -512,6 +513,7 @@ def test_events_wait_for_a_control_plane_and_a_new_one_learns_what_is_open(
         client.close()
 
 
+@pytest.mark.timing  # a bound on how fast: run alone (tools/test.sh)
 def test_sigterm_closes_every_port_and_session_within_1_5_s(planes: Planes) -> None:
     dp = planes.start()
     tcp = free_port()

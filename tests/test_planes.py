@@ -37,6 +37,8 @@ from relayhelpers import (
 )
 from test_startup import NF, SOIP
 
+pytestmark = pytest.mark.timing  # restarts and stops within bounds: run alone (tools/test.sh)
+
 RESTART_LIMIT = 5.0
 """Seconds from kill -9 of the control plane to NETCONF served again."""
 

@@ -563,6 +563,12 @@ class Statistics(RpcCounters):
     dropped_sessions: int = 0
 
 
+ENDING_WAIT = 0.8
+"""Seconds close() waits for the sessions to end (their end callbacks, a
+confirmed-commit rollback among them): within the second the supervisor
+gives the control plane to stop."""
+
+
 class SessionRegistry:
     """The live sessions by id, shared by the session threads.
 
@@ -637,6 +643,9 @@ class NetconfServer:
         self.registry = registry if registry is not None else SessionRegistry()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._ending = threading.Condition()
+        """Notified as each session's end (its callbacks included) is done."""
+        self._ends_running = 0
         self._handshakes = threading.BoundedSemaphore(MAX_HANDSHAKES)
         self.stats = Statistics()
         self.throttle = throttle if throttle is not None else Throttle()
@@ -667,6 +676,16 @@ class NetconfServer:
         for session in self.registry.all():
             session.termination = "other"  # the server is shutting down
             session.close()
+        # the sessions' threads end them (a non-persistent confirmed commit
+        # of one rolls back then): wait for that, not only for the sockets
+        deadline = time.monotonic() + ENDING_WAIT
+        with self._ending:
+            while self.registry.all() or self._ends_running:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    log.warning("sessions still ending at shutdown: %s", self.registry.ids())
+                    break
+                self._ending.wait(remaining)
         for thread in self._threads:
             thread.join(timeout=2)
 
@@ -701,6 +720,16 @@ class NetconfServer:
         return self.registry.ids()
 
     def session_ended(self, session: Session, reason: str) -> None:
+        with self._ending:
+            self._ends_running += 1
+        try:
+            self._session_ended(session, reason)
+        finally:
+            with self._ending:
+                self._ends_running -= 1
+                self._ending.notify_all()
+
+    def _session_ended(self, session: Session, reason: str) -> None:
         self.registry.remove(session.id)
         if session.termination != "closed" and not session.killed:
             # RFC 6022: ended other than by close-session or kill-session
