@@ -71,6 +71,12 @@ BACKOFF = (0.0, 0.2, 0.5, 1.0, 2.0)
 STABLE_SECONDS = 30.0
 """A plane up this long has its restart count forgotten."""
 _PR_SET_PDEATHSIG = 1
+CONTROL_NICENESS = 10
+"""The control plane runs at a lower priority than the data plane: when
+both want a CPU (a burst of <get>, a login storm, a large commit), a
+serial byte arriving wakes the data plane ahead of management work, which
+only waits a little longer.  Raising the data plane instead would need
+privileges (CAP_SYS_NICE) that a daemon run by an operator may not have."""
 
 
 def lock_state_dir(state_dir: Path) -> int:
@@ -90,10 +96,13 @@ def lock_state_dir(state_dir: Path) -> int:
     return fd
 
 
-def _die_with_parent(parent: int) -> Callable[[], None]:
-    """preexec_fn of a plane: SIGKILL when the supervisor dies, whichever way."""
+def _setup(parent: int, niceness: int) -> Callable[[], None]:
+    """preexec_fn of a plane: SIGKILL when the supervisor dies, whichever
+    way; ``niceness`` added to its scheduling priority."""
 
     def setup() -> None:
+        if niceness:
+            os.nice(niceness)
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent:  # the supervisor died before prctl took effect
@@ -115,6 +124,8 @@ class Plane:
     """Consecutive deaths, for the restart backoff."""
     restart_at: float | None = None
     ever_ready: bool = False
+    niceness: int = 0
+    """Added to the process's nice value (lower priority)."""
     extra_fds: list[int] = field(default_factory=list)
 
     def start(self) -> None:
@@ -122,7 +133,7 @@ class Plane:
             self.argv(),
             pass_fds=tuple(self.pass_fds()),
             start_new_session=True,
-            preexec_fn=_die_with_parent(os.getpid()),  # the supervisor has one thread
+            preexec_fn=_setup(os.getpid(), self.niceness),  # the supervisor has one thread
         )
         self.started = time.monotonic()
         self.restart_at = None
@@ -169,6 +180,7 @@ class Supervisor:
             "control plane",
             self._control_argv,
             lambda: (self.listener.fileno(), self._ready_w),
+            niceness=CONTROL_NICENESS,
         )
 
     def _python(self) -> list[str]:
