@@ -356,6 +356,18 @@ class Device:
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+def with_descendants(pids: list[int]) -> list[int]:
+    """``pids`` and every process below them (from /proc)."""
+    found: list[int] = []
+    todo = list(pids)
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        with contextlib.suppress(OSError):
+            todo += map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+    return found
+
+
 def cpu_seconds(pids: list[int]) -> float:
     total = 0
     for pid in pids:
@@ -488,10 +500,11 @@ class Server:
                 self.device.call("reset", channel)
 
     def pids(self, channel: int | None = None) -> list[int]:
-        """The processes that serve ``channel`` (all when None)."""
+        """The processes that serve ``channel`` (all when None), with their
+        descendants: nf run is a supervisor of two processes."""
         if channel is not None and len(self.procs) > 1:
-            return [self.procs[channel].pid]
-        return [p.pid for p in self.procs]
+            return with_descendants([self.procs[channel].pid])
+        return with_descendants([p.pid for p in self.procs])
 
     def connect(self, channel: int) -> socket.socket:
         """A connected, verified socket to ``channel`` (kept for the whole run)."""
@@ -614,7 +627,8 @@ def _boot_ours(tmp: Path, device: Device, nf: list[str], label: str, files: str)
     server = Server(label, device, ports, [proc], [log_file.close], netconf_port=netconf_port)
     maps = Path(f"/proc/{proc.pid}/maps").read_text()
     loop = "uvloop" if "uvloop" in maps else "asyncio"
-    server.note = f"event loop {loop}; RSS after boot {rss_mib(proc.pid):.1f} MiB"
+    rss = sum(rss_mib(pid) for pid in with_descendants([proc.pid]))
+    server.note = f"event loop {loop}; RSS after boot {rss:.1f} MiB (all its processes)"
     return server
 
 
