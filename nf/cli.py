@@ -66,6 +66,15 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     listen = Listen(host.strip("[]"), int(port))
     config = Path(args.config) if args.config else None
+    cpus = None
+    if args.data_plane_cpus:
+        from nf.plane.supervisor import parse_cpus
+
+        try:
+            cpus = parse_cpus(args.data_plane_cpus)
+        except ValueError as exc:
+            print(f"nf run: --data-plane-cpus: {exc}", file=sys.stderr)
+            return 2
     try:
         state_dir = open_state_dir(Path(args.state_dir))
         logging.basicConfig(
@@ -73,11 +82,12 @@ def _run(args: argparse.Namespace) -> int:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
         if not args.single_process:
-            from nf.plane.supervisor import Options, lock_state_dir, supervise
+            from nf.plane.supervisor import Options, cpu_split, lock_state_dir, supervise
 
+            cpu_split(cpus)  # CPUs this process may not use: refused now
             lock = lock_state_dir(state_dir)  # before the port: its holder is named
             listener = listen.bind()
-            options = Options(state_dir, config, args.log_level, args.ignore_bad_startup)
+            options = Options(state_dir, config, args.log_level, args.ignore_bad_startup, cpus)
             return supervise(options, listener, lock)
         listener = listen.bind()
         import anyio
@@ -189,6 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the control plane and the relays in one process (debugging, profiling); "
         "by default the relays run in a data-plane process of their own, so that NETCONF "
         "work never delays a serial byte and either can be restarted without the other",
+    )
+    run.add_argument(
+        "--data-plane-cpus",
+        metavar="LIST",
+        help="run the data plane on these CPUs alone (e.g. 1, or 2-3) and the control "
+        "plane on the others, so that management work never takes a relay's CPU "
+        "(default: both share every CPU, the control plane at a lower priority)",
     )
     run.set_defaults(func=_run)
 

@@ -37,6 +37,8 @@ from relayhelpers import (
 )
 from test_startup import NF, SOIP
 
+from nf.plane.supervisor import cpu_split, parse_cpus
+
 pytestmark = pytest.mark.timing  # restarts and stops within bounds: run alone (tools/test.sh)
 
 RESTART_LIMIT = 5.0
@@ -91,10 +93,20 @@ class Daemon:
 
 
 @contextmanager
-def nf_run(state: Path, cfg: Path) -> Iterator[Daemon]:
+def nf_run(state: Path, cfg: Path, *extra: str) -> Iterator[Daemon]:
     env = dict(os.environ, NF_ADMIN_PASSWORD="pw")
     proc = subprocess.Popen(
-        [NF, "run", "--listen", "127.0.0.1:0", "--state-dir", str(state), "--config", str(cfg)],
+        [
+            NF,
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--state-dir",
+            str(state),
+            "--config",
+            str(cfg),
+            *extra,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -419,3 +431,56 @@ def test_a_second_nf_run_on_the_same_state_directory_is_refused(tmp_path: Path) 
             )
             with daemon.connect() as m:  # the first one is unharmed
                 m.get_config("running")
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_the_data_plane_gets_cpus_of_its_own(tmp_path: Path) -> None:
+    """--data-plane-cpus: the data plane on those, the control plane on the rest."""
+    cpus = sorted(os.sched_getaffinity(0))
+    with ExitStack() as stack:
+        _master, device = stack.enter_context(pty_device())
+        cfg = _relay_config(tmp_path, device, free_port())
+        daemon = stack.enter_context(
+            nf_run(tmp_path / "state", cfg, "--data-plane-cpus", str(cpus[-1]))
+        )
+        planes = daemon.planes()
+        assert os.sched_getaffinity(planes["data"]) == {cpus[-1]}
+        assert os.sched_getaffinity(planes["control"]) == set(cpus[:-1])
+        assert os.getpriority(os.PRIO_PROCESS, planes["control"]) > os.getpriority(
+            os.PRIO_PROCESS, planes["data"]
+        )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("x", "nf run: --data-plane-cpus: not a CPU list: 'x' (e.g. 1 or 2-3 or 0,2)\n"),
+        ("3-1", "nf run: --data-plane-cpus: not a CPU list: '3-1' (3-1 is backwards)\n"),
+        ("4096", "nf: --data-plane-cpus: CPU 4096 is not available here\n"),
+    ],
+)
+def test_a_bad_cpu_list_is_refused(tmp_path: Path, value: str, message: str) -> None:
+    done = subprocess.run(
+        [
+            NF,
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--state-dir",
+            str(tmp_path),
+            "--data-plane-cpus",
+            value,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert (done.returncode, done.stderr) == (2 if "list" in message else 1, message)
+
+
+def test_cpu_lists() -> None:
+    assert parse_cpus("1") == {1}
+    assert parse_cpus("0,2-4") == {0, 2, 3, 4}
+    assert cpu_split(None) == (None, None)
+    assert cpu_split(frozenset({1}), frozenset({0, 1})) == ({1}, {0})
+    assert cpu_split(frozenset({0, 1}), frozenset({0, 1})) == ({0, 1}, None)  # none left

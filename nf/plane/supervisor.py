@@ -79,6 +79,43 @@ only waits a little longer.  Raising the data plane instead would need
 privileges (CAP_SYS_NICE) that a daemon run by an operator may not have."""
 
 
+def parse_cpus(text: str) -> frozenset[int]:
+    """A CPU list as taskset and the kernel write it: "1", "0,2", "2-3";
+    ValueError if it is not one."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        first, dash, last = part.strip().partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()):
+            raise ValueError(f"not a CPU list: {text!r} (e.g. 1 or 2-3 or 0,2)")
+        low, high = int(first), int(last) if dash else int(first)
+        if high < low:
+            raise ValueError(f"not a CPU list: {text!r} ({part} is backwards)")
+        cpus.update(range(low, high + 1))
+    return frozenset(cpus)
+
+
+def cpu_split(
+    data: frozenset[int] | None, available: frozenset[int] | None = None
+) -> tuple[frozenset[int] | None, frozenset[int] | None]:
+    """The CPUs of the data plane and of the control plane: ``data`` and
+    the rest of ``available`` (the supervisor's own, by default).  With no
+    ``data``, or no CPU left for the control plane, the control plane
+    shares them all.  BootError for CPUs this process may not use.
+
+    Why: on a small box the control plane's bursts (a <get> of every
+    channel, a storm of logins) otherwise take the CPU a relay byte needs;
+    a CPU of its own keeps the data plane's latency that of an idle box
+    (tools/bench_isolation.py), as packet data planes (VPP, DPDK) do."""
+    if not data:
+        return None, None
+    allowed = available if available is not None else frozenset(os.sched_getaffinity(0))
+    if not data <= allowed:
+        missing = ",".join(map(str, sorted(data - allowed)))
+        raise BootError(f"--data-plane-cpus: CPU {missing} is not available here")
+    rest = allowed - data
+    return data, (rest or None)
+
+
 def lock_state_dir(state_dir: Path) -> int:
     """Hold the state directory's lock for as long as this process runs, or
     BootError: two daemons on one state directory would take each other's
@@ -96,13 +133,15 @@ def lock_state_dir(state_dir: Path) -> int:
     return fd
 
 
-def _setup(parent: int, niceness: int) -> Callable[[], None]:
+def _setup(parent: int, niceness: int, cpus: frozenset[int] | None) -> Callable[[], None]:
     """preexec_fn of a plane: SIGKILL when the supervisor dies, whichever
-    way; ``niceness`` added to its scheduling priority."""
+    way; ``niceness`` added to its scheduling priority; only ``cpus``."""
 
     def setup() -> None:
         if niceness:
             os.nice(niceness)
+        if cpus:
+            os.sched_setaffinity(0, cpus)
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent:  # the supervisor died before prctl took effect
@@ -126,6 +165,8 @@ class Plane:
     ever_ready: bool = False
     niceness: int = 0
     """Added to the process's nice value (lower priority)."""
+    cpus: frozenset[int] | None = None
+    """The CPUs it may run on (None: those of the supervisor)."""
     extra_fds: list[int] = field(default_factory=list)
 
     def start(self) -> None:
@@ -133,7 +174,7 @@ class Plane:
             self.argv(),
             pass_fds=tuple(self.pass_fds()),
             start_new_session=True,
-            preexec_fn=_setup(os.getpid(), self.niceness),  # the supervisor has one thread
+            preexec_fn=_setup(os.getpid(), self.niceness, self.cpus),  # one thread here
         )
         self.started = time.monotonic()
         self.restart_at = None
@@ -159,6 +200,9 @@ class Options:
     config: Path | None
     log_level: str
     ignore_bad_startup: bool
+    data_plane_cpus: frozenset[int] | None = None
+    """``--data-plane-cpus``: the data plane runs on these CPUs alone and
+    the control plane on the others (see cpu_split)."""
 
 
 class Supervisor:
@@ -175,12 +219,14 @@ class Supervisor:
         self.control_restarts = 0
         self._failure: str | None = None
         """Why the control plane's first boot failed, printed last."""
-        self.data = Plane("data plane", self._data_argv)
+        data_cpus, control_cpus = cpu_split(options.data_plane_cpus)
+        self.data = Plane("data plane", self._data_argv, cpus=data_cpus)
         self.control = Plane(
             "control plane",
             self._control_argv,
             lambda: (self.listener.fileno(), self._ready_w),
             niceness=CONTROL_NICENESS,
+            cpus=control_cpus,
         )
 
     def _python(self) -> list[str]:
