@@ -21,6 +21,7 @@ from pathlib import Path
 import anyio
 import paramiko
 from anyio.from_thread import BlockingPortal
+from lxml import etree
 
 from nf import __version__, heap
 from nf.boot import BootError, one_line, reason
@@ -53,6 +54,8 @@ from nf.store.engine import CommitEvent
 log = logging.getLogger("nf")
 
 DEMO_CONFIG = Path(__file__).resolve().parent / "data" / "demo.xml"
+DEMO_PORT = 8301
+"""The TCP port of the demo's channel, as demo.xml has it (nf run --demo-port)."""
 STARTUP_FILE = "startup.xml"
 CONFIRMED_FILE = "confirmed-commit.xml"
 """A pending confirmed commit (RFC 6241 §8.4): exists only while one is pending."""
@@ -388,6 +391,7 @@ async def serve(
     runtime: Runtime | None = None,
     ignore_bad_startup: bool = False,
     supervision: Supervision | None = None,
+    demo_port: int = 0,
 ) -> int:
     """The control plane once ``state_dir`` is open and ``listener`` bound:
     boot, serve until SIGINT/SIGTERM, shut down.  A boot that fails raises
@@ -398,7 +402,9 @@ async def serve(
     None runs the relays in this process (single-process mode).  When it
     already runs a configuration, this control plane was restarted: it
     re-reads running from the data plane instead of booting one.
-    ``supervision``: this is the control plane of nf run (nf.plane.control)."""
+    ``supervision``: this is the control plane of nf run (nf.plane.control).
+    ``demo_port``: where the embedded demo's channel listens, if the demo
+    is booted (0: its own port, DEMO_PORT)."""
     heap.bound_large_blocks()
     try:
         # scrypt (16 MiB) before the schema is compiled: a lower peak RSS
@@ -407,7 +413,7 @@ async def serve(
         attached = await _attached(runtime, schema)
         if attached is None:
             source, initial, startup = _initial_configuration(
-                state_dir, schema, config, ignore_bad_startup
+                state_dir, schema, config, ignore_bad_startup, demo_port
             )
         else:
             source, initial = "re-read from the running data plane", attached
@@ -499,8 +505,32 @@ def _startup(state_dir: Path, schema: SchemaIndex, ignore_bad_startup: bool) -> 
         return _bad_state_file("cannot boot from the startup datastore", exc, ignore_bad_startup)
 
 
+def demo(schema: SchemaIndex, port: int = DEMO_PORT) -> Node:
+    """The embedded demo configuration, its channel listening on ``port``."""
+    from nf.config.edit import edit_partial
+
+    tree = load_initial(DEMO_CONFIG, schema)
+    if port == DEMO_PORT:
+        return tree
+    ns = schema.modules[MAIN_MODULE].namespace
+    change = (
+        f'<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><serial-over-ip xmlns="{ns}">'
+        f"<channel><name>demo</name><description>connect to 127.0.0.1:{port}; the loop port "
+        f"echoes</description><listen><port>{port}</port></listen></channel>"
+        "</serial-over-ip></config>"
+    )
+    tree, errors = edit_partial(tree, etree.fromstring(change), "merge", schema)
+    if errors:
+        raise BootError(one_line(f"--demo-port {port}", errors, "nf run --help"))
+    return tree
+
+
 def _initial_configuration(
-    state_dir: Path, schema: SchemaIndex, config: Path | None, ignore_bad_startup: bool
+    state_dir: Path,
+    schema: SchemaIndex,
+    config: Path | None,
+    ignore_bad_startup: bool,
+    demo_port: int = 0,
 ) -> tuple[str, Node, Node | None]:
     """What to boot (where it comes from, the tree) and the startup datastore
     as read (None: no file); BootError when it cannot be read."""
@@ -529,4 +559,4 @@ def _initial_configuration(
             raise BootError(f"cannot boot: {exc}") from exc
     if startup is not None:
         return str(startup_path), startup, startup
-    return str(DEMO_CONFIG), load_initial(DEMO_CONFIG, schema), startup
+    return str(DEMO_CONFIG), demo(schema, demo_port or DEMO_PORT), startup

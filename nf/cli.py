@@ -87,14 +87,30 @@ def _run(args: argparse.Namespace) -> int:
             cpu_split(cpus)  # CPUs this process may not use: refused now
             lock = lock_state_dir(state_dir)  # before the port: its holder is named
             listener = listen.bind()
-            options = Options(state_dir, config, args.log_level, args.ignore_bad_startup, cpus)
+            options = Options(
+                state_dir,
+                config,
+                args.log_level,
+                args.ignore_bad_startup,
+                args.demo_port,
+                cpus,
+            )
             return supervise(options, listener, lock)
         listener = listen.bind()
         import anyio
 
         from nf.app import serve
 
-        return anyio.run(serve, state_dir, listener, config, None, args.ignore_bad_startup)
+        return anyio.run(
+            serve,
+            state_dir,
+            listener,
+            config,
+            None,
+            args.ignore_bad_startup,
+            None,
+            args.demo_port,
+        )
     except BootError as exc:
         print(f"nf: {exc}", file=sys.stderr)
         return EXIT_BOOT_FAILED
@@ -156,6 +172,12 @@ def _user(args: argparse.Namespace) -> int:
     return 0
 
 
+def _port_number(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port (1-65535): {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nf",
@@ -170,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Run the daemon: NETCONF over SSH on --listen. It boots from --config, else "
             "from STATE_DIR/startup.xml, else from the embedded demo (a loop:// serial port "
-            "and a TCP server channel on 127.0.0.1:8301); but if the last run stopped with a "
+            "and a TCP server channel on 127.0.0.1:8301, or --demo-port); but if the last run stopped with a "
             "confirmed commit pending (STATE_DIR/confirmed-commit.xml), it boots the "
             "configuration of before that commit. The admin password is generated "
             "and printed once on first start (reset it with nf user passwd admin), or set "
@@ -199,6 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the control plane and the relays in one process (debugging, profiling); "
         "by default the relays run in a data-plane process of their own, so that NETCONF "
         "work never delays a serial byte and either can be restarted without the other",
+    )
+    run.add_argument(
+        "--demo-port",
+        type=_port_number,
+        default=0,
+        metavar="PORT",
+        help="where the embedded demo's channel listens when the demo is booted (default 8301)",
     )
     run.add_argument(
         "--data-plane-cpus",

@@ -102,11 +102,6 @@ class Running:
 
 DaemonFactory = Callable[..., Running]
 
-DEMO_PORT = pytest.mark.xdist_group("demo-port")
-"""For a test whose ``nf run`` boots the embedded demo, the channel of which
-listens on the fixed port 8301: pytest-xdist (``--dist loadgroup``) runs
-these tests one after another, never two at once."""
-
 
 @pytest.fixture
 def make_daemon(tmp_path: Path) -> Iterator[DaemonFactory]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import DEMO_PORT
+from relayhelpers import free_port
 from test_startup import _connect, _start, _stop
 
 from nf.cli import main
@@ -84,14 +85,16 @@ def test_tree_and_help_via_the_console_script() -> None:
         assert command in out.stdout
 
 
-@DEMO_PORT
 def test_run_serves_the_demo_and_stops_on_sigterm(tmp_path: Path) -> None:
     """The README's run command: boots the embedded demo, prints how to
-    connect and the generated admin password once, exits 0 on SIGTERM."""
+    connect and the generated admin password once, exits 0 on SIGTERM; the
+    demo's channel echoes (on --demo-port, not the demo's own 8301)."""
     nf = Path(sys.executable).parent / "nf"
+    demo = free_port()
     env = {k: v for k, v in os.environ.items() if k != "NF_ADMIN_PASSWORD"}
+    argv = [str(nf), "run", "--listen", "127.0.0.1:0", "--state-dir", str(tmp_path)]
     proc = subprocess.Popen(
-        [str(nf), "run", "--listen", "127.0.0.1:0", "--state-dir", str(tmp_path)],
+        [*argv, "--demo-port", str(demo)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -106,6 +109,9 @@ def test_run_serves_the_demo_and_stops_on_sigterm(tmp_path: Path) -> None:
         password = banner[2].rsplit(" ", 1)[1].strip()
         stored = (tmp_path / "users.json").read_text()
         assert password not in stored and "scrypt$" in stored
+        with socket.create_connection(("127.0.0.1", demo), timeout=5) as echo:
+            echo.sendall(b"hello demo\n")
+            assert echo.recv(100) == b"hello demo\n"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 0
     finally:
@@ -119,7 +125,6 @@ def _rss_mib(pid: int) -> float:
     return int(status.split("VmRSS:")[1].split()[0]) / 1024
 
 
-@DEMO_PORT
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 def test_a_login_does_not_leave_its_scrypt_memory_resident(tmp_path: Path) -> None:
     """A password login runs scrypt (16 MiB) in paramiko's thread; glibc

@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import DEMO_PORT, Running, ncclient_connect
+from conftest import Running, ncclient_connect
 from ncclient import manager
 from ncclient.operations import RPCError
+from relayhelpers import free_port
 
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 SOIP = "urn:nf:params:xml:ns:yang:nf-serial-over-ip"
@@ -58,12 +59,14 @@ def _start(
 ) -> tuple[subprocess.Popen[str], int]:
     """``nf run`` on 127.0.0.1:ephemeral (a later ``--listen`` in ``extra``
     wins) with NF_ADMIN_PASSWORD=``password`` (None: unset); its port, or 0
-    when it exited before its banner."""
+    when it exited before its banner.  Should it boot the embedded demo, its
+    channel listens on a free port, not on the demo's own 8301."""
     env = {k: v for k, v in os.environ.items() if k != "NF_ADMIN_PASSWORD"}
     if password is not None:
         env["NF_ADMIN_PASSWORD"] = password
+    demo = ["--demo-port", str(free_port())]
     proc = subprocess.Popen(
-        [NF, "run", "--listen", "127.0.0.1:0", "--state-dir", str(state), *extra],
+        [NF, "run", "--listen", "127.0.0.1:0", "--state-dir", str(state), *demo, *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -87,7 +90,6 @@ def _connect(port: int) -> manager.Manager:
     return ncclient_connect("127.0.0.1", port, "admin", "pw")  # type: ignore[no-any-return]
 
 
-@DEMO_PORT
 def test_daemon_boots_from_startup_after_restart(tmp_path: Path) -> None:
     proc, port = _start(tmp_path)
     try:

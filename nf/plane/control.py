@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataplane", required=True, help="the data plane's Unix socket")
     parser.add_argument("--config")
     parser.add_argument("--ignore-bad-startup", action="store_true")
+    parser.add_argument("--demo-port", type=int, default=0)
     parser.add_argument(
         "--restarts", type=int, default=0, help="control planes that died before this one"
     )
@@ -72,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     runtime,
                     args.ignore_bad_startup,
                     Supervision(ready, args.restarts, lambda: runtime.stats),
+                    args.demo_port,
                 )
             except BootError as exc:  # raised as itself, not in an exception group
                 failed = exc

@@ -200,6 +200,8 @@ class Options:
     config: Path | None
     log_level: str
     ignore_bad_startup: bool
+    demo_port: int = 0
+    """``--demo-port``: where the embedded demo listens (0: its own port)."""
     data_plane_cpus: frozenset[int] | None = None
     """``--data-plane-cpus``: the data plane runs on these CPUs alone and
     the control plane on the others (see cpu_split)."""
@@ -262,6 +264,8 @@ class Supervisor:
             argv += ["--config", str(o.config)]
         if o.ignore_bad_startup:
             argv.append("--ignore-bad-startup")
+        if o.demo_port:
+            argv += ["--demo-port", str(o.demo_port)]
         argv += ["--restarts", str(self.control_restarts)]
         return argv
 
