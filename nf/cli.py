@@ -192,8 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Run the daemon: NETCONF over SSH on --listen. It boots from --config, else "
             "from STATE_DIR/startup.xml, else from the embedded demo (a loop:// serial port "
-            "and a TCP server channel on 127.0.0.1:8301, or --demo-port); but if the last run stopped with a "
-            "confirmed commit pending (STATE_DIR/confirmed-commit.xml), it boots the "
+            "and a TCP server channel on 127.0.0.1:8301, or --demo-port); but if the last "
+            "run stopped with a confirmed commit pending (STATE_DIR/confirmed-commit.xml), it boots the "
             "configuration of before that commit. The admin password is generated "
             "and printed once on first start (reset it with nf user passwd admin), or set "
             "with NF_ADMIN_PASSWORD. If the daemon cannot start (NETCONF port busy, bad "
