@@ -617,3 +617,39 @@ def test_a_snapshot_of_many_channels_is_read_in_slices() -> None:
                 await runtime.shutdown()
 
     anyio.run(main)
+
+
+def test_a_hung_data_plane_is_killed_and_its_successor_runs_the_configuration(
+    planes: Planes,
+) -> None:
+    """A data plane that stops answering (SIGSTOP: alive, its socket open)
+    is taken for hung after the request timeout: killed, and once the
+    supervisor has started another, the request is answered by it and the
+    configuration is given back."""
+    first = planes.start()
+    tcp = free_port()
+
+    async def scenario(remote: RemoteRuntime) -> None:
+        await (await remote.prepare(one_channel(device, tcp), b"<config/>")).apply()
+        os.kill(first.pid, signal.SIGSTOP)
+        try:
+            asked = anyio.current_time()
+            async with anyio.create_task_group() as tg:
+
+                async def supervisor() -> None:  # starts a new one once the old is gone
+                    await eventually(lambda: not first.alive(), timeout=5)
+                    planes.start(wait=False)
+
+                tg.start_soon(supervisor)
+                snapshot = await remote.snapshot()
+            assert anyio.current_time() - asked >= 0.5
+            assert [c.name for c in snapshot.channels] == ["c"]
+            assert remote.stats.restarts == 1
+            running = await remote.running()
+            assert running is not None and running[1] == b"<config/>"
+        finally:
+            with contextlib.suppress(OSError):
+                os.kill(first.pid, signal.SIGCONT)
+
+    with pty_device() as (_master, device):
+        with_remote(planes.socket, scenario, request_timeout=0.5)

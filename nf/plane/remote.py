@@ -58,6 +58,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import signal
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,6 +115,10 @@ R = TypeVar("R", bound=Reply)
 EMPTY = RelayConfig({}, {})
 
 
+REQUEST_TIMEOUT = 60.0
+"""Seconds the data plane has to answer one request.  Its requests are
+bounded work (a prepare of the largest configuration included); one
+unanswered for this long means a hung process, which is killed."""
 EARLY_EVENTS = 1000
 """Events kept while no sink is added yet (as many as the data plane keeps
 while no control plane is connected)."""
@@ -171,15 +177,21 @@ class _Link:
     """One connection to a data plane: requests out in order, replies
     matched to them in the same order."""
 
-    def __init__(self, framed: Framed[Reply], hello: HelloReply) -> None:
+    def __init__(
+        self, framed: Framed[Reply], hello: HelloReply, timeout: float = REQUEST_TIMEOUT
+    ) -> None:
         self.framed = framed
         self.hello = hello
         self.pending: deque[_Slot] = deque()
         self.lost = anyio.Event()
         self._lock = anyio.Lock()
+        self._timeout = timeout
 
     async def call(self, request: Request) -> Reply | None:
-        """The reply to ``request``; None when the connection broke first."""
+        """The reply to ``request``; None when the connection broke first,
+        or when the data plane did not answer within the timeout: it is
+        hung then, and is killed (the supervisor starts a new one, which is
+        given the configuration, as after a crash)."""
         slot = _Slot()
         with anyio.CancelScope(shield=True):
             async with self._lock:
@@ -190,8 +202,20 @@ class _Link:
                     await self.framed.send(request)
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                     self.lose()
-        await slot.done.wait()
-        return slot.reply
+        with anyio.move_on_after(self._timeout):
+            await slot.done.wait()
+            return slot.reply
+        pid = self.hello.pid
+        log.error(
+            "the data plane (pid %d) has not answered %s in %.0f s: it is hung; killing it",
+            pid,
+            type(request).__name__,
+            self._timeout,
+        )
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        self.lose()
+        return None
 
     def deliver(self, reply: Reply) -> None:
         if not self.pending:
@@ -247,8 +271,10 @@ class RemoteRuntime:
         *,
         connect_timeout: float = CONNECT_TIMEOUT,
         reconnect_timeout: float = RECONNECT_TIMEOUT,
+        request_timeout: float = REQUEST_TIMEOUT,
     ) -> None:
         self._path = socket_path
+        self._request_timeout = request_timeout
         self._connect_timeout = connect_timeout
         self._reconnect_timeout = reconnect_timeout
         self._sinks: list[EventSink] = []
@@ -350,7 +376,7 @@ class RemoteRuntime:
             await framed.aclose()
             raise
         if isinstance(reply, HelloReply) and reply.version == VERSION:
-            return _Link(framed, reply)
+            return _Link(framed, reply, self._request_timeout)
         await framed.aclose()
         if isinstance(reply, HelloReply):
             raise DataPlaneError(
