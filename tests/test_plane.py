@@ -619,6 +619,33 @@ def test_a_snapshot_of_many_channels_is_read_in_slices() -> None:
     anyio.run(main)
 
 
+def test_an_idle_channel_is_read_again_only_when_what_it_reports_changed() -> None:
+    """The state objects of an idle channel are those of the last snapshot
+    until something it reports changes (here its counters are cleared):
+    then the snapshot has the new values, never stale ones."""
+
+    async def main() -> None:
+        runtime = RelayRuntime()
+        async with anyio.create_task_group() as tg:
+            await tg.start(runtime.run)
+            with pty_device() as (_master, device):
+                delta = Delta({"p": serial_port("p", device)}, {"c": server_channel("c", "p", 0)})
+                await (await runtime.prepare(delta, b"")).apply()
+                first = [s async for piece in runtime.snapshot_slices() for s in piece]
+                second = [s async for piece in runtime.snapshot_slices() for s in piece]
+                assert second[0] is first[0]  # unchanged: the same frozen objects
+                await runtime.clear_counters(None)
+                third = [s async for piece in runtime.snapshot_slices() for s in piece]
+                assert third[0] is not first[0]
+                cleared = dict(third[0][0].counters)
+                assert "last-cleared" in cleared and "last-cleared" not in dict(
+                    first[0][0].counters
+                )
+                await runtime.shutdown()
+
+    anyio.run(main)
+
+
 def test_a_hung_data_plane_is_killed_and_its_successor_runs_the_configuration(
     planes: Planes,
 ) -> None:

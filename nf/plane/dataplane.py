@@ -128,6 +128,8 @@ class DataPlane:
         self.snapshots_built = 0
         """How many snapshots were read (requests that queued up behind one
         share it)."""
+        self._encoded: dict[int, tuple[object, msgspec.Raw, msgspec.Raw]] = {}
+        """The last snapshot's encodings, by the runtime's state objects."""
 
     # -- events ---------------------------------------------------------------------
     def event(self, kind: str, payload: dict[str, str]) -> None:
@@ -349,10 +351,21 @@ class DataPlane:
         self.snapshots_built += 1
         channels = []
         ports: dict[str, msgspec.Raw] = {}
+        encoded: dict[int, tuple[object, msgspec.Raw, msgspec.Raw]] = {}
         async for piece in self.runtime.snapshot_slices():
-            for channel, port in piece:
-                channels.append(encode_part(channel))
-                ports[port.name] = encode_part(port)
+            for states in piece:
+                channel, port = states
+                # the runtime hands back the same objects for an unchanged
+                # channel: their encoding is reused too
+                before = self._encoded.get(id(states))
+                if before is not None and before[0] is states:
+                    parts = before
+                else:
+                    parts = (states, encode_part(channel), encode_part(port))
+                encoded[id(states)] = parts
+                channels.append(parts[1])
+                ports[port.name] = parts[2]
+        self._encoded = encoded
         return encode(SnapshotParts(tuple(channels), tuple(ports.values())))
 
     async def _handle(self, conn: _Connection, request: Request) -> Reply:
