@@ -84,7 +84,7 @@ def _run(args: argparse.Namespace) -> int:
         if not args.single_process:
             from nf.plane.supervisor import Options, cpu_split, lock_state_dir, supervise
 
-            cpu_split(cpus)  # CPUs this process may not use: refused now
+            data_cpus, control_cpus = cpu_split(cpus)  # unusable CPUs: refused now
             lock = lock_state_dir(state_dir)  # before the port: its holder is named
             listener = listen.bind()
             options = Options(
@@ -93,7 +93,8 @@ def _run(args: argparse.Namespace) -> int:
                 args.log_level,
                 args.ignore_bad_startup,
                 args.demo_port,
-                cpus,
+                data_cpus,
+                control_cpus,
             )
             return supervise(options, listener, lock)
         listener = listen.bind()

@@ -53,7 +53,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from nf.boot import EXIT_BOOT_FAILED, BootError
@@ -167,7 +167,6 @@ class Plane:
     """Added to the process's nice value (lower priority)."""
     cpus: frozenset[int] | None = None
     """The CPUs it may run on (None: those of the supervisor)."""
-    extra_fds: list[int] = field(default_factory=list)
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
@@ -202,9 +201,10 @@ class Options:
     ignore_bad_startup: bool
     demo_port: int = 0
     """``--demo-port``: where the embedded demo listens (0: its own port)."""
-    data_plane_cpus: frozenset[int] | None = None
-    """``--data-plane-cpus``: the data plane runs on these CPUs alone and
-    the control plane on the others (see cpu_split)."""
+    data_cpus: frozenset[int] | None = None
+    """The data plane's CPUs (``--data-plane-cpus``; None: all of them)."""
+    control_cpus: frozenset[int] | None = None
+    """The control plane's CPUs: the others (cpu_split; None: all of them)."""
 
 
 class Supervisor:
@@ -221,14 +221,13 @@ class Supervisor:
         self.control_restarts = 0
         self._failure: str | None = None
         """Why the control plane's first boot failed, printed last."""
-        data_cpus, control_cpus = cpu_split(options.data_plane_cpus)
-        self.data = Plane("data plane", self._data_argv, cpus=data_cpus)
+        self.data = Plane("data plane", self._data_argv, cpus=options.data_cpus)
         self.control = Plane(
             "control plane",
             self._control_argv,
             lambda: (self.listener.fileno(), self._ready_w),
             niceness=CONTROL_NICENESS,
-            cpus=control_cpus,
+            cpus=options.control_cpus,
         )
 
     def _python(self) -> list[str]:
