@@ -87,20 +87,23 @@ def capabilities(schema: SchemaIndex) -> list[str]:
     return caps
 
 
-def load_initial(path: Path, schema: SchemaIndex) -> Node:
-    """Read and validate a configuration file, or raise BootError naming it
-    (the first error; ``nf validate`` lists them all)."""
+def load_initial(source: Path | bytes, schema: SchemaIndex, name: str = "") -> Node:
+    """Read and validate a configuration file (or document, called
+    ``name``), or raise BootError naming it (the first error; ``nf
+    validate`` lists them all)."""
     from nf.config import validate
 
+    what = name or str(source)
     try:
-        tree, errors = load_document(path, schema)
+        tree, errors = load_document(source, schema)
     except OSError as exc:
-        raise BootError(f"{path}: {reason(exc)}") from exc
+        raise BootError(f"{what}: {reason(exc)}") from exc
     except Exception as exc:  # XMLSyntaxError, ValueError
-        raise BootError(f"{path}: not well-formed XML: {exc}") from exc
+        raise BootError(f"{what}: not well-formed XML: {exc}") from exc
     errors += validate(tree, schema)
     if errors:
-        raise BootError(one_line(f"{path}: invalid configuration", errors, f"nf validate {path}"))
+        hint = f"nf validate {source}" if isinstance(source, Path) else "see the log"
+        raise BootError(one_line(f"{what}: invalid configuration", errors, hint))
     return tree
 
 
@@ -474,8 +477,6 @@ async def _attached(runtime: Runtime | None, schema: SchemaIndex) -> Node | None
     plane that runs nothing yet (a first boot).  A document that does not
     parse or validate here (this control plane is of another version) is
     not adopted: the boot configuration replaces it."""
-    from nf.config import validate
-
     if runtime is None:
         return None
     running = await runtime.running()
@@ -483,15 +484,10 @@ async def _attached(runtime: Runtime | None, schema: SchemaIndex) -> Node | None
         return None
     _config, document = running
     try:
-        tree, errors = load_document(document, schema)
-        errors += validate(tree, schema)
-        problem = str(errors[0]) if errors else None
-    except Exception as exc:  # XMLSyntaxError, ValueError
-        problem = str(exc)
-    if problem is not None:
-        log.error("the data plane's running configuration is unusable here: %s", problem)
+        return load_initial(document, schema, "the data plane's running configuration")
+    except BootError as exc:
+        log.error("%s; not adopted: the boot configuration replaces it", exc)
         return None
-    return tree
 
 
 def _startup(state_dir: Path, schema: SchemaIndex, ignore_bad_startup: bool) -> Node | None:
