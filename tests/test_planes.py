@@ -28,6 +28,7 @@ from relayhelpers import (
     connect,
     exchange,
     free_port,
+    port_is_free,
     port_xml,
     pty_device,
     read_fd,
@@ -244,14 +245,7 @@ def test_kill_9_of_the_control_plane_is_hitless(tmp_path: Path) -> None:
         time.sleep(0.5)
         os.kill(planes["control"], signal.SIGKILL)
         killed = time.monotonic()
-
-        def serving() -> manager.Manager | None:
-            try:
-                return daemon.connect(timeout=2)
-            except Exception:
-                return None
-
-        m = wait_for(serving, timeout=RESTART_LIMIT + 2, interval=0.1)
+        m = wait_for(lambda: _try_connect(daemon), timeout=RESTART_LIMIT + 2, interval=0.1)
         restarted = time.monotonic() - killed
         with m:
             assert m.get_config("running").data_xml == running
@@ -304,7 +298,7 @@ def test_a_pending_persistent_confirmed_commit_survives_a_control_plane_kill(
             assert "<name>d</name>" in m.get_config("running").data_xml
         connect(other).close()  # still listening: nothing was re-applied
         # the rollback happens at the deadline of the commit, not later
-        wait_for(lambda: _refused(other), timeout=timeout + 3, interval=0.1)
+        wait_for(lambda: port_is_free(other), timeout=timeout + 3, interval=0.1)
         rolled_back = time.monotonic() - committed
         assert timeout - 0.5 < rolled_back < timeout + 2, (rolled_back, daemon.output())
         with daemon.connect() as m:
@@ -323,14 +317,6 @@ def _try_connect(daemon: Daemon) -> manager.Manager | None:
         return daemon.connect(timeout=2)
     except Exception:
         return None
-
-
-def _refused(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-    except OSError:
-        return True
-    return False
 
 
 def test_kill_9_of_the_data_plane_is_repaired_and_reported(tmp_path: Path) -> None:
@@ -368,7 +354,7 @@ def test_kill_9_of_the_data_plane_is_repaired_and_reported(tmp_path: Path) -> No
         assert noticed < 1.0, noticed
         assert "<event>disconnected</event>" in events[-1]
         # the channel listens again and relays, on a new TCP connection
-        fresh = stack.enter_context(wait_for(lambda: _try_tcp(tcp), timeout=5, interval=0.1))
+        fresh = stack.enter_context(connect(tcp, timeout=5))  # connect retries while refused
         exchange(fresh, master, b"again", b"back")
         assert daemon.planes()["data"] != planes["data"]
         assert _processes(m) == {
@@ -377,13 +363,6 @@ def test_kill_9_of_the_data_plane_is_repaired_and_reported(tmp_path: Path) -> No
             "relay-sessions-dropped": "1",
         }
         assert "data plane" in daemon.output()
-
-
-def _try_tcp(port: int) -> socket.socket | None:
-    try:
-        return socket.create_connection(("127.0.0.1", port), timeout=1)
-    except OSError:
-        return None
 
 
 def test_sigterm_stops_both_planes_with_exit_0(tmp_path: Path) -> None:
@@ -403,7 +382,7 @@ def test_sigterm_stops_both_planes_with_exit_0(tmp_path: Path) -> None:
         assert took < 2.0, took
         for pid in planes.values():
             assert not Path(f"/proc/{pid}").exists() or _zombie(pid), pid
-        assert _refused(tcp)
+        assert port_is_free(tcp)
 
 
 def _zombie(pid: int) -> bool:
