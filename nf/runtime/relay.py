@@ -83,7 +83,7 @@ def _signature(ch: ChannelRuntime) -> tuple[object, ...] | None:
     """Everything a channel without sessions reports, cheaply: equal
     signatures, equal states.  None for a channel with sessions (their
     byte counts move with every chunk: read them)."""
-    if ch.session_rows():
+    if ch.sessions:  # not session_rows(): that sorts them, and _state does it again
         return None
     return (
         ch.oper_status,
