@@ -233,9 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--data-plane-cpus",
         metavar="LIST",
-        help="run the data plane on these CPUs alone (e.g. 1, or 2-3) and the control "
-        "plane on the others, so that management work never takes a relay's CPU "
-        "(default: both share every CPU, the control plane at a lower priority)",
+        help="run the data plane on these CPUs alone (e.g. 1, or 2-3, or auto: the last "
+        "CPU when there are two or more) and the control plane on the others, so that "
+        "management work never takes a relay's CPU (default: both share every CPU, the "
+        "control plane at a lower priority)",
     )
     run.set_defaults(func=_run)
 

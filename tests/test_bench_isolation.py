@@ -7,6 +7,7 @@ daemon; not the timings (a shared, noisy machine).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +50,23 @@ def test_bench_isolation_prints_table_and_json(tmp_path: Path) -> None:
     assert by_phase["idle"]["p99_ratio"] == 1.0
     assert by_phase["login"]["notes"]["failed-password-logins"] >= 1
     assert doc["passed"] == all(by_phase[n]["passed"] for n in PHASES[1:])
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_bench_isolation_places_the_link_with_the_data_plane(tmp_path: Path) -> None:
+    """--data-plane-cpus auto: nf's data plane, the prober and the echo device
+    on the last CPU; the control plane and the load's clients on the others."""
+    cpus = sorted(os.sched_getaffinity(0))
+    cmd = [sys.executable, str(TOOL), "--channels", "2", "--round-trips", "50"]
+    cmd += ["--phases", "idle,commit", "--data-plane-cpus", "auto", "--json", "-"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=100, cwd=ROOT)
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    doc = json.loads(proc.stdout)
+    link, rest = [cpus[-1]], cpus[:-1]
+    assert doc["cpus"] == {
+        "prober": link,
+        "device": link,
+        "load": rest,
+        "daemon": {"nf": cpus, "nf.plane.dataplane": link, "nf.plane.control": rest},
+    }
+    assert doc["phases"][1]["ops"] >= 1 and doc["phases"][1]["load_errors"] == 0

@@ -414,14 +414,13 @@ def test_a_second_nf_run_on_the_same_state_directory_is_refused(tmp_path: Path) 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
 def test_the_data_plane_gets_cpus_of_its_own(tmp_path: Path) -> None:
-    """--data-plane-cpus: the data plane on those, the control plane on the rest."""
+    """--data-plane-cpus (auto: the last CPU): the data plane on those, the
+    control plane on the rest."""
     cpus = sorted(os.sched_getaffinity(0))
     with ExitStack() as stack:
         _master, device = stack.enter_context(pty_device())
         cfg = _relay_config(tmp_path, device, free_port())
-        daemon = stack.enter_context(
-            nf_run(tmp_path / "state", cfg, "--data-plane-cpus", str(cpus[-1]))
-        )
+        daemon = stack.enter_context(nf_run(tmp_path / "state", cfg, "--data-plane-cpus", "auto"))
         planes = daemon.planes()
         assert os.sched_getaffinity(planes["data"]) == {cpus[-1]}
         assert os.sched_getaffinity(planes["control"]) == set(cpus[:-1])
@@ -463,3 +462,6 @@ def test_cpu_lists() -> None:
     assert cpu_split(None) == (None, None)
     assert cpu_split(frozenset({1}), frozenset({0, 1})) == ({1}, {0})
     assert cpu_split(frozenset({0, 1}), frozenset({0, 1})) == ({0, 1}, None)  # none left
+    # auto: the last CPU for the data plane when there are two or more
+    assert parse_cpus("auto", frozenset({0, 1, 2})) == {2}
+    assert cpu_split(parse_cpus("auto", frozenset({4})), frozenset({4})) == (None, None)

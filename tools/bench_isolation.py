@@ -38,6 +38,16 @@ second) and the daemon's CPU time (utime+stime of the ``nf run`` process
 and all its descendants, so that a daemon split into processes is measured
 whole) are taken over the probing window.
 
+``--data-plane-cpus LIST`` (e.g. 1 or auto) runs nf with that option and
+places this benchmark's own processes where a deployment has their
+counterparts: the prober and the echo device (the serial link's far ends,
+a remote host and a UART) on the data plane's CPUs, the load's clients
+(orchestrators, on other machines in a deployment) on the others.  This
+machine's kernel does not preempt kernel code (``preempt=none``): a
+process that shares a CPU with the data plane delays its wake-up by as
+long as its system calls run, whatever the priorities; on a CPU of its
+own, the data plane sees none of that.
+
 Targets (issue: control plane / data plane split, point 5): under each
 load, p99 <= 1.2x the idle p99 of the same run and max <= 5 ms.  PASS/FAIL
 is printed; the exit status is 0 either way (a benchmark, on a noisy
@@ -46,6 +56,7 @@ machine), unless the benchmark itself fails.
     .venv/bin/python tools/bench_isolation.py [--channels N] [--round-trips N]
         [--interval MS] [--phases idle,get,commit,login,bigedit]
         [--storm-sources N] [--json PATH|-] [--nf CMD] [--keep]
+        [--data-plane-cpus LIST] [--load-nice N]
 
 The channel ports are free ports found by binding port 0 and closing
 (``bench_relay.free_ports``): another program could take one in between
@@ -82,6 +93,8 @@ import bench_netconf
 import bench_relay
 import paramiko
 from bench_netconf import GET, NS, RawSession, check
+
+from nf.plane.supervisor import parse_cpus
 
 HOST = bench_relay.HOST
 PASSWORD = bench_relay.PASSWORD
@@ -131,6 +144,9 @@ def load_main(kind: str, port: int, load: Load, arg: int) -> None:
     niceness = int(os.environ.get("NF_BENCH_LOAD_NICE", LOAD_NICENESS))
     if niceness:
         os.nice(niceness)
+    cpus = os.environ.get("NF_BENCH_LOAD_CPUS")
+    if cpus:
+        os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
     try:
         {"get": _gets, "commit": _commits, "login": _storm, "bigedit": _big_edits}[kind](
             port, load, arg
@@ -334,6 +350,20 @@ def process_tree(pid: int) -> list[int]:
 COUNTER = re.compile(rb"<(?:[\w.-]+:)?(failed-password-logins|refused-logins)>(\d+)<")
 
 
+def module_of(pid: int) -> str:
+    """What a process of the daemon runs: its python module (-m) or program."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return str(pid)
+    if b"-m" in argv[:-1]:
+        return argv[argv.index(b"-m") + 1].decode()
+    names = [Path(a.decode()).name for a in argv if a]
+    if len(names) > 1 and names[0].startswith("python"):
+        return names[1]  # a script: nf itself
+    return names[0] if names else str(pid)
+
+
 def login_counters(port: int) -> dict[str, int]:
     """The daemon's counters of checked and refused logins (/netconf-server)."""
     session = _session(port)
@@ -424,6 +454,9 @@ def run_phase(
             loads = Loads("bigedit", port, 1)
         if loads is not None:
             loads.wait_ready(LOAD_TIMEOUT)
+            notes["load cpus"] = sorted(
+                {c for p in loads.procs if p.pid for c in os.sched_getaffinity(p.pid)}
+            )
             time.sleep(WARMUP_SECONDS)
         paced_round_trips(sock, WARMUP_TRIPS, args.interval / 1e3)
         pids = process_tree(daemon_pid)
@@ -546,8 +579,26 @@ def main() -> int:
         default=LOAD_NICENESS,
         help=f"nice value of the load's client processes (default {LOAD_NICENESS})",
     )
+    parser.add_argument(
+        "--data-plane-cpus",
+        metavar="LIST",
+        help="run nf with --data-plane-cpus LIST, and place this benchmark's own processes "
+        "as a deployment would have them: the prober and the echo device (the serial "
+        "link's far ends) on those CPUs, the load's clients (orchestrators, elsewhere in "
+        "a deployment) on the others",
+    )
     args = parser.parse_args()
     os.environ["NF_BENCH_LOAD_NICE"] = str(args.load_nice)  # the load processes inherit it
+    link_cpus: set[int] = set()
+    if args.data_plane_cpus:
+        link_cpus = set(parse_cpus(args.data_plane_cpus))
+        others = os.sched_getaffinity(0) - link_cpus
+        if not link_cpus <= os.sched_getaffinity(0) or not others:
+            parser.error(
+                f"--data-plane-cpus {args.data_plane_cpus}: not a proper subset of "
+                f"this machine's CPUs {sorted(os.sched_getaffinity(0))}"
+            )
+        os.environ["NF_BENCH_LOAD_CPUS"] = ",".join(map(str, sorted(others)))
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     unknown = set(phases) - set(PHASES)
     if unknown:
@@ -565,6 +616,9 @@ def main() -> int:
     else:
         venv_nf = ROOT / ".venv" / "bin" / "nf"
         nf = [str(venv_nf) if venv_nf.exists() else "nf"]
+    if args.data_plane_cpus:  # an option of "nf run", which comes after the command
+        run = f'exec {shlex.join(nf)} "$@" --data-plane-cpus {shlex.quote(args.data_plane_cpus)}'
+        nf = ["sh", "-c", run, "nf"]
     tmp = Path(tempfile.mkdtemp(prefix="bench-isolation-"))
     results: list[PhaseResult] = []
     try:
@@ -576,10 +630,21 @@ def main() -> int:
             daemon_pid = server.procs[0].pid
             log(f"booted in {boot:.1f} s; NETCONF on {HOST}:{server.netconf_port}")
             sock = server.connect(args.channels)  # the last channel echoes
+            if link_cpus:
+                bench_relay.set_affinity([os.getpid(), server.device.pid], link_cpus)
             for name in phases:
                 log(f"phase {name}")
                 results.append(run_phase(name, server.netconf_port, sock, daemon_pid, args, log))
             rss = bench_relay.peak_rss_mib(process_tree(daemon_pid))
+            placement = {
+                "prober": sorted(os.sched_getaffinity(0)),
+                "device": sorted(os.sched_getaffinity(server.device.pid)),
+                "load": sorted({c for r in results for c in r.notes.get("load cpus", ())}),
+                "daemon": {
+                    module_of(pid): sorted(os.sched_getaffinity(pid))
+                    for pid in process_tree(daemon_pid)
+                },
+            }
         finally:
             server.close()
         judge(results)
@@ -594,6 +659,7 @@ def main() -> int:
                 "peak_rss_mib": rss,
                 "targets": {"p99_ratio": TARGET_RATIO, "max_ms": TARGET_MAX * 1e3},
                 "phases": [asdict(r) for r in results],
+                "cpus": placement,
                 "passed": all(r.passed for r in results if r.passed is not None),
             }
             text = json.dumps(doc, indent=2)

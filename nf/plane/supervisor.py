@@ -79,9 +79,16 @@ only waits a little longer.  Raising the data plane instead would need
 privileges (CAP_SYS_NICE) that a daemon run by an operator may not have."""
 
 
-def parse_cpus(text: str) -> frozenset[int]:
+def parse_cpus(text: str, available: frozenset[int] | None = None) -> frozenset[int]:
     """A CPU list as taskset and the kernel write it: "1", "0,2", "2-3";
-    ValueError if it is not one."""
+    ValueError if it is not one.  "auto": the last CPU of ``available``
+    (the CPUs this process may use, by default) when there are two or more,
+    else none (both planes share the only one).  One is all the data plane
+    needs (one event loop) and all the control plane loses (one
+    interpreter, which uses about one CPU at a time anyway)."""
+    if text.strip() == "auto":
+        allowed = available if available is not None else frozenset(os.sched_getaffinity(0))
+        return frozenset({max(allowed)}) if len(allowed) > 1 else frozenset()
     cpus: set[int] = set()
     for part in text.split(","):
         first, dash, last = part.strip().partition("-")
