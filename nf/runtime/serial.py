@@ -16,9 +16,17 @@ Two adapters behind the one interface:
   the port and applies the line settings; then the fd is made non-blocking
   and driven with ``loop.add_reader``/``add_writer`` and large
   ``os.read``/``os.write`` calls.
+  ``socket://`` is one too: its socket's fd, driven the same way.
+* ``LoopLink``: ``loop://``, the loopback plug, in memory: what is written
+  is read back in a loop callback.
 * ``ThreadLink``: pyserial URL handlers without a file descriptor
-  (``loop://``, ``socket://``, ``rfc2217://``), driven from worker threads
-  by two small tasks in the channel's task group.
+  (``rfc2217://``), driven from worker threads by two small tasks in the
+  channel's task group.
+
+An idle port of the first three costs nothing: no thread, no timer, no
+wake-up until a byte moves (pyserial's own ``loop://`` and ``socket://``
+are read by polling, which for a thousand idle ports is twenty thousand
+thread wake-ups a second and delays every relay).
 
 Opening happens in ``open_link`` (called from a worker thread during a
 commit's prepare phase), so a port that cannot be opened fails the commit
@@ -32,6 +40,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import socket
 import termios
 from collections.abc import Callable
 from typing import Protocol
@@ -41,6 +50,7 @@ import serial
 import serial.rs485
 from anyio import to_thread
 from anyio.abc import TaskGroup
+from serial.urlhandler import protocol_loop, protocol_socket
 
 from nf.model import SerialPortConfig
 
@@ -161,13 +171,20 @@ def open_link(cfg: SerialPortConfig) -> Link:
         raise PortError(f"cannot open {cfg.device}: {exc}") from exc
     warning = _rs485(port, cfg.device) if cfg.line_mode == "rs485" else None
     link: Link
-    try:
-        fd = port.fileno()
-    except (AttributeError, NotImplementedError, OSError, serial.SerialException):
-        port.timeout = 0.05
-        link = ThreadLink(cfg.device, port)
+    if isinstance(port, protocol_loop.Serial):
+        link = LoopLink(cfg.device, port)
+    elif isinstance(port, protocol_socket.Serial):
+        # pyserial keeps the connected socket private and reads it by polling
+        sock: socket.socket = port._socket  # type: ignore[attr-defined]  # not in the stubs
+        link = FdLink(cfg.device, port, sock.fileno())
     else:
-        link = FdLink(cfg.device, port, fd)
+        try:
+            fd = port.fileno()
+        except (AttributeError, NotImplementedError, OSError, serial.SerialException):
+            port.timeout = 0.05
+            link = ThreadLink(cfg.device, port)
+        else:
+            link = FdLink(cfg.device, port, fd)
     link.warning = warning
     return link
 
@@ -401,6 +418,73 @@ class FdLink(_Buffered):
             self._sink.serial_sent(written)
         self._set_writing(bool(out))
         self._check_low()
+
+    def close(self) -> None:
+        self.stop()
+        with contextlib.suppress(OSError, serial.SerialException):
+            self._port.close()
+
+
+class LoopLink(_Buffered):
+    """``loop://``: what is written is read back, in memory.
+
+    The bytes written wait in the write buffer (the loop) until they are
+    read back, one loop callback later, as long as the sink reads; so the
+    write buffer's water marks are the loop's flow control, and bytes still
+    in the loop when the port goes are counted by ``discard``.  pyserial's
+    port object is opened only to check the URL and the line settings."""
+
+    def __init__(self, device: str, port: serial.SerialBase) -> None:
+        super().__init__(device)
+        self._port = port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._paused = False
+        self._pending: asyncio.Handle | None = None
+
+    def start(self, sink: LinkSink, tg: TaskGroup) -> None:
+        del tg  # loop callbacks only
+        self._loop = asyncio.get_running_loop()
+        self._sink = sink
+        self._failed = False
+        self._paused = False
+        self._read_back()  # what a predecessor channel wrote and did not read
+        self._check_high()
+
+    def stop(self) -> None:
+        super().stop()
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+
+    def pause_reading(self) -> None:
+        self._paused = True
+
+    def resume_reading(self) -> None:
+        if self._paused and self._sink is not None:
+            self._paused = False
+            self._read_back()
+
+    def write(self, data: bytes) -> None:
+        self._out += data
+        if self._sink is not None:
+            self._sink.serial_sent(len(data))
+        self._read_back()
+        self._check_high()
+
+    def _read_back(self) -> None:
+        if self._pending is None and self._out and self._loop is not None:
+            self._pending = self._loop.call_soon(self._deliver)
+
+    def _deliver(self) -> None:
+        self._pending = None
+        sink = self._sink
+        if sink is None or self._paused or not self._out:
+            return
+        data = bytes(self._out[:READ_SIZE])
+        del self._out[:READ_SIZE]
+        self._check_low()
+        sink.serial_received(data)
+        self._read_back()
 
     def close(self) -> None:
         self.stop()
