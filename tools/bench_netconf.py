@@ -358,6 +358,13 @@ def netconfd(tmp: Path, pin: bool) -> Iterator[Server]:
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
     home = base / "home"
     (home / ".yuma").mkdir(parents=True)  # netconfd keeps its transaction id there
+    # only our module: the rest of yang/ (our notifications.yang among them)
+    # would shadow yuma123's own copies, which its system modules augment
+    # ("yuma123-system.yang:221: definition not found"); netconfd has the
+    # ietf modules ours imports
+    modules = base / "modules"
+    modules.mkdir()
+    (modules / f"{MODULE}.yang").symlink_to(YANG_DIR / f"{MODULE}.yang")
     env = {k: v for k, v in os.environ.items() if not k.startswith("YUMA_")}
     cmd = [
         NETCONFD,
@@ -367,8 +374,8 @@ def netconfd(tmp: Path, pin: bool) -> Iterator[Server]:
         "--superuser=root",
         "--target=candidate",
         "--with-startup=false",
-        f"--modpath={YANG_DIR}:/usr/share/yuma/modules",
-        f"--module={YANG_DIR / (MODULE + '.yang')}",
+        f"--modpath={modules}:/usr/share/yuma/modules",
+        f"--module={modules / (MODULE + '.yang')}",
         f"--ncxserver-sockname={sock}",
         f"--log={base / 'netconfd.log'}",
         "--log-level=" + os.environ.get("BENCH_NETCONFD_LOG", "warn"),
