@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -50,7 +51,16 @@ def _tree(args: argparse.Namespace) -> int:
     if args.depth is not None:
         cmd += ["--tree-depth", str(args.depth)]
     cmd.append(str(YANG_DIR / f"{MAIN_MODULE}.yang"))
-    return subprocess.run(cmd, check=False).returncode
+    # captured, then printed here: a reader that stops early (nf tree | head)
+    # is then one quiet broken pipe of ours, not a traceback of pyang's
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    sys.stderr.write(done.stderr)
+    try:
+        sys.stdout.write(done.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+    return done.returncode
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -78,6 +78,11 @@ def test_tree_and_help_via_the_console_script() -> None:
     nf = Path(sys.executable).parent / "nf"
     out = subprocess.run([str(nf), "tree"], capture_output=True, text=True, timeout=60, check=True)
     assert "+--rw serial-over-ip" in out.stdout and "+---x clear-counters" in out.stdout
+    # a reader that stops early: no traceback, status 0
+    piped = subprocess.run(
+        f"{nf} tree | head -1", shell=True, capture_output=True, text=True, timeout=60
+    )
+    assert (piped.stdout, piped.stderr) == ("module: nf-serial-over-ip\n", "")
     out = subprocess.run(
         [str(nf), "--help"], capture_output=True, text=True, timeout=60, check=True
     )
