@@ -9,11 +9,14 @@ process behind, after a good ``up`` and after one that failed half way.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 
 import pytest
 from labhelpers import Lab, lab, needs_root, root_links
+from relayhelpers import wait_for
 
 __all__ = ["lab"]  # the fixture
 
@@ -38,7 +41,7 @@ def test_up_three_hosts_answer_netconf_from_the_orchestrator_and_down_leaves_not
     }, up.describe()
     assert (lab.dir / "inventory.ini").read_text().count("ansible_host=198.18.0.1") == 3
     # nothing of the root namespace changed: the links live in the lab's namespaces
-    assert root_links() == links_before
+    assert_root_namespace_untouched(lab, links_before)
 
     # every host serves NETCONF, on its own simulated device, to the orchestrator
     view = lab.netconf_view(list(HOSTS.values()))
@@ -58,10 +61,17 @@ def test_up_three_hosts_answer_netconf_from_the_orchestrator_and_down_leaves_not
     for name, endpoint in HOSTS.items():
         assert re.search(rf"^{name}\s.*{re.escape(endpoint)}\s+\d+\s+answers$", status.stdout, re.M)
 
+    # a daemon that dies shows as stopped; the others still answer
+    h3 = next(p for p in lab.state()["processes"] if p["role"] == "h3 nf")  # type: ignore[attr-defined]
+    os.kill(h3["pid"], signal.SIGKILL)
+    wait_for(lambda: re.search(r"^h3\s.*\sstopped$", lab.lab_ok("status").stdout, re.M), 20)
+    status = lab.lab_ok("status")
+    assert re.search(r"^h1\s.*\sanswers$", status.stdout, re.M), status.describe()
+
     down = lab.lab_ok("down")
     assert "removed 5 namespaces" in down.stdout, down.describe()
     assert lab.leftovers() == []
-    assert root_links() == links_before
+    assert_root_namespace_untouched(lab, links_before)
     assert not (lab.dir / "lab.json").exists()
     # idempotent
     assert "removed 0 namespaces" in lab.lab_ok("down").stdout
@@ -97,3 +107,12 @@ def test_down_finds_a_lab_whose_state_file_is_lost(lab: Lab) -> None:
 
 def ip(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10)
+
+
+def assert_root_namespace_untouched(lab: Lab, links_before: set[str]) -> None:
+    """No link of the root namespace is the lab's: none with a peer in its
+    namespaces (``ip link`` names them), none new with a name the lab uses
+    (other tests may add links of their own meanwhile)."""
+    assert [found for found in lab.leftovers() if found.startswith("link ")] == []
+    added = root_links() - links_before
+    assert not {name for name in added if re.fullmatch(r"br0|orch|eth0|h\d+", name)}, added

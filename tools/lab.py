@@ -42,7 +42,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -365,7 +365,8 @@ def wait_for_links(links: Sequence[Path], devices: Sequence[Proc], timeout: floa
     for link, device in zip(links, devices, strict=True):
         while not link.exists():
             if not device.alive() or time.monotonic() > deadline:
-                raise LabError(f"the device {link} did not appear: {device.role} stopped")
+                log = link.with_name("device.log")
+                raise LabError(f"the device {link} did not appear; {log}:\n{log_tail(log)}")
             time.sleep(0.02)
 
 
@@ -512,24 +513,26 @@ def cmd_up(lab: Lab, count: int, timeout: float) -> int:
             f"up failed: {exc}\n(run compose/lab down to remove what was made)"
         ) from None
     write_inventory(state)
-    print_table(state)
+    print_table(state, answering=[h.endpoint for h in hosts])
     print(f"user {USER}, password {state.password}")
     print(f"inventory: {lab.inventory}")
     print("clients run in the orchestrator's namespace: compose/lab exec orchestrator -- CMD")
     return 0
 
 
-def print_table(state: State, probe: bool = False) -> None:
+def print_table(state: State, answering: Collection[str]) -> None:
+    """Each node; a live daemon "answers" if its endpoint is in ``answering``
+    (it served NETCONF to the orchestrator)."""
     lab = state.lab
+    print(f"lab {lab.id} in {lab.dir}: {len(state.hosts())} hosts on {NETWORK}")
     rows = [("node", "namespace", "address", "NETCONF", "pid", "daemon")]
     orch = lab.orchestrator()
     rows.append((orch.name, orch.namespace, orch.address, "-", "-", "-"))
-    answering = set(probe_endpoints(state)) if probe else set()
     for host in state.hosts():
         proc = state.process(f"{host.name} nf")
         alive = proc is not None and proc.alive()
-        status = "stopped" if not alive else "up"
-        if alive and probe:
+        status = "stopped"
+        if alive:
             status = "answers" if host.endpoint in answering else "not answering"
         pid = str(proc.pid) if proc else "-"
         rows.append((host.name, host.namespace, host.address, host.endpoint, pid, status))
@@ -562,8 +565,7 @@ def cmd_status(lab: Lab) -> int:
             return 1
         print(f"lab {lab.id}: not up")
         return 1
-    print(f"lab {lab.id} in {lab.dir}: {len(state.hosts())} hosts on {NETWORK}")
-    print_table(state, probe=True)
+    print_table(state, answering=probe_endpoints(state))
     missing = sorted(set(state.namespaces) - set(found))
     if missing:
         print(f"missing namespaces: {', '.join(missing)}")
