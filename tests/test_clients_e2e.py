@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from clienthelpers import Output, run, run_ok, system_tool, venv_tool
+from clienthelpers import Output, ansible_env, run, run_ok, system_tool, venv_tool
 from conftest import Running
 from lxml import etree
 
@@ -276,30 +276,6 @@ PLAYBOOK = f"""\
             "configure_again": configure_again.changed,
           }} | to_json }}}}
 """
-
-
-def ansible_env(tmp_path: Path) -> dict[str, str]:
-    """Everything Ansible reads or writes stays under tmp_path: no ~/.ansible,
-    no ansible.cfg or collections from the machine."""
-    home = tmp_path / "ansible"
-    (home / "tmp").mkdir(parents=True)
-    cfg = tmp_path / "ansible.cfg"
-    cfg.write_text("")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    env.update(
-        HOME=str(tmp_path),
-        ANSIBLE_CONFIG=str(cfg),
-        ANSIBLE_HOME=str(home),
-        ANSIBLE_LOCAL_TEMP=str(home / "tmp"),
-        ANSIBLE_REMOTE_TEMP=str(home / "remote-tmp"),  # "remote" is this machine too
-        ANSIBLE_PERSISTENT_CONTROL_PATH_DIR=str(home / "pc"),
-        ANSIBLE_COLLECTIONS_PATH=str(home / "collections"),  # only the pip-installed ones
-        ANSIBLE_HOST_KEY_CHECKING="False",
-        ANSIBLE_PERSISTENT_CONNECT_TIMEOUT="20",
-        ANSIBLE_PERSISTENT_COMMAND_TIMEOUT="20",
-        ANSIBLE_NOCOLOR="1",
-    )
-    return env
 
 
 def test_ansible_netconf_modules(daemon: Running, tmp_path: Path) -> None:

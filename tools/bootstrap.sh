@@ -4,7 +4,7 @@
 #   tools/bootstrap.sh --test   also the test tools and the Debian packages the
 #                               tests drive (yanglint from libyang2-tools, socat,
 #                               the yangcli NETCONF client,
-#                               ssh from openssh-client)
+#                               ssh from openssh-client, ip from iproute2)
 # Idempotent: a second run only checks.  Needs Python >= 3.11.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +32,8 @@ if [ "$with_test" = 1 ]; then
     command -v yangcli >/dev/null || need+=(yangcli)
     # ssh -s netconf, and scrapli-netconf's system transport, in the client tests
     command -v ssh >/dev/null || need+=(openssh-client)
+    # ip netns, veth and bridge links: compose/lab and its tests
+    command -v ip >/dev/null || need+=(iproute2)
     if [ "${#need[@]}" -gt 0 ]; then apt_install "${need[@]}"; fi
 fi
 
