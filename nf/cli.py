@@ -274,6 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     tree = sub.add_parser("tree", help="print the YANG tree of the module")
     tree.add_argument("--depth", type=int, default=None, help="limit the depth printed")
     tree.set_defaults(func=_tree)
+
+    from nf.sim.cli import add_parser as add_sim
+
+    add_sim(sub)
     return parser
 
 
