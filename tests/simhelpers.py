@@ -79,3 +79,13 @@ def read_fd(fd: int, n: int, timeout: float = 5.0) -> bytes:
             with contextlib.suppress(BlockingIOError):
                 data += os.read(fd, n - len(data))
     return data
+
+
+def nf_sim(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """``nf sim ARGS`` to completion (the checker)."""
+    return subprocess.run(
+        [sys.executable, "-m", "nf", "sim", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -126,14 +126,18 @@ def announce(device: PtyDevice) -> None:
     print(device.path, flush=True)
 
 
-async def until_stopped() -> None:
-    """Return on SIGTERM or SIGINT (the simulator then exits with status 0)."""
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (the simulator then exits with
+    status 0); call it from the running loop."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+    return stop
+
+
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep ``seconds`` unless ``stop`` comes first; True when it did."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return stop.is_set()
