@@ -76,19 +76,19 @@ def _channel_on(relay_factory: DaemonFactory, tmp_path: Path, device: str, extra
 def test_traffic_through_a_channel_arrives_whole_and_in_order(
     make_daemon: DaemonFactory, tmp_path: Path
 ) -> None:
-    frames = 1500
+    frames = 3000  # 5 s at 60 kB/s: the checker connects well before the end
     with sim("traffic", "--rate", "60000", "--size", "100", "--count", str(frames)) as dev:
         tcp = _channel_on(make_daemon, tmp_path, dev.path, "")
         out = nf_sim("check", "--tcp", f"127.0.0.1:{tcp}", "--until-seq", str(frames - 1), "--json")
         status, err = dev.stop()
     assert status == 0, err
     assert f"{frames} frames" in err
-    report = json.loads(out.stdout)
     assert out.returncode == 0, (out.stdout, out.stderr)
+    report = json.loads(out.stdout)
     assert report["last_seq"] == frames - 1
     # frames sent before the checker connected were dropped by the relay (no
     # session); from the first received on, every one came, once, in order
-    assert report["frames"] == frames - report["first_seq"] > frames // 2
+    assert report["frames"] == frames - report["first_seq"] >= 500
     assert report["lost"] == report["reordered"] == report["duplicated"] == 0
     assert report["crc_errors"] == report["payload_errors"] == 0
     assert report["bytes"] == report["frames"] * 100 + report["garbage_bytes"]
