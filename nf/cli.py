@@ -9,27 +9,38 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nf import __version__
+
+if TYPE_CHECKING:
+    from nf.config import ConfigError
+
+
+def document_errors(data: bytes | str | Path) -> list[ConfigError]:
+    """Every error of a configuration document, as ``nf validate`` and the
+    server see them; raises OSError, lxml's XMLSyntaxError or ValueError when
+    it cannot be read as XML."""
+    from nf.config import load_document, validate
+    from nf.schema import default_schema
+
+    schema = default_schema()
+    tree, errors = load_document(data, schema)
+    return errors + validate(tree, schema)
 
 
 def _validate(args: argparse.Namespace) -> int:
     from lxml import etree
 
-    from nf.config import load_document, validate
-    from nf.schema import default_schema
-
-    schema = default_schema()
     path = Path(args.file)
     try:
-        tree, errors = load_document(path, schema)
+        errors = document_errors(path)
     except OSError as exc:
         print(f"nf validate: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except (etree.XMLSyntaxError, ValueError) as exc:
         print(f"{path}: not well-formed XML: {exc}", file=sys.stderr)
         return 1
-    errors += validate(tree, schema)
     for error in errors:
         print(f"{path}: {error}")
         for name, text in error.info:
@@ -285,6 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
     tree = sub.add_parser("tree", help="print the YANG tree of the module")
     tree.add_argument("--depth", type=int, default=None, help="limit the depth printed")
     tree.set_defaults(func=_tree)
+
+    from nf.sim.cli import add_parser as add_sim
+
+    add_sim(sub)
+
+    from nf.importers.cli import add_parser as add_import
+
+    add_import(sub)
     return parser
 
 

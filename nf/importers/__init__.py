@@ -1,0 +1,1 @@
+"""Importers: other serial servers' configurations turned into ours (``nf import``)."""
