@@ -4,7 +4,8 @@
 #   tools/bootstrap.sh --test   also the test tools and the Debian packages the
 #                               tests drive (yanglint from libyang2-tools, socat,
 #                               the yangcli NETCONF client,
-#                               ssh from openssh-client)
+#                               ssh from openssh-client, docker-compose,
+#                               systemd, podman, runc, debootstrap)
 # Idempotent: a second run only checks.  Needs Python >= 3.11.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,17 @@ if [ "$with_test" = 1 ]; then
     command -v yangcli >/dev/null || need+=(yangcli)
     # ssh -s netconf, and scrapli-netconf's system transport, in the client tests
     command -v ssh >/dev/null || need+=(openssh-client)
+    # compose/: `docker-compose config` reads the compose file (no engine);
+    # systemd-analyze verify/security and systemd-sysusers check the unit
+    command -v docker-compose >/dev/null || need+=(docker-compose)
+    command -v systemd-analyze >/dev/null || need+=(systemd)
+    # the slow container test: podman on runc (crun refuses this kind of
+    # machine's hybrid cgroups) with netavark and iptables for published
+    # ports (recommended, not required, by podman), its base image made
+    # with debootstrap
+    command -v podman >/dev/null || need+=(podman netavark iptables)
+    command -v runc >/dev/null || need+=(runc)
+    command -v debootstrap >/dev/null || need+=(debootstrap)
     if [ "${#need[@]}" -gt 0 ]; then apt_install "${need[@]}"; fi
 fi
 
