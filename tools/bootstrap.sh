@@ -4,7 +4,8 @@
 #   tools/bootstrap.sh --test   also the test tools and the Debian packages the
 #                               tests drive (yanglint from libyang2-tools, socat,
 #                               the yangcli NETCONF client,
-#                               ssh from openssh-client, ip from iproute2)
+#                               ssh from openssh-client, ip from iproute2,
+#                               docker-compose, systemd, podman, runc, debootstrap)
 # Idempotent: a second run only checks.  Needs Python >= 3.11.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,17 @@ if [ "$with_test" = 1 ]; then
     command -v ssh >/dev/null || need+=(openssh-client)
     # ip netns, veth and bridge links: compose/lab and its tests
     command -v ip >/dev/null || need+=(iproute2)
+    # compose/: `docker-compose config` reads the compose file (no engine);
+    # systemd-analyze verify/security and systemd-sysusers check the unit
+    command -v docker-compose >/dev/null || need+=(docker-compose)
+    command -v systemd-analyze >/dev/null || need+=(systemd)
+    # the slow container test: podman on runc (crun refuses this kind of
+    # machine's hybrid cgroups) with netavark and iptables for published
+    # ports (recommended, not required, by podman), its base image made
+    # with debootstrap
+    command -v podman >/dev/null || need+=(podman netavark iptables)
+    command -v runc >/dev/null || need+=(runc)
+    command -v debootstrap >/dev/null || need+=(debootstrap)
     if [ "${#need[@]}" -gt 0 ]; then apt_install "${need[@]}"; fi
 fi
 

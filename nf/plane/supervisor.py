@@ -20,6 +20,9 @@ plane can be restarted without the other:
   which notices the lost connection, gives it the running configuration;
 - SIGTERM, SIGINT or SIGHUP stop the control plane first (its NETCONF
   sessions end), then the data plane, within ``STOP_SECONDS``, and exit 0;
+- under systemd (``Type=notify``, ``compose/nf.service``) it tells the
+  service manager READY=1 when the control plane first serves (its ready
+  byte), STOPPING=1 on a stop signal, and a STATUS= line (nf.plane.notify);
 - a control plane that cannot boot the first time (a bad configuration, a
   port taken) ends ``nf run`` with its exit status and its one-line
   message: there is nothing to restart then.
@@ -57,6 +60,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nf.boot import EXIT_BOOT_FAILED, BootError
+from nf.plane.notify import Notifier
 
 log = logging.getLogger("nf.supervisor")
 
@@ -217,9 +221,12 @@ class Options:
 class Supervisor:
     """Starts, watches, restarts and stops the two planes."""
 
-    def __init__(self, options: Options, listener: socket.socket) -> None:
+    def __init__(self, options: Options, listener: socket.socket, notifier: Notifier) -> None:
         self.options = options
         self.listener = listener
+        self.notifier = notifier
+        """The service manager (systemd ``Type=notify``): told READY=1 when
+        the control plane first serves, STOPPING=1 on a stop signal."""
         self.socket_path = options.state_dir / DATAPLANE_SOCKET
         self._ready_r, self._ready_w = os.pipe2(os.O_CLOEXEC)
         os.set_blocking(self._ready_r, False)  # read as it comes, never waited on
@@ -325,7 +332,9 @@ class Supervisor:
                     if plane is self.control:
                         self.control_restarts += 1
                     plane.start()
-        log.info("received %s, stopping", signal.Signals(self._stopping).name)
+        name = signal.Signals(self._stopping).name
+        log.info("received %s, stopping", name)
+        self.notifier.notify(STOPPING="1", STATUS=f"stopping on {name}")
         return 0
 
     def _heard(self, message: bytes) -> None:
@@ -333,9 +342,19 @@ class Supervisor:
         the line that says why its boot failed."""
         if message.startswith(b"F"):
             self._failure = message[1:].decode(errors="replace")
+            self.notifier.notify(STATUS=self._failure)
         elif message:
+            first = not self.control.ever_ready
             self.control.ever_ready = True
             self.control.deaths = 0
+            host, port = self.listener.getsockname()[:2]
+            status = f"serving NETCONF on {host}:{port}"
+            if self.control_restarts:
+                status += f" (control plane restarts: {self.control_restarts})"
+            if first:  # systemd's start job ends here, and so does its start timeout
+                self.notifier.notify(READY="1", STATUS=status)
+            else:
+                self.notifier.notify(STATUS=status)
 
     def _died(self, plane: Plane, status: int) -> int | None:
         """A plane ended on its own: schedule its restart, or the exit status
@@ -356,6 +375,7 @@ class Supervisor:
         plane.deaths += 1
         pid = plane.proc.pid if plane.proc else 0
         log.error("%s (pid %d) %s; restarting it in %.1f s", plane.name, pid, how, delay)
+        self.notifier.notify(STATUS=f"{plane.name} {how}; restarting it")
         plane.restart_at = time.monotonic() + delay
         return None
 
@@ -389,6 +409,6 @@ def _terminate(plane: Plane, deadline: float) -> None:
 def supervise(options: Options, listener: socket.socket, lock: int) -> int:
     """``nf run`` after nf.boot and ``lock_state_dir``: run both planes."""
     try:
-        return Supervisor(options, listener).run()
+        return Supervisor(options, listener, Notifier.from_environment()).run()
     finally:
         os.close(lock)
