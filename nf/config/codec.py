@@ -325,6 +325,16 @@ def render(tree: Node, schema: SchemaIndex, holder: etree._Element | None = None
     return holder
 
 
+def render_entry(entry: Node, sn: SchemaNode, prefixes: dict[str, str]) -> etree._Element:
+    """One list entry as an element of its own (its namespace declared on
+    it): what ``Documents`` caches and what incremental validation puts in
+    place of a changed entry.  ``prefixes``: prefix -> namespace."""
+    ns, name = sn.qname
+    elem = etree.Element(f"{{{ns}}}{name}", nsmap=_default_ns(ns))
+    _render_children(entry, sn, elem, ns, prefixes)
+    return elem
+
+
 def _render_children(
     node: Node, snode: SchemaNode, elem: etree._Element, parent_ns: str, prefixes: dict[str, str]
 ) -> None:
@@ -403,10 +413,7 @@ class Documents:
         if cached is not None and cached[0] is entry:
             data = cached[1]
         else:
-            ns, name = qname
-            elem = etree.Element(f"{{{ns}}}{name}", nsmap=_default_ns(ns))
-            _render_children(entry, sn, elem, ns, self._prefixes)
-            data = etree.tostring(elem)
+            data = etree.tostring(render_entry(entry, sn, self._prefixes))
             self.rendered += 1
         kept[id(entry)] = (entry, data)  # the node is held: its id stays its own
         return data

@@ -78,6 +78,10 @@ class ListNode:
     def __contains__(self, key: object) -> bool:
         return key in self._entries
 
+    def last(self) -> Key | None:
+        """The key of the last entry (None when empty), without a walk."""
+        return next(reversed(self._entries), None)
+
     def set(self, key: Key, entry: Node) -> ListNode:
         """With ``entry`` at ``key``: in its place if the key exists, else last."""
         entries = dict(self._entries)

@@ -11,7 +11,8 @@ so a NETCONF client and ``nf validate`` see the same facts.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass, field
 
 from lxml import etree
 from pyang import xpath_lexer
@@ -28,7 +29,7 @@ from nf.config.codec import (
 from nf.config.errors import MAX_ERRORS, ConfigError
 from nf.config.tree import ListNode, Node, quote
 from nf.schema import Choice, QName, SchemaIndex, SchemaNode
-from nf.schema.xpath import EvalCache
+from nf.schema.xpath import EvalCache, ValueIndex
 
 _IMPLICIT = "{urn:nf:internal}implicit"
 """Marks a non-presence container added only to hold defaults."""
@@ -43,6 +44,49 @@ class Instance:
         self.schema = schema
         self.holder = render(tree, schema, etree.Element(_HOLDER))
         self._add_defaults(self.holder, schema.root)
+        self._entries: dict[SchemaNode, dict[tuple[str, ...], etree._Element]] = {}
+        """Unit list -> key -> entry element, built on first use and kept
+        up to date by ``patch``."""
+        self.indexes: EvalCache = {}
+        """Value indexes of unit entries (sibling scans, unique, joins),
+        built on first use and kept up to date by ``patch``."""
+
+    def parent_of(self, lst: SchemaNode) -> etree._Element | None:
+        """The element holding the entries of a unit list (its top-level
+        container, or the holder for a top-level list)."""
+        if lst.parent is None or lst.parent.keyword == "root":
+            return self.holder
+        return next(_children_named(self.holder, lst.parent.qname), None)
+
+    def entry_elements(self, lst: SchemaNode) -> dict[tuple[str, ...], etree._Element]:
+        """key -> element of every entry of a unit list."""
+        found = self._entries.get(lst)
+        if found is None:
+            found = {}
+            parent = self.parent_of(lst)
+            if parent is not None:
+                for elem in _children_named(parent, lst.qname):
+                    key = xml_key_of(elem, lst)
+                    if key is not None:
+                        found[key] = elem
+            self._entries[lst] = found
+        return found
+
+    def index(
+        self, lst: SchemaNode, name: str, keys: Callable[[etree._Element], Iterable[Hashable]]
+    ) -> ValueIndex | None:
+        """The value index ``name`` of a unit list's entries (built on first use)."""
+        parent = self.parent_of(lst)
+        if parent is None:
+            return None
+        tag = f"{{{lst.namespace}}}{lst.name}"
+        key = (id(parent), tag, name)
+        cached = self.indexes.get(key)
+        if cached is None or cached[0] is not parent:
+            cached = (parent, ValueIndex(parent, tag, keys))
+            self.indexes[key] = cached
+        index: ValueIndex = cached[1]
+        return index
 
     # -- defaults (RFC 7950 §7.6.1, §7.7.2, §7.9.3) ------------------------
     def _add_defaults(self, elem: etree._Element, snode: SchemaNode) -> None:
@@ -88,24 +132,20 @@ class Instance:
         ``complete_tree`` holds for those entries, without converting the rest:
         the runtime asks for the few entries a commit changed.
         """
-        wanted = set(keys)
         found: dict[tuple[str, ...], Node] = {}
-        if not wanted:
-            return found
-        top_elem = next(_children_named(self.holder, top.qname), None)
-        if top_elem is None:
-            return found
-        for elem in _children_named(top_elem, lst.qname):
-            key = xml_key_of(elem, lst)
-            if key in wanted:
-                holder = etree.Element(_HOLDER)
-                holder.append(_prune(elem))
-                entry = parse_children(holder, top, "", self.schema, True, [])
-                value = entry.get(lst.qname)
-                if isinstance(value, ListNode) and key is not None:
-                    node = value.get(key)
-                    if node is not None:
-                        found[key] = node
+        elements = self.entry_elements(lst)
+        for key in keys:
+            elem = elements.get(key)
+            if elem is None:
+                continue
+            holder = etree.Element(_HOLDER)
+            holder.append(_prune(elem))
+            entry = parse_children(holder, top, "", self.schema, True, [])
+            value = entry.get(lst.qname)
+            if isinstance(value, ListNode):
+                node = value.get(key)
+                if node is not None:
+                    found[key] = node
         return found
 
 
@@ -220,13 +260,72 @@ def _absent_mandatory(elem: etree._Element, sn: SchemaNode) -> frozenset[str]:
     )
 
 
+@dataclass
+class UnitScope:
+    """What incremental validation checks of one unit list (``Scope``)."""
+
+    count: int
+    """Entries the list has."""
+    visit: list[etree._Element]
+    """The entries to check, in document order."""
+    last: etree._Element | None
+    """The list's last entry."""
+    unique: list[list[etree._Element]]
+    """Per unique statement: the entries that may collide, in document order."""
+
+
+@dataclass
+class Scope:
+    """The part of an instance that incremental validation checks again
+    (``nf.config.incremental`` decides it): below the parents of unit
+    lists (``holders``), only the entries listed per unit list are
+    checked; everything outside unit entries is checked as always."""
+
+    holders: frozenset[SchemaNode]
+    units: dict[SchemaNode, UnitScope]
+    leafrefs: dict[SchemaNode, ValueIndex] = field(default_factory=dict)
+    """Leafrefs to other unit entries, answered from a value index of the
+    targets instead of collecting every target."""
+
+
 class _Checker:
-    def __init__(self, schema: SchemaIndex, semantic: bool = True) -> None:
+    def __init__(
+        self,
+        schema: SchemaIndex,
+        semantic: bool = True,
+        scope: Scope | None = None,
+        cache: EvalCache | None = None,
+    ) -> None:
         self.schema = schema
         self.semantic = semantic
         """False: only the syntax constraints (``check_syntax``)."""
+        self.scope = scope
         self.errors: list[ConfigError] = []
-        self.cache: EvalCache = {}
+        self.cache: EvalCache = {} if cache is None else cache
+
+    def groups(self, elem: etree._Element, snode: SchemaNode) -> dict[QName, list[etree._Element]]:
+        """The children of ``elem`` by name; below a holder of unit lists in
+        a scope, a unit list's entries are those the scope checks (the key
+        is there while the list has entries)."""
+        if self.scope is not None and snode in self.scope.holders:
+            groups: dict[QName, list[etree._Element]] = {}
+            for qname, sn in snode.children.items():
+                unit = self.scope.units.get(sn)
+                if unit is not None:
+                    if unit.count:
+                        groups[qname] = unit.visit
+                    continue
+                found = list(_children_named(elem, qname))
+                if found:
+                    groups[qname] = found
+            return groups
+        by_tag: dict[str, list[etree._Element]] = {}
+        for child in elem:
+            if isinstance(child.tag, str):
+                by_tag.setdefault(child.tag, []).append(child)
+        # names split once per distinct tag, not once per element (a leaf-list
+        # of 100 000 values has one tag)
+        return {split_tag(tag): found for tag, found in by_tag.items()}
 
     def node(
         self,
@@ -240,13 +339,7 @@ class _Checker:
         ``absent`` are the mandatory leaves ``elem`` lacks: each is reported
         once, as missing-element, and a when of a child that depends on one
         is not evaluated (it could only fail because of it)."""
-        by_tag: dict[str, list[etree._Element]] = {}
-        for child in elem:
-            if isinstance(child.tag, str):
-                by_tag.setdefault(child.tag, []).append(child)
-        # names split once per distinct tag, not once per element (a leaf-list
-        # of 100 000 values has one tag)
-        groups = {split_tag(tag): found for tag, found in by_tag.items()}
+        groups = self.groups(elem, snode)
         self.choices(elem, snode, groups, path)
         for qname, sn in ordered_children(snode):
             if len(self.errors) > MAX_ERRORS:
@@ -278,8 +371,17 @@ class _Checker:
                     own = _absent_mandatory(inst, sn)
                     if self.conditions(inst, sn, inst_path, absent, own):
                         self.node(inst, sn, inst_path, own)
-                self.counts(sn, len(instances), path)
-                self.unique(instances, sn, path)
+                unit = self.scope.units.get(sn) if self.scope is not None else None
+                if unit is None:
+                    self.counts(sn, len(instances), path)
+                    self.unique([instances] * len(sn.uniques), sn, path)
+                    continue
+                if len(self.errors) > MAX_ERRORS and (
+                    not instances or instances[-1] is not unit.last
+                ):
+                    return  # where the whole walk stops: at the next entry
+                self.counts(sn, unit.count, path)
+                self.unique(unit.unique, sn, path)
 
     def step(self, sn: SchemaNode, entry: etree._Element | None = None) -> str:
         text = f"/{sn.prefix}:{sn.name}"
@@ -362,8 +464,13 @@ class _Checker:
             )
             return
         if self.semantic and sn.leafref is not None and sn.type.require_instance:
-            targets = sn.leafref.string_values(elem, elem, self.cache)
-            if sn.type.canonical(value) not in targets:
+            targets = self.scope.leafrefs.get(sn) if self.scope is not None else None
+            if (
+                not targets.get(sn.type.canonical(value))
+                if targets is not None
+                else sn.type.canonical(value)
+                not in sn.leafref.string_values(elem, elem, self.cache)
+            ):
                 self.errors.append(
                     ConfigError(
                         "data-missing",
@@ -426,20 +533,17 @@ class _Checker:
                 )
             )
 
-    def unique(self, entries: list[etree._Element], sn: SchemaNode, path: str) -> None:
+    def unique(self, entries: list[list[etree._Element]], sn: SchemaNode, path: str) -> None:
+        """Each unique statement of ``sn`` over its ``entries`` (all of the
+        list's, or every entry that may collide)."""
         if not self.semantic:
             return
-        for spec in sn.uniques:
+        for spec, among in zip(sn.uniques, entries, strict=True):
             seen: dict[tuple[str, ...], etree._Element] = {}
-            for entry in entries:
-                values: list[str] = []
-                for leaf_path in spec:
-                    found = _descend(entry, leaf_path)
-                    if found is None:
-                        break
-                    values.append(found.text or "")
-                else:
-                    key = tuple(values)
+            for entry in among:
+                key = unique_key(entry, spec)
+                if key is not None:
+                    values = list(key)
                     first = seen.get(key)
                     if first is None:
                         seen[key] = entry
@@ -512,6 +616,20 @@ class _Checker:
             if nested <= members and members & present:
                 return True
         return False
+
+
+def unique_key(
+    entry: etree._Element, spec: tuple[tuple[QName, ...], ...]
+) -> tuple[str, ...] | None:
+    """The values of a unique statement's leaves in a list entry; None if
+    one is missing (the entry then takes no part, RFC 7950 §7.8.3)."""
+    values: list[str] = []
+    for leaf_path in spec:
+        found = _descend(entry, leaf_path)
+        if found is None:
+            return None
+        values.append(found.text or "")
+    return tuple(values)
 
 
 def _descend(entry: etree._Element, path: tuple[QName, ...]) -> etree._Element | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import collections
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -246,7 +246,104 @@ def _string_value(item: object) -> str:
 
 
 EvalCache = dict[tuple[int, str, str], Any]
-"""Per-run indexes of sibling scans; create one dict per validation run."""
+"""Per-run indexes of sibling scans; create one dict per validation run.
+An entry ``(id(parent), tag, path)`` -> ``(parent, ValueIndex)`` may also be
+supplied by the caller, kept up to date across runs (incremental
+validation keeps them with the instance it patches)."""
+
+
+class ValueIndex:
+    """The children of ``parent`` named ``tag``, by the values of a key
+    function: which sibling list entries have ``listen/port`` = 7000.
+
+    A sibling scan (``_Scan``), a unique constraint and incremental
+    validation's search for the entries a change can affect all ask this;
+    the index is built once, in one pass, and then kept up to date one
+    entry at a time (``add``, ``discard``) as entries are replaced.
+    Entries come back in document order: each has a position number, and
+    an entry added later gets one between its neighbours'.
+    """
+
+    def __init__(
+        self,
+        parent: etree._Element,
+        tag: str,
+        keys: Callable[[etree._Element], Iterable[Hashable]],
+    ) -> None:
+        self.parent = parent
+        self.tag = tag
+        self._keys = keys
+        self._by_key: dict[Hashable, dict[etree._Element, None]] = {}
+        self._of: dict[etree._Element, tuple[Hashable, ...]] = {}
+        self._pos: dict[etree._Element, float] = {}
+        for pos, child in enumerate(parent.iterchildren(tag)):
+            self._pos[child] = float(pos)
+            self._index(child)
+
+    def _index(self, elem: etree._Element) -> None:
+        found = tuple(dict.fromkeys(self._keys(elem)))
+        self._of[elem] = found
+        for key in found:
+            self._by_key.setdefault(key, {})[elem] = None
+
+    def add(self, elem: etree._Element) -> None:
+        """Index ``elem``, a child of ``parent`` already in its place."""
+        prev, nxt = elem.getprevious(), elem.getnext()
+        low = self._pos.get(prev) if prev is not None else None
+        high = self._pos.get(nxt) if nxt is not None else None
+        if low is None and high is None:
+            self._renumber(elem)
+        else:
+            if low is None:
+                low = high - 2.0 if high is not None else 0.0
+            if high is None:
+                high = low + 2.0
+            middle = (low + high) / 2
+            if low < middle < high:
+                self._pos[elem] = middle
+            else:  # out of precision between two neighbours
+                self._renumber(elem)
+        self._index(elem)
+
+    def _renumber(self, elem: etree._Element) -> None:
+        self._pos = {
+            child: float(pos)
+            for pos, child in enumerate(self.parent.iterchildren(self.tag))
+            if child is elem or child in self._pos
+        }
+
+    def discard(self, elem: etree._Element) -> None:
+        self._pos.pop(elem, None)
+        for key in self._of.pop(elem, ()):
+            group = self._by_key.get(key)
+            if group is not None:
+                group.pop(elem, None)
+                if not group:
+                    del self._by_key[key]
+
+    def get(self, key: Hashable) -> list[etree._Element]:
+        """The entries with ``key``, in document order."""
+        group = self._by_key.get(key)
+        if not group:
+            return []
+        return self.ordered(group)
+
+    def ordered(self, elems: Iterable[etree._Element]) -> list[etree._Element]:
+        """Indexed entries in document order."""
+        return sorted(elems, key=self._pos.__getitem__)
+
+
+def path_values(path: etree.XPath) -> Callable[[etree._Element], frozenset[str]]:
+    """Key function: the string values ``path`` selects from an element."""
+
+    def keys(elem: etree._Element) -> frozenset[str]:
+        current: Any = elem  # lxml binds elements as node-set variables
+        found = path(elem, current=current)
+        return frozenset(
+            _string_value(item) for item in (found if isinstance(found, list) else [found])
+        )
+
+    return keys
 
 
 class XPathExpr:
@@ -323,20 +420,14 @@ class XPathExpr:
             key = (id(parent), scan.tag, scan.lhs)
             cached = cache.get(key)
             if cached is None or cached[0] is not parent:
-                siblings = list(parent.iterchildren(scan.tag))
-                index: dict[str, list[int]] = {}
-                for pos, sibling in enumerate(siblings):
-                    found = lhs(sibling, current=current_)
-                    for item in found if isinstance(found, list) else [found]:
-                        index.setdefault(_string_value(item), []).append(pos)
-                cached = (parent, index, siblings)
+                cached = (parent, ValueIndex(parent, scan.tag, path_values(lhs)))
                 cache[key] = cached
-            _, index, siblings = cached
+            index: ValueIndex = cached[1]
             wanted = rhs(current, current=current_)
-            positions: set[int] = set()
+            found: dict[etree._Element, None] = {}
             for item in wanted if isinstance(wanted, list) else [wanted]:
-                positions.update(index.get(_string_value(item), ()))
-            candidates = [siblings[p] for p in sorted(positions)]
+                found.update(dict.fromkeys(index.get(_string_value(item))))
+            candidates = index.ordered(found)
             for pred in preds:
                 candidates = [c for c in candidates if pred(c, current=current_)]
             variables[f"nfscan{i}"] = candidates

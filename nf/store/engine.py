@@ -47,6 +47,7 @@ from lxml import etree
 from nf.config.codec import Documents
 from nf.config.diff import Change, diff
 from nf.config.errors import ConfigError
+from nf.config.incremental import Patch, check_change
 from nf.config.model import from_tree, update
 from nf.config.tree import ListNode, Node
 from nf.config.validate import Instance, check
@@ -215,6 +216,9 @@ class Engine:
         self._subscribers = tuple(subscribers)
         self._lock = anyio.Lock()
         self._checked: tuple[Node, list[ConfigError], Instance] | None = None
+        self._base: tuple[Node, Instance] | None = None
+        """running and its instance document, the base of incremental
+        validation (None until a change made running from a validated tree)."""
         self._namespace = schema.modules[MAIN_MODULE].namespace
 
     # -- validation --------------------------------------------------------------------
@@ -284,15 +288,59 @@ class Engine:
         new, errors = await build(old)
         if errors:
             return errors
-        errors, instance = await self.check(new)
+        base = self._base if self._base is not None and self._base[0] is old else None
+        changes: list[Change] | None = None
+        patch: Patch | None = None
+        incremental = None
+        if base is not None and (self._checked is None or self._checked[0] is not new):
+            if self._checked is not None and self._checked[2] is base[1]:
+                self._checked = None  # the instance is patched below: no longer that tree's
+            # (no Offload.measured: a quick incremental check says nothing of
+            # how long a full validation of a tree this big takes)
+            changes = await self.work.run(diff, old, new, self.schema)
+            incremental = await self.work.run(check_change, base[1], old, new, changes)
+        if incremental is not None:
+            errors, patch = incremental
+            instance = base[1] if base is not None else None
+            assert instance is not None
+        else:
+            errors, instance = await self.check(new)
+        refused: list[ConfigError] | None = errors
+        try:
+            refused = await self._apply(
+                sid, boot, dry_run, ready, old, new, errors, instance, changes
+            )
+        finally:
+            if patch is not None and refused is not None:
+                patch.undo()  # the instance is running's again
+        if refused is None:
+            self._base = (new, instance)
+            return []
+        return refused
+
+    async def _apply(
+        self,
+        sid: int,
+        boot: bool,
+        dry_run: bool,
+        ready: Ready | None,
+        old: Node,
+        new: Node,
+        errors: list[ConfigError],
+        instance: Instance,
+        changes: list[Change] | None,
+    ) -> list[ConfigError] | None:
+        """Steps 3 to 6 for a validated ``new``: None once it is running,
+        else why not (``errors``, the runtime's refusal, or nothing: dry run)."""
         if errors or dry_run:
             return errors
-        changes = await self.work.run(diff, old, new, self.schema)
+        if changes is None:
+            changes = await self.work.run(diff, old, new, self.schema)
         if not changes and not boot:  # at boot the data plane gets the document
             if ready is not None:
                 await ready()
             self._swap(sid, changes, old, new, self.running_model)
-            return []
+            return None
         new_model = await self.work.run(update, self.running_model, changes, instance, self.schema)
         change = delta(changes, self.running_model, new_model, self._namespace)
         xml = await self.work.run(self._documents.render, new)
@@ -313,7 +361,7 @@ class Engine:
             await transaction.apply()
         self._swap(sid, changes, old, new, new_model)
         log.info("running changed: %d entries", len(changes))
-        return []
+        return None
 
     def _swap(
         self, sid: int, changes: Sequence[Change], old: Node, new: Node, model: RelayConfig

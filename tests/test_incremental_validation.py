@@ -1,0 +1,250 @@
+"""Incremental validation (nf/config/incremental.py) against full validation.
+
+The contract: for a valid tree with its instance and any new tree, the
+incremental check returns exactly the errors of ``validate`` (tag, app-tag,
+path, message, info, order), or declines (None) and changes nothing; its
+patched instance is the instance of the new tree, and ``undo`` gives back
+the old one.  Hypothesis drives random valid bases through random edit
+sequences (entries created, replaced by possibly invalid ones, deleted,
+single leaves changed that cross-entry rules read), and targeted cases
+pin each kind of rule across entries.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from relayhelpers import config, port_xml, server_xml
+from strategies import NS, any_configs, colliding_configs, document, valid_configs
+
+from nf.config import load_document
+from nf.config.codec import parse
+from nf.config.diff import diff
+from nf.config.incremental import check_change
+from nf.config.tree import ListNode, Node
+from nf.config.validate import Instance, check, validate
+from nf.schema import default_schema
+
+SCHEMA = default_schema()
+TOP = (NS, "serial-over-ip")
+LISTS = ((NS, "serial-port"), (NS, "channel"))
+
+
+def tree_of(body: str) -> Node:
+    parsed, errors = load_document(config(body), SCHEMA)
+    assert errors == []
+    return parsed
+
+
+def skeleton_tree(cfg: object) -> Node:
+    tree, _ = parse(document(cfg), SCHEMA)  # type: ignore[arg-type]
+    return tree
+
+
+def entries_of(tree: Node, qname: tuple[str, str]) -> ListNode:
+    top = tree.get(TOP)
+    found = top.get(qname) if isinstance(top, Node) else None
+    return found if isinstance(found, ListNode) else ListNode()
+
+
+def with_list(tree: Node, qname: tuple[str, str], entries: ListNode) -> Node:
+    top = tree.get(TOP)
+    top = top if isinstance(top, Node) else Node()
+    top = top.set(qname, entries) if len(entries) else top.remove(qname)
+    return tree.set(TOP, top) if len(top) else tree.remove(TOP)
+
+
+def same_instance(a: Instance, b: Instance) -> bool:
+    return canonical_text(a) == canonical_text(b)
+
+
+def canonical_text(instance: Instance) -> list[tuple[str, str, dict[str, str]]]:
+    """The document's elements, attributes and text in order (namespace
+    declarations may sit elsewhere: a patched entry declares its own)."""
+    return [
+        (e.tag, (e.text or "").strip(), dict(e.attrib))
+        for e in instance.holder.iter()
+        if isinstance(e.tag, str)
+    ]
+
+
+def run(old: Node, instance: Instance, new: Node) -> Instance | None:
+    """One step: incremental result equals full validation.  Returns the
+    instance of ``new`` if it is valid (the engine would commit it)."""
+    expected = validate(new, SCHEMA)
+    result = check_change(instance, old, new, diff(old, new, SCHEMA))
+    if result is None:  # declined: the instance is untouched, validate in full
+        assert same_instance(instance, Instance(old, SCHEMA))
+        return None if expected else Instance(new, SCHEMA)
+    errors, patch = result
+    assert errors == expected
+    assert same_instance(instance, Instance(new, SCHEMA))
+    if errors:
+        patch.undo()
+        assert same_instance(instance, Instance(old, SCHEMA))
+        return None
+    return instance
+
+
+@st.composite
+def edits(draw: st.DrawFn, base: Node) -> list[Node]:
+    """A sequence of trees, each a few entry changes away from one before."""
+    donors = [
+        skeleton_tree(draw(st.one_of(any_configs(), colliding_configs(), valid_configs())))
+        for _ in range(2)
+    ]
+    trees: list[Node] = []
+    current = base
+    for _ in range(draw(st.integers(1, 4))):
+        new = current
+        for qname in LISTS:
+            entries = entries_of(new, qname)
+            pool = [e for d in donors for e in entries_of(d, qname).items()]
+            for _ in range(draw(st.integers(0, 2))):
+                action = draw(st.sampled_from(["replace", "delete", "leaf"]))
+                keys = list(entries.keys())
+                if action == "replace" and pool:
+                    key, entry = draw(st.sampled_from(pool))
+                    entries = entries.set(key, entry)
+                elif action == "delete" and keys:
+                    entries = entries.remove(draw(st.sampled_from(keys)))
+                elif action == "leaf" and keys:
+                    key = draw(st.sampled_from(keys))
+                    entry = entries.get(key)
+                    assert entry is not None
+                    entries = entries.set(key, draw(_leaf_edit(entry, qname)))
+            new = with_list(new, qname, entries)
+        trees.append(new)
+        current = new if draw(st.booleans()) else current
+    return trees
+
+
+@st.composite
+def _leaf_edit(draw: st.DrawFn, entry: Node, qname: tuple[str, str]) -> Node:
+    """One leaf that cross-entry rules read, set or removed."""
+    if qname[1] == "serial-port":
+        return entry.set((NS, "description"), draw(st.sampled_from(["a", "b"])))
+    name = draw(st.sampled_from(["serial-port", "enabled", "mode", "listen", "secondary"]))
+    if name == "serial-port":
+        return entry.set((NS, name), draw(st.sampled_from(["p0", "p1", "x", "a"])))
+    if name == "enabled":
+        return entry.set((NS, name), draw(st.sampled_from(["true", "false"])))
+    if name == "mode":
+        return entry.set((NS, name), draw(st.sampled_from(["server", "client", "peer"])))
+    if name == "listen":
+        port = str(draw(st.integers(4000, 4002)))
+        address = draw(st.sampled_from(["0.0.0.0", "127.0.0.1", "::"]))
+        return entry.set((NS, "listen"), Node({(NS, "port"): port, (NS, "address"): address}))
+    if draw(st.booleans()):
+        return entry.remove((NS, "secondary"))
+    return entry.set((NS, "secondary"), Node({(NS, "port"): str(draw(st.integers(4000, 4002)))}))
+
+
+def walk(base: Node, trees: list[Node]) -> None:
+    instance = Instance(base, SCHEMA)
+    assert check(base, SCHEMA)[0] == []
+    old = base
+    for new in trees:
+        committed = run(old, instance, new)
+        if committed is not None:
+            old, instance = new, committed
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(st.data())
+def test_incremental_equals_full_over_random_edits(data: st.DataObject) -> None:
+    base = skeleton_tree(data.draw(valid_configs()))
+    walk(base, data.draw(edits(base)))
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(st.data())
+def test_incremental_equals_full_over_many_random_edits(data: st.DataObject) -> None:
+    base = skeleton_tree(data.draw(valid_configs(max_ports=6)))
+    walk(base, data.draw(edits(base)))
+
+
+# -- each rule across entries ----------------------------------------------------
+
+
+BASE = tree_of(
+    port_xml("p1", "loop://")
+    + port_xml("p2", "loop://")
+    + port_xml("p3", "loop://")
+    + server_xml("c1", "p1", 7001)
+    + server_xml("c2", "p2", 7002)
+)
+
+
+def incremental(new: Node) -> list[object]:
+    instance = Instance(BASE, SCHEMA)
+    result = check_change(instance, BASE, new, diff(BASE, new, SCHEMA))
+    assert result is not None, "this change is checked incrementally"
+    errors, _ = result
+    assert errors == validate(new, SCHEMA)
+    return [(e.tag, e.app_tag, e.path) for e in errors]
+
+
+def test_deleting_a_referenced_serial_port_is_a_missing_instance() -> None:
+    ports = entries_of(BASE, LISTS[0]).remove(("p2",))
+    assert incremental(with_list(BASE, LISTS[0], ports)) == [
+        (
+            "data-missing",
+            "instance-required",
+            "/soip:serial-over-ip/soip:channel[soip:name='c2']/soip:serial-port",
+        )
+    ]
+
+
+def test_a_change_of_another_entry_makes_a_unique_collision() -> None:
+    channels = entries_of(BASE, LISTS[1])
+    c2 = channels.get(("c2",))
+    assert c2 is not None
+    changed = channels.set(("c2",), c2.set((NS, "serial-port"), "p1"))
+    assert incremental(with_list(BASE, LISTS[1], changed)) == [
+        ("operation-failed", "data-not-unique", "/soip:serial-over-ip/soip:channel[soip:name='c2']")
+    ]
+
+
+def test_a_must_reading_other_entries_fails_in_the_unchanged_entry_too() -> None:
+    channels = entries_of(BASE, LISTS[1])
+    c2 = channels.get(("c2",))
+    assert c2 is not None
+    moved = c2.set((NS, "listen"), Node({(NS, "port"): "7001"}))
+    paths = [p for _, _, p in incremental(with_list(BASE, LISTS[1], channels.set(("c2",), moved)))]
+    assert paths == [
+        "/soip:serial-over-ip/soip:channel[soip:name='c1']",
+        "/soip:serial-over-ip/soip:channel[soip:name='c2']",
+    ]
+
+
+def test_a_created_entry_is_checked_and_an_unrelated_edit_is_valid() -> None:
+    extra = tree_of(server_xml("c3", "p3", 7001))
+    channels = entries_of(BASE, LISTS[1])
+    created = channels.set(("c3",), entries_of(extra, LISTS[1]).get(("c3",)) or Node())
+    assert len(incremental(with_list(BASE, LISTS[1], created))) == 2  # c1 and c3 collide
+    c1 = channels.get(("c1",))
+    assert c1 is not None
+    quiet = channels.set(("c1",), c1.set((NS, "keepalive"), "30"))
+    assert incremental(with_list(BASE, LISTS[1], quiet)) == []
+
+
+def test_a_change_outside_unit_entries_is_declined() -> None:
+    nacm = "urn:ietf:params:xml:ns:yang:ietf-netconf-acm"
+    instance = Instance(BASE, SCHEMA)
+    for new in (
+        BASE.set((nacm, "nacm"), Node({(nacm, "enable-nacm"): "false"})),
+        BASE.set((nacm, "nacm"), Node()),  # no change, yet another document
+    ):
+        assert check_change(instance, BASE, new, diff(BASE, new, SCHEMA)) is None
+        assert same_instance(instance, Instance(BASE, SCHEMA))
