@@ -123,6 +123,7 @@ def test_the_unit_has_the_properties_it_claims() -> None:
     assert args.state_dir == f"/var/lib/{one('StateDirectory')}"
     assert one("WorkingDirectory") == args.state_dir
     assert args.listen.endswith(":8300")
+    assert args.data_plane_cpus == "auto"
 
 
 def test_sysusers_makes_the_user_in_dialout(tmp_path: Path) -> None:

@@ -306,14 +306,14 @@ def make_node(state: State, node: Node) -> None:
 
 
 def start_device(state: State, node: Node, link: Path, log: Path) -> Proc:
-    """The host's simulated serial device: a pty whose slave ``link`` points
-    to, echoing every byte written to it."""
+    """The host's simulated serial device (``nf sim echo``): a pty whose
+    slave ``link`` points to, echoing every byte written to it."""
     link.unlink(missing_ok=True)
     return spawn(
         state,
         f"{node.name} device",
         node.namespace,
-        ["socat", "-d", f"PTY,link={link},raw,echo=0", "EXEC:cat"],
+        [str(VENV_BIN / "nf"), "sim", "echo", "--link", str(link)],
         log,
     )
 
