@@ -10,7 +10,7 @@ sides (``pause_reading``/``resume_reading`` for the sink's back-pressure,
 the write buffer crosses its high/low water marks).  Reading and writing
 are independent: a full tty stops only the network -> serial direction.
 
-Two adapters behind the one interface:
+Three adapters behind the one interface:
 
 * ``FdLink``: devices with a file descriptor (ttys, ptys).  pyserial opens
   the port and applies the line settings; then the fd is made non-blocking
@@ -23,7 +23,7 @@ Two adapters behind the one interface:
   (``rfc2217://``), driven from worker threads by two small tasks in the
   channel's task group.
 
-An idle port of the first three costs nothing: no thread, no timer, no
+An idle tty, socket:// or loop:// port costs nothing: no thread, no timer, no
 wake-up until a byte moves (pyserial's own ``loop://`` and ``socket://``
 are read by polling, which for a thousand idle ports is twenty thousand
 thread wake-ups a second and delays every relay).
@@ -190,10 +190,12 @@ def open_link(cfg: SerialPortConfig) -> Link:
 
 
 class _Buffered:
-    """The write-buffer accounting and water marks both adapters share."""
+    """The write-buffer accounting and water marks the adapters share, and
+    the pyserial port each holds open until ``close``."""
 
-    def __init__(self, device: str) -> None:
+    def __init__(self, device: str, port: serial.SerialBase) -> None:
         self.device = device
+        self._port = port
         self.warning: str | None = None
         self._sink: LinkSink | None = None
         self._out = bytearray()
@@ -229,13 +231,17 @@ class _Buffered:
         self._out.clear()
         return unsent
 
+    def close(self) -> None:
+        self.stop()
+        with contextlib.suppress(OSError, serial.SerialException):
+            self._port.close()
+
 
 class FdLink(_Buffered):
     """A tty or pty read and written through its non-blocking fd, in loop callbacks."""
 
     def __init__(self, device: str, port: serial.SerialBase, fd: int) -> None:
-        super().__init__(device)
-        self._port = port
+        super().__init__(device, port)
         self._fd = fd
         os.set_blocking(fd, False)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -419,11 +425,6 @@ class FdLink(_Buffered):
         self._set_writing(bool(out))
         self._check_low()
 
-    def close(self) -> None:
-        self.stop()
-        with contextlib.suppress(OSError, serial.SerialException):
-            self._port.close()
-
 
 class LoopLink(_Buffered):
     """``loop://``: what is written is read back, in memory.
@@ -435,8 +436,7 @@ class LoopLink(_Buffered):
     port object is opened only to check the URL and the line settings."""
 
     def __init__(self, device: str, port: serial.SerialBase) -> None:
-        super().__init__(device)
-        self._port = port
+        super().__init__(device, port)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._paused = False
         self._pending: asyncio.Handle | None = None
@@ -486,11 +486,6 @@ class LoopLink(_Buffered):
         sink.serial_received(data)
         self._read_back()
 
-    def close(self) -> None:
-        self.stop()
-        with contextlib.suppress(OSError, serial.SerialException):
-            self._port.close()
-
 
 class ThreadLink(_Buffered):
     """A pyserial URL port without a file descriptor, used from worker threads.
@@ -501,8 +496,7 @@ class ThreadLink(_Buffered):
     """
 
     def __init__(self, device: str, port: serial.SerialBase) -> None:
-        super().__init__(device)
-        self._port = port
+        super().__init__(device, port)
         self._limiter: anyio.CapacityLimiter | None = None
         self._scope: anyio.CancelScope | None = None
         # events are made in start(): open_link runs in a worker thread
@@ -588,8 +582,3 @@ class ThreadLink(_Buffered):
             if self._sink is not None:
                 self._sink.serial_sent(len(data))
             self._check_low()
-
-    def close(self) -> None:
-        self.stop()
-        with contextlib.suppress(OSError, serial.SerialException):
-            self._port.close()
