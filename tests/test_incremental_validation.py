@@ -21,9 +21,10 @@ from strategies import NS, any_configs, colliding_configs, document, valid_confi
 from nf.config import load_document
 from nf.config.codec import parse
 from nf.config.diff import diff
-from nf.config.incremental import check_change
+from nf.config.errors import ConfigError
+from nf.config.incremental import check_change, check_syntax_change
 from nf.config.tree import ListNode, Node
-from nf.config.validate import Instance, check, validate
+from nf.config.validate import Instance, check, check_syntax, validate
 from nf.schema import default_schema
 
 SCHEMA = default_schema()
@@ -172,6 +173,44 @@ def test_incremental_equals_full_over_random_edits(data: st.DataObject) -> None:
 def test_incremental_equals_full_over_many_random_edits(data: st.DataObject) -> None:
     base = skeleton_tree(data.draw(valid_configs(max_ports=6)))
     walk(base, data.draw(edits(base)))
+
+
+def error_set(errors: list[ConfigError]) -> list[tuple[str, str, str, str]]:
+    return sorted((e.tag, e.path or "", e.message, repr(e.info)) for e in errors)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(st.data())
+def test_incremental_syntax_check_equals_the_full_one(data: st.DataObject) -> None:
+    """An edit of the candidate checks only the entries it changed: over
+    random bases free of syntax errors (possibly invalid otherwise) and
+    random edits (possibly bad values), the errors are those of the full
+    check_syntax, and found at all when there are any."""
+    base = skeleton_tree(data.draw(st.one_of(any_configs(), valid_configs())))
+    if check_syntax(base, SCHEMA):
+        base = Node()
+    old = base
+    for new in data.draw(edits(base)):
+        expected = check_syntax(new, SCHEMA)
+        assert error_set(check_syntax_change(old, new, SCHEMA)) == error_set(expected)
+        if not expected:
+            old = new
+
+
+def test_incremental_syntax_check_reports_a_bad_value_in_a_changed_entry() -> None:
+    entry = entries_of(BASE, LISTS[1]).get(("c1",))
+    assert entry is not None
+    bad = entry.set((NS, "keepalive"), "-3")
+    new = with_list(BASE, LISTS[1], entries_of(BASE, LISTS[1]).set(("c1",), bad))
+    errors = check_syntax_change(BASE, new, SCHEMA)
+    assert [(e.tag, e.path) for e in errors] == [
+        ("invalid-value", "/soip:serial-over-ip/soip:channel[soip:name='c1']/soip:keepalive")
+    ]
+    assert error_set(errors) == error_set(check_syntax(new, SCHEMA))
 
 
 # -- each rule across entries ----------------------------------------------------

@@ -21,6 +21,13 @@ ours/netconfd of the medians, the target and PASS/FAIL.
 
     .venv/bin/python tools/bench_netconf.py [--quick] [--no-baseline] [--no-pin]
 
+``--scale 10,1000,10000`` measures instead how the cost grows with the
+configuration (issue "Scale"): for each size N, ``nf run`` booted from N
+loop:// channels: boot time, RSS of the supervisor and both planes, one-leaf
+edit+commit, a filtered <get> of one channel's state (XPath and subtree),
+a full <get> (up to 1000 channels); and on the smallest size, one commit
+creating each larger N.  Ratios are against the smallest size, same run.
+
 Servers run on CPU 1 and this client on CPU 0 (``taskset``), unless
 ``--no-pin``.  All traffic stays on 127.0.0.1.  Exit status 1 when a target
 is missed.
@@ -277,6 +284,7 @@ class Server:
     password: str | None = None
     pkey: paramiko.PKey | None = None
     pid: int | None = None  # of the server process, to attach a profiler (py-spy record -p)
+    boot: float = 0.0  # seconds from start to the banner (ours)
 
     def connect(self) -> RawSession:
         return RawSession(self.port, self.username, self.password, self.pkey)
@@ -284,12 +292,16 @@ class Server:
 
 @contextlib.contextmanager
 def ours(
-    tmp: Path, pin: bool, nf: list[str] | None = None, port_base: int = 20000
+    tmp: Path,
+    pin: bool,
+    nf: list[str] | None = None,
+    port_base: int = 20000,
+    channels: int = BASE_CHANNELS,
 ) -> Iterator[Server]:
-    """``nf run`` on a free loopback port, booted from the 10-channel
-    configuration (its channels listening from ``port_base`` on)."""
+    """``nf run`` on a free loopback port, booted from a configuration of
+    ``channels`` channels (listening from ``port_base`` on)."""
     config = tmp / "ours-config.xml"
-    config.write_text(document(BASE_CHANNELS, port_base))
+    config.write_text(document(channels, port_base))
     port = free_port()
     if nf is None:
         venv_nf = ROOT / ".venv" / "bin" / "nf"
@@ -298,18 +310,20 @@ def ours(
     cmd += ["--state-dir", str(tmp / "ours-state"), "--config", str(config)]
     log = (tmp / "ours.log").open("wb")
     env = dict(os.environ, NF_ADMIN_PASSWORD=PASSWORD)
+    started = time.perf_counter()
     proc = subprocess.Popen(pinned(cmd, pin), stdout=subprocess.PIPE, stderr=log, env=env)
     try:
         assert proc.stdout is not None
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
             if not line:
                 raise RuntimeError(f"nf run exited ({proc.wait()}); see {tmp / 'ours.log'}")
             if b"NETCONF over SSH on" in line:
                 break
+        booted = time.perf_counter() - started
         threading.Thread(target=proc.stdout.read, daemon=True).start()  # drain the rest
-        yield Server("ours", port, "admin", password=PASSWORD, pid=proc.pid)
+        yield Server("ours", port, "admin", password=PASSWORD, pid=proc.pid, boot=booted)
     finally:
         stop(proc)
         log.close()
@@ -568,6 +582,154 @@ def concurrent(server: Server, sessions: int, per_session: int) -> dict[str, Res
     return {f"{sessions} sessions: connect": connects, f"{sessions} sessions: get-config": gets}
 
 
+# -- scale: cost against configuration size ------------------------------------------
+
+
+def channel_state_xpath(name: str) -> bytes:
+    return (
+        f'<get><filter type="xpath" xmlns:s="{NS}" '
+        f"select=\"/s:serial-over-ip/s:channel[s:name='{name}']/s:state\"/></get>"
+    ).encode()
+
+
+def channel_state_subtree(name: str) -> bytes:
+    return (
+        f'<get><filter type="subtree"><serial-over-ip xmlns="{NS}"><channel>'
+        f"<name>{name}</name><state/></channel></serial-over-ip></filter></get>"
+    ).encode()
+
+
+def plane_rss(supervisor: int) -> dict[str, float]:
+    """MiB of resident memory of the supervisor and of each plane (its children)."""
+    out: dict[str, float] = {}
+
+    def rss(pid: int) -> float:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    out["supervisor"] = rss(supervisor)
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    for child in children:
+        cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        name = "data plane" if b"nf.plane.dataplane" in cmdline else "control plane"
+        out[name] = rss(int(child))
+    return out
+
+
+def measure_scale(
+    server: Server, size: int, larger: list[int], rounds: int, log: Callable[[str], None]
+) -> tuple[dict[str, Result], dict[str, float]]:
+    """The scale cases on one server of ``size`` channels."""
+    results: dict[str, Result] = {}
+    session = server.connect()
+    try:
+        time.sleep(1.0)  # let the planes settle before reading RSS
+        assert server.pid is not None
+        memory = plane_rss(server.pid)
+        results["boot"] = Result([server.boot])
+        log(f"ours {size}: boot {server.boot:.2f} s, RSS {memory}")
+        both = results["edit+commit 1 leaf"] = Result()
+        for i in range(5 + rounds):
+            te, _ = timed(session, keepalive(30 + i % 2), want_ok=True)
+            tc, _ = timed(session, COMMIT, want_ok=True)
+            if i >= 5:
+                both.samples.append(te + tc)
+        for label, body in (
+            ("get 1 channel state (xpath)", channel_state_xpath("c1")),
+            ("get 1 channel state (subtree)", channel_state_subtree("c1")),
+        ):
+            r = results[label] = Result()
+            for i in range(5 + rounds):
+                t, reply = timed(session, body)
+                if i >= 5:
+                    r.samples.append(t)
+                if b"oper-status" not in reply:
+                    raise NetconfError(f"{label}: no state in {reply[:300]!r}")
+        if size <= BIG_CHANNELS:
+            r = results["full get"] = Result()
+            for i in range(2 + max(5, rounds // 5)):
+                t, reply = timed(session, GET)
+                if i >= 2:
+                    r.samples.append(t)
+                r.note = f"reply {len(reply) // 1024} KiB"
+        for n in larger:
+            log(f"ours {size}: commit creating {n} channels")
+            r = results[f"commit creating {n} ch"] = Result()
+            session.rpc(edit(entries(n, "x", 40000 - n)))
+            r.samples.append(timed(session, COMMIT, want_ok=True)[0])
+            session.rpc(edit(entries(size, "c", 20000), "replace"))
+            session.rpc(COMMIT)
+    finally:
+        session.close()
+    return results, memory
+
+
+def scale(sizes: list[int], pin: bool, rounds: int, nf: list[str] | None, tmp: Path) -> int:
+    """Run the scale cases for every size; print the table; 1 if a target is missed."""
+
+    def log(message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    sizes = sorted(sizes)
+    table: dict[int, tuple[dict[str, Result], dict[str, float]]] = {}
+    for size in sizes:
+        run_dir = tmp / f"scale-{size}"
+        run_dir.mkdir()
+        larger = [n for n in sizes if n > size] if size == sizes[0] else []
+        with ours(run_dir, pin, nf, channels=size) as server:
+            table[size] = measure_scale(server, size, larger, rounds, log)
+    base = table[sizes[0]][0]
+    print()
+    print(f"scale: latencies in ms (median / p99); ratio = median / median at {sizes[0]} channels")
+    print(f"{'case':<32} " + " ".join(f"{n:>24}" for n in sizes))
+    cases = list(dict.fromkeys(name for results, _ in table.values() for name in results))
+    for case in cases:
+        cells = []
+        for size in sizes:
+            r = table[size][0].get(case)
+            if r is None or not r.samples:
+                cells.append(f"{'-':>24}")
+                continue
+            ratio = ""
+            b = base.get(case)
+            if size != sizes[0] and b is not None and b.samples and len(r.samples) > 1:
+                ratio = f" {r.median() / b.median():.2f}x"
+            text = f"{ms(r.median())}/{ms(r.p99())}{ratio}"
+            cells.append(f"{text:>24}")
+        print(f"{case:<32} " + " ".join(cells))
+    for plane in ("supervisor", "control plane", "data plane"):
+        cells = [f"{table[size][1].get(plane, 0.0):>21.1f} MiB" for size in sizes]
+        print(f"{'RSS ' + plane:<32} " + " ".join(cells))
+    print()
+    failed: list[str] = []
+    small = base["edit+commit 1 leaf"].median()
+    for size, limit in ((1000, 1.5), (10000, 2.0)):
+        if size in table and size != sizes[0]:
+            ratio = table[size][0]["edit+commit 1 leaf"].median() / small
+            if ratio > limit:
+                failed.append(f"edit+commit at {size} is {ratio:.2f}x (target {limit}x)")
+    for size, (results, memory) in table.items():
+        if "full get" in results and size >= 1000 and results["full get"].median() > 0.010:
+            failed.append(f"full get at {size}: {ms(results['full get'].median())} ms (target 10)")
+        flt = results["get 1 channel state (xpath)"].median()
+        if size >= 10000 and flt > 0.001:
+            failed.append(f"filtered get at {size}: {ms(flt)} ms (target 1)")
+        if size >= 10000 and results["boot"].median() > 5.0:
+            failed.append(f"boot at {size}: {results['boot'].median():.2f} s (target 5)")
+        per_1000 = memory.get("data plane", 0.0) * 1000 / size
+        if size >= 1000 and per_1000 > 30:
+            failed.append(f"data plane RSS at {size}: {per_1000:.1f} MiB per 1000 (target 30)")
+    for name, r in base.items():
+        if name.startswith("commit creating") and r.median() > 5.0:
+            failed.append(f"{name}: {r.median():.2f} s (target 5)")
+    for line in failed:
+        print("FAIL", line)
+    print("overall:", "FAIL" if failed else "PASS")
+    return 1 if failed else 0
+
+
 # -- report ---------------------------------------------------------------------------------
 
 
@@ -648,6 +810,11 @@ def main() -> int:
         "--nf", help="command that runs nf, to measure another build (default: .venv/bin/nf)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--scale",
+        metavar="N,N,...",
+        help="measure cost against configuration size instead (e.g. 10,1000,10000)",
+    )
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     # refused or reset connections are counted by the concurrency case; no tracebacks
@@ -681,6 +848,14 @@ def main() -> int:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-netconf-"))
+    if args.scale:
+        try:
+            sizes = [int(n) for n in args.scale.split(",")]
+            nf = shlex.split(args.nf) if args.nf else None
+            return scale(sizes, pin, 20 if args.quick else 100, nf, tmp)
+        finally:
+            if not args.keep:
+                shutil.rmtree(tmp, ignore_errors=True)
     try:
         pinning = f"servers on CPU {SERVER_CPU}, client on CPU {CLIENT_CPU}" if pin else "off"
         print(

@@ -25,6 +25,7 @@ from lxml import etree
 from nf.config.diff import diff
 from nf.config.edit import edit_partial
 from nf.config.errors import ConfigError
+from nf.config.incremental import check_syntax_change
 from nf.config.tree import Node
 from nf.config.validate import check_syntax
 from nf.northbound.operational import state_tree
@@ -74,6 +75,10 @@ class Datastores:
         self.startup_file = startup
         self.startup: Node | None = startup_tree
         """The startup datastore; None when there is no startup file."""
+        self._syntax_ok: Node = running
+        """The last candidate an edit found free of syntax errors.  A
+        copy-config into the candidate checks nothing, so an edit checks a
+        base in full unless it is this tree or running (valid)."""
 
     @property
     def running(self) -> Node:
@@ -151,7 +156,10 @@ class Datastores:
         # <commit>; an edit checks the syntax only (§8.3.1), so a
         # configuration can be built step by step (a channel before its
         # serial port)
-        invalid = await work.run(check_syntax, new, self.schema)
+        if base is self._syntax_ok or base is self.running:
+            invalid = await work.run(check_syntax_change, base, new, self.schema)
+        else:
+            invalid = await work.run(check_syntax, new, self.schema)
         if invalid:
             return errors + invalid
         if self.candidate.tree is not base:
@@ -165,7 +173,7 @@ class Datastores:
                 dry_run=dry_run,
                 authorize=authorize,
             )
-        self.candidate.tree = new
+        self.candidate.tree = self._syntax_ok = new
         return errors
 
     async def validate(self, source: str | Node) -> list[ConfigError]:
