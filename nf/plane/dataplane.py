@@ -76,6 +76,7 @@ from nf.plane.messages import (
     Running,
     RunningReply,
     SnapshotParts,
+    SnapshotReply,
     SnapshotRequest,
     encode,
     encode_part,
@@ -326,14 +327,14 @@ class DataPlane:
                 except anyio.EndOfStream:
                     return
             if isinstance(request, SnapshotRequest):
-                frame = await self.snapshot_frame()
+                frame = await self.snapshot_frame(request.channels)
                 count = 1
-                while True:  # the requests that queued meanwhile share it
+                while True:  # the same requests that queued meanwhile share it
                     try:
                         later = requests.receive_nowait()
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
-                    if not isinstance(later, SnapshotRequest):
+                    if later != request:
                         held = later
                         break
                     count += 1
@@ -346,9 +347,14 @@ class DataPlane:
             if not await self._send(conn, encode(reply)):
                 return
 
-    async def snapshot_frame(self) -> bytearray:
-        """A SnapshotReply frame, read and encoded in slices (see the module)."""
+    async def snapshot_frame(self, names: tuple[str, ...] | None = None) -> bytearray:
+        """A SnapshotReply frame, read and encoded in slices (see the
+        module); of the channels ``names`` only, if given (a filtered
+        <get>: read and encoded afresh, in time of the selection)."""
         self.snapshots_built += 1
+        if names is not None:
+            picked = await self.runtime.snapshot(frozenset(names))
+            return encode(SnapshotReply(picked.channels, picked.ports))
         channels = []
         ports: dict[str, msgspec.Raw] = {}
         encoded: dict[int, tuple[object, msgspec.Raw, msgspec.Raw]] = {}
