@@ -295,9 +295,19 @@ def test_a_get_filtered_by_key_reads_the_state_of_that_channel_only(
             )
         )
         assert texts(sub, "//s:channel/s:name/text()") == ["c1"]
+        monitoring = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
+        both = m.get(
+            filter=etree.fromstring(
+                f'<filter xmlns="{NC}" type="subtree">'
+                f'<serial-over-ip xmlns="{SOIP}">{CHANNEL_C1_STATE}</serial-over-ip>'
+                f'<netconf-state xmlns="{monitoring}"><sessions/></netconf-state></filter>'
+            )
+        )
+        assert texts(both, "//s:channel/s:name/text()") == ["c1"]
+        assert both.data.xpath("//m:session", namespaces={"m": monitoring})  # other state kept
         everything = m.get()
         assert len(texts(everything, "//s:channel/s:state/s:oper-status/text()")) == 6
-        assert runtime.snapshots == [frozenset({"c3"}), frozenset({"c1"}), None]
+        assert runtime.snapshots == [frozenset({"c3"}), frozenset({"c1"}), frozenset({"c1"}), None]
 
 
 def test_get_config_filters_on_running_and_candidate(daemon: Running) -> None:

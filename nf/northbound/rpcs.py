@@ -365,10 +365,11 @@ class Handlers:
         # a filter that names entries by key: read and render only those
         selection = preselect(params.get("filter"), self.ctx.schema)
         tree, state = self.call(self.ctx.datastores.snapshot, source, with_state, selection)
-        if with_state and self.ctx.monitor is not None:
+        others = selection is None or not selection.only_ours  # other top-level state
+        if with_state and others and self.ctx.monitor is not None:
             locks = self.call(self.ctx.datastores.locks.info)
             state = merge(state or Node(), self.ctx.monitor(locks))
-        if with_state:
+        if with_state and others:
             state = merge(state or Node(), self.ctx.nacm_counters.state())
         if mode != "explicit":
             tree = complete(tree, self.ctx.schema)

@@ -49,6 +49,10 @@ class Selection:
 
     serial_ports: frozenset[str]
     channels: frozenset[str]
+    only_ours: bool = True
+    """The filter selects nothing outside ``serial-over-ip``: the state of
+    other top-level nodes (NETCONF monitoring, NACM counters) need not be
+    read or rendered either."""
 
     def ports_in(self, config: RelayConfig) -> list[str]:
         """The selected serial ports that ``config`` has, in its order."""
@@ -120,8 +124,10 @@ def _children(elem: etree._Element) -> list[etree._Element]:
 
 def _subtree(filter_elem: etree._Element, ns: str) -> Selection | None:
     found: dict[str, set[str]] = {name: set() for name in LISTS}
+    only_ours = True
     for node in _children(filter_elem):
         if split_tag(node.tag)[1] != TOP:
+            only_ours = False
             continue  # another module's node (a namespace-less one is looked at)
         inner = _children(node)
         if not inner:
@@ -140,7 +146,7 @@ def _subtree(filter_elem: etree._Element, ns: str) -> Selection | None:
             if not keys:
                 return None  # every entry of the list
             found[name].add(keys[0])
-    return Selection(frozenset(found["serial-port"]), frozenset(found["channel"]))
+    return Selection(frozenset(found["serial-port"]), frozenset(found["channel"]), only_ours)
 
 
 def _xpath(filter_elem: etree._Element, select: str, ns: str) -> Selection | None:
