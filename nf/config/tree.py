@@ -58,7 +58,7 @@ class ListNode:
     mapping.
     """
 
-    __slots__ = ("_entries", "ordered", "_base", "_changed", "__weakref__")
+    __slots__ = ("__weakref__", "_base", "_changed", "_entries", "ordered")
 
     def __init__(self, entries: Mapping[Key, Node] | None = None, ordered: bool = False) -> None:
         self._entries: dict[Key, Node] = dict(entries or {})
