@@ -14,7 +14,7 @@ print every problem at once.  Values are not type-checked here; that is
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -386,7 +386,7 @@ class Documents:
     def __init__(self, schema: SchemaIndex) -> None:
         self.schema = schema
         self._prefixes = {prefix: ns for ns, prefix in schema.prefixes.items()}
-        self._lists: dict[tuple[QName, QName], _ListBytes] = {}
+        self._lists: dict[tuple[QName, QName], ListBytes] = {}
         self.rendered = 0
         """Entries rendered so far (the others came from the cache)."""
         self.visited = 0
@@ -398,7 +398,7 @@ class Documents:
         (``nf.config.diff.diff(old, tree)``), when given, let the lists be
         patched rather than walked."""
         out = [f'<config xmlns="{NC_NS}">'.encode()]
-        kept: dict[tuple[QName, QName], _ListBytes] = {}
+        kept: dict[tuple[QName, QName], ListBytes] = {}
         for qname, sn in ordered_children(self.schema.root):
             child = tree.get(qname)
             if child is None:
@@ -426,9 +426,14 @@ class Documents:
         self._lists = kept  # lists of older trees are let go
         return b"".join(out)
 
+    def lists(self) -> Mapping[tuple[QName, QName], ListBytes]:
+        """The lists of the document rendered last, by (top-level node,
+        list): each entry's bytes, in order (``WholeGet`` adds state)."""
+        return self._lists
+
     def _list(
         self, sn: SchemaNode, entries: ListNode, old: object, changes: list[Change] | None
-    ) -> _ListBytes:
+    ) -> ListBytes:
         cached = self._lists.get((sn.parent.qname if sn.parent else ("", ""), sn.qname))
         if cached is not None and cached.entries is entries:
             return cached
@@ -447,7 +452,7 @@ class Documents:
                 else:
                     patched[change.key] = self._render(change.new, sn)
             if list(patched) == list(entries.keys()):  # in C: no Python work per entry
-                return _ListBytes(entries, patched, b"".join(patched.values()))
+                return ListBytes(entries, patched, b"".join(patched.values()))
         before = cached.entries if cached is not None else ListNode()
         old_parts = cached.parts if cached is not None else {}
         parts: dict[tuple[str, ...], bytes] = {}
@@ -457,7 +462,7 @@ class Documents:
                 parts[key] = old_parts[key]
             else:
                 parts[key] = self._render(entry, sn)
-        return _ListBytes(entries, parts, b"".join(parts.values()))
+        return ListBytes(entries, parts, b"".join(parts.values()))
 
     def _render(self, entry: Node, sn: SchemaNode) -> bytes:
         self.rendered += 1
@@ -470,7 +475,7 @@ class Documents:
 
 
 @dataclass(frozen=True)
-class _ListBytes:
+class ListBytes:
     """One list of a rendered document: the list node it reflects, each
     entry's XML by key in the list's order, and all of them joined."""
 

@@ -28,10 +28,11 @@ from nf.config.errors import ConfigError
 from nf.config.incremental import check_syntax_change
 from nf.config.tree import Node
 from nf.config.validate import check_syntax
+from nf.model import RelayConfig
 from nf.northbound.operational import state_tree
 from nf.northbound.selection import Selection
 from nf.northbound.startup import ConfirmedCommitFile, StartupFile
-from nf.runtime.transaction import Runtime
+from nf.runtime.transaction import Runtime, Snapshot
 from nf.schema import SchemaIndex
 from nf.store.candidate import Candidate
 from nf.store.confirmed import ConfirmedCommit, ConfirmEvents
@@ -262,6 +263,14 @@ class Datastores:
 
     async def clear_counters(self, channel: str | None) -> None:
         await self.engine.runtime.clear_counters(channel)
+
+    async def read(self, name: str, with_state: bool) -> tuple[Node, Snapshot | None, RelayConfig]:
+        """A datastore tree, the data plane's snapshot (for <get>) and the
+        running model it is rendered against, read together."""
+        engine = self.engine
+        model = engine.running_model
+        snapshot = await engine.runtime.snapshot() if with_state else None
+        return self.tree(name), snapshot, model
 
     async def snapshot(
         self, name: str, with_state: bool, selection: Selection | None = None

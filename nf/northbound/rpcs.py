@@ -49,6 +49,7 @@ from nf.northbound.notifications import (
     parse_request,
 )
 from nf.northbound.selection import preselect
+from nf.northbound.wholeget import WholeGet, splice
 from nf.schema import MAIN_MODULE, SchemaIndex, SchemaNode
 from nf.store.confirmed_state import CommitRequest, parse_timeout
 from nf.store.engine import Authorize
@@ -107,6 +108,8 @@ class Reply:
     """An rpc-reply body and what the session must do after sending it."""
 
     body: list[etree._Element] = field(default_factory=list)
+    raw: bytes | None = None
+    """The body already serialised (``WholeGet``), instead of ``body``."""
     close: bool = False
     subscription: Outbox | None = None
     """create-subscription: the session starts sending it after the reply."""
@@ -132,9 +135,14 @@ class Context:
     recovery_user: str = RECOVERY_USER
     """The user whose sessions are RFC 8341 recovery sessions: never restricted,
     so the operator cannot lock themselves out."""
+    whole: WholeGet = field(init=False, repr=False)
+    """Unfiltered <get>/<get-config> replies as bytes (see ``WholeGet``)."""
     _policy: tuple[object, Policy] | None = field(default=None, repr=False)
     _rendered: tuple[Node, etree._Element] | None = field(default=None, repr=False)
     _render_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.whole = WholeGet(self.schema)
 
     def policy(self, running: Node) -> Policy:
         """The NACM policy of this running tree, parsed once per /nacm subtree."""
@@ -362,6 +370,10 @@ class Handlers:
     # -- retrieval ------------------------------------------------------------
     def _data(self, source: str, params: dict[str, etree._Element], with_state: bool) -> Reply:
         mode = _with_defaults(params)
+        if "filter" not in params and mode == "explicit" and self.access.unrestricted:
+            raw = self._whole(source, with_state)
+            if raw is not None:
+                return Reply(raw=raw)
         # a filter that names entries by key: read and render only those
         selection = preselect(params.get("filter"), self.ctx.schema)
         tree, state = self.call(self.ctx.datastores.snapshot, source, with_state, selection)
@@ -394,6 +406,18 @@ class Handlers:
                 raise RpcError(exc.errors) from exc
         # the reply takes ownership of its body: never hand out the shared one
         return Reply([copy.deepcopy(data) if shared else data])
+
+    def _whole(self, source: str, with_state: bool) -> bytes | None:
+        """The common case, everything for an unrestricted user, from bytes
+        kept per entry; None: not this case (take the general path)."""
+        tree, snapshot, model = self.call(self.ctx.datastores.read, source, with_state)
+        rest: Node | None = None
+        if with_state:
+            rest = self.ctx.nacm_counters.state()
+            if self.ctx.monitor is not None:
+                locks = self.call(self.ctx.datastores.locks.info)
+                rest = merge(self.ctx.monitor(locks), rest)
+        return self.ctx.whole.data(tree, rest, snapshot, model)
 
     def get(self, op: etree._Element) -> Reply:
         params = _children(op)
@@ -822,7 +846,10 @@ def handle_message(ctx: Context, session_id: int, message: bytes, user: str) -> 
         log.exception("session %d: rpc failed", session_id)
         error = ConfigError("operation-failed", f"internal error: {type(exc).__name__}: {exc}")
         return Handled(_reply(attrib, rpc_errors([error], ctx.schema)), False, "error")
-    return Handled(_reply(attrib, reply.body), reply.close, "ok", reply.subscription)
+    data = _reply(attrib, reply.body)
+    if reply.raw is not None:
+        data = splice(data, reply.raw)
+    return Handled(data, reply.close, "ok", reply.subscription)
 
 
 def _dispatch(ctx: Context, session_id: int, user: str, rpc: etree._Element) -> Reply:
