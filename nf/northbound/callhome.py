@@ -56,7 +56,9 @@ class Schedule:
     def _next_period(self, now: float) -> float:
         anchor = now if self._anchor is None else self._anchor
         periods = math.floor((now - anchor) / self.period) + 1
-        return anchor + periods * self.period - now
+        delay = anchor + periods * self.period - now
+        # rounding may put "now" on the boundary itself: that one is past
+        return delay if delay > self.period * 1e-6 else delay + self.period
 
     def failed(self, now: float) -> float:
         """The attempt made before ``now`` came to no session."""
