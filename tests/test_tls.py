@@ -392,3 +392,27 @@ def test_tls_sessions_appear_in_monitoring_with_their_transport(
         assert own[0].findtext(f"{{{MON}}}transport") == "netconf-tls"
         assert own[0].findtext(f"{{{MON}}}username") == "bob"
         assert own[0].findtext(f"{{{MON}}}source-host") == "127.0.0.1"
+
+
+def test_the_readme_transport_file_is_read_as_documented(tmp_path: Path) -> None:
+    """The README's example file, with its three files made here."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## NETCONF over TLS and call home", 1)[1]
+    block = section.split("    [tls]", 1)[1].split("\nRelative paths", 1)[0]
+    text = "[tls]" + "\n".join(line[4:] for line in block.splitlines())
+    pki = Pki.make(tmp_path)
+    for made, name in (
+        (pki.server.cert_path, "server.crt"),
+        (pki.server.key_path, "server.key"),
+        (pki.ca.cert_path, "clients-ca.pem"),
+    ):
+        made.rename(tmp_path / name)
+    loaded = transports.load(write(tmp_path / "transport.toml", text))
+    assert loaded.tls is not None
+    assert [(e.id, e.map_type, e.name) for e in loaded.tls.cert_to_name] == [
+        (1, "specified", "alice"),
+        (2, "san-rfc822-name", None),
+    ]
+    assert loaded.call_home == (
+        transports.CallHome("nms", "ssh", "192.0.2.10", 4334, "persistent", 3600.0, 30.0),
+    )
