@@ -416,3 +416,43 @@ def test_the_readme_transport_file_is_read_as_documented(tmp_path: Path) -> None
     assert loaded.call_home == (
         transports.CallHome("nms", "ssh", "192.0.2.10", 4334, "persistent", 3600.0, 30.0),
     )
+
+
+def test_notifications_and_kill_session_over_tls(
+    make_daemon: DaemonFactory, tmp_path: Path
+) -> None:
+    """A subscribed TLS session reads rpcs in its thread while its notifier
+    writes in another (TlsStream's lock); kill-session from an SSH session
+    ends it (its blocked read is woken)."""
+    pki = Pki.make(tmp_path)
+    nms = pki.client("nms")
+    running = tls_daemon(make_daemon, pki, entry(1, nms.fingerprint(), "specified", "admin"))
+    m = connect_tls(running, pki, nms)
+    with running.connect() as ssh:
+        m.create_subscription()
+        for i in range(5):
+            ssh.edit_config(
+                target="running",
+                config=f'<config><serial-over-ip xmlns="{SOIP}"><channel><name>demo</name>'
+                f"<description>n{i}</description></channel></serial-over-ip></config>",
+            )
+            assert "serial-over-ip" in m.get_config("running").data_xml  # interleaved
+        received = []
+        for _ in range(5):
+            note = m.take_notification(block=True, timeout=10)
+            assert note is not None
+            received.append(note.notification_xml)
+        assert all("netconf-config-change" in n for n in received), received
+        server = running.daemon.server
+        assert server is not None
+        tls_id = int(m.session_id)
+        assert tls_id in server.session_ids()
+        ssh.kill_session(str(tls_id))
+        deadline = time.monotonic() + 5
+        while tls_id in server.session_ids() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert tls_id not in server.session_ids()
+    deadline = time.monotonic() + 5
+    while m.connected and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not m.connected  # the client saw its connection closed
