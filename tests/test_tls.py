@@ -17,11 +17,14 @@ import re
 import socket
 import ssl
 import time
+import warnings
 from pathlib import Path
 
 import pytest
 from conftest import DaemonFactory, Running, add_user
 from cryptography import x509
+from hypothesis import given
+from hypothesis import strategies as st
 from lxml import etree
 from ncclient import manager
 from ncclient.operations.rpc import RPCError
@@ -456,3 +459,74 @@ def test_notifications_and_kill_session_over_tls(
     while m.connected and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not m.connected  # the client saw its connection closed
+
+
+@pytest.mark.parametrize(
+    ("version", "served"),
+    [
+        (ssl.TLSVersion.TLSv1_1, False),
+        (ssl.TLSVersion.TLSv1_2, True),
+        (ssl.TLSVersion.TLSv1_3, True),
+    ],
+)
+def test_tls_1_2_or_later_only(
+    make_daemon: DaemonFactory, tmp_path: Path, version: ssl.TLSVersion, served: bool
+) -> None:
+    pki = Pki.make(tmp_path)
+    nms = pki.client("nms")
+    running = tls_daemon(make_daemon, pki, entry(1, nms.fingerprint(), "specified", "admin"))
+    assert running.tls_port is not None
+    ctx = client_context(pki, nms)
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # lets this client offer TLS 1.1 at all
+    with warnings.catch_warnings():  # TLSv1_1 is deprecated: that is the point
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ctx.maximum_version = version
+    with socket.create_connection(("127.0.0.1", running.tls_port), timeout=5) as raw:
+        if not served:
+            # the server's alert: it refused the version
+            with pytest.raises(ssl.SSLError, match=r"ALERT_PROTOCOL_VERSION"):
+                ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+            return
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            assert tls.version() == {"TLSv1_2": "TLSv1.2", "TLSv1_3": "TLSv1.3"}[version.name]
+            tls.settimeout(5)
+            assert b"<hello" in tls.recv(4096)  # the server's hello, unprompted
+
+
+@given(st.permutations(range(4)))
+def test_the_map_does_not_depend_on_the_order_entries_are_given(order: list[int]) -> None:
+    certs = PERMUTATION_CERTS
+    entries = [
+        Entry(30, Fingerprint.of(certs["ca"].der), "common-name"),
+        Entry(10, Fingerprint.of(certs["ca"].der), "san-rfc822-name"),
+        Entry(20, Fingerprint.of(certs["bob"].der), "specified", "robert"),
+        Entry(5, Fingerprint.of(certs["other"].der), "specified", "nobody"),
+    ]
+    shuffled = [entries[i] for i in order]
+    ca = certs["ca"].cert
+    assert map_to_name(shuffled, [certs["alice"].cert, ca]) == "alice@example.net"
+    assert map_to_name(shuffled, [certs["bob"].cert, ca]) == "robert"
+    assert map_to_name(shuffled, [certs["carol"].cert, ca]) == "carol"
+    assert map_to_name(shuffled, [certs["other"].cert]) == "nobody"
+
+
+def _permutation_certs() -> dict[str, Issued]:
+    import tempfile
+
+    directory = Path(tempfile.mkdtemp(prefix="nf-pki-"))
+    ca = issue(directory, "ca", ca=True)
+    made = {
+        "ca": ca,
+        "alice": issue(directory, "alice", ca, email="alice@example.net"),
+        "bob": issue(directory, "bob", ca),
+        "carol": issue(directory, "carol", ca),
+        "other": issue(directory, "other"),
+    }
+    for issued in made.values():
+        issued.key_path.unlink()
+        issued.cert_path.unlink()
+    directory.rmdir()
+    return made
+
+
+PERMUTATION_CERTS = _permutation_certs()
