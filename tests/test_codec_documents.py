@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from nf.app import DEMO_CONFIG
 from nf.config import load_document, render
 from nf.config.codec import Documents
+from nf.config.diff import diff
 from nf.config.edit import edit_partial
 from nf.config.tree import Node
 from nf.schema import default_schema
@@ -80,3 +83,79 @@ def test_only_changed_entries_are_rendered_again() -> None:
     before = docs.rendered
     docs.render(tree)
     assert docs.rendered == before
+
+
+def _reads_back_after(docs: Documents, old: Node, tree: Node) -> None:
+    data = docs.render(tree, old, diff(old, tree, SCHEMA))
+    back, errors = load_document(data, SCHEMA)
+    assert not errors, errors
+    assert back == tree
+    assert data == Documents(SCHEMA).render(tree)  # byte for byte a whole rendering
+
+
+def test_a_commit_patches_the_lists_it_changes_and_visits_only_its_entries() -> None:
+    """Given the change from the tree rendered last, a one-leaf commit of a
+    1000-channel configuration looks at one entry, not 2000."""
+    docs = Documents(SCHEMA)
+    tree = _edit(Node(), _channels(1000))
+    docs.render(tree)
+    for step, body in enumerate(
+        (
+            "<channel><name>c7</name><description>x</description></channel>",
+            "<channel><name>new</name><serial-port>p1</serial-port><mode>server</mode>"
+            "<listen><port>20000</port></listen></channel>",
+            '<channel xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0" nc:operation="delete">'
+            "<name>c3</name></channel>",
+        )
+    ):
+        old, tree = tree, _edit(tree, f'<serial-over-ip xmlns="{SOIP}">{body}</serial-over-ip>')
+        before = docs.visited
+        _reads_back_after(docs, old, tree)
+        assert docs.visited - before == 1, step
+
+
+def test_a_change_from_another_tree_than_the_last_rendered_walks_the_lists() -> None:
+    """A refused commit rendered a tree that never ran: the next change,
+    from running, cannot patch that one; it is still rendered right."""
+    docs = Documents(SCHEMA)
+    running = _edit(Node(), _channels(20))
+    docs.render(running)
+    refused = _edit(
+        running,
+        f'<serial-over-ip xmlns="{SOIP}"><channel><name>c1</name>'
+        "<description>refused</description></channel></serial-over-ip>",
+    )
+    docs.render(refused, running, diff(running, refused, SCHEMA))
+    other = _edit(
+        running,
+        f'<serial-over-ip xmlns="{SOIP}"><channel><name>c2</name>'
+        "<description>next</description></channel></serial-over-ip>",
+    )
+    _reads_back_after(docs, running, other)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["merge", "delete"]), st.integers(0, 12)), max_size=8))
+def test_patched_documents_equal_whole_ones_over_random_edits(
+    steps: list[tuple[str, int]],
+) -> None:
+    docs = Documents(SCHEMA)
+    tree = _edit(Node(), _channels(8))
+    docs.render(tree)
+    for op, i in steps:
+        if op == "delete" and i >= 8:
+            continue
+        attr = f' xmlns:nc="{NC}" nc:operation="delete"' if op == "delete" else ""
+        body = (
+            f"<channel{attr}><name>c{i}</name></channel>"
+            if op == "delete"
+            else f"<channel><name>c{i}</name><serial-port>p0</serial-port><mode>server</mode>"
+            f"<description>d{len(steps)}</description><listen><port>{9100 + i}</port></listen>"
+            "</channel>"
+        )
+        config = etree.fromstring(
+            f'<config xmlns="{NC}"><serial-over-ip xmlns="{SOIP}">{body}</serial-over-ip></config>'
+        )
+        new, _errors = edit_partial(tree, config, "merge", SCHEMA)
+        _reads_back_after(docs, tree, new)
+        tree = new

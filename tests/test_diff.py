@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nf.config.codec import load_document, parse_xml
 from nf.config.diff import Change, diff
-from nf.config.edit import edit
+from nf.config.edit import edit, edit_partial
 from nf.config.tree import ListNode, Node
 from nf.schema import SchemaIndex, default_schema, load
 
@@ -409,3 +411,85 @@ def test_system_ordered_leaf_list_order_is_not_a_change() -> None:
     assert a == b
     assert diff(a, b, schema) == []
     assert [(ch.op, ch.key) for ch in diff(a, c, schema)] == [("modify", ("c1",))]
+
+
+# -- a diff in time of the change ---------------------------------------------
+
+
+def _detached(t: Node) -> Node:
+    """The same tree with its lists copied afresh: no derivation to follow,
+    so diff walks every entry (the reference)."""
+    top = t.get(TOP)
+    if not isinstance(top, Node):
+        return t
+    for qname, child in list(top.items()):
+        if isinstance(child, ListNode):
+            top = top.set(qname, ListNode(dict(child.items()), child.ordered))
+    return t.set(TOP, top)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["merge", "delete", "describe"]),
+            st.sampled_from(["port", "channel"]),
+            st.integers(0, 6),
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    st.integers(1, 3),
+)
+def test_a_diff_that_follows_the_change_equals_the_walk(
+    steps: list[tuple[str, str, int]], per_edit: int
+) -> None:
+    """Over random edits (creations, deletions, modifications, several at a
+    time), the diff of a derived tree is the diff of the walk, in order."""
+    old = tree(
+        *(port(f"p{i}") for i in range(4)),
+        *(channel(f"c{i}", f"p{i}", 7000 + i) for i in range(4)),
+    )
+    new = old
+    for start in range(0, len(steps), per_edit):
+        body = ""
+        for op, kind, i in steps[start : start + per_edit]:
+            name = f"{kind[0]}{i}"
+            tag = "serial-port" if kind == "port" else "channel"
+            if op == "delete":
+                body += f'<{tag} xmlns:nc="{NC}" nc:operation="remove"><name>{name}</name></{tag}>'
+            elif kind == "port":
+                body += port(name, f"<description>{op}{start}</description>")
+            else:
+                body += channel(name, "p0", 7100 + i, f"<description>{op}{start}</description>")
+        config = parse_xml(
+            f'<config xmlns="{NC}"><serial-over-ip xmlns="{NS}">{body}</serial-over-ip></config>'
+        )
+        stepped, errors = edit_partial(new, config, "merge", SCHEMA)
+        if errors:
+            continue
+        assert diff(new, stepped, SCHEMA) == diff(_detached(new), _detached(stepped), SCHEMA)
+        assert diff(old, stepped, SCHEMA) == diff(_detached(old), _detached(stepped), SCHEMA)
+        new = stepped
+
+
+def test_a_one_leaf_edit_of_a_big_list_is_diffed_by_its_key() -> None:
+    """The derivation is what the fast path follows: a detached copy walks."""
+    old = tree(*(port(f"p{i}") for i in range(300)))
+    config = parse_xml(
+        f'<config xmlns="{NC}"><serial-over-ip xmlns="{NS}">'
+        f"{port('p7', '<description>x</description>')}</serial-over-ip></config>"
+    )
+    new, errors = edit_partial(old, config, "merge", SCHEMA)
+    assert errors == []
+    top = new.get(TOP)
+    assert isinstance(top, Node)
+    ports = top.get((NS, "serial-port"))
+    assert isinstance(ports, ListNode)
+    old_top = old.get(TOP)
+    assert isinstance(old_top, Node)
+    old_ports = old_top.get((NS, "serial-port"))
+    assert isinstance(old_ports, ListNode)
+    assert ports.changed_since(old_ports) == {("p7",)}
+    (change,) = diff(old, new, SCHEMA)
+    assert (change.op, change.key) == ("modify", ("p7",))

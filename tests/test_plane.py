@@ -140,6 +140,9 @@ def test_a_channel_runs_in_the_data_plane_process(planes: Planes) -> None:
         assert counters["net-to-serial-bytes"] == 9 and counters["serial-to-net-bytes"] == 7
         assert [s.remote_port for s in channel.sessions] == [client.getsockname()[1]]
         assert snapshot.ports == (PortState("p", "up", None, 7, 9),)
+        # a filtered <get>: the state of the channels named, read afresh
+        assert await remote.snapshot(frozenset({"c"})) == snapshot
+        assert await remote.snapshot(frozenset({"other"})) == Snapshot()
         await remote.clear_counters("c")
         counters = dict((await remote.snapshot()).channels[0].counters)
         assert counters["net-to-serial-bytes"] == 0 and "last-cleared" in counters

@@ -88,7 +88,7 @@ class Recorder:
     async def running(self) -> tuple[RelayConfig, bytes] | None:
         return None
 
-    async def snapshot(self) -> Snapshot:
+    async def snapshot(self, channels: frozenset[str] | None = None) -> Snapshot:
         return Snapshot()
 
     async def clear_counters(self, channel: str | None) -> None:

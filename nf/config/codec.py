@@ -14,14 +14,19 @@ print every problem at once.  Values are not type-checked here; that is
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from lxml import etree
 
 from nf.config.errors import MAX_ERRORS, ConfigError
 from nf.config.tree import Child, Key, LeafList, ListNode, Node, key_of, quote, step
 from nf.schema import QName, SchemaIndex, SchemaNode
+
+if TYPE_CHECKING:
+    from nf.config.diff import Change
 
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 WD_NS = "urn:ietf:params:xml:ns:netconf:default:1.0"
@@ -367,22 +372,33 @@ class Documents:
     one-leaf commit cost as much as the configuration is big; but trees
     are persistent (an edit shares every unchanged subtree with the tree
     before it), so the XML of each list entry of a top-level container (a
-    channel, a serial port, an access-control rule list) is kept, keyed by
-    the entry node itself, and only entries that are new objects are
-    rendered.  Everything else (a top-level leaf, a container without
-    lists) is small and rendered each time.  The result reads back with
-    ``load_document`` as the tree (tests/test_codec_documents.py)."""
+    channel, a serial port, an access-control rule list) is kept, per list
+    in the list's order, and only entries that are new objects are
+    rendered.  Given the change from the tree rendered last (``old`` and
+    its ``diff``), a list is patched: only its changed entries are looked
+    at, in Python; the rest is one join of bytes.  Without it, or when the
+    patched order is not the list's (a user-ordered list moved), the list
+    is walked and unchanged entries (same object) reuse their bytes.
+    Everything else (a top-level leaf, a container without lists) is small
+    and rendered each time.  The result reads back with ``load_document``
+    as the tree (tests/test_codec_documents.py)."""
 
     def __init__(self, schema: SchemaIndex) -> None:
         self.schema = schema
         self._prefixes = {prefix: ns for ns, prefix in schema.prefixes.items()}
-        self._entries: dict[int, tuple[Node, bytes]] = {}
+        self._lists: dict[tuple[QName, QName], _ListBytes] = {}
         self.rendered = 0
         """Entries rendered so far (the others came from the cache)."""
+        self.visited = 0
+        """Entries looked at in Python so far: the work of a render that
+        does not follow the change shows here (tests count it)."""
 
-    def render(self, tree: Node) -> bytes:
+    def render(self, tree: Node, old: Node | None = None, changes: Sequence[Change] = ()) -> bytes:
+        """``tree`` as a ``<config>`` document.  ``old`` and ``changes``
+        (``nf.config.diff.diff(old, tree)``), when given, let the lists be
+        patched rather than walked."""
         out = [f'<config xmlns="{NC_NS}">'.encode()]
-        kept: dict[int, tuple[Node, bytes]] = {}
+        kept: dict[tuple[QName, QName], _ListBytes] = {}
         for qname, sn in ordered_children(self.schema.root):
             child = tree.get(qname)
             if child is None:
@@ -391,37 +407,76 @@ class Documents:
             if isinstance(child, Node) and any(
                 isinstance(grandchild, ListNode) for _, grandchild in child.items()
             ):
+                old_top = old.get(qname) if old is not None else None
                 out.append(f'<{name} xmlns="{ns}">'.encode())
                 for sub_qname, sub_sn in ordered_children(sn):
                     sub = child.get(sub_qname)
                     if isinstance(sub, ListNode):
-                        for _key, entry in sub.items():
-                            out.append(self._entry(sub_sn, sub_qname, entry, kept))
+                        old_list = old_top.get(sub_qname) if isinstance(old_top, Node) else None
+                        mine = [c for c in changes if c.schema is sub_sn]
+                        done = self._list(sub_sn, sub, old_list, mine if old is not None else None)
+                        kept[(qname, sub_qname)] = done
+                        out.append(done.joined)
                     elif sub is not None:
                         out.append(self._whole(Node({sub_qname: sub}), sn, ns))
                 out.append(f"</{name}>".encode())
             else:
                 out.append(self._whole(Node({qname: child}), self.schema.root, ""))
         out.append(b"</config>")
-        self._entries = kept  # entries of older trees are let go
+        self._lists = kept  # lists of older trees are let go
         return b"".join(out)
 
-    def _entry(
-        self, sn: SchemaNode, qname: QName, entry: Node, kept: dict[int, tuple[Node, bytes]]
-    ) -> bytes:
-        cached = self._entries.get(id(entry))
-        if cached is not None and cached[0] is entry:
-            data = cached[1]
-        else:
-            data = etree.tostring(render_entry(entry, sn, self._prefixes))
-            self.rendered += 1
-        kept[id(entry)] = (entry, data)  # the node is held: its id stays its own
-        return data
+    def _list(
+        self, sn: SchemaNode, entries: ListNode, old: object, changes: list[Change] | None
+    ) -> _ListBytes:
+        cached = self._lists.get((sn.parent.qname if sn.parent else ("", ""), sn.qname))
+        if cached is not None and cached.entries is entries:
+            return cached
+        if (
+            cached is not None
+            and changes is not None
+            and old is not None
+            and cached.entries is old
+            and all(c.key != () for c in changes)
+        ):
+            patched = dict(cached.parts)
+            for change in changes:
+                self.visited += 1
+                if change.new is None:
+                    patched.pop(change.key, None)
+                else:
+                    patched[change.key] = self._render(change.new, sn)
+            if list(patched) == list(entries.keys()):  # in C: no Python work per entry
+                return _ListBytes(entries, patched, b"".join(patched.values()))
+        before = cached.entries if cached is not None else ListNode()
+        old_parts = cached.parts if cached is not None else {}
+        parts: dict[tuple[str, ...], bytes] = {}
+        for key, entry in entries.items():
+            self.visited += 1
+            if before.get(key) is entry and key in old_parts:
+                parts[key] = old_parts[key]
+            else:
+                parts[key] = self._render(entry, sn)
+        return _ListBytes(entries, parts, b"".join(parts.values()))
+
+    def _render(self, entry: Node, sn: SchemaNode) -> bytes:
+        self.rendered += 1
+        return etree.tostring(render_entry(entry, sn, self._prefixes))
 
     def _whole(self, node: Node, parent: SchemaNode, parent_ns: str) -> bytes:
         holder = etree.Element("holder", nsmap=_default_ns(parent_ns) if parent_ns else None)
         _render_children(node, parent, holder, parent_ns, self._prefixes)
         return b"".join(etree.tostring(child) for child in holder)
+
+
+@dataclass(frozen=True)
+class _ListBytes:
+    """One list of a rendered document: the list node it reflects, each
+    entry's XML by key in the list's order, and all of them joined."""
+
+    entries: ListNode
+    parts: dict[tuple[str, ...], bytes]
+    joined: bytes
 
 
 def _value_nsmap(sn: SchemaNode, value: str, nsmap: Any, prefixes: dict[str, str]) -> Any:

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from nf.config.tree import Child, ListNode, Node, step
+from nf.config.tree import Child, Key, ListNode, Node, step
 from nf.schema import SchemaIndex, SchemaNode
 
 Op = Literal["delete", "create", "modify"]
@@ -126,6 +126,8 @@ def _entries(
         return
     old_entries = old_list if isinstance(old_list, ListNode) else ListNode()
     new_entries = new_list if isinstance(new_list, ListNode) else ListNode()
+    if _few(lst, old_entries, new_entries, unit_deletes, upserts):
+        return
     unit_deletes.append(
         [
             Change("delete", lst, key, entry, None)
@@ -141,6 +143,38 @@ def _entries(
             upserts.append(Change("modify", lst, key, before, entry))
     if lst.user_ordered and _reordered(old_entries, new_entries):
         upserts.append(Change("modify", lst, (), None, None))
+
+
+def _few(
+    lst: SchemaNode,
+    old: ListNode,
+    new: ListNode,
+    unit_deletes: list[list[Change]],
+    upserts: list[Change],
+) -> bool:
+    """``_entries`` in time of the change, when ``new`` was derived from
+    ``old`` (``ListNode.changed_since``) and the order of the changes is
+    known without a walk: at most one deletion and one modification, and
+    creations, which a derived list has last.  False: walk the lists."""
+    keys = new.changed_since(old)
+    if keys is None or lst.user_ordered:
+        return False
+    deleted = [k for k in keys if k in old and k not in new]
+    modified = [k for k in keys if k in old and k in new and old.get(k) != new.get(k)]
+    created = {k for k in keys if k not in old and k in new}
+    if len(deleted) > 1 or len(modified) > 1:
+        return False
+    tail: list[Key] = []
+    for key in new.keys_reversed():
+        if len(tail) == len(created):
+            break
+        if key not in created:
+            return False  # a creation not last: walk
+        tail.append(key)
+    unit_deletes.append([Change("delete", lst, k, old.get(k), None) for k in deleted])
+    upserts.extend(Change("modify", lst, k, old.get(k), new.get(k)) for k in modified)
+    upserts.extend(Change("create", lst, k, None, new.get(k)) for k in reversed(tail))
+    return True
 
 
 def _reordered(old: ListNode, new: ListNode) -> bool:

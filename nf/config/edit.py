@@ -129,7 +129,7 @@ class _Editor:
         """``entries`` itself if this edit owns it, else an owned copy."""
         if id(entries) in self._owned:
             return entries
-        copy = ListNode(dict(entries.items()), entries.ordered)
+        copy = entries.derive()
         self._owned[id(copy)] = copy
         return copy
 

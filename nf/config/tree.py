@@ -11,6 +11,7 @@ canonical form.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Union
 
@@ -57,11 +58,38 @@ class ListNode:
     mapping.
     """
 
-    __slots__ = ("_entries", "ordered")
+    __slots__ = ("__weakref__", "_base", "_changed", "_entries", "ordered")
 
     def __init__(self, entries: Mapping[Key, Node] | None = None, ordered: bool = False) -> None:
         self._entries: dict[Key, Node] = dict(entries or {})
         self.ordered = ordered
+        self._base: weakref.ref[ListNode] | None = None
+        """The list this one was made from by ``derive`` (weakly: a chain
+        of old versions is not kept alive), and the keys set or removed
+        since (``_changed``): what ``changed_since`` reads."""
+        self._changed: set[Key] = set()
+
+    def derive(self) -> ListNode:
+        """A copy that remembers which keys it changes from this one, so
+        that a diff of the two costs the change, not the list."""
+        copy = ListNode(self._entries, self.ordered)
+        copy._base = weakref.ref(self)
+        return copy
+
+    def changed_since(self, old: ListNode, limit: int = 64) -> set[Key] | None:
+        """The keys that may differ between ``old`` and this list, if this
+        list was derived from ``old`` (through at most ``limit`` copies)
+        and the keys are few; else None (compare them all)."""
+        keys: set[Key] = set()
+        node: ListNode | None = self
+        for _ in range(limit):
+            if node is old:
+                return keys
+            if node is None or node._base is None or len(keys) > limit:
+                return None
+            keys |= node._changed
+            node = node._base()
+        return None
 
     def get(self, key: Key) -> Node | None:
         return self._entries.get(key)
@@ -71,6 +99,9 @@ class ListNode:
 
     def items(self) -> Iterator[tuple[Key, Node]]:
         return iter(self._entries.items())
+
+    def keys_reversed(self) -> Iterator[Key]:
+        return reversed(self._entries)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -84,23 +115,27 @@ class ListNode:
 
     def set(self, key: Key, entry: Node) -> ListNode:
         """With ``entry`` at ``key``: in its place if the key exists, else last."""
-        entries = dict(self._entries)
-        entries[key] = entry
-        return ListNode(entries, self.ordered)
+        copy = self.derive()
+        copy.set_in_place(key, entry)
+        return copy
 
     def set_in_place(self, key: Key, entry: Node) -> None:
         """``set`` without a copy: only for a ListNode that its creator
         holds alone and has not published (an edit building its result)."""
         self._entries[key] = entry
+        if self._base is not None:
+            self._changed.add(key)
 
     def remove_in_place(self, key: Key) -> None:
         """``remove`` without a copy, under the same condition."""
         del self._entries[key]
+        if self._base is not None:
+            self._changed.add(key)
 
     def remove(self, key: Key) -> ListNode:
-        entries = dict(self._entries)
-        del entries[key]
-        return ListNode(entries, self.ordered)
+        copy = self.derive()
+        copy.remove_in_place(key)
+        return copy
 
     def in_order(self, keys: Iterable[Key]) -> ListNode:
         """The same entries with ``keys`` first, in that order (keys that are

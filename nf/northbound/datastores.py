@@ -29,6 +29,7 @@ from nf.config.incremental import check_syntax_change
 from nf.config.tree import Node
 from nf.config.validate import check_syntax
 from nf.northbound.operational import state_tree
+from nf.northbound.selection import Selection
 from nf.northbound.startup import ConfirmedCommitFile, StartupFile
 from nf.runtime.transaction import Runtime
 from nf.schema import SchemaIndex
@@ -262,10 +263,18 @@ class Datastores:
     async def clear_counters(self, channel: str | None) -> None:
         await self.engine.runtime.clear_counters(channel)
 
-    async def snapshot(self, name: str, with_state: bool) -> tuple[Node, Node | None]:
-        """A datastore tree and, for <get>, the operational state, read together."""
+    async def snapshot(
+        self, name: str, with_state: bool, selection: Selection | None = None
+    ) -> tuple[Node, Node | None]:
+        """A datastore tree and, for <get>, the operational state, read
+        together; of the ``selection``'s entries only, if given."""
         tree = self.tree(name)
+        if selection is not None:
+            tree = selection.restrict(tree, self.schema)
         if not with_state:
             return tree, None
         engine = self.engine
-        return tree, state_tree(await engine.runtime.snapshot(), engine.running_model, self.schema)
+        model = engine.running_model
+        channels = None if selection is None else selection.channels_of(model)
+        snapshot = await engine.runtime.snapshot(channels)
+        return tree, state_tree(snapshot, model, self.schema, selection)

@@ -14,6 +14,7 @@ from typing import Any
 from nf.config.errors import ConfigError
 from nf.config.tree import Key, ListNode, Node
 from nf.model import RelayConfig
+from nf.northbound.selection import Selection
 from nf.runtime.transaction import Fault, Snapshot
 from nf.schema import MAIN_MODULE, SchemaIndex
 
@@ -28,8 +29,11 @@ def fault_error(fault: Fault) -> ConfigError:
     return ConfigError(fault.tag, fault.message, path=f"{channel_path(fault.channel)}/{leaf}")
 
 
-def state_tree(snapshot: Snapshot, config: RelayConfig, schema: SchemaIndex) -> Node:
-    """config false data of the module for the running ``config``."""
+def state_tree(
+    snapshot: Snapshot, config: RelayConfig, schema: SchemaIndex, selection: Selection | None = None
+) -> Node:
+    """config false data of the module for the running ``config`` (of the
+    ``selection``'s entries only, if given)."""
     ns = schema.modules[MAIN_MODULE].namespace
 
     def q(name: str) -> tuple[str, str]:
@@ -40,7 +44,8 @@ def state_tree(snapshot: Snapshot, config: RelayConfig, schema: SchemaIndex) -> 
 
     port_states = {p.name: p for p in snapshot.ports}
     ports: dict[Key, Node] = {}
-    for name in config.serial_ports:
+    port_names = config.serial_ports if selection is None else selection.ports_in(config)
+    for name in port_names:
         port = port_states.get(name)
         state = leaves(
             {
@@ -53,7 +58,8 @@ def state_tree(snapshot: Snapshot, config: RelayConfig, schema: SchemaIndex) -> 
         ports[(name,)] = Node({q("name"): name, q("state"): state})
     channel_states = {c.name: c for c in snapshot.channels}
     channels: dict[Key, Node] = {}
-    for name in config.channels:
+    channel_names = config.channels if selection is None else selection.channels_in(config)
+    for name in channel_names:
         ch = channel_states.get(name)
         values: dict[str, object] = {
             "oper-status": ch.oper_status if ch else "down",

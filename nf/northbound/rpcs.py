@@ -48,6 +48,7 @@ from nf.northbound.notifications import (
     SubscriptionError,
     parse_request,
 )
+from nf.northbound.selection import preselect
 from nf.schema import MAIN_MODULE, SchemaIndex, SchemaNode
 from nf.store.confirmed_state import CommitRequest, parse_timeout
 from nf.store.engine import Authorize
@@ -361,11 +362,14 @@ class Handlers:
     # -- retrieval ------------------------------------------------------------
     def _data(self, source: str, params: dict[str, etree._Element], with_state: bool) -> Reply:
         mode = _with_defaults(params)
-        tree, state = self.call(self.ctx.datastores.snapshot, source, with_state)
-        if with_state and self.ctx.monitor is not None:
+        # a filter that names entries by key: read and render only those
+        selection = preselect(params.get("filter"), self.ctx.schema)
+        tree, state = self.call(self.ctx.datastores.snapshot, source, with_state, selection)
+        others = selection is None or not selection.only_ours  # other top-level state
+        if with_state and others and self.ctx.monitor is not None:
             locks = self.call(self.ctx.datastores.locks.info)
             state = merge(state or Node(), self.ctx.monitor(locks))
-        if with_state:
+        if with_state and others:
             state = merge(state or Node(), self.ctx.nacm_counters.state())
         if mode != "explicit":
             tree = complete(tree, self.ctx.schema)
@@ -374,7 +378,8 @@ class Handlers:
             tree = prune(tree, self.ctx.schema, self.access)
             if state is not None:
                 state = prune(state, self.ctx.schema, self.access)
-        if (state is not None and len(state)) or mode != "explicit":
+        if (state is not None and len(state)) or mode != "explicit" or selection is not None:
+            # (a selection's small tree is not cached: it would push out running's)
             data = render(merge(tree, state) if state is not None else tree, self.ctx.schema)
             mark_defaults(data, self.ctx.schema, mode)
             shared = False

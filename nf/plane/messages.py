@@ -81,7 +81,9 @@ class Running(msgspec.Struct, frozen=True, tag="running"):
 
 
 class SnapshotRequest(msgspec.Struct, frozen=True, tag="snapshot"):
-    """Runtime.snapshot."""
+    """Runtime.snapshot: of these channels, or of all (None)."""
+
+    channels: tuple[str, ...] | None = None
 
 
 class ClearCounters(msgspec.Struct, frozen=True, tag="clear-counters"):

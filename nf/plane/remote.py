@@ -614,9 +614,10 @@ class RemoteRuntime:
             return None
         return reply.config, reply.document
 
-    async def snapshot(self) -> Snapshot:
+    async def snapshot(self, channels: frozenset[str] | None = None) -> Snapshot:
+        request = SnapshotRequest(None if channels is None else tuple(sorted(channels)))
         try:
-            return (await self._request(SnapshotRequest(), SnapshotReply)).snapshot
+            return (await self._request(request, SnapshotReply)).snapshot
         except DataPlaneUnavailable:
             return Snapshot()  # nothing runs
 

@@ -318,19 +318,20 @@ class RelayRuntime:
     async def running(self) -> tuple[RelayConfig, bytes] | None:
         return None if self.document is None else (self.config, self.document)
 
-    async def snapshot(self) -> Snapshot:
-        """Frozen state of every running channel and its port (see
-        ``snapshot_slices``)."""
-        channels: list[ChannelState] = []
+    async def snapshot(self, channels: frozenset[str] | None = None) -> Snapshot:
+        """Frozen state of the running ``channels`` (None: every one) and
+        their ports (see ``snapshot_slices``)."""
+        wanted = channels
+        channels_read: list[ChannelState] = []
         ports: dict[str, PortState] = {}
-        async for piece in self.snapshot_slices():
+        async for piece in self.snapshot_slices(wanted):
             for channel, port in piece:
-                channels.append(channel)
+                channels_read.append(channel)
                 ports[port.name] = port
-        return Snapshot(tuple(channels), tuple(ports.values()))
+        return Snapshot(tuple(channels_read), tuple(ports.values()))
 
     async def snapshot_slices(
-        self, budget: float = SNAPSHOT_SLICE
+        self, channels: frozenset[str] | None = None, budget: float = SNAPSHOT_SLICE
     ) -> AsyncIterator[list[tuple[ChannelState, PortState]]]:
         """The state of each running channel and of its port, in slices of
         about ``budget`` seconds of reading each, yielding to the event loop
@@ -341,7 +342,15 @@ class RelayRuntime:
         channels are those running when it starts: the data plane serves
         one request at a time, so no commit is applied between slices
         there; an in-process caller that applies one meanwhile sees the
-        channels it stopped as they were when they stopped."""
+        channels it stopped as they were when they stopped.
+
+        ``channels``: only those (a filtered <get>), read afresh; the
+        reuse of unchanged states is kept for the next whole snapshot."""
+        if channels is not None:
+            picked = [self.channels[n] for n in sorted(channels) if n in self.channels]
+            if picked:
+                yield [_state(ch) for ch in picked]
+            return
         running = list(self.channels.values())
         seen: dict[int, tuple[ChannelRuntime, tuple[object, ...], _States]] = {}
         i = 0

@@ -104,9 +104,13 @@ class Delta:
         untouched.  A channel stopped takes its sessions with it."""
         new = self.applied_to(old)
         names: set[str] = set(self.channels)
-        for changed in self.serial_ports:  # restart the channels on a changed port
-            names.update(c.name for c in old.channels.values() if c.serial_port == changed)
-            names.update(c.name for c in new.channels.values() if c.serial_port == changed)
+        if self.serial_ports:  # restart the channels on a changed port
+            # one pass over the channels, not one per port: creating 10 000
+            # ports with their channels was quadratic (27 s)
+            for config in (old, new):
+                names.update(
+                    c.name for c in config.channels.values() if c.serial_port in self.serial_ports
+                )
         return {name for name in names if _relay_changed(name, old, new)}
 
     @classmethod
@@ -201,8 +205,9 @@ class Runtime(Protocol):
         """What runs and the document it came with; None before the first
         configuration was applied."""
 
-    async def snapshot(self) -> Snapshot:
-        """Operational state.  Each channel is read whole at one moment;
+    async def snapshot(self, channels: frozenset[str] | None = None) -> Snapshot:
+        """Operational state of the running ``channels`` (None: of all) and
+        of their serial ports.  Each channel is read whole at one moment;
         with many channels, channels are read up to a few milliseconds
         apart (RelayRuntime.snapshot_slices); the data-plane process
         applies no commit in between."""
@@ -247,7 +252,8 @@ class NullRuntime:
     async def running(self) -> tuple[RelayConfig, bytes] | None:
         return None if self.document is None else (self.config, self.document)
 
-    async def snapshot(self) -> Snapshot:
+    async def snapshot(self, channels: frozenset[str] | None = None) -> Snapshot:
+        del channels
         return Snapshot()
 
     async def clear_counters(self, channel: str | None) -> None:

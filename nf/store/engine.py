@@ -343,7 +343,7 @@ class Engine:
             return None
         new_model = await self.work.run(update, self.running_model, changes, instance, self.schema)
         change = delta(changes, self.running_model, new_model, self._namespace)
-        xml = await self.work.run(self._documents.render, new)
+        xml = await self.work.run(self._documents.render, new, old, changes)
         try:
             transaction = await self.runtime.prepare(change, xml, boot)
         except PrepareError as exc:
