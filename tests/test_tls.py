@@ -32,6 +32,7 @@ from pki import DAY, NOW, Issued, Pki, client_context, entry, issue
 
 from nf.northbound import transports
 from nf.northbound.certname import Entry, Fingerprint, issuers, map_to_name
+from nf.northbound.throttle import Policy
 
 NC = "{urn:ietf:params:xml:ns:netconf:base:1.0}"
 MON = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
@@ -334,6 +335,7 @@ def test_a_stalled_handshake_holds_nobody_up(make_daemon: DaemonFactory, tmp_pat
         with connect_tls(running, pki, good) as m:
             assert "serial-over-ip" in m.get_config("running").data_xml
         took = time.monotonic() - started
+        print(f"third TLS client served in {took * 1000:.0f} ms")
         assert took < 2.0, took
         assert silent.fileno() >= 0 and half.fileno() >= 0 and no_hello.fileno() >= 0
 
@@ -530,3 +532,44 @@ def _permutation_certs() -> dict[str, Issued]:
 
 
 PERMUTATION_CERTS = _permutation_certs()
+
+
+def test_a_source_negotiating_too_many_tls_connections_gets_no_more(
+    make_daemon: DaemonFactory, tmp_path: Path
+) -> None:
+    """The cap on connections of one address negotiating at once (shared
+    with SSH, ``Policy.max_unauthenticated``) holds for TLS: the excess is
+    closed before any TLS work, and a place that frees serves again."""
+    pki = Pki.make(tmp_path)
+    nms = pki.client("nms")
+    path = write(
+        pki.directory / "transport.toml",
+        pki.tls_table(entry(1, nms.fingerprint(), "specified", "admin")),
+    )
+    running = make_daemon(
+        transports=transports.load(path), tls=True, login_policy=Policy(max_unauthenticated=2)
+    )
+    assert running.tls_port is not None
+    address = ("127.0.0.1", running.tls_port)
+    silent = [socket.create_connection(address, timeout=5) for _ in range(2)]
+    try:
+        time.sleep(0.2)  # both are negotiating
+        with socket.create_connection(address, timeout=5) as excess:
+            assert excess.recv(10) == b""  # closed at once, no ServerHello
+        silent.pop().close()
+        deadline = time.monotonic() + 5
+        while True:  # the place frees once the server sees the close
+            try:
+                with connect_tls(running, pki, nms, timeout=5) as m:
+                    m.get_config("running")
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        server = running.daemon.server
+        assert server is not None
+        assert server.throttle.counters.refused_connections >= 1
+    finally:
+        for sock in silent:
+            sock.close()
