@@ -19,6 +19,11 @@ library's gaps closed here rather than worked around in tests:
   notifications between replies (:interleave); one send lock per session
   keeps messages whole.  Sessions starting and ending are published as
   RFC 6470 events;
+* a session runs on a ``Link``: an SSH channel here (``SshLink``), a TLS
+  connection in nf.northbound.tls (``TlsLink``); everything above the byte
+  stream (hello, framing, rpcs, notifications, NACM, monitoring) is the
+  same.  ``serve_ssh`` is the SSH server on a connection this side opened
+  (call home, nf.northbound.callhome);
 * failed logins are throttled per source address (``throttle``): delayed,
   then refused without hashing for a while; a source may have only so
   many connections negotiating at once, and the excess is closed before
