@@ -28,6 +28,7 @@ from nf.boot import BootError, one_line, reason
 from nf.config import load_document
 from nf.config.tree import Node, merge
 from nf.northbound import monitoring, notifications, yanglib
+from nf.northbound import transports as transports_file
 from nf.northbound.auth import (
     HOST_KEY_FILE,
     USERS_FILE,
@@ -36,6 +37,7 @@ from nf.northbound.auth import (
     ensure_admin,
     load_host_key,
 )
+from nf.northbound.callhome import CallHomeClient
 from nf.northbound.datastores import Datastores
 from nf.northbound.defaults import CAPABILITY as WITH_DEFAULTS_CAPABILITY
 from nf.northbound.notifications import Notifications
@@ -44,6 +46,8 @@ from nf.northbound.rpcs import Context
 from nf.northbound.server import BASE_10, BASE_11, NetconfServer, SessionRegistry
 from nf.northbound.startup import BadStateFile, ConfirmedCommitFile, StartupFile
 from nf.northbound.throttle import Policy, Throttle
+from nf.northbound.tls import TlsService
+from nf.northbound.transports import Transports
 from nf.northbound.xpath_sandbox import XPathSandbox
 from nf.plane.remote import PlaneStats
 from nf.runtime.relay import RelayRuntime
@@ -139,6 +143,13 @@ class Daemon:
     """How failed logins are throttled per source address."""
     _xpath: XPathSandbox | None = field(default=None, init=False, repr=False)
     supervision: Supervision | None = None
+    tls_listener: socket.socket | None = None
+    """NETCONF over TLS, bound and listening (nf run --tls-listen), or None."""
+    transports: Transports = field(default_factory=Transports)
+    """TLS settings and call-home managers (nf.northbound.transports)."""
+    tls: TlsService | None = None
+    call_home: list[CallHomeClient] = field(default_factory=list)
+    tls_address: tuple[str, int] | None = None
 
     async def start(
         self,
@@ -275,7 +286,7 @@ class Daemon:
                         [
                             {
                                 "session-id": s.id,
-                                "transport": "netconf-ssh",
+                                "transport": s.transport,
                                 "username": s.username,
                                 "source-host": s.peer.rsplit(":", 1)[0],
                                 "login-time": s.login_time,
@@ -317,18 +328,49 @@ class Daemon:
             throttle=Throttle(self.login_policy),
             registry=sessions,
         )
+        self._start_transports(self.server)
         self.address = self.server.start()
         return self.address
+
+    def _start_transports(self, server: NetconfServer) -> None:
+        """NETCONF over TLS and call home, beside the SSH listener; BootError
+        when their files cannot be used."""
+        settings = self.transports.tls
+        if self.tls_listener is not None and settings is None:
+            raise BootError("--tls-listen needs a [tls] table in --transport-config")
+        if settings is not None:
+            try:
+                self.tls = TlsService(server, settings, self.tls_listener)
+            except ValueError as exc:
+                raise BootError(str(exc)) from exc
+            self.tls_listener = None  # the service's now
+            self.tls_address = self.tls.start()
+        for target in self.transports.call_home:
+            if target.transport == "tls":
+                assert self.tls is not None  # transports.load checks it
+                client = CallHomeClient(target, server, self.tls.serve)
+            else:
+                client = CallHomeClient(target, server, server.serve_ssh)
+            self.call_home.append(client)
+            client.start()
 
     def close(self) -> None:
         """Stop the NETCONF server (sessions end: their non-persistent confirmed
         commits roll back), then the confirmed-commit timer.  A pending
         persistent confirmed commit stays on disk for the next boot.  Also
         what a failed ``start`` leaves."""
+        for client in self.call_home:
+            client.stop()
         if self.server is not None:
             self.server.close()
         else:
             self.listener.close()
+        if self.tls is not None:
+            self.tls.close()
+        elif self.tls_listener is not None:
+            self.tls_listener.close()
+        for client in self.call_home:
+            client.join()
         if self._timer_task is not None:
             self._timer_task.cancel()
             self._timer_task = None
@@ -349,12 +391,17 @@ def load_users(state_dir: Path) -> tuple[Users, AdminPassword]:
     return users, ensure_admin(users, dict(os.environ))
 
 
-def _banner(address: tuple[str, int], admin: AdminPassword, source: str, state_dir: Path) -> str:
+def _banner(
+    address: tuple[str, int], admin: AdminPassword, source: str, state_dir: Path, daemon: Daemon
+) -> str:
     host, port = address
     lines = [
         f"nf {__version__}: NETCONF over SSH on {host}:{port} (configuration: {source})",
         f"  state directory: {state_dir}",
     ]
+    if daemon.tls_address is not None:
+        lines.append("  NETCONF over TLS on {}:{}".format(*daemon.tls_address))
+    lines += [f"  {client.target}, {client.target.connection}" for client in daemon.call_home]
     if admin.generated is not None:
         lines.append(f"  generated admin password (shown once, stored hashed): {admin.generated}")
     else:
@@ -395,6 +442,8 @@ async def serve(
     ignore_bad_startup: bool = False,
     supervision: Supervision | None = None,
     demo_port: int = 0,
+    tls_listener: socket.socket | None = None,
+    transport_config: Path | None = None,
 ) -> int:
     """The control plane once ``state_dir`` is open and ``listener`` bound:
     boot, serve until SIGINT/SIGTERM, shut down.  A boot that fails raises
@@ -407,9 +456,12 @@ async def serve(
     re-reads running from the data plane instead of booting one.
     ``supervision``: this is the control plane of nf run (nf.plane.control).
     ``demo_port``: where the embedded demo's channel listens, if the demo
-    is booted (0: its own port, DEMO_PORT)."""
+    is booted (0: its own port, DEMO_PORT).  ``tls_listener``: NETCONF
+    over TLS (nf run --tls-listen); ``transport_config``: its certificates
+    and cert-to-name map, and the call-home managers (nf.northbound.transports)."""
     heap.bound_large_blocks()
     try:
+        transports = _transports(transport_config)
         # scrypt (16 MiB) before the schema is compiled: a lower peak RSS
         users, admin = load_users(state_dir)
         schema = default_schema()
@@ -423,9 +475,20 @@ async def serve(
             startup = _startup(state_dir, schema, ignore_bad_startup)
     except BaseException:
         listener.close()
+        if tls_listener is not None:
+            tls_listener.close()
         raise
     relay = RelayRuntime()
-    daemon = Daemon(schema, runtime or relay, users, state_dir, listener, supervision=supervision)
+    daemon = Daemon(
+        schema,
+        runtime or relay,
+        users,
+        state_dir,
+        listener,
+        supervision=supervision,
+        tls_listener=tls_listener,
+        transports=transports,
+    )
     failed: BootError | None = None
     async with anyio.create_task_group() as tg, BlockingPortal() as portal:
         await tg.start(relay.run)
@@ -445,7 +508,7 @@ async def serve(
                 with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                     # the banner tells supervisors we are up, so handlers come first
                     if attached is None:
-                        print(_banner(address, admin, source, state_dir), flush=True)
+                        print(_banner(address, admin, source, state_dir, daemon), flush=True)
                     else:
                         log.warning(
                             "control plane restarted: running %s, NETCONF on %s:%d",
@@ -463,6 +526,16 @@ async def serve(
     if failed is not None:
         raise failed
     return 0
+
+
+def _transports(path: Path | None) -> Transports:
+    """The transport file (TLS, call home), or BootError naming what is wrong."""
+    if path is None:
+        return Transports()
+    try:
+        return transports_file.load(path)
+    except ValueError as exc:
+        raise BootError(str(exc)) from exc
 
 
 def _save(users: Users) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from nf import __version__
 
 if TYPE_CHECKING:
+    from nf.boot import Listen
     from nf.config import ConfigError
 
 
@@ -79,13 +80,19 @@ def _run(args: argparse.Namespace) -> int:
     banner; the state directory and the NETCONF port are checked before the
     daemon's slow imports (nf.boot).  This process is the supervisor of the
     two planes (nf.plane.supervisor); --single-process runs both in it."""
-    from nf.boot import EXIT_BOOT_FAILED, BootError, Listen, open_state_dir
+    from nf.boot import EXIT_BOOT_FAILED, BootError, open_state_dir
 
-    host, _, port = args.listen.rpartition(":")
-    if not host or not port.isdigit():
-        print(f"nf run: --listen wants HOST:PORT, got {args.listen!r}", file=sys.stderr)
+    listen = _listen(args.listen, "--listen")
+    tls_listen = _listen(args.tls_listen, "--tls-listen") if args.tls_listen else None
+    if listen is None or (args.tls_listen and tls_listen is None):
         return 2
-    listen = Listen(host.strip("[]"), int(port))
+    transport_config = Path(args.transport_config).absolute() if args.transport_config else None
+    if tls_listen is not None and transport_config is None:
+        print(
+            "nf run: --tls-listen needs --transport-config FILE (certificates, cert-to-name)",
+            file=sys.stderr,
+        )
+        return 2
     config = Path(args.config) if args.config else None
     cpus = None
     if args.data_plane_cpus:
@@ -108,6 +115,7 @@ def _run(args: argparse.Namespace) -> int:
             data_cpus, control_cpus = cpu_split(cpus)  # unusable CPUs: refused now
             lock = lock_state_dir(state_dir)  # before the port: its holder is named
             listener = listen.bind()
+            tls_listener = tls_listen.bind() if tls_listen is not None else None
             options = Options(
                 state_dir,
                 config,
@@ -116,9 +124,11 @@ def _run(args: argparse.Namespace) -> int:
                 args.demo_port,
                 data_cpus,
                 control_cpus,
+                transport_config,
             )
-            return supervise(options, listener, lock)
+            return supervise(options, listener, lock, tls_listener)
         listener = listen.bind()
+        tls_listener = tls_listen.bind() if tls_listen is not None else None
         import anyio
 
         from nf.app import serve
@@ -132,12 +142,25 @@ def _run(args: argparse.Namespace) -> int:
             args.ignore_bad_startup,
             None,
             args.demo_port,
+            tls_listener,
+            transport_config,
         )
     except BootError as exc:
         print(f"nf: {exc}", file=sys.stderr)
         return EXIT_BOOT_FAILED
     except KeyboardInterrupt:  # pragma: no cover - signal arrived before the receiver
         return 0
+
+
+def _listen(text: str, option: str) -> Listen | None:
+    """HOST:PORT (IPv6 in brackets) as a Listen; None, having said why, otherwise."""
+    from nf.boot import Listen
+
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        print(f"nf run: {option} wants HOST:PORT, got {text!r}", file=sys.stderr)
+        return None
+    return Listen(host.strip("[]"), int(port))
 
 
 def _user(args: argparse.Namespace) -> int:
@@ -212,7 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run the daemon (with no configuration: the embedded loop:// demo)",
         description=(
-            "Run the daemon: NETCONF over SSH on --listen. It boots from --config, else "
+            "Run the daemon: NETCONF over SSH on --listen, over TLS on --tls-listen (off by "
+            "default), and call home to the managers of --transport-config. It boots from "
+            "--config, else "
             "from STATE_DIR/startup.xml, else from the embedded demo (a loop:// serial port "
             "and a TCP server channel on 127.0.0.1:8301, or --demo-port); but if the last "
             "run stopped with a confirmed commit pending (STATE_DIR/confirmed-commit.xml), "
@@ -224,7 +249,25 @@ def build_parser() -> argparse.ArgumentParser:
             "NACM (RFC 8341) recovery user: never restricted by /nacm."
         ),
     )
-    run.add_argument("--listen", default="127.0.0.1:8300", help="HOST:PORT (default %(default)s)")
+    run.add_argument(
+        "--listen",
+        default="127.0.0.1:8300",
+        help="NETCONF over SSH: HOST:PORT (default %(default)s)",
+    )
+    run.add_argument(
+        "--tls-listen",
+        metavar="HOST:PORT",
+        help="also serve NETCONF over TLS (RFC 7589; TLS 1.2 or later, client certificates "
+        "mapped to user names) on HOST:PORT, e.g. 0.0.0.0:6513 (default: off); needs "
+        "--transport-config",
+    )
+    run.add_argument(
+        "--transport-config",
+        metavar="FILE",
+        help="TOML file: the TLS server certificate, key and client CAs, the cert-to-name "
+        "map, and the managers to call home to (RFC 8071, over SSH or TLS); private keys "
+        "readable by group or others are refused (README: NETCONF over TLS and call home)",
+    )
     run.add_argument(
         "--state-dir", default=".nf-state", help="host key, users, startup (default %(default)s)"
     )

@@ -21,6 +21,7 @@ from nf.boot import Listen
 from nf.config.tree import Node
 from nf.northbound.auth import User, Users
 from nf.northbound.throttle import Policy
+from nf.northbound.transports import Transports
 from nf.runtime.relay import RelayRuntime
 from nf.runtime.transaction import NullRuntime, Runtime
 from nf.schema import default_schema
@@ -92,6 +93,8 @@ class Running:
     state_dir: Path
     username: str = USER
     password: str = PASSWORD
+    tls_port: int | None = None
+    """NETCONF over TLS, when started with ``tls=True``."""
 
     def connect(self, **kwargs: object):  # type: ignore[no-untyped-def]
         """An ncclient session (real SSH) to this daemon."""
@@ -110,6 +113,8 @@ def make_daemon(tmp_path: Path) -> Iterator[DaemonFactory]:
     ``make_daemon(runtime=..., initial=Node | Path, login_policy=...)``: the
     runtime defaults to NullRuntime, the initial configuration to the
     embedded demo, the login throttle's policy to the daemon's.
+    ``transports``: TLS settings and call home (nf.northbound.transports);
+    ``tls=True`` adds a NETCONF over TLS listener on an ephemeral port.
     """
     stack: list[tuple[Running, object]] = []
     shutdowns: list[tuple[BlockingPortal, RelayRuntime]] = []
@@ -119,6 +124,8 @@ def make_daemon(tmp_path: Path) -> Iterator[DaemonFactory]:
         initial: Node | Path | None = None,
         relay: bool = False,
         login_policy: Policy | None = None,
+        transports: Transports | None = None,
+        tls: bool = False,
     ) -> Running:
         schema = default_schema()
         state_dir = tmp_path / f"state{len(stack)}"
@@ -142,9 +149,17 @@ def make_daemon(tmp_path: Path) -> Iterator[DaemonFactory]:
             state_dir,
             listener,
             login_policy=login_policy or Policy(),
+            tls_listener=Listen("127.0.0.1", 0).bind() if tls else None,
+            transports=transports or Transports(),
         )
-        host, port = portal.call(daemon.start, portal, tree)
-        running = Running(daemon, portal, host, port, state_dir)
+        try:
+            host, port = portal.call(daemon.start, portal, tree)
+        except BaseException:
+            daemon.close()
+            cm.__exit__(None, None, None)  # type: ignore[attr-defined]
+            raise
+        tls_port = daemon.tls_address[1] if daemon.tls_address else None
+        running = Running(daemon, portal, host, port, state_dir, tls_port=tls_port)
         stack.append((running, cm))
         return running
 

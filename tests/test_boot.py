@@ -127,8 +127,21 @@ def test_a_corrupt_users_file(tmp_path: Path) -> None:
 def test_a_corrupt_host_key(tmp_path: Path) -> None:
     key = tmp_path / "ssh_host_ecdsa_key"
     key.write_text("garbage")
+    key.chmod(0o600)
     err = _fails(tmp_path)
     assert err == f"nf: SSH host key {key}: not a valid EC private key file\n"
+
+
+def test_a_host_key_others_may_read_is_refused(tmp_path: Path) -> None:
+    key = tmp_path / "ssh_host_ecdsa_key"
+    key.write_text("-----BEGIN EC PRIVATE KEY-----\nnot-shown\n")
+    key.chmod(0o640)
+    err = _fails(tmp_path)
+    assert err == (
+        f"nf: SSH host key {key}: readable or writable by group or others (mode 0640); "
+        f"refused: chmod 600 {key}\n"
+    )
+    assert "not-shown" not in err
 
 
 def test_users_that_cannot_be_saved_once_the_daemon_runs(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import secrets
+import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,9 +188,17 @@ def ensure_admin(users: Users, environ: dict[str, str]) -> AdminPassword:
 
 
 def load_host_key(state_dir: Path) -> paramiko.PKey:
-    """The SSH host key, generated on first start and kept (mode 0600)."""
+    """The SSH host key, generated on first start and kept (mode 0600).
+    One that group or others may read or write is refused (PermissionError),
+    as OpenSSH refuses such keys: a key others can read is not this host's."""
     path = state_dir / HOST_KEY_FILE
     if path.exists():
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise PermissionError(
+                f"readable or writable by group or others (mode {mode:04o}); refused: "
+                f"chmod 600 {path}"
+            )
         return paramiko.ECDSAKey(filename=str(path))
     key = paramiko.ECDSAKey.generate(bits=256)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

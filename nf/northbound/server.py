@@ -19,6 +19,11 @@ library's gaps closed here rather than worked around in tests:
   notifications between replies (:interleave); one send lock per session
   keeps messages whole.  Sessions starting and ending are published as
   RFC 6470 events;
+* a session runs on a ``Link``: an SSH channel here (``SshLink``), a TLS
+  connection in nf.northbound.tls (``TlsLink``); everything above the byte
+  stream (hello, framing, rpcs, notifications, NACM, monitoring) is the
+  same.  ``serve_ssh`` is the SSH server on a connection this side opened
+  (call home, nf.northbound.callhome);
 * failed logins are throttled per source address (``throttle``): delayed,
   then refused without hashing for a while; a source may have only so
   many connections negotiating at once, and the excess is closed before
@@ -34,6 +39,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import paramiko
 from lxml import etree
@@ -86,7 +92,7 @@ class SendTimeout(SessionEnd):
 class BoundedFraming(NetconfFramingTransport):  # type: ignore[misc]
     """RFC 6242 framing on an SSH channel, with a size bound and EOF handling."""
 
-    def __init__(self, channel: paramiko.Channel, max_message: int) -> None:
+    def __init__(self, channel: Stream, max_message: int) -> None:
         super().__init__(channel, 64 * 1024, False)
         self.max_message = max_message
         self._buf = bytearray()
@@ -221,22 +227,25 @@ def client_capabilities(hello: bytes) -> list[str]:
 
 
 class Session:
-    """One NETCONF session on one SSH channel, run in its own thread."""
+    """One NETCONF session on one SSH channel or TLS connection (``link``),
+    run in its own thread."""
 
     def __init__(
         self,
         server: NetconfServer,
         session_id: int,
-        channel: paramiko.Channel,
+        link: Link,
         username: str,
         peer: str,
     ) -> None:
         self.server = server
         self.id = session_id
-        self.channel = channel
+        self.link = link
+        self.transport = link.transport
+        """The RFC 6022 transport identity: netconf-ssh or netconf-tls."""
         self.username = username
         self.peer = peer
-        self.framing = BoundedFraming(channel, server.max_message)
+        self.framing = BoundedFraming(link.stream, server.max_message)
         self.chunked = False
         self.client_capabilities: list[str] = []
         self._closed = threading.Event()
@@ -276,9 +285,9 @@ class Session:
         self.framing.send(
             etree.tostring(self.hello(), encoding="UTF-8", xml_declaration=True), False
         )
-        self.channel.settimeout(HELLO_TIMEOUT)
+        self.link.stream.settimeout(HELLO_TIMEOUT)
         raw = self.framing.receive(False)
-        self.channel.settimeout(None)
+        self.link.stream.settimeout(None)
         self.client_capabilities = client_capabilities(raw)
         self.chunked = BASE_11 in self.client_capabilities
 
@@ -417,12 +426,60 @@ class Session:
         self._hang_up(CLOSE_LINGER)
 
     def _goodbye(self) -> None:
+        self.link.goodbye()
+
+    def _hang_up(self, linger: float) -> None:
+        self.link.hang_up(linger)
+
+
+class Stream(Protocol):
+    """The byte stream a session is framed on (a paramiko channel, a TLS stream)."""
+
+    def recv(self, size: int) -> bytes: ...
+
+    def sendall(self, data: bytes) -> None: ...
+
+    def settimeout(self, timeout: float | None) -> None: ...
+
+
+class Link(Protocol):
+    """What a session runs on: its stream and how the transport ends it.
+
+    The session, framing and rpc code is the same over SSH (SshLink) and
+    TLS (nf.northbound.tls.TlsLink); only the goodbye differs."""
+
+    transport: str
+    """The RFC 6022 transport identity (ietf-netconf-monitoring)."""
+
+    @property
+    def stream(self) -> Stream: ...
+
+    def goodbye(self) -> None:
+        """Tell the client the session is over (idempotent, never raises)."""
+
+    def hang_up(self, linger: float) -> None:
+        """Close once the client has closed its side, or after ``linger`` s."""
+
+
+class SshLink:
+    """A session's SSH channel (RFC 6242)."""
+
+    transport = "netconf-ssh"
+
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self.channel = channel
+
+    @property
+    def stream(self) -> Stream:
+        return self.channel
+
+    def goodbye(self) -> None:
         """What an SSH client waits for before it closes: exit-status and EOF."""
         with contextlib.suppress(Exception):
             self.channel.send_exit_status(0)
             self.channel.shutdown_write()
 
-    def _hang_up(self, linger: float) -> None:
+    def hang_up(self, linger: float) -> None:
         """Close the channel and the connection once the client has closed
         its side, or after ``linger`` seconds."""
         deadline = time.monotonic() + linger
@@ -882,7 +939,32 @@ class NetconfServer:
         if self._stopping.is_set():
             transport.close()
             return None
-        username = iface.username
-        return self.registry.add(
-            lambda session_id: Session(self, session_id, channel, username, peer)
-        )
+        return self.open_session(SshLink(channel), iface.username, peer)
+
+    def open_session(self, link: Link, username: str, peer: str) -> Session | None:
+        """A new session on an authenticated ``link`` (SSH, TLS, either of
+        them called home), registered; None once the server is stopping."""
+        if self._stopping.is_set():
+            return None
+        return self.registry.add(lambda session_id: Session(self, session_id, link, username, peer))
+
+    def serve_ssh(self, conn: socket.socket, peer: str) -> bool:
+        """Be the SSH server on a connection this side opened (RFC 8071 call
+        home) and run its NETCONF session to the end; False when no session
+        came of it (the handshake or the login failed)."""
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        session = self._handshake(conn, peer, source_of(peer.rsplit(":", 1)[0]))
+        if session is None:
+            return False
+        session.run()
+        return True
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def note(self, level: int, message: str, *args: object) -> None:
+        """Log a line of a connection refused or a login failed, within the
+        budget that keeps a storm from flooding the log (TLS and call home
+        use it as SSH does)."""
+        self._login_note(level, message, *args)

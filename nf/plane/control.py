@@ -1,7 +1,8 @@
 """The control-plane process: SSH, NETCONF, datastores, validation.
 
 Started by the supervisor (``nf.plane.supervisor``), never by hand: it
-inherits the NETCONF listener (``--listen-fd``) and a pipe on which it
+inherits the NETCONF listeners (``--listen-fd``, and ``--tls-listen-fd``
+for NETCONF over TLS) and a pipe on which it
 says when it serves (``--ready-fd``), and reaches the data plane on its
 Unix socket (``--dataplane``).  Everything else is ``nf.app.serve`` with a
 remote runtime: a first boot applies the boot configuration to the data
@@ -28,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nf.plane.control")
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--listen-fd", type=int, required=True)
+    parser.add_argument("--tls-listen-fd", type=int, help="NETCONF over TLS (nf run --tls-listen)")
+    parser.add_argument("--transport-config", help="TLS and call home (nf.northbound.transports)")
     parser.add_argument("--ready-fd", type=int, required=True)
     parser.add_argument("--dataplane", required=True, help="the data plane's Unix socket")
     parser.add_argument("--config")
@@ -47,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s[control]: %(message)s",
     )
     listener = socket.socket(fileno=args.listen_fd)
+    tls_listener = None if args.tls_listen_fd is None else socket.socket(fileno=args.tls_listen_fd)
     ready_fd: int = args.ready_fd
 
     def ready() -> None:
@@ -74,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.ignore_bad_startup,
                     Supervision(ready, args.restarts, lambda: runtime.stats),
                     args.demo_port,
+                    tls_listener,
+                    Path(args.transport_config) if args.transport_config else None,
                 )
             except BootError as exc:  # raised as itself, not in an exception group
                 failed = exc

@@ -9,8 +9,9 @@ or stall the process systemd (or an operator) signals, and so that either
 plane can be restarted without the other:
 
 - it opens the state directory, takes its lock and binds the NETCONF
-  listener, then starts the data plane and the control plane, handing the
-  listener to the control plane (an inherited descriptor: connections that
+  listener (and the NETCONF over TLS one, ``--tls-listen``), then starts
+  the data plane and the control plane, handing the listeners to the
+  control plane (an inherited descriptor: connections that
   arrive while a control plane restarts wait in the backlog, none is
   refused);
 - a control plane that dies is started again at once; the new one attaches
@@ -216,14 +217,25 @@ class Options:
     """The data plane's CPUs (``--data-plane-cpus``; None: all of them)."""
     control_cpus: frozenset[int] | None = None
     """The control plane's CPUs: the others (cpu_split; None: all of them)."""
+    transport_config: Path | None = None
+    """``--transport-config``: TLS and call home (read by the control plane)."""
 
 
 class Supervisor:
     """Starts, watches, restarts and stops the two planes."""
 
-    def __init__(self, options: Options, listener: socket.socket, notifier: Notifier) -> None:
+    def __init__(
+        self,
+        options: Options,
+        listener: socket.socket,
+        notifier: Notifier,
+        tls_listener: socket.socket | None = None,
+    ) -> None:
         self.options = options
         self.listener = listener
+        self.tls_listener = tls_listener
+        """NETCONF over TLS (--tls-listen): handed down like ``listener``, so
+        that TLS clients too wait in its backlog while a control plane restarts."""
         self.notifier = notifier
         """The service manager (systemd ``Type=notify``): told READY=1 when
         the control plane first serves, STOPPING=1 on a stop signal."""
@@ -239,10 +251,16 @@ class Supervisor:
         self.control = Plane(
             "control plane",
             self._control_argv,
-            lambda: (self.listener.fileno(), self._ready_w),
+            self._control_fds,
             niceness=CONTROL_NICENESS,
             cpus=options.control_cpus,
         )
+
+    def _control_fds(self) -> tuple[int, ...]:
+        fds: tuple[int, ...] = (self.listener.fileno(), self._ready_w)
+        if self.tls_listener is not None:
+            fds += (self.tls_listener.fileno(),)
+        return fds
 
     def _python(self) -> list[str]:
         return [sys.executable, "-m"]
@@ -275,6 +293,10 @@ class Supervisor:
         ]
         if o.config is not None:
             argv += ["--config", str(o.config)]
+        if self.tls_listener is not None:
+            argv += ["--tls-listen-fd", str(self.tls_listener.fileno())]
+        if o.transport_config is not None:
+            argv += ["--transport-config", str(o.transport_config)]
         if o.ignore_bad_startup:
             argv.append("--ignore-bad-startup")
         if o.demo_port:
@@ -406,9 +428,11 @@ def _terminate(plane: Plane, deadline: float) -> None:
         proc.wait()
 
 
-def supervise(options: Options, listener: socket.socket, lock: int) -> int:
+def supervise(
+    options: Options, listener: socket.socket, lock: int, tls_listener: socket.socket | None = None
+) -> int:
     """``nf run`` after nf.boot and ``lock_state_dir``: run both planes."""
     try:
-        return Supervisor(options, listener, Notifier.from_environment()).run()
+        return Supervisor(options, listener, Notifier.from_environment(), tls_listener).run()
     finally:
         os.close(lock)
