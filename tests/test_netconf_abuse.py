@@ -301,6 +301,21 @@ def test_megabyte_xpath_of_many_predicates(nfd: ChildDaemon) -> None:
         )
 
 
+def test_megabyte_xpath_of_a_subscription(nfd: ChildDaemon) -> None:
+    """A subscription's filter is checked for cost up front: 1 MB of 'or'
+    terms is refused by its length, before a scan of a million tokens."""
+    terms = " or ".join(["soip:name='x'"] * 70_000)
+    body = (
+        '<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0">'
+        f'<filter type="xpath" xmlns:soip="{NS}" '
+        f'select="/soip:serial-over-ip/soip:channel[{terms}]"/>'
+        "</create-subscription>"
+    )
+    r = race(nfd, body)
+    errors = check(r, {"too-big"}, {"application", "protocol"}, path_needed=False)
+    assert "characters" in (errors[0].findtext(f"{NC}error-message") or "")
+
+
 @FRAMINGS
 def test_megabyte_subtree_filter_content_match(nfd: ChildDaemon, chunked: bool) -> None:
     body = (

@@ -31,6 +31,7 @@ from pyang import xpath_lexer
 from nf.config.codec import NC_NS, split_tag
 from nf.config.tree import ListNode, Node
 from nf.model import RelayConfig
+from nf.northbound.filters import MAX_SELECT, element_children, has_element_children
 from nf.schema import MAIN_MODULE, SchemaIndex
 
 TOP = "serial-over-ip"
@@ -118,18 +119,14 @@ def preselect(filter_elem: etree._Element | None, schema: SchemaIndex) -> Select
     return None
 
 
-def _children(elem: etree._Element) -> list[etree._Element]:
-    return [child for child in elem if isinstance(child.tag, str)]
-
-
 def _subtree(filter_elem: etree._Element, ns: str) -> Selection | None:
     found: dict[str, set[str]] = {name: set() for name in LISTS}
     only_ours = True
-    for node in _children(filter_elem):
+    for node in element_children(filter_elem):
         if split_tag(node.tag)[1] != TOP:
             only_ours = False
             continue  # another module's node (a namespace-less one is looked at)
-        inner = _children(node)
+        inner = element_children(node)
         if not inner:
             return None  # a selection node: all of it
         for child in inner:
@@ -138,9 +135,9 @@ def _subtree(filter_elem: etree._Element, ns: str) -> Selection | None:
                 return None  # a leaf or container of the top: not narrowed
             keys = [
                 (leaf.text or "").strip(_XML_SPACE)
-                for leaf in _children(child)
+                for leaf in element_children(child)
                 if split_tag(leaf.tag)[1] == "name"
-                and not _children(leaf)
+                and not has_element_children(leaf)
                 and (leaf.text or "").strip(_XML_SPACE)
             ]
             if not keys:
@@ -151,6 +148,8 @@ def _subtree(filter_elem: etree._Element, ns: str) -> Selection | None:
 
 def _xpath(filter_elem: etree._Element, select: str, ns: str) -> Selection | None:
     """Only ``/top/list[name='x']`` followed by plain child steps."""
+    if len(select) > MAX_SELECT:
+        return None  # refused by the filter, without a scan here
     try:
         tokens = [t for t in xpath_lexer.scan(select) if t.type != "_whitespace"]
     except xpath_lexer.XPathError:
