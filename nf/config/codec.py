@@ -13,6 +13,7 @@ print every problem at once.  Values are not type-checked here; that is
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -91,7 +92,11 @@ def parse_xml(data: bytes | str) -> etree._Element:
     return root
 
 
+@functools.lru_cache(maxsize=4096)
 def split_tag(tag: str) -> QName:
+    """``{ns}name`` as (ns, name).  Cached: a document repeats a few dozen
+    tags, and every reader of XML (parse, edit, filters) splits each
+    element's tag, a hundred thousand times for a large request."""
     if tag.startswith("{"):
         ns, _, name = tag[1:].partition("}")
         return (ns, name)

@@ -250,9 +250,7 @@ class _Editor:
         node = current if current is not None else Node()
         seen: Seen = set()
         orders: dict[QName, _Order] = {}  # working order of each ordered-by user list named
-        for child in xml:
-            if not isinstance(child.tag, str):
-                continue
+        for child in xml.iterchildren(etree.Element):  # elements only
             if len(self.errors) > MAX_ERRORS:
                 break  # enough to report; the edit fails anyway
             qname = split_tag(child.tag)
