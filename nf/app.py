@@ -27,6 +27,7 @@ from nf import __version__, heap
 from nf.boot import BootError, one_line, reason
 from nf.config import load_document
 from nf.config.tree import Node, merge
+from nf.config.validate import Instance
 from nf.northbound import monitoring, notifications, yanglib
 from nf.northbound import transports as transports_file
 from nf.northbound.auth import (
@@ -95,7 +96,16 @@ def load_initial(source: Path | bytes, schema: SchemaIndex, name: str = "") -> N
     """Read and validate a configuration file (or document, called
     ``name``), or raise BootError naming it (the first error; ``nf
     validate`` lists them all)."""
-    from nf.config import validate
+    return load_checked(source, schema, name)[0]
+
+
+def load_checked(
+    source: Path | bytes, schema: SchemaIndex, name: str = ""
+) -> tuple[Node, Instance]:
+    """``load_initial``, also returning the validated instance document: the
+    configuration booted from it is not validated a second time (at 10 000
+    channels each validation costs seconds)."""
+    from nf.config.validate import check
 
     what = name or str(source)
     try:
@@ -104,11 +114,12 @@ def load_initial(source: Path | bytes, schema: SchemaIndex, name: str = "") -> N
         raise BootError(f"{what}: {reason(exc)}") from exc
     except Exception as exc:  # XMLSyntaxError, ValueError
         raise BootError(f"{what}: not well-formed XML: {exc}") from exc
-    errors += validate(tree, schema)
+    more, instance = check(tree, schema)
+    errors += more
     if errors:
         hint = f"nf validate {source}" if isinstance(source, Path) else "see the log"
         raise BootError(one_line(f"{what}: invalid configuration", errors, hint))
-    return tree
+    return tree, instance
 
 
 @dataclass(frozen=True)
@@ -157,8 +168,12 @@ class Daemon:
         initial: Node,
         startup: Node | None = None,
         attached: bool = False,
+        checked: Instance | None = None,
     ) -> tuple[str, int]:
         """Apply ``initial`` through the runtime, then accept NETCONF sessions.
+
+        ``checked``: ``initial``'s instance document, if it was validated as
+        it was read (it is not validated again).
 
         ``startup`` is the startup datastore as read at boot (None: no file).
         A confirmed-commit file left by the previous run has been read by
@@ -228,7 +243,7 @@ class Daemon:
         )
         self.runtime.add_event_sink(runtime_event)
         if not attached:
-            errors = await datastores.boot(initial)
+            errors = await datastores.boot(initial, checked)
             if errors:
                 raise BootError(one_line("initial configuration refused", errors, "see the log"))
             if confirmed_file.exists():
@@ -467,12 +482,12 @@ async def serve(
         schema = default_schema()
         attached = await _attached(runtime, schema)
         if attached is None:
-            source, initial, startup = _initial_configuration(
+            source, initial, startup, checked = _initial_configuration(
                 state_dir, schema, config, ignore_bad_startup, demo_port
             )
         else:
-            source, initial = "re-read from the running data plane", attached
-            startup = _startup(state_dir, schema, ignore_bad_startup)
+            source, initial, checked = "re-read from the running data plane", attached, None
+            startup = _startup(state_dir, schema, ignore_bad_startup)[0]
     except BaseException:
         listener.close()
         if tls_listener is not None:
@@ -494,7 +509,9 @@ async def serve(
         await tg.start(relay.run)
         try:
             try:
-                address = await daemon.start(portal, initial, startup, attached is not None)
+                address = await daemon.start(
+                    portal, initial, startup, attached is not None, checked
+                )
                 if admin.changed:  # stored now, just before it is printed
                     await anyio.to_thread.run_sync(_save, users)
             except BaseException as exc:
@@ -563,15 +580,19 @@ async def _attached(runtime: Runtime | None, schema: SchemaIndex) -> Node | None
         return None
 
 
-def _startup(state_dir: Path, schema: SchemaIndex, ignore_bad_startup: bool) -> Node | None:
-    """The startup datastore as read from its file (None: no file)."""
+def _startup(
+    state_dir: Path, schema: SchemaIndex, ignore_bad_startup: bool
+) -> tuple[Node | None, Instance | None]:
+    """The startup datastore as read from its file (None: no file), and its
+    instance document if it validated."""
     startup_path = state_dir / STARTUP_FILE
     if not startup_path.exists():
-        return None
+        return None, None
     try:
-        return load_initial(startup_path, schema)
+        return load_checked(startup_path, schema)
     except BootError as exc:
-        return _bad_state_file("cannot boot from the startup datastore", exc, ignore_bad_startup)
+        bad = "cannot boot from the startup datastore"
+        return _bad_state_file(bad, exc, ignore_bad_startup), None
 
 
 def demo(schema: SchemaIndex, port: int = DEMO_PORT) -> Node:
@@ -600,11 +621,12 @@ def _initial_configuration(
     config: Path | None,
     ignore_bad_startup: bool,
     demo_port: int = 0,
-) -> tuple[str, Node, Node | None]:
-    """What to boot (where it comes from, the tree) and the startup datastore
-    as read (None: no file); BootError when it cannot be read."""
+) -> tuple[str, Node, Node | None, Instance | None]:
+    """What to boot (where it comes from, the tree), the startup datastore
+    as read (None: no file), and the booted tree's instance document if it
+    was validated as read; BootError when it cannot be read."""
     startup_path = state_dir / STARTUP_FILE
-    startup = _startup(state_dir, schema, ignore_bad_startup)
+    startup, startup_checked = _startup(state_dir, schema, ignore_bad_startup)
     confirmed_file = ConfirmedCommitFile(state_dir / CONFIRMED_FILE, schema)
     if confirmed_file.exists():
         # the previous run stopped with a confirmed commit pending.  Roll it
@@ -620,12 +642,13 @@ def _initial_configuration(
             )
         source = f"{confirmed_file.path}: rollback of an unconfirmed commit"
         log.warning("a confirmed commit was pending at shutdown: %s", source)
-        return source, rollback, startup
+        return source, rollback, startup, None
     if config is not None:
         try:
-            return str(config), load_initial(config, schema), startup
+            tree, checked = load_checked(config, schema)
         except BootError as exc:
             raise BootError(f"cannot boot: {exc}") from exc
+        return str(config), tree, startup, checked
     if startup is not None:
-        return str(startup_path), startup, startup
-    return str(DEMO_CONFIG), demo(schema, demo_port or DEMO_PORT), startup
+        return str(startup_path), startup, startup, startup_checked
+    return str(DEMO_CONFIG), demo(schema, demo_port or DEMO_PORT), startup, None

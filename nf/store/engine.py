@@ -276,9 +276,13 @@ class Engine:
         async with self.exclusive():
             return await self._change(build, sid, boot, dry_run, ready)
 
-    async def boot(self, tree: Node) -> list[ConfigError]:
+    async def boot(self, tree: Node, checked: Instance | None = None) -> list[ConfigError]:
         """Make ``tree`` running at boot (a missing serial device is then
-        retried by its channel rather than refusing the boot: SPEC §3)."""
+        retried by its channel rather than refusing the boot: SPEC §3).
+        ``checked``: ``tree``'s instance document from a validation without
+        errors (the boot file was validated as it was read): not done again."""
+        if checked is not None:
+            self._checked = (tree, [], checked)
         return await self.change(replace_with(tree), boot=True)
 
     async def _change(
