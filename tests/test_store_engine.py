@@ -157,6 +157,35 @@ def test_boot_applies_with_boot_true_and_a_plain_change_without() -> None:
     assert runtime.config == from_tree(TWO, SCHEMA)
 
 
+def test_a_boot_configuration_validated_as_read_is_not_validated_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``nf run`` validates the file it boots as it reads it (to name the
+    file in its error): the engine takes that instance document instead
+    of a second validation, seconds at 10 000 channels."""
+    from nf.config.validate import check
+    from nf.store import engine as engine_module
+
+    checked: list[Node] = []
+
+    def counting(tree: Node, schema: object) -> object:
+        checked.append(tree)
+        return check(tree, SCHEMA)
+
+    monkeypatch.setattr(engine_module, "check", counting)
+    errors, instance = check(TWO, SCHEMA)
+    assert errors == []
+    eng, runtime, _ = engine(Node())
+
+    async def scenario() -> None:
+        assert await eng.boot(TWO, instance) == []
+        assert await eng.change(replace_with(BASE)) == []  # and it is the base of the next
+
+    anyio.run(scenario)
+    assert TWO not in checked
+    assert runtime.config == from_tree(BASE, SCHEMA)
+
+
 # -- the pipeline -----------------------------------------------------------------------------
 def test_an_applied_change_swaps_running_and_publishes_one_event() -> None:
     eng, runtime, events = engine()
