@@ -622,6 +622,88 @@ def test_a_snapshot_of_many_channels_is_read_in_slices() -> None:
     anyio.run(main)
 
 
+def test_a_commit_starting_many_channels_yields_to_the_loop_between_slices() -> None:
+    """An apply starts START_SLICE channels between two yields: the relays
+    (here a task counting loop iterations) keep running, and the events the
+    starts cause come a slice at a time, so that the data plane sends them
+    on before its backlog fills (at a 10 000-channel boot it dropped 9000)."""
+    from nf.runtime.relay import START_SLICE
+
+    count = 3 * START_SLICE + 7
+    ticks = 0
+    opened_at: list[int] = []
+
+    def sink(kind: str, payload: dict[str, str]) -> None:
+        if kind == "port-event" and payload.get("event") == "opened":
+            opened_at.append(ticks)
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await anyio.sleep(0)
+
+    async def main() -> None:
+        runtime = RelayRuntime()
+        runtime.add_event_sink(sink)
+        async with anyio.create_task_group() as tg:
+            await tg.start(runtime.run)
+            tg.start_soon(ticker)
+            delta = Delta(
+                {f"p{i}": serial_port(f"p{i}", "loop://") for i in range(count)},
+                {f"c{i}": server_channel(f"c{i}", f"p{i}", 0) for i in range(count)},
+            )
+            await (await runtime.prepare(delta, b"")).apply()
+            await eventually(lambda: len(opened_at) == count)
+            await runtime.shutdown()
+            tg.cancel_scope.cancel()
+
+    anyio.run(main)
+    per_tick = [opened_at.count(t) for t in sorted(set(opened_at))]
+    assert max(per_tick) <= START_SLICE, per_tick
+    assert len(per_tick) >= 4, per_tick
+
+
+def test_waiting_events_go_out_many_to_a_write_in_order() -> None:
+    """One write per event let a burst (a commit starting thousands of
+    channels) outrun the sending; events go out EVENT_BATCH to a write,
+    in order, and the ones of a write that fails are kept for the next
+    control plane."""
+    from nf.plane.dataplane import EVENT_BATCH, DataPlane
+
+    class Writes:
+        def __init__(self, fail: bool = False) -> None:
+            self.writes: list[bytes] = []
+            self.fail = fail
+
+        async def send_frame(self, frame: bytearray) -> None:
+            if self.fail:
+                raise anyio.BrokenResourceError
+            self.writes.append(bytes(frame))
+
+    def events_in(data: bytes) -> list[str]:
+        found = []
+        while data:
+            (size,) = struct.unpack(">I", data[:4])
+            event = REPLIES.decode(data[4 : 4 + size])
+            assert isinstance(event, Event)
+            found.append(event.payload["n"])
+            data = data[4 + size :]
+        return found
+
+    plane = DataPlane(RelayRuntime(), pid=1, started_at="now", backlog=5000)
+    count = 2 * EVENT_BATCH + 3
+    for i in range(count):
+        plane.event("port-event", {"n": str(i)})
+    broken = Writes(fail=True)
+    with pytest.raises(anyio.BrokenResourceError):
+        anyio.run(plane._flush, broken)  # type: ignore[arg-type]
+    good = Writes()
+    anyio.run(plane._flush, good)  # type: ignore[arg-type]
+    assert len(good.writes) == 3
+    assert [n for w in good.writes for n in events_in(w)] == [str(i) for i in range(count)]
+
+
 def test_an_idle_channel_is_read_again_only_when_what_it_reports_changed() -> None:
     """The state objects of an idle channel are those of the last snapshot
     until something it reports changes (here its counters are cleared):

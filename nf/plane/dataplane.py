@@ -89,13 +89,15 @@ log = logging.getLogger("nf.plane.dataplane")  # not __main__ under python -m
 HELLO_TIMEOUT = 10.0
 """A connection that has not said Hello by then is closed."""
 DROPS_INTERVAL = 1.0
-DROPS_SLICE = 500
-"""Channels whose drop counters are read between two yields to the relays."""
 """How often dropped-bytes counters are looked at (one drops event per
 channel per interval at most)."""
+DROPS_SLICE = 500
+"""Channels whose drop counters are read between two yields to the relays."""
 FINAL_FLUSH = 0.25
 """How long shutting down waits to send the last events."""
 EVENT_BACKLOG = 1000
+EVENT_BATCH = 500
+"""Events sent in one write (frames concatenated, about 100 KiB at most)."""
 
 
 class _Connection:
@@ -153,11 +155,18 @@ class DataPlane:
                 self._backlog.dropped,
             )
         while self._backlog:
-            kind, payload = item = self._backlog.take()
+            # many events in one write: sent one per write (a loop iteration
+            # each), the events of a commit starting 10 000 channels came
+            # faster than they went, and the backlog overflowed
+            items = [self._backlog.take() for _ in range(min(len(self._backlog), EVENT_BATCH))]
+            frames = bytearray()
+            for kind, payload in items:
+                frames += encode(Event(kind, payload))
             try:
-                await framed.send_frame(encode(Event(kind, payload)))
+                await framed.send_frame(frames)
             except BaseException:
-                self._backlog.put_back(item)
+                for item in reversed(items):
+                    self._backlog.put_back(item)
                 raise
 
     async def _push(self, conn: _Connection) -> None:
