@@ -91,6 +91,13 @@ class Datastores:
             return self.startup if self.startup is not None else Node()
         return self.running if name == "running" else self.candidate.tree
 
+    def config(self, name: str, selection: Selection | None = None) -> Node:
+        """A datastore tree, of the ``selection``'s entries only if given.
+        Safe from a session's thread without a hop to the loop: trees are
+        immutable and each datastore's is swapped by one assignment."""
+        tree = self.tree(name)
+        return tree if selection is None else selection.restrict(tree, self.schema)
+
     def known(self, name: str) -> bool:
         return name in ("running", "candidate") or (
             name == "startup" and self.startup_file is not None
@@ -277,9 +284,7 @@ class Datastores:
     ) -> tuple[Node, Node | None]:
         """A datastore tree and, for <get>, the operational state, read
         together; of the ``selection``'s entries only, if given."""
-        tree = self.tree(name)
-        if selection is not None:
-            tree = selection.restrict(tree, self.schema)
+        tree = self.config(name, selection)
         if not with_state:
             return tree, None
         engine = self.engine

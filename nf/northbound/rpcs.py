@@ -306,7 +306,7 @@ class Handlers:
             if self.user == self.ctx.recovery_user:
                 self._access = Access(Policy(), self.user, recovery=True)
             else:
-                running, _ = self.call(self.ctx.datastores.snapshot, "running", False)
+                running = self.ctx.datastores.config("running")
                 self._access = Access(self.ctx.policy(running), self.user)
         return self._access
 
@@ -376,7 +376,10 @@ class Handlers:
                 return Reply(raw=raw)
         # a filter that names entries by key: read and render only those
         selection = preselect(params.get("filter"), self.ctx.schema)
-        tree, state = self.call(self.ctx.datastores.snapshot, source, with_state, selection)
+        if with_state:
+            tree, state = self.call(self.ctx.datastores.snapshot, source, True, selection)
+        else:  # configuration alone: read here (Datastores.config)
+            tree, state = self.ctx.datastores.config(source, selection), None
         others = selection is None or not selection.only_ours  # other top-level state
         if with_state and others and self.ctx.monitor is not None:
             locks = self.call(self.ctx.datastores.locks.info)
@@ -410,7 +413,13 @@ class Handlers:
     def _whole(self, source: str, with_state: bool) -> bytes | None:
         """The common case, everything for an unrestricted user, from bytes
         kept per entry; None: not this case (take the general path)."""
-        tree, snapshot, model = self.call(self.ctx.datastores.read, source, with_state)
+        if with_state:
+            tree, snapshot, model = self.call(self.ctx.datastores.read, source, with_state)
+        else:
+            # configuration alone is read here, without a hop to the loop
+            # (Datastores.config; the hop was a third of a get-config)
+            datastores = self.ctx.datastores
+            tree, snapshot, model = datastores.config(source), None, datastores.engine.running_model
         rest: Node | None = None
         if with_state:
             rest = self.ctx.nacm_counters.state()
