@@ -28,10 +28,10 @@ Standard library only: the data-plane process imports it.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from nf.model import ChannelConfig, SerialPortConfig
+from nf.model import ChannelConfig, RelayConfig, SerialPortConfig
 
 
 class Apply(enum.StrEnum):
@@ -172,3 +172,26 @@ def restart_reasons(
         if PORT_LEAVES[path].apply is RESTART
     ]
     return reasons
+
+
+def stopped(old: RelayConfig, new: RelayConfig, touched: Iterable[str]) -> set[str]:
+    """Of the channels a commit touches (``Delta.touched``), those whose
+    running sessions it ends: deleted, disabled or restarted.  The others
+    keep their sessions (changed in place, or not running before)."""
+    out = set()
+    for name in touched:
+        before, after = old.channels.get(name), new.channels.get(name)
+        if before is None or not before.enabled:
+            continue
+        if (
+            after is None
+            or not after.enabled
+            or restart_reasons(
+                before,
+                old.serial_ports[before.serial_port],
+                after,
+                new.serial_ports[after.serial_port],
+            )
+        ):
+            out.add(name)
+    return out

@@ -163,6 +163,11 @@ class ChannelState:
     sessions: tuple[SessionState, ...]
     counters: tuple[tuple[str, int | str], ...]
     """channel/state/counters leaves as (name, value), those with a value."""
+    last_restart: str | None = None
+    """When the channel was last (re)started (YANG date-and-time)."""
+    last_restart_reason: str | None = None
+    """Why: "started" (boot), "created", "enabled", or the restart leaves
+    a commit changed ("configuration changed: listen/port")."""
 
 
 @dataclass(frozen=True)
