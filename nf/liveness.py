@@ -166,11 +166,12 @@ def restart_reasons(
         for path in changed(CHANNEL_LEAVES, old, new)
         if CHANNEL_LEAVES[path].apply is RESTART or new.mode in CHANNEL_LEAVES[path].restart_in
     ]
-    reasons += [
-        f"serial-port/{path}"
-        for path in changed(PORT_LEAVES, old_port, new_port)
-        if PORT_LEAVES[path].apply is RESTART
-    ]
+    if old.serial_port == new.serial_port:  # else its leaves are another port's
+        reasons += [
+            f"serial-port/{path}"
+            for path in changed(PORT_LEAVES, old_port, new_port)
+            if PORT_LEAVES[path].apply is RESTART
+        ]
     return reasons
 
 
