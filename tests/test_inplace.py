@@ -29,11 +29,14 @@ from conftest import DaemonFactory, Running
 from ncclient.operations import RPCError
 from relayhelpers import (
     SOIP,
+    channel_xml,
     config,
     connect,
+    destination_xml,
     exchange,
     free_port,
     is_closed,
+    listen_xml,
     port_state,
     pty_device,
     read_fd,
@@ -601,3 +604,79 @@ def test_a_restart_leaf_ends_the_sessions_counted_with_the_reason(
         assert "<sessions-ended-by-commit>1</sessions-ended-by-commit>" in state
         assert f"<last-restart>{restarted.last_restart}</last-restart>" in state
         client.close()
+
+
+def test_a_peer_s_next_datagram_goes_to_the_new_destinations(relay: Running) -> None:
+    """Peer mode, destination A -> B while the pty streams numbered
+    records: every record arrives once, in order, at A until the commit and
+    at B after it; the channel is not restarted and still takes datagrams."""
+    with pty_device() as (master, path), relay.connect() as m:
+        receivers = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+        got: list[bytearray] = [bytearray(), bytearray()]
+        reading = True
+
+        def receive(sock: socket.socket, into: bytearray) -> None:
+            sock.settimeout(0.05)
+            while reading:
+                with contextlib.suppress(TimeoutError):
+                    into += sock.recv(65536)
+
+        for sock in receivers:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            sock.bind(("127.0.0.1", 0))
+        threads = [
+            threading.Thread(target=receive, args=(sock, into), daemon=True)
+            for sock, into in zip(receivers, got, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        udp = free_port(socket.SOCK_DGRAM)
+
+        def body(receiver: socket.socket) -> str:
+            return f"<serial-port><name>p</name><device>{path}</device></serial-port>" + (
+                channel_xml(
+                    "c",
+                    "p",
+                    "peer",
+                    listen_xml(udp) + destination_xml(receiver.getsockname()[1]),
+                )
+            )
+
+        m.edit_config(target="running", config=config(body(receivers[0])))
+        runtime = relay.daemon.runtime
+        assert isinstance(runtime, RelayRuntime)
+        chan = runtime.channels["c"]
+        sent = bytearray()
+        i = 0
+
+        def stream(seconds: float) -> None:
+            nonlocal i
+            until = time.monotonic() + seconds
+            while time.monotonic() < until:
+                chunk = b"".join(b"S%07d\n" % (i + k) for k in range(16))
+                write_fd(master, chunk)
+                sent.extend(chunk)
+                i += 16
+                time.sleep(0.002)
+
+        time.sleep(0.1)
+        stream(STREAM_FOR)
+        writer = threading.Thread(target=stream, args=(2 * STREAM_FOR,), daemon=True)
+        writer.start()
+        time.sleep(STREAM_FOR / 2)
+        m.edit_config(
+            target="running", config=config(body(receivers[1])), default_operation="replace"
+        )
+        writer.join(10)
+        wait_for(lambda: len(got[0]) + len(got[1]) >= len(sent), timeout=10)
+        reading = False
+        for thread in threads:
+            thread.join(5)
+        assert runtime.channels["c"] is chan
+        assert got[0] and got[1], "the change came between records, not before or after"
+        assert bytes(got[0] + got[1]) == bytes(sent)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            sender.sendto(b"to the port", ("127.0.0.1", udp))
+            assert read_fd(master, 11) == b"to the port"
+        for sock in receivers:
+            sock.close()
