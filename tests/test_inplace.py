@@ -680,3 +680,51 @@ def test_a_peer_s_next_datagram_goes_to_the_new_destinations(relay: Running) -> 
             assert read_fd(master, 11) == b"to the port"
         for sock in receivers:
             sock.close()
+
+
+def test_a_mode_change_restarts_the_channel_as_the_new_kind(relay: Running) -> None:
+    """server -> client: the server's session ends (counted, with the
+    changed leaves as the reason) and the channel connects out."""
+    with channel(relay) as setup, socket.socket() as master_station:
+        master_station.bind(("127.0.0.1", 0))
+        master_station.listen()
+        master_station.settimeout(5)
+        client = connect(setup.tcp)
+        exchange(client, setup.master, b"hello", b"hi")
+        chan = setup.channel
+        setup.commit(
+            f"<serial-port><name>p</name><device>{setup.path}</device></serial-port>"
+            + channel_xml("c", "p", "client", destination_xml(master_station.getsockname()[1]))
+        )
+        assert is_closed(client)
+        outgoing, _ = master_station.accept()
+        with outgoing:
+            exchange(outgoing, setup.master, b"as a client", b"yes")
+        restarted = setup.channel
+        assert restarted is not chan and restarted.counters.sessions_ended_by_commit == 1
+        reason = restarted.last_restart_reason
+        assert reason is not None and reason.startswith("configuration changed: mode, ")
+        assert any(
+            payload.get("event") == "disconnected" and payload.get("reason") == reason
+            for _, payload in setup.runtime.events
+        )
+        client.close()
+
+
+def test_disabling_a_channel_ends_its_sessions_with_the_reason(relay: Running) -> None:
+    with channel(relay) as setup:
+        client = connect(setup.tcp)
+        exchange(client, setup.master, b"hello", b"hi")
+        setup.commit(setup.body(extra="<enabled>false</enabled>"))
+        assert is_closed(client)
+        assert "c" not in setup.runtime.channels
+        assert any(
+            payload.get("event") == "disconnected" and payload.get("reason") == "channel disabled"
+            for _, payload in setup.runtime.events
+        )
+        setup.commit(setup.body())
+        assert setup.channel.last_restart_reason == "enabled"
+        fresh = connect(setup.tcp)
+        exchange(fresh, setup.master, b"back", b"again")
+        fresh.close()
+        client.close()
