@@ -322,8 +322,8 @@ class RelayRuntime:
         old = self.config
         new = delta.applied_to(old)
         plan = _plan(self.channels, old, new, delta.touched(old))
-        if boot:
-            plan.start = dict.fromkeys(plan.start, "started")
+        if boot:  # the boot configuration, or a restarted data plane given it back
+            plan.start = {n: why if n in plan.stop else "started" for n, why in plan.start.items()}
         offered: dict[ResourceKey, tuple[str, str, Any, SerialPortConfig]] = {}
         for name in plan.stop:
             channel = self.channels[name]
