@@ -332,6 +332,24 @@ def two(now: float = 0.0, **kwargs: int) -> SlottedArbiter:
     return arb
 
 
+def test_slotted_set_timeout_keeps_the_slot_and_moves_its_end() -> None:
+    """A commit's new secondary/timeout on a live channel: the open slot
+    keeps its owner and its queue; it ends T' after its last byte."""
+    arb = two()
+    assert arb.from_net(P, b"req", 0.0) == [StatusChange(S, WAITING), ToSerial(b"req", P)]
+    assert arb.from_net(S, b"q", 0.1) == []
+    arb.set_timeout(T / 2)
+    assert (arb.timeout, arb.owner, arb.queued(S)) == (T / 2, P, 1)
+    assert arb.deadline() == T / 2
+    assert arb.tick(T / 2)[-1] == ToSerial(b"q", S)
+    assert arb.deadline() == T  # the queue's slot runs under the new T
+    with pytest.raises(ValueError):
+        arb.set_timeout(0)
+    idle = SlottedArbiter(T)
+    idle.set_timeout(2 * T)
+    assert (idle.timeout, idle.deadline()) == (2 * T, None)
+
+
 def test_slotted_no_slot_serial_goes_to_every_session() -> None:
     arb = SlottedArbiter()
     assert arb.from_serial(b"a", 0.0) == [no_session(1)]

@@ -252,9 +252,10 @@ def test_abort_after_prepare_releases_exactly_what_prepare_acquired(
     tmp_path: Path, how: str
 ) -> None:
     """Between prepare and apply the change is abandoned.  The commit adds
-    channel a and changes z (its keepalive), so prepare acquires a's three
-    resources and takes over z's link and listener: abort must close the
-    three and leave z's, still serving z, alone."""
+    channel a and changes z (its keepalive, a live change: z keeps running
+    and is only reconfigured at apply), so prepare acquires a's three
+    resources: abort must close the three and leave z's, still serving z,
+    alone."""
     events: list[CommitEvent] = []
     with ExitStack() as stack:
         pz = stack.enter_context(pty_device())[1]
@@ -313,9 +314,9 @@ def test_abort_after_prepare_releases_exactly_what_prepare_acquired(
             assert await anyio.to_thread.run_sync(serving, tz)
             assert engine.running is base and len(events) == 1
             # the same change, not abandoned this time, goes through: z is
-            # restarted with its own link and listener handed over
+            # changed in place, with its own link and listener
             assert await engine.change(replace_with(new), 1) == []
-            assert runtime.channels["z"] is not z and sorted(runtime.channels) == ["a", "z"]
-            assert runtime.channels["z"].res.listener is z_resources[1]
+            assert runtime.channels["z"] is z and sorted(runtime.channels) == ["a", "z"]
+            assert z.cfg.keepalive == 30 and z.res.listener is z_resources[1]
 
         anyio.run(with_runtime, scenario)

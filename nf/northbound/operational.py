@@ -63,6 +63,8 @@ def state_tree(
         ch = channel_states.get(name)
         values: dict[str, object] = {
             "oper-status": ch.oper_status if ch else "down",
+            "last-restart": ch.last_restart if ch else None,
+            "last-restart-reason": ch.last_restart_reason if ch else None,
             "last-error": ch.last_error if ch else None,
         }
         state_children: dict[tuple[str, str], Any] = dict(leaves(values).items())

@@ -69,6 +69,7 @@ from typing import NoReturn, TypeVar
 import anyio
 from anyio.abc import TaskStatus
 
+from nf.liveness import stopped
 from nf.model import RelayConfig
 from nf.plane.core import RESTART_REASON, OpenSessions
 from nf.plane.messages import (
@@ -243,7 +244,7 @@ class _RemoteTransaction:
     new: RelayConfig
     document: bytes
     touched: set[str]
-    """The channels it stops or restarts."""
+    """The channels it stops or restarts (not those changed in place)."""
 
     async def apply(self) -> None:
         with anyio.CancelScope(shield=True):
@@ -502,7 +503,9 @@ class RemoteRuntime:
             txid = self._next_txid()
             reply = await link.call(Prepare(txid, delta, document, boot=True))
             if isinstance(reply, Prepared):
-                ending = self._open.on_channels(delta.touched(running.config or EMPTY))
+                base = running.config or EMPTY
+                new = delta.applied_to(base)
+                ending = self._open.on_channels(stopped(base, new, delta.touched(base)))
                 await self._ask(link, Apply(txid), Applied)
                 self._open.forget(ending)
                 return
@@ -597,7 +600,8 @@ class RemoteRuntime:
         reply = await link.call(Prepare(txid, delta, document, boot))
         if isinstance(reply, Prepared):
             new = delta.applied_to(base)
-            return _RemoteTransaction(self, link, txid, new, document, delta.touched(base))
+            ending = stopped(base, new, delta.touched(base))
+            return _RemoteTransaction(self, link, txid, new, document, ending)
         if isinstance(reply, Refused):
             raise PrepareError(list(reply.faults))
         if reply is None:

@@ -522,6 +522,17 @@ class SlottedArbiter(Arbiter):
     def queue_limit(self) -> int:
         return self._queue_limit
 
+    def set_timeout(self, timeout: float) -> None:
+        """A new T (a commit changed ``secondary/timeout`` on a live
+        channel): an open slot keeps its owner and queue, and ends T after
+        its last byte under the new T (at once, at the next tick, if that is
+        past).  Nothing is written or dropped here."""
+        if not timeout > 0:
+            raise ValueError(f"slot timeout must be positive, not {timeout!r}")
+        if self._owner is not None:
+            self._deadline += timeout - self._timeout
+        self._timeout = float(timeout)
+
     @property
     def owner(self) -> Role | None:
         """The session that holds the open slot, or ``None``."""

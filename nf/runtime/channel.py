@@ -50,13 +50,16 @@ import anyio
 from anyio.abc import SocketAttribute, SocketListener, TaskGroup
 
 from nf import rfc3339
-from nf.model import ChannelConfig, SerialPortConfig
+from nf.model import ChannelConfig, SecondaryConfig, SerialPortConfig
 from nf.protocol.arbitration import (
     Action,
     Arbiter,
+    Counter,
     Drop,
+    DropReason,
     RawArbiter,
     Role,
+    SlottedArbiter,
     StatusChange,
     ToNet,
     ToSerial,
@@ -93,6 +96,7 @@ class Counters:
     ignored_bytes: int = 0
     sessions_accepted: int = 0
     sessions_refused: int = 0
+    sessions_ended_by_commit: int = 0
     last_cleared: str | None = None
 
     def by_leaf(self) -> dict[str, int | str | None]:
@@ -160,6 +164,9 @@ class ChannelRuntime:
         resources: Resources,
         emit: Callable[[str, dict[str, str]], None],
         clock: Callable[[], float] = time.monotonic,
+        *,
+        counters: Counters | None = None,
+        start_reason: str | None = None,
     ) -> None:
         self.cfg = cfg
         self.name = cfg.name
@@ -167,7 +174,17 @@ class ChannelRuntime:
         self.res = resources
         self.emit = emit
         self.clock = clock
-        self.counters = Counters()
+        self.counters = counters if counters is not None else Counters()
+        """A channel a commit restarts keeps its predecessor's counters
+        (sessions-ended-by-commit counts what the restart ended)."""
+        self.last_restart = rfc3339.now()
+        self.last_restart_reason = start_reason
+        """YANG last-restart and last-restart-reason: when and why this
+        channel was (re)built; a live change (nf.liveness) leaves them."""
+        self.stop_reason: str | None = None
+        """Why a commit stops the channel: its sessions end with a
+        session-event saying so, counted in sessions-ended-by-commit.  None
+        (a shutdown) ends them without events."""
         self.sessions: dict[int, Session] = {}
         self._roles: dict[Role, Session] = {}
         self.last_error: str | None = None
@@ -260,6 +277,11 @@ class ChannelRuntime:
         every resource not handed to a successor closed, all at once."""
         for session in list(self.sessions.values()):
             self._leave(session)
+            if self.stop_reason is not None:
+                session.close_reason = self.stop_reason
+                self.counters.sessions_ended_by_commit += 1
+                self._session_event(session, "disconnected", self.stop_reason)
+                self._send_frames(session, session.framer.flush())
             self._close_transport(session)
         if self.peer is not None:
             self.peer.close()
@@ -284,6 +306,92 @@ class ChannelRuntime:
     def cancel(self) -> None:
         """Begin stopping (``stop`` waits for the end)."""
         self._scope.cancel()
+
+    # -- live changes -----------------------------------------------------------------
+    def reconfigure(self, cfg: ChannelConfig, port: SerialPortConfig) -> None:
+        """A commit's change that nf.liveness calls live, applied in place:
+        the sessions, listeners and the open serial port stay.  It cannot
+        fail (a commit's apply must not): what can (line settings) was done
+        in prepare (``Link.apply_line_settings``); the new ``port`` is kept
+        for a reopen of the port after a loss.
+
+        packing: each framer's pending bytes go out as a frame, then the new
+        framer takes the stream from that frame boundary (nothing buffered
+        is lost).  keepalive: set on the open sockets.  takeover,
+        allowed-peer: decide the next connection; a session from an address
+        no longer allowed is closed and counted.  secondary: see
+        ``_rearbitrate``.  destination (peer): the next datagram goes to the
+        new set.  inactivity-timeout: counted from each session's last
+        activity, the timer woken to see it."""
+        old, old_port = self.cfg, self.port_cfg
+        self.cfg = cfg
+        self.port_cfg = port
+        link = self.res.link
+        if port.line_mode != old_port.line_mode and link is not None and link.warning:
+            self._port_problem(link.warning)  # RS-485 asked of a driver without it
+        if cfg.packing != old.packing:
+            for session in self.sessions.values():
+                self._send_frames(session, session.framer.flush())
+                session.framer = self.new_framer()
+            if self.peer is not None:
+                self.peer.send(self.peer.framer.flush())
+                self.peer.framer = self.new_framer()
+        if cfg.keepalive != old.keepalive:
+            for session in self.sessions.values():
+                if session.transport is not None:
+                    self._tune(session.transport)
+        if self.server is not None:
+            self.server.takeover = cfg.takeover
+        if cfg.allowed_peers != old.allowed_peers:
+            allowed = AllowedPeers(cfg.allowed_peers)
+            if self.server is not None:
+                self.server.allowed = allowed
+            if self.peer is not None:
+                self.peer.allowed = allowed
+            for session in list(self.sessions.values()):
+                if session.remote[0] not in allowed:
+                    self.counters.sessions_ended_by_commit += 1
+                    session.close("allowed-peer changed")
+        if self.peer is not None:
+            self.peer.destinations = cfg.destinations
+        if cfg.secondary is not None and old.secondary is not None:
+            self._rearbitrate(old.secondary.response_mode, cfg.secondary)
+        next_deadline = self.next_deadline()
+        if next_deadline is not None:
+            self._wake.set()  # a timer may now be due earlier, or later
+
+    def _rearbitrate(self, before: str, secondary: SecondaryConfig) -> None:
+        """A new slot timeout or response mode for the connected sessions.
+
+        The same slotted mode keeps its arbiter (slot, owner, queue) and
+        only takes the new T (``SlottedArbiter.set_timeout``).  Another
+        mode gets a new arbiter, which the connected sessions join as
+        they are; what a slotted arbiter still queued for the waiting
+        session is counted in dropped-bytes (it was never written), and a
+        session whose status changes gets its role-change event."""
+        timeout = (secondary.timeout_ms or 600) / 1000
+        arbiter = self.arbiter
+        if secondary.response_mode == before:
+            if isinstance(arbiter, SlottedArbiter):
+                arbiter.set_timeout(timeout)
+                self.wake_for(arbiter.deadline())
+            return
+        now = self.clock()
+        actions: list[Action] = []
+        statuses = {role: arbiter.status(role) for role in self._roles}
+        for role in self._roles:
+            if queued := arbiter.queued(role):
+                actions.append(Drop(role, queued, Counter.DROPPED, DropReason.QUEUE_DISCARDED))
+        self.arbiter = new = create_arbiter(secondary.response_mode, timeout)
+        for role in (Role.PRIMARY, Role.SECONDARY):
+            if role in self._roles:
+                actions += new.connect(role, now)
+        actions += [
+            StatusChange(role, status)
+            for role, was in statuses.items()
+            if (status := new.status(role)) is not None and status != was
+        ]
+        self.apply(actions)
 
     async def stop(self) -> None:
         self._scope.cancel()

@@ -14,6 +14,16 @@ the runtime, every channel and every session are as before.
 starts the incoming ones with their prepared resources.  Channels the
 commit does not change are never touched.  (FRRouting's northbound
 PREPARE/ABORT/APPLY is the model.)
+
+A running channel whose changes are all live (``nf.liveness``) is not
+restarted: ``apply`` hands it the new configuration
+(``ChannelRuntime.reconfigure``) and its sessions stay.  What of such a
+change can fail, new line settings of its open serial port, is done in
+prepare (``Link.apply_line_settings``) and undone by ``abort``, so a
+refused baud rate fails the whole commit with every port as it was.  A
+channel that must restart ends its sessions with a session-event giving
+the restart leaves that changed, keeps its counters, and records when and
+why in last-restart and last-restart-reason.
 """
 
 from __future__ import annotations
@@ -22,15 +32,17 @@ import errno
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from nf import rfc3339
+from nf.liveness import PORT_LEAVES, Apply, changed, restart_reasons
 from nf.model import ChannelConfig, RelayConfig, SerialPortConfig
 from nf.runtime.channel import ChannelRuntime, Counters, Resources, close_resource
-from nf.runtime.serial import PortError, open_link
+from nf.runtime.serial import Link, PortError, open_link
 from nf.runtime.transaction import (
     ChannelState,
     Delta,
@@ -63,7 +75,9 @@ plane could send one, overflowing its backlog (9000 dropped at a boot)."""
 def _keys(cfg: ChannelConfig, port: SerialPortConfig) -> dict[str, ResourceKey]:
     """What each resource of a channel is, for handing over between channels."""
     address = cfg.listen_address or "0.0.0.0"
-    keys: dict[str, ResourceKey] = {"link": ("serial", port.device, repr(port))}
+    # the device alone: a restarted channel keeps its open port, and new
+    # line settings are applied to it in prepare
+    keys: dict[str, ResourceKey] = {"link": ("serial", port.device)}
     if cfg.mode == "server" and cfg.listen_port is not None:
         keys["listener"] = ("tcp", address, str(cfg.listen_port))
     if cfg.secondary is not None:
@@ -95,6 +109,7 @@ def _signature(ch: ChannelRuntime) -> tuple[object, ...] | None:
     return (
         ch.oper_status,
         ch.last_error,
+        ch.last_restart,
         ch.port_status,
         ch.port_rx,
         ch.port_tx,
@@ -122,12 +137,32 @@ def _state(ch: ChannelRuntime) -> tuple[ChannelState, PortState]:
     counters = tuple((k, v) for k, v in ch.counters.by_leaf().items() if v is not None)
     port = ch.cfg.serial_port
     return (
-        ChannelState(ch.name, ch.oper_status, ch.last_error, tuple(sessions), counters),
+        ChannelState(
+            ch.name,
+            ch.oper_status,
+            ch.last_error,
+            tuple(sessions),
+            counters,
+            ch.last_restart,
+            ch.last_restart_reason,
+        ),
         PortState(port, ch.port_status, ch.last_error, ch.port_rx, ch.port_tx),
     )
 
 
 _States = tuple[ChannelState, PortState]
+
+
+@dataclass
+class _Plan:
+    """What a commit does to each channel it touches."""
+
+    stop: dict[str, str] = field(default_factory=dict)
+    """Running channels to stop -> why (the session-event reason)."""
+    start: dict[str, str] = field(default_factory=dict)
+    """Channels to start -> last-restart-reason."""
+    live: list[str] = field(default_factory=list)
+    """Running channels changed in place (every change live)."""
 
 
 class _Transaction:
@@ -136,38 +171,52 @@ class _Transaction:
         runtime: RelayRuntime,
         new: RelayConfig,
         document: bytes,
-        stop: list[str],
+        plan: _Plan,
         start: dict[str, Resources],
         acquired: list[Any],
         handed: dict[str, set[str]],
+        settings: list[tuple[Link, SerialPortConfig]],
     ) -> None:
         self.runtime = runtime
         self.new = new
         self.document = document
-        self.stop = stop
+        self.plan = plan
         self.start = start
         self.acquired = acquired
         self.handed = handed
+        self.settings = settings
+        """Ports given new line settings in prepare, with those of before."""
 
     async def apply(self) -> None:
         rt = self.runtime
         # deletes first: they free ports for what follows.  All are cancelled
         # before any is awaited, so a thousand stop in parallel, not in turn.
         stopping = []
-        for name in self.stop:
+        counters: dict[str, Counters] = {}
+        for name, why in self.plan.stop.items():
             channel = rt.channels.pop(name, None)
             if channel is not None:
                 channel.handed_over = self.handed.get(name, set())
+                channel.stop_reason = why
                 channel.cancel()
                 stopping.append(channel)
+                counters[name] = channel.counters
         for channel in stopping:
             await channel.stop()
+        for name in self.plan.live:
+            cfg = self.new.channels[name]
+            rt.channels[name].reconfigure(cfg, self.new.serial_ports[cfg.serial_port])
         for started, (name, resources) in enumerate(self.start.items()):
             if started and started % START_SLICE == 0:
                 await anyio.sleep(0)  # the last slice's first steps, and the relays
             cfg = self.new.channels[name]
             channel = ChannelRuntime(
-                cfg, self.new.serial_ports[cfg.serial_port], resources, rt.emit
+                cfg,
+                self.new.serial_ports[cfg.serial_port],
+                resources,
+                rt.emit,
+                counters=counters.get(name),
+                start_reason=self.plan.start[name],
             )
             rt.channels[name] = channel
             rt.tg.start_soon(channel.run, name=f"channel-{name}")
@@ -175,8 +224,52 @@ class _Transaction:
         rt.document = self.document
 
     async def abort(self) -> None:
+        await _restore(self.settings)
         for resource in self.acquired:
             await close_resource(resource)
+
+
+async def _restore(settings: list[tuple[Link, SerialPortConfig]]) -> None:
+    """Give ports the line settings they had before a prepare that failed or
+    was aborted (the settings of before were taken: this does not fail)."""
+    with anyio.CancelScope(shield=True):
+        for link, before in reversed(settings):
+            try:
+                await anyio.to_thread.run_sync(link.apply_line_settings, before)
+            except PortError as exc:
+                log.error("cannot give %s its line settings back: %s", link.device, exc)
+
+
+def _plan(
+    running: dict[str, ChannelRuntime], old: RelayConfig, new: RelayConfig, touched: set[str]
+) -> _Plan:
+    """Stop, restart, start or change in place each touched channel, as
+    nf.liveness classifies what changed."""
+    plan = _Plan()
+    for name in sorted(touched):
+        channel = running.get(name)
+        cfg = new.channels.get(name)
+        enabled = cfg is not None and cfg.enabled
+        if channel is not None:
+            if cfg is None:
+                plan.stop[name] = "channel deleted"
+            elif not cfg.enabled:
+                plan.stop[name] = "channel disabled"
+            else:
+                port = new.serial_ports[cfg.serial_port]
+                reasons = restart_reasons(channel.cfg, channel.port_cfg, cfg, port)
+                if not reasons:
+                    plan.live.append(name)
+                    continue
+                plan.stop[name] = "configuration changed: " + ", ".join(dict.fromkeys(reasons))
+        if enabled:
+            if name in plan.stop:
+                plan.start[name] = plan.stop[name]
+            elif name in old.channels:
+                plan.start[name] = "enabled"
+            else:
+                plan.start[name] = "created"
+    return plan
 
 
 class RelayRuntime:
@@ -237,45 +330,72 @@ class RelayRuntime:
     async def prepare(self, delta: Delta, document: bytes, boot: bool = False) -> Transaction:
         old = self.config
         new = delta.applied_to(old)
-        touched = delta.touched(old)
-        stop = [name for name in sorted(touched) if name in self.channels]
-        starting = [
-            name for name in sorted(touched) if name in new.channels and new.channels[name].enabled
-        ]
-        offered: dict[ResourceKey, tuple[str, str, Any]] = {}
-        for name in stop:
+        plan = _plan(self.channels, old, new, delta.touched(old))
+        if boot:  # the boot configuration, or a restarted data plane given it back
+            plan.start = {n: why if n in plan.stop else "started" for n, why in plan.start.items()}
+        offered: dict[ResourceKey, tuple[str, str, Any, SerialPortConfig]] = {}
+        for name in plan.stop:
             channel = self.channels[name]
             keys = _keys(channel.cfg, channel.port_cfg)
             for res_name, resource in channel.res.items().items():
                 if res_name in keys:
-                    offered[keys[res_name]] = (name, res_name, resource)
+                    offered[keys[res_name]] = (name, res_name, resource, channel.port_cfg)
         acquired: list[Any] = []
         handed: dict[str, set[str]] = {}
         start: dict[str, Resources] = {}
+        settings: list[tuple[Link, SerialPortConfig]] = []
         try:
-            for name in starting:
+            for name in plan.start:
                 cfg = new.channels[name]
                 port = new.serial_ports[cfg.serial_port]
                 resources = Resources()
                 for res_name, key in _keys(cfg, port).items():
                     if key in offered:
-                        owner, owner_res, resource = offered.pop(key)
+                        owner, owner_res, resource, before = offered.pop(key)
                         handed.setdefault(owner, set()).add(owner_res)
+                        if res_name == "link":
+                            await self._line_settings(name, resource, before, port, settings)
                     else:
                         resource = await self._acquire(cfg, port, res_name, boot)
                         acquired.append(resource)
                     setattr(resources, res_name, resource)
                 start[name] = resources
-        except PrepareError:
-            for resource in acquired:
-                await close_resource(resource)
-            raise
+            for name in plan.live:
+                channel = self.channels[name]
+                cfg = new.channels[name]
+                link = channel.res.link
+                if link is not None:  # a port that is down gets them when reopened
+                    port = new.serial_ports[cfg.serial_port]
+                    await self._line_settings(name, link, channel.port_cfg, port, settings)
         except BaseException:
             with anyio.CancelScope(shield=True):
+                await _restore(settings)
                 for resource in acquired:
                     await close_resource(resource)
             raise
-        return _Transaction(self, new, document, stop, start, acquired, handed)
+        return _Transaction(self, new, document, plan, start, acquired, handed, settings)
+
+    async def _line_settings(
+        self,
+        name: str,
+        link: Link,
+        before: SerialPortConfig,
+        port: SerialPortConfig,
+        settings: list[tuple[Link, SerialPortConfig]],
+    ) -> None:
+        """Give an open port new line settings (recorded in ``settings``
+        with those of before, for an abort), or fail the commit."""
+        if not any(
+            PORT_LEAVES[leaf].apply is Apply.LIVE for leaf in changed(PORT_LEAVES, before, port)
+        ):
+            return
+        try:
+            await anyio.to_thread.run_sync(link.apply_line_settings, port)
+        except PortError as exc:
+            raise PrepareError(
+                [Fault("resource-denied", f"channel {name}: {exc}", name, "serial-port")]
+            ) from exc
+        settings.append((link, before))
 
     async def _acquire(
         self, cfg: ChannelConfig, port: SerialPortConfig, what: str, boot: bool = False

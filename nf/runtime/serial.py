@@ -41,6 +41,7 @@ import errno
 import fcntl
 import os
 import socket
+import stat
 import termios
 from collections.abc import Callable
 from typing import Protocol
@@ -132,16 +133,28 @@ class Link(Protocol):
         """Forget the bytes not passed on (unsent writes, a held read);
         return how many there were, for dropped-bytes."""
 
+    def apply_line_settings(self, cfg: SerialPortConfig) -> None:
+        """Give the open port ``cfg``'s line settings, without closing it
+        (raises PortError, the port then as it was); blocking: call from
+        a worker thread."""
+
     def close(self) -> None: ...
 
 
+def _settings(cfg: SerialPortConfig) -> dict[str, object]:
+    """``cfg``'s line settings as pyserial's ``get_settings`` names them."""
+    return {
+        "baudrate": cfg.baud_rate,
+        "bytesize": cfg.data_bits,
+        "parity": _PARITY[cfg.parity],
+        "stopbits": _STOP_BITS[cfg.stop_bits],
+        "rtscts": cfg.flow_control == "rts-cts",
+        "xonxoff": cfg.flow_control == "xon-xoff",
+    }
+
+
 def _configure(port: serial.SerialBase, cfg: SerialPortConfig) -> None:
-    port.baudrate = cfg.baud_rate
-    port.bytesize = cfg.data_bits
-    port.parity = _PARITY[cfg.parity]
-    port.stopbits = _STOP_BITS[cfg.stop_bits]
-    port.rtscts = cfg.flow_control == "rts-cts"
-    port.xonxoff = cfg.flow_control == "xon-xoff"
+    port.apply_settings(_settings(cfg))
 
 
 def _rs485(port: serial.SerialBase, device: str) -> str | None:
@@ -197,6 +210,8 @@ class _Buffered:
         self.device = device
         self._port = port
         self.warning: str | None = None
+        self.pty = False
+        """A pseudo-terminal (see ``apply_line_settings``)."""
         self._sink: LinkSink | None = None
         self._out = bytearray()
         self._paused_writing = False
@@ -231,6 +246,51 @@ class _Buffered:
         self._out.clear()
         return unsent
 
+    def apply_line_settings(self, cfg: SerialPortConfig) -> None:
+        """The one way to change the line settings of an open port (a commit's
+        live change of a serial port, nf.liveness; an RFC 2217 client's
+        request): the port stays open and keeps its buffered bytes and its
+        sessions.
+
+        Through pyserial's public ``apply_settings``: each setting that
+        differs is set on its own (a tcsetattr each, none for a setting
+        that does not change; a driver that refuses one raises).  On a
+        refusal every setting of before is given back, so the port runs
+        exactly as it did, and PortError says which was refused.  A Linux
+        pty takes every setting but forces 8 data bits and no parity
+        (``pty_set_termios``), as it does when the port is opened.  Line
+        mode switches RS-485 on or off (TIOCSRS485); a driver without it
+        leaves ``warning`` set, as at open.
+
+        A Linux pty represents only 8 data bits without parity: its driver
+        forces them (``pty_set_termios``) and refuses, with EINVAL, a
+        tcsetattr whose only change is to them (kernel 6.x; at open other
+        flags change too, so it is taken and forced to 8N).  On a pty, data
+        bits and parity are therefore not asked of the kernel here: a
+        change of them alone changes nothing and succeeds, as the port
+        runs 8N whatever the configuration says."""
+        port = self._port
+        before = port.get_settings()
+        rs485_before = port.rs485_mode
+        wanted = _settings(cfg)
+        if self.pty:
+            del wanted["bytesize"], wanted["parity"]
+        try:
+            port.apply_settings(wanted)
+        except (serial.SerialException, OSError, ValueError, termios.error) as exc:
+            with contextlib.suppress(serial.SerialException, OSError, ValueError, termios.error):
+                port.apply_settings(before)
+                port.rs485_mode = rs485_before
+            raise PortError(f"{self.device}: cannot apply the line settings: {exc}") from exc
+        if cfg.line_mode == "rs485":
+            if port.rs485_mode is None:  # off, or the driver refused it before
+                self.warning = _rs485(port, self.device)
+            return
+        if port.rs485_mode is not None:
+            with contextlib.suppress(serial.SerialException, OSError, ValueError, termios.error):
+                port.rs485_mode = None
+        self.warning = None
+
     def close(self) -> None:
         self.stop()
         with contextlib.suppress(OSError, serial.SerialException):
@@ -243,6 +303,9 @@ class FdLink(_Buffered):
     def __init__(self, device: str, port: serial.SerialBase, fd: int) -> None:
         super().__init__(device, port)
         self._fd = fd
+        mode = os.fstat(fd)
+        # UNIX98 pty slaves: majors 136-143 (Documentation/admin-guide/devices.txt)
+        self.pty = stat.S_ISCHR(mode.st_mode) and 136 <= os.major(mode.st_rdev) <= 143
         os.set_blocking(fd, False)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reading = False

@@ -11,11 +11,13 @@ A commit reaches the data plane in two phases, as FRRouting's northbound
 does (VALIDATE, PREPARE, ABORT, APPLY):
 
 1. ``prepare(delta, document)`` acquires every resource the changed
-   entries need (bind listeners, open serial ports, join groups) and may
-   fail with ``PrepareError``; it has then released whatever it acquired.
+   entries need (bind listeners, open serial ports, join groups, new line
+   settings of an open port) and may fail with ``PrepareError``; it has
+   then released (or given back) whatever it acquired.
 2. On success the control plane calls ``Transaction.apply()``, which
-   cannot fail: it stops removed channels and starts new ones with the
-   prepared resources.  If it decides not to go ahead, it calls
+   cannot fail: it stops removed channels, changes in place those whose
+   changes are all live (``nf.liveness``), and starts new or restarted
+   ones with the prepared resources.  If it decides not to go ahead, it calls
    ``Transaction.abort()``, which releases exactly what was prepared.
 
 ``document`` is the whole running configuration as the control plane
@@ -96,12 +98,13 @@ class Delta:
         return RelayConfig(serial_ports=ports, channels=channels)
 
     def touched(self, old: RelayConfig) -> set[str]:
-        """The channels that applying this delta to ``old`` stops, restarts
-        or starts: those it names, and those on a serial port it names,
-        whose relay configuration differs.  The models hold only what the
-        relay uses, so a change of nothing else (a ``description``) compares
-        equal and leaves the channel, its sessions and its port running
-        untouched.  A channel stopped takes its sessions with it."""
+        """The channels that applying this delta to ``old`` stops, restarts,
+        starts or changes in place: those it names, and those on a serial
+        port it names, whose relay configuration differs.  The models hold
+        only what the relay uses, so a change of nothing else (a
+        ``description``) compares equal and leaves the channel, its
+        sessions and its port running untouched.  Which of them restart
+        (and take their sessions with them) is ``nf.liveness.stopped``."""
         new = self.applied_to(old)
         names: set[str] = set(self.channels)
         if self.serial_ports:  # restart the channels on a changed port
@@ -163,6 +166,11 @@ class ChannelState:
     sessions: tuple[SessionState, ...]
     counters: tuple[tuple[str, int | str], ...]
     """channel/state/counters leaves as (name, value), those with a value."""
+    last_restart: str | None = None
+    """When the channel was last (re)started (YANG date-and-time)."""
+    last_restart_reason: str | None = None
+    """Why: "started" (boot), "created", "enabled", or the restart leaves
+    a commit changed ("configuration changed: listen/port")."""
 
 
 @dataclass(frozen=True)
