@@ -33,6 +33,18 @@ marks: a session whose socket buffer is full pauses reading from the serial
 port (``pause_writing``), and a tty whose write buffer is full pauses
 reading from the sessions and the UDP socket (``serial_pause_writing``).
 Neither stops the opposite direction, so full-duplex load cannot deadlock.
+
+RFC 2217 (``rfc2217``): the channel keeps the port's effective state
+(``port_state``: line settings, DTR/RTS/break) and the session whose
+changes are in effect (``line_owner``).  A session may change it when
+``allow-line-control`` is true and the arbiter lets it use the port now
+(``may_control``: Raw, either session; Failover, the active one; Slotted,
+the slot owner or either while no slot is open).  Changes go to the open
+link in place (``Link.apply_line_settings``); when the owning session
+ends, the configured settings come back.  Serial data for a Telnet session
+is escaped in ``_send_frame``, after packing: frames are cut on data bytes,
+so no frame boundary can split an escape, and the arbiter and framers
+never see Telnet bytes.
 """
 
 from __future__ import annotations
@@ -43,7 +55,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
@@ -57,6 +69,7 @@ from nf.protocol.arbitration import (
     Drop,
     RawArbiter,
     Role,
+    Status,
     StatusChange,
     ToNet,
     ToSerial,
@@ -64,6 +77,7 @@ from nf.protocol.arbitration import (
 )
 from nf.protocol.backoff import Backoff
 from nf.protocol.packing import Framer
+from nf.protocol.telnet import PortState
 from nf.runtime.client import Client
 from nf.runtime.peer import Peer
 from nf.runtime.serial import Link, PortError, open_link
@@ -137,6 +151,13 @@ async def close_resource(resource: Any) -> None:
             resource.close()
 
 
+def configured_state(port: SerialPortConfig) -> PortState:
+    """The port state a channel starts with, and returns to when the RFC
+    2217 session that changed it ends: the configuration, DTR and RTS on
+    (as pyserial opens a port), no break."""
+    return PortState(port.baud_rate, port.data_bits, port.parity, port.stop_bits, port.flow_control)
+
+
 class ChannelRuntime:
     """A running channel: the owner of its serial link, and the hub that
     routes between the link and the sessions (or the peer's UDP side)
@@ -177,6 +198,10 @@ class ChannelRuntime:
         self._stopping = False
         self.port_rx = 0
         self.port_tx = 0
+        self.port_state = configured_state(port)
+        """Effective line settings and control lines (RFC 2217 may change them)."""
+        self.line_owner: int | None = None
+        """The session whose RFC 2217 changes are in effect (None: the configured)."""
         self.arbiter: Arbiter = (
             create_arbiter(cfg.secondary.response_mode, (cfg.secondary.timeout_ms or 600) / 1000)
             if cfg.secondary is not None
@@ -307,6 +332,8 @@ class ChannelRuntime:
             link = self.res.link
             if link.warning is not None:  # up, but not quite as configured
                 self._port_problem(link.warning)
+            if self.line_owner is not None:  # reopened while a client's settings held
+                self._apply_port_state(self.port_state)
             self._lost = anyio.Event()
             assert self._tg is not None
             link.start(self, self._tg)
@@ -385,6 +412,68 @@ class ChannelRuntime:
         if not self._holds and self.res.link is not None:
             self.res.link.resume_reading()
 
+    # -- RFC 2217 line control ---------------------------------------------------------
+    def may_control(self, session: Session) -> bool:
+        """May this RFC 2217 session change the port's state now?"""
+        if not self.cfg.allow_line_control:
+            return False
+        return self.arbiter.status(session.role) is Status.ACTIVE
+
+    def set_line(self, session: Session, state: PortState) -> None:
+        """A client's change: applied to the open port, owned by ``session``
+        until it ends (or another session changes the state)."""
+        self.line_owner = session.id
+        self._apply_port_state(state)
+
+    def _apply_port_state(self, state: PortState) -> None:
+        """Make ``state`` the port's: the line settings and control lines
+        that differ from the current ones go to the link.  A setting the
+        driver refuses keeps the port as it was and is reported in
+        last-error and a port-event, not fatal."""
+        old = self.port_state
+        self.port_state = state
+        link = self.res.link
+        if link is None:
+            return  # applied when the port reopens
+        line = (state.baud_rate, state.data_bits, state.parity, state.stop_bits, state.flow_control)
+        if line != (old.baud_rate, old.data_bits, old.parity, old.stop_bits, old.flow_control):
+            cfg = replace(
+                self.port_cfg,
+                baud_rate=state.baud_rate,
+                data_bits=state.data_bits,
+                parity=state.parity,
+                stop_bits=state.stop_bits,
+                flow_control=state.flow_control,
+            )
+            try:
+                link.apply_line_settings(cfg)
+            except PortError as exc:
+                self.port_state = replace(
+                    old, dtr=state.dtr, rts=state.rts, break_on=state.break_on
+                )
+                self._port_problem(str(exc))
+        if (state.dtr, state.rts, state.break_on) != (old.dtr, old.rts, old.break_on):
+            link.set_control_lines(state.dtr, state.rts, state.break_on)
+
+    def _revert_line(self, session: Session) -> None:
+        """The session that owned the port's state is gone: back to the
+        configured settings."""
+        if self.line_owner == session.id:
+            self.line_owner = None
+            self._apply_port_state(configured_state(self.port_cfg))
+
+    def purge(self, session: Session, receive: bool, transmit: bool) -> None:
+        """PURGE-DATA: ``receive`` drops what was read from the port for this
+        session and not sent (its pending frame), ``transmit`` what is still
+        to be written to the port; counted in dropped-bytes."""
+        dropped = 0
+        if receive:
+            dropped += sum(len(frame) for frame in session.framer.flush())
+        link = self.res.link
+        if link is not None:
+            dropped += link.purge(receive, transmit)
+        self.counters.dropped_bytes += dropped
+
     def write_serial(self, data: bytes) -> None:
         """Network bytes for the port; dropped (counted) while it is down."""
         link = self.res.link
@@ -446,8 +535,13 @@ class ChannelRuntime:
         if transport is None or transport.is_closing():
             self.counters.dropped_bytes += len(frame)
             return
-        transport.write(frame)
-        session.tx_bytes += len(frame)
+        if session.telnet is None:
+            transport.write(frame)
+            session.tx_bytes += len(frame)
+        else:  # RFC 2217: 0xFF doubled, in C (bytes.replace)
+            wire = frame.replace(b"\xff", b"\xff\xff")
+            transport.write(wire)
+            session.tx_bytes += len(wire)
         counters = self.counters
         counters.serial_to_net_bytes += len(frame)
         counters.serial_to_net_frames += 1
@@ -540,6 +634,8 @@ class ChannelRuntime:
         session.joined = True
         self.sessions[session.id] = session
         self._roles[session.role] = session
+        if session.telnet is not None:
+            session.send_telnet(session.telnet.start())
         self.counters.sessions_accepted += 1
         if self.serial_full:
             transport.pause_reading()
@@ -560,6 +656,10 @@ class ChannelRuntime:
         if session.holding:
             session.holding = False
             self.release_serial()
+        if session.suspended:
+            session.suspended = False
+            self.release_serial()
+        self._revert_line(session)
         if self.arbiter.is_connected(session.role):
             return self.arbiter.disconnect(session.role, self.clock())
         return []

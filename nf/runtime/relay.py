@@ -91,6 +91,7 @@ def _signature(ch: ChannelRuntime) -> tuple[object, ...] | None:
         ch.port_status,
         ch.port_rx,
         ch.port_tx,
+        ch.port_state,
         *vars(ch.counters).values(),
     )
 
@@ -116,8 +117,23 @@ def _state(ch: ChannelRuntime) -> tuple[ChannelState, PortState]:
     port = ch.cfg.serial_port
     return (
         ChannelState(ch.name, ch.oper_status, ch.last_error, tuple(sessions), counters),
-        PortState(port, ch.port_status, ch.last_error, ch.port_rx, ch.port_tx),
+        PortState(port, ch.port_status, ch.last_error, ch.port_rx, ch.port_tx, _effective(ch)),
     )
+
+
+def _effective(ch: ChannelRuntime) -> tuple[tuple[str, int | str], ...]:
+    """serial-port/state/effective of the channel's port."""
+    state = ch.port_state
+    leaves: list[tuple[str, int | str]] = [
+        ("baud-rate", state.baud_rate),
+        ("data-bits", state.data_bits),
+        ("parity", state.parity),
+        ("stop-bits", state.stop_bits),
+        ("flow-control", state.flow_control),
+    ]
+    if ch.line_owner is not None:
+        leaves.append(("set-by-session", ch.line_owner))
+    return tuple(leaves)
 
 
 _States = tuple[ChannelState, PortState]

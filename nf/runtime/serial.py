@@ -132,7 +132,29 @@ class Link(Protocol):
         """Forget the bytes not passed on (unsent writes, a held read);
         return how many there were, for dropped-bytes."""
 
+    def apply_line_settings(self, cfg: SerialPortConfig) -> None:
+        """Run the open port with ``cfg``'s line settings from now on."""
+
+    def set_control_lines(self, dtr: bool, rts: bool, break_on: bool) -> None:
+        """Drive DTR, RTS and the break condition (where the driver can)."""
+
+    def purge(self, receive: bool, transmit: bool) -> int:
+        """Forget what was read and not passed on (``receive``) or what is
+        still to be written (``transmit``); how many bytes that was."""
+
     def close(self) -> None: ...
+
+
+def _line_attributes(cfg: SerialPortConfig) -> list[tuple[str, object]]:
+    """The pyserial port attributes of ``cfg``'s line settings."""
+    return [
+        ("baudrate", cfg.baud_rate),
+        ("bytesize", cfg.data_bits),
+        ("parity", _PARITY[cfg.parity]),
+        ("stopbits", _STOP_BITS[cfg.stop_bits]),
+        ("rtscts", cfg.flow_control == "rts-cts"),
+        ("xonxoff", cfg.flow_control == "xon-xoff"),
+    ]
 
 
 def _configure(port: serial.SerialBase, cfg: SerialPortConfig) -> None:
@@ -236,6 +258,56 @@ class _Buffered:
         with contextlib.suppress(OSError, serial.SerialException):
             self._port.close()
 
+    def apply_line_settings(self, cfg: SerialPortConfig) -> None:
+        """Change the open port's line settings in place (an RFC 2217
+        client's request, or their revert when its session ends): the
+        port stays open, nothing buffered is lost.  pyserial applies each
+        attribute to the open port as it is set (one tcsetattr each on a
+        tty), so only those that differ are set.
+
+        A tty refuses with EINVAL a tcsetattr of which it can hold
+        nothing: a pty told only to change parity or data bits (it forces
+        8N, drivers/tty/pty.c).  That is what happens silently to those
+        two when a pty is opened with them, so it is not an error here
+        either; the request did reach the driver."""
+        port = self._port
+        for name, value in _line_attributes(cfg):
+            if getattr(port, name) == value:
+                continue
+            try:
+                setattr(port, name, value)
+            except termios.error as exc:
+                if exc.args[0] != errno.EINVAL:
+                    raise PortError(f"{self.device}: cannot set {name}: {exc}") from exc
+            except (serial.SerialException, OSError, ValueError) as exc:
+                raise PortError(f"{self.device}: cannot set {name}: {exc}") from exc
+
+    def set_control_lines(self, dtr: bool, rts: bool, break_on: bool) -> None:
+        """DTR, RTS and break as asked.  A driver without modem control (a
+        pty refuses TIOCMBIS) is left as it is: the request is remembered
+        by pyserial, and the line simply does not exist there."""
+        port = self._port
+        for name, value in (("dtr", dtr), ("rts", rts), ("break_condition", break_on)):
+            if getattr(port, name) != value:
+                with contextlib.suppress(OSError, serial.SerialException, ValueError):
+                    setattr(port, name, value)
+
+    def purge(self, receive: bool, transmit: bool) -> int:
+        dropped = 0
+        if transmit:
+            dropped += len(self._out)
+            self._out.clear()
+            self._check_low()
+            self._reset("reset_output_buffer")
+        if receive:
+            self._reset("reset_input_buffer")
+        return dropped
+
+    def _reset(self, method: str) -> None:
+        """tcflush through pyserial (its buffer methods are not in the stubs)."""
+        with contextlib.suppress(OSError, serial.SerialException, AttributeError):
+            getattr(self._port, method)()
+
 
 class FdLink(_Buffered):
     """A tty or pty read and written through its non-blocking fd, in loop callbacks."""
@@ -281,6 +353,15 @@ class FdLink(_Buffered):
         held = self._held
         self._unhold()
         return super().discard() + (len(held) if held is not None else 0)
+
+    def purge(self, receive: bool, transmit: bool) -> int:
+        held = self._held if receive else None
+        if held is not None:
+            self._unhold()
+        dropped = super().purge(receive, transmit)
+        if transmit:
+            self._set_writing(False)
+        return dropped + (len(held) if held is not None else 0)
 
     def _set_reading(self, on: bool) -> None:
         if on != self._reading and self._loop is not None:

@@ -174,6 +174,10 @@ class PortState:
     last_error: str | None
     rx_bytes: int
     tx_bytes: int
+    effective: tuple[tuple[str, int | str], ...] = ()
+    """serial-port/state/effective leaves as (name, value): the line
+    settings the open port runs with, and the RFC 2217 session that set
+    them (set-by-session) if one did."""
 
 
 @dataclass(frozen=True)
