@@ -7,9 +7,12 @@ real sockets, and pyserial's own ``rfc2217://`` client.
    both ways unchanged; on close the configured settings come back, and
    <get> shows the effective settings and the session that set them
    meanwhile.
-2. allow-line-control false: requests are answered with the current values
+2. Modem lines: unknown on a pty; where the driver reports them (an
+   ioctl spy stands in for a UART's TIOCMGET), <get> shows them and a
+   change is a NOTIFY-MODEMSTATE to the client and a port-event.
+3. allow-line-control false: requests are answered with the current values
    and the tty does not change (pyserial refuses to open with others).
-3. With a secondary port: who may change the settings in Failover, Raw
+4. With a secondary port: who may change the settings in Failover, Raw
    and Slotted modes.
 """
 
@@ -54,6 +57,13 @@ def watchdog() -> Iterator[None]:
         yield
 
 
+def vcom_channel(m: object, path: str, tcp: int, extra: str = "") -> None:
+    """Serial port p on the pty at ``path``, relayed by server channel c
+    with rfc2217 on TCP port ``tcp`` (and ``extra`` channel leaves)."""
+    body = port_xml("p", path) + server_xml("c", "p", tcp, extra + "<rfc2217>true</rfc2217>")
+    m.edit_config(target="running", config=config(body))  # type: ignore[attr-defined]
+
+
 def termios_of(path: str) -> tuple[int, int, bool]:
     """(ispeed, ospeed, CRTSCTS) of the tty at ``path``."""
     fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
@@ -92,12 +102,7 @@ def test_pyserial_sets_the_line_and_relays_every_byte(
     calls = spy_tcsetattr(monkeypatch)
     with pty_device() as (master, path), relay.connect() as m:
         tcp = free_port()
-        m.edit_config(
-            target="running",
-            config=config(
-                port_xml("p", path) + server_xml("c", "p", tcp, "<rfc2217>true</rfc2217>")
-            ),
-        )
+        vcom_channel(m, path, tcp)
         assert termios_of(path) == (termios.B115200, termios.B115200, False)
         assert "set-by-session" not in effective(m)
         calls.clear()
@@ -156,13 +161,18 @@ class Client:
         self.data = b""
         self.sock.sendall(bytes((IAC, 251, COM)))
 
-    def command(self, code: int, value: bytes) -> bytes:
+    def command(self, code: int, value: bytes = b"") -> bytes:
         """Send a COM-PORT-OPTION command; the value of its reply."""
         self.sock.sendall(bytes((IAC, SB, COM, code)) + escape(value) + bytes((IAC, SE)))
+        return self.wait_for(code + 100)
+
+    def wait_for(self, code: int) -> bytes:
+        """The value of the next server command ``code`` (a reply or a
+        notification)."""
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             for r in self.replies:
-                if r.payload[0] == code + 100:
+                if r.payload[0] == code:
                     self.replies.remove(r)
                     return r.payload[1:]
             self.sock.settimeout(max(0.01, deadline - time.monotonic()))
@@ -175,7 +185,7 @@ class Client:
                     self.data += item
                 elif isinstance(item, Subnegotiation):
                     self.replies.append(item)
-        raise AssertionError(f"no reply to COM-PORT-OPTION {code}")
+        raise AssertionError(f"no COM-PORT-OPTION {code} from the server")
 
     def baud(self, baud: int) -> int:
         value: int = struct.unpack("!I", self.command(1, struct.pack("!I", baud)))[0]
@@ -188,10 +198,7 @@ class Client:
 def test_line_control_off_answers_current_values(relay: Running) -> None:
     with pty_device() as (_, path), relay.connect() as m:
         tcp = free_port()
-        extra = "<rfc2217>true</rfc2217><allow-line-control>false</allow-line-control>"
-        m.edit_config(
-            target="running", config=config(port_xml("p", path) + server_xml("c", "p", tcp, extra))
-        )
+        vcom_channel(m, path, tcp, "<allow-line-control>false</allow-line-control>")
         client = Client(tcp)
         assert client.baud(9600) == 115200
         assert client.command(2, b"\x07") == b"\x08"
@@ -217,12 +224,7 @@ def test_who_may_change_settings_with_a_secondary_port(relay: Running, mode: str
     with pty_device() as (master, path), relay.connect() as m:
         tcp, second = free_port(), free_port()
         extra = secondary_xml(second, mode, 5000 if mode == "slotted" else None)
-        m.edit_config(
-            target="running",
-            config=config(
-                port_xml("p", path) + server_xml("c", "p", tcp, extra + "<rfc2217>true</rfc2217>")
-            ),
-        )
+        vcom_channel(m, path, tcp, extra)
         primary = Client(tcp)
         wait_state(m, "c", lambda s: len(s.sessions) == 1)
         secondary = Client(second)
@@ -252,12 +254,7 @@ def test_telnet_negotiation_and_escaping_on_a_raw_socket(relay: Running) -> None
     with pty_device() as (master, path), relay.connect() as m:
         tcp = free_port()
         packing = "<packing><max-frame-size>3</max-frame-size></packing>"
-        m.edit_config(
-            target="running",
-            config=config(
-                port_xml("p", path) + server_xml("c", "p", tcp, packing + "<rfc2217>true</rfc2217>")
-            ),
-        )
+        vcom_channel(m, path, tcp, packing)
         sock = connect(tcp)
         start = bytes((IAC, 251, 0, IAC, 253, 0, IAC, 251, 3, IAC, 253, 3))
         got = b""
@@ -275,3 +272,71 @@ def test_telnet_negotiation_and_escaping_on_a_raw_socket(relay: Running) -> None
         sock.sendall(b"x\xff\xffy")
         assert read_all(master, 3) == b"x\xffy"
         sock.close()
+
+
+def modem_lines(m: object) -> dict[str, str]:
+    data = etree.fromstring(m.get().data_xml.encode())  # type: ignore[attr-defined]
+    node = data.find(f".//{{{SOIP}}}serial-port/{{{SOIP}}}state/{{{SOIP}}}modem-lines")
+    assert node is not None
+    return {etree.QName(e).localname: e.text or "" for e in node}
+
+
+def test_modem_lines_are_unknown_on_a_pty(relay: Running) -> None:
+    with pty_device() as (_, path), relay.connect() as m:
+        tcp = free_port()
+        vcom_channel(m, path, tcp)
+        lines = ("dtr", "rts", "cts", "dsr", "dcd", "ri")
+        assert modem_lines(m) == dict.fromkeys(lines, "unknown")
+        client = Client(tcp)
+        assert client.command(7) == b"\x00"  # NOTIFY-MODEMSTATE: nothing known
+        client.close()
+
+
+def test_modem_line_changes_reach_the_client_and_the_operator(
+    relay: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pty has no modem lines, so TIOCMGET is answered by a spy standing
+    in for a UART's driver."""
+    import nf.runtime.serial as serial_module
+
+    bits = {"now": termios.TIOCM_DTR | termios.TIOCM_RTS | termios.TIOCM_CTS | termios.TIOCM_DSR}
+    monkeypatch.setattr(serial_module, "tiocmget", lambda fd: bits["now"])
+    with pty_device() as (_, path), relay.connect() as m:
+        m.create_subscription(filter=[f'<port-event xmlns="{SOIP}"/>'])
+        tcp = free_port()
+        vcom_channel(m, path, tcp)
+        assert modem_lines(m) == {
+            "dtr": "on",
+            "rts": "on",
+            "cts": "on",
+            "dsr": "on",
+            "dcd": "off",
+            "ri": "off",
+        }
+        client = Client(tcp)
+        assert client.command(7) == b"\x30"  # CTS and DSR, no deltas
+        wait_state(m, "c", lambda s: len(s.sessions) == 1)
+        # CTS drops, DCD rises
+        bits["now"] = termios.TIOCM_DTR | termios.TIOCM_RTS | termios.TIOCM_DSR | termios.TIOCM_CAR
+        assert client.wait_for(107) == bytes((0x20 | 0x80 | 0x01 | 0x08,))
+        assert modem_lines(m)["dcd"] == "on" and modem_lines(m)["cts"] == "off"
+        event = None
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            n = m.take_notification(block=True, timeout=1)
+            if n is None:
+                continue
+            root = etree.fromstring(n.notification_xml.encode())
+            if root[1].findtext(f"{{{SOIP}}}event") == "modem-change":
+                event = root[1]
+                break
+        assert event is not None, "no port-event modem-change"
+        assert event.findtext(f"{{{SOIP}}}modem-lines") == "dtr rts dsr dcd"
+        assert event.findtext(f"{{{SOIP}}}changed") == "cts dcd"
+        # a client's mask filters: only RI now, so a DSR change is not sent
+        assert client.command(11, b"\x40") == b"\x40"
+        bits["now"] &= ~termios.TIOCM_DSR
+        time.sleep(0.3)
+        bits["now"] |= termios.TIOCM_RNG
+        assert client.wait_for(107) == b"\x40"
+        client.close()

@@ -400,15 +400,17 @@ def test_masks() -> None:
     state = PortState(9600, 8, "none", "1", "none", modem=0xF0)
     assert one(server, sb(7), state=state)[0] == subnegotiation(107, b"\x30")
     # a change the mask filters out is not sent; one it lets through is
-    assert server.modem_changed(0x88) == b""  # DCD: masked
-    assert server.modem_changed(0x11) == subnegotiation(107, b"\x10")
+    assert server.modem_changed(0x88, 0x00) == b""  # DCD: masked
+    assert server.modem_changed(0x11, 0x00) == subnegotiation(107, b"\x10")
     server.modem_mask = 0xFF
-    assert server.modem_changed(0x11) == subnegotiation(107, b"\x11")
-    assert server.modem_changed(0x10) == b""  # no delta: nothing changed
+    assert server.modem_changed(0x11, 0x00) == subnegotiation(107, b"\x11")
+    assert server.modem_changed(0x10, 0x10) == b""  # nothing changed
+    assert server.modem_changed(0x50, 0x10) == subnegotiation(107, b"\x50")  # RI rose
+    assert server.modem_changed(0x14, 0x50) == subnegotiation(107, b"\x14")  # RI fell
 
 
 def test_modem_changed_needs_com_port() -> None:
-    assert ComPortServer().modem_changed(0x11) == b""
+    assert ComPortServer().modem_changed(0x11, 0x00) == b""
 
 
 def test_flowcontrol_suspend_resume_have_no_reply() -> None:

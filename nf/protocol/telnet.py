@@ -512,11 +512,13 @@ class ComPortServer:
         return new, 11 if new.rts else 12  # 10, 11, 12
 
     # -- notifications -----------------------------------------------------------------
-    def modem_changed(self, modem: int) -> bytes:
-        """NOTIFY-MODEMSTATE for a change (``modem`` with its delta bits),
-        if the client's mask lets any changed bit through."""
-        deltas = modem & 0x0F
-        if not self.com_port or not (deltas | deltas << 4) & self.modem_mask:
+    def modem_changed(self, modem: int, previous: int) -> bytes:
+        """NOTIFY-MODEMSTATE for a change from ``previous`` to ``modem``
+        (its delta bits set), if the client's mask lets a changed line
+        through: a state bit that differs, or one whose delta bit is set
+        (a ring indicator's trailing edge has only the latter)."""
+        changed = ((modem ^ previous) & 0xF0) | (modem & 0x0F) << 4
+        if not self.com_port or not changed & self.modem_mask:
             return b""  # nothing changed that the client asked to hear of
         return subnegotiation(
             Cpc.NOTIFY_MODEMSTATE + SERVER_OFFSET, bytes((modem & self.modem_mask,))

@@ -53,6 +53,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import termios
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -77,10 +78,10 @@ from nf.protocol.arbitration import (
 )
 from nf.protocol.backoff import Backoff
 from nf.protocol.packing import Framer
-from nf.protocol.telnet import PortState
+from nf.protocol.telnet import PortState, modem_state
 from nf.runtime.client import Client
 from nf.runtime.peer import Peer
-from nf.runtime.serial import Link, PortError, open_link
+from nf.runtime.serial import MODEM_LINES, Link, PortError, open_link
 from nf.runtime.server import AllowedPeers, Server
 from nf.runtime.session import Session
 from nf.runtime.udp import Datagrams
@@ -90,6 +91,10 @@ log = logging.getLogger(__name__)
 CLOSE_TIMEOUT = 0.5
 """How long a closing session may take to flush what it still has to send:
 a peer that stopped reading must not hold a socket open for ever."""
+MODEM_POLL = 0.05
+"""How often the modem lines of a port that has them are read (TIOCMGET):
+at most 20 reads a second per UART; ports without them (ptys, sockets,
+loop://) are never polled."""
 MAX_KEEPIDLE = 32767
 """Linux's largest TCP_KEEPIDLE (MAX_TCP_KEEPIDLE); the YANG ``keepalive``
 is a uint16, so larger values are clamped rather than refused."""
@@ -158,6 +163,11 @@ def configured_state(port: SerialPortConfig) -> PortState:
     return PortState(port.baud_rate, port.data_bits, port.parity, port.stop_bits, port.flow_control)
 
 
+def _line_names(bits: int) -> str:
+    """The modem lines set in ``bits``, as a YANG bits value."""
+    return " ".join(name for name, bit in MODEM_LINES if bits & bit)
+
+
 class ChannelRuntime:
     """A running channel: the owner of its serial link, and the hub that
     routes between the link and the sessions (or the peer's UDP side)
@@ -202,6 +212,8 @@ class ChannelRuntime:
         """Effective line settings and control lines (RFC 2217 may change them)."""
         self.line_owner: int | None = None
         """The session whose RFC 2217 changes are in effect (None: the configured)."""
+        self.modem: int | None = None
+        """The port's modem lines (TIOCM_* bits) as last read; None: unknown."""
         self.arbiter: Arbiter = (
             create_arbiter(cfg.secondary.response_mode, (cfg.secondary.timeout_ms or 600) / 1000)
             if cfg.secondary is not None
@@ -337,6 +349,9 @@ class ChannelRuntime:
             self._lost = anyio.Event()
             assert self._tg is not None
             link.start(self, self._tg)
+            self.modem_update(link.modem_lines())
+            if self.modem is not None:
+                self._tg.start_soon(self._poll_modem, link)
             if self._holds:
                 link.pause_reading()
             await self._lost.wait()
@@ -344,9 +359,69 @@ class ChannelRuntime:
             self.counters.dropped_bytes += link.discard()
             link.close()
             self.res.link = None
+            self.modem_update(None)
             self.serial_resume_writing()
             self._port_failed(self._lost_message)
             await anyio.sleep(backoff.next())
+
+    async def _poll_modem(self, link: Link) -> None:
+        """Read the modem lines of ``link`` every MODEM_POLL while it is the
+        port (a reopened port gets a poller of its own)."""
+        while True:
+            await anyio.sleep(MODEM_POLL)
+            if self.res.link is not link:
+                return
+            self.modem_update(link.modem_lines())
+
+    def modem_update(self, bits: int | None) -> None:
+        """The modem lines as read now: a change is a port-event
+        (modem-change) and a NOTIFY-MODEMSTATE to each RFC 2217 session
+        whose mask lets it through.  The first reading of a port, or a
+        port without modem lines (None), only sets the state."""
+        old = self.modem
+        if bits == old:
+            return
+        self.modem = bits
+        state = self._modem_byte(bits, old)
+        self.port_state = replace(self.port_state, modem=state & 0xF0)
+        if bits is None or old is None:
+            return
+        changed = bits ^ old
+        self.emit(
+            "port-event",
+            {
+                "serial-port": self.port_cfg.name,
+                "event": "modem-change",
+                "modem-lines": _line_names(bits),
+                "changed": _line_names(changed),
+            },
+        )
+        previous = self._modem_byte(old, None)
+        for session in self.sessions.values():
+            if session.telnet is not None:
+                session.send_telnet(session.telnet.modem_changed(state, previous))
+
+    @staticmethod
+    def _modem_byte(bits: int | None, old: int | None) -> int:
+        """The NOTIFY-MODEMSTATE byte of ``bits`` (deltas against ``old``)."""
+        if bits is None:
+            return 0
+
+        def lines(b: int) -> tuple[bool, bool, bool, bool]:
+            tiocm = (termios.TIOCM_CTS, termios.TIOCM_DSR, termios.TIOCM_RNG, termios.TIOCM_CAR)
+            cts, dsr, ri, dcd = (bool(b & bit) for bit in tiocm)
+            return cts, dsr, ri, dcd
+
+        previous = None if old is None else modem_state(*lines(old), None)
+        return modem_state(*lines(bits), previous)
+
+    def modem_leaves(self) -> tuple[tuple[str, str], ...]:
+        """serial-port/state/modem-lines: on, off, or unknown where the
+        driver does not report them."""
+        bits = self.modem
+        if bits is None:
+            return tuple((name, "unknown") for name, _ in MODEM_LINES)
+        return tuple((name, "on" if bits & bit else "off") for name, bit in MODEM_LINES)
 
     def _port_failed(self, message: str) -> None:
         self.port_status = "error"
@@ -460,7 +535,8 @@ class ChannelRuntime:
         configured settings."""
         if self.line_owner == session.id:
             self.line_owner = None
-            self._apply_port_state(configured_state(self.port_cfg))
+            modem = self.port_state.modem
+            self._apply_port_state(replace(configured_state(self.port_cfg), modem=modem))
 
     def purge(self, session: Session, receive: bool, transmit: bool) -> None:
         """PURGE-DATA: ``receive`` drops what was read from the port for this

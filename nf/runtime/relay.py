@@ -92,6 +92,7 @@ def _signature(ch: ChannelRuntime) -> tuple[object, ...] | None:
         ch.port_rx,
         ch.port_tx,
         ch.port_state,
+        ch.modem,
         *vars(ch.counters).values(),
     )
 
@@ -117,7 +118,15 @@ def _state(ch: ChannelRuntime) -> tuple[ChannelState, PortState]:
     port = ch.cfg.serial_port
     return (
         ChannelState(ch.name, ch.oper_status, ch.last_error, tuple(sessions), counters),
-        PortState(port, ch.port_status, ch.last_error, ch.port_rx, ch.port_tx, _effective(ch)),
+        PortState(
+            port,
+            ch.port_status,
+            ch.last_error,
+            ch.port_rx,
+            ch.port_tx,
+            _effective(ch),
+            ch.modem_leaves(),
+        ),
     )
 
 

@@ -41,6 +41,7 @@ import errno
 import fcntl
 import os
 import socket
+import sys
 import termios
 from collections.abc import Callable
 from typing import Protocol
@@ -69,6 +70,24 @@ WRITE_LOW = 16 * 1024
 """...and below which it may feed again."""
 HANGUP_READS = 3
 """Consecutive empty reads of a readable fd that mean the line hung up."""
+MODEM_LINES = (
+    ("dtr", termios.TIOCM_DTR),
+    ("rts", termios.TIOCM_RTS),
+    ("cts", termios.TIOCM_CTS),
+    ("dsr", termios.TIOCM_DSR),
+    ("dcd", termios.TIOCM_CAR),
+    ("ri", termios.TIOCM_RNG),
+)
+"""The modem lines (YANG leaf names) and their TIOCM_* bits."""
+
+
+def tiocmget(fd: int) -> int:
+    """The modem-line bits of a tty (TIOCMGET).  OSError (ENOTTY) where the
+    driver has no modem lines: a pty, a socket.  The one ioctl of the
+    modem lines, so that tests can stand in for a UART here."""
+    buf = fcntl.ioctl(fd, termios.TIOCMGET, b"\0\0\0\0")
+    return int.from_bytes(buf, sys.byteorder)
+
 
 _PARITY = {
     "none": serial.PARITY_NONE,
@@ -141,6 +160,10 @@ class Link(Protocol):
     def purge(self, receive: bool, transmit: bool) -> int:
         """Forget what was read and not passed on (``receive``) or what is
         still to be written (``transmit``); how many bytes that was."""
+
+    def modem_lines(self) -> int | None:
+        """The TIOCM_* bits of the modem lines, or None where the driver
+        does not report them."""
 
     def close(self) -> None: ...
 
@@ -303,6 +326,9 @@ class _Buffered:
             self._reset("reset_input_buffer")
         return dropped
 
+    def modem_lines(self) -> int | None:
+        return None  # no tty: no modem lines (FdLink asks the driver)
+
     def _reset(self, method: str) -> None:
         """tcflush through pyserial (its buffer methods are not in the stubs)."""
         with contextlib.suppress(OSError, serial.SerialException, AttributeError):
@@ -353,6 +379,12 @@ class FdLink(_Buffered):
         held = self._held
         self._unhold()
         return super().discard() + (len(held) if held is not None else 0)
+
+    def modem_lines(self) -> int | None:
+        try:
+            return tiocmget(self._fd)
+        except OSError:
+            return None
 
     def purge(self, receive: bool, transmit: bool) -> int:
         held = self._held if receive else None

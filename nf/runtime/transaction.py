@@ -178,6 +178,8 @@ class PortState:
     """serial-port/state/effective leaves as (name, value): the line
     settings the open port runs with, and the RFC 2217 session that set
     them (set-by-session) if one did."""
+    modem_lines: tuple[tuple[str, str], ...] = ()
+    """serial-port/state/modem-lines leaves: on, off or unknown."""
 
 
 @dataclass(frozen=True)
