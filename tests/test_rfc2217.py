@@ -340,3 +340,109 @@ def test_modem_line_changes_reach_the_client_and_the_operator(
         bits["now"] |= termios.TIOCM_RNG
         assert client.wait_for(107) == b"\x40"
         client.close()
+
+
+# -- the send-break action ---------------------------------------------------------------
+
+YANG_NS = "urn:ietf:params:xml:ns:yang:1"
+
+
+def send_break(m: object, port: str, duration: str | None = None) -> object:
+    value = f"<duration>{duration}</duration>" if duration is not None else ""
+    return m.dispatch(  # type: ignore[attr-defined]
+        etree.fromstring(
+            f'<action xmlns="{YANG_NS}"><serial-over-ip xmlns="{SOIP}"><serial-port>'
+            f"<name>{port}</name><send-break>{value}</send-break>"
+            "</serial-port></serial-over-ip></action>"
+        )
+    )
+
+
+def spy_breaks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, str]]:
+    """TIOCSBRK/TIOCCBRK as pyserial asks them of the tty (a pty takes
+    them and shows nothing), with when: the ioctl layer, spied on."""
+    import fcntl
+
+    from nf.runtime.serial import TIOCCBRK, TIOCSBRK
+
+    calls: list[tuple[float, str]] = []
+    real = fcntl.ioctl
+    names = {TIOCSBRK: "on", TIOCCBRK: "off"}
+
+    def spy(fd: int, request: int, *args: object) -> object:
+        if request in names:
+            calls.append((time.monotonic(), names[request]))
+        return real(fd, request, *args)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(fcntl, "ioctl", spy)
+    return calls
+
+
+def test_send_break_action_holds_the_break_for_its_duration(
+    relay: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    breaks = spy_breaks(monkeypatch)
+    with pty_device() as (master, path), relay.connect() as m:
+        tcp = free_port()
+        vcom_channel(m, path, tcp)
+        assert send_break(m, "p", "200").ok  # type: ignore[attr-defined]
+        wait_for(lambda: len(breaks) >= 2 or None, 5)
+        (t_on, on), (t_off, off) = breaks[:2]
+        assert (on, off) == ("on", "off")
+        assert 0.19 <= t_off - t_on < 1.5
+        breaks.clear()
+        assert send_break(m, "p").ok  # type: ignore[attr-defined]  # default 250 ms
+        wait_for(lambda: len(breaks) >= 2 or None, 5)
+        assert breaks[1][0] - breaks[0][0] >= 0.24
+        # the data path is unaffected
+        client = Client(tcp)
+        client.sock.sendall(b"after")
+        assert read_all(master, 5) == b"after"
+        client.close()
+
+
+def test_send_break_errors(relay: Running) -> None:
+    from ncclient.operations import RPCError
+
+    with pty_device() as (_, path), relay.connect() as m:
+        m.edit_config(
+            target="running", config=config(port_xml("p", path) + port_xml("idle", "loop://"))
+        )
+        with pytest.raises(RPCError) as missing:
+            send_break(m, "nope")
+        assert missing.value.tag == "data-missing"
+        with pytest.raises(RPCError) as closed:
+            send_break(m, "idle")  # configured, but no channel holds it
+        assert closed.value.tag == "operation-failed"
+        assert "not open" in str(closed.value.message)
+        with pytest.raises(RPCError) as bad:
+            send_break(m, "p", "0")
+        assert bad.value.tag == "invalid-value"
+        with pytest.raises(RPCError) as unknown:
+            m.dispatch(
+                etree.fromstring(
+                    f'<action xmlns="{YANG_NS}"><serial-over-ip xmlns="{SOIP}"><channel>'
+                    "<name>c</name><clear/></channel></serial-over-ip></action>"
+                )
+            )
+        assert unknown.value.tag == "operation-not-supported"
+
+
+def test_rfc2217_break_and_control_lines_reach_the_driver(
+    relay: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    breaks = spy_breaks(monkeypatch)
+    with pty_device() as (_, path), relay.connect() as m:
+        tcp = free_port()
+        vcom_channel(m, path, tcp)
+        client = Client(tcp)
+        assert client.command(5, b"\x05") == b"\x05"  # BREAK on
+        assert [b for _, b in breaks] == ["on"]
+        assert client.command(5, b"\x04") == b"\x05"  # asked: on
+        assert client.command(5, b"\x06") == b"\x06"  # BREAK off
+        assert [b for _, b in breaks] == ["on", "off"]
+        assert client.command(5, b"\x09") == b"\x09"  # DTR off: a pty has none, the state says
+        assert client.command(5, b"\x07") == b"\x09"
+        client.command(5, b"\x05")
+        client.close()  # its session ends: the break is lifted with its settings
+        wait_for(lambda: [b for _, b in breaks] == ["on", "off", "on", "off"] or None, 5)

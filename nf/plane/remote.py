@@ -77,6 +77,7 @@ from nf.plane.messages import (
     Abort,
     Applied,
     Apply,
+    BreakStarted,
     ClearCounters,
     Cleared,
     Event,
@@ -94,6 +95,7 @@ from nf.plane.messages import (
     Request,
     Running,
     RunningReply,
+    SendBreak,
     SnapshotReply,
     SnapshotRequest,
 )
@@ -624,6 +626,13 @@ class RemoteRuntime:
     async def clear_counters(self, channel: str | None) -> None:
         with contextlib.suppress(DataPlaneUnavailable):  # nothing runs, nothing counts
             await self._request(ClearCounters(channel), Cleared)
+
+    async def send_break(self, port: str, duration_ms: int) -> str | None:
+        try:
+            reply = await self._request(SendBreak(port, duration_ms), BreakStarted)
+        except DataPlaneUnavailable:
+            return f"serial port {port} is not open: the data plane is restarting"
+        return reply.error
 
     def add_event_sink(self, sink: EventSink) -> None:
         """Events that came while there was no sink at all (the data plane's

@@ -538,6 +538,24 @@ class ChannelRuntime:
             modem = self.port_state.modem
             self._apply_port_state(replace(configured_state(self.port_cfg), modem=modem))
 
+    def send_break(self, duration: float) -> str | None:
+        """Begin a break of ``duration`` seconds (the send-break action); a
+        task of the channel ends it, so the request that asked for it is
+        not held up.  None, or why not."""
+        link = self.res.link
+        if link is None or self._tg is None:
+            return f"serial port {self.port_cfg.name} is not open"
+        state = self.port_state
+        link.set_control_lines(state.dtr, state.rts, True)
+        self._tg.start_soon(self._end_break, link, duration)
+        return None
+
+    async def _end_break(self, link: Link, duration: float) -> None:
+        await anyio.sleep(duration)
+        if self.res.link is link:  # as the port's state says (an RFC 2217 break may hold)
+            state = self.port_state
+            link.set_control_lines(state.dtr, state.rts, state.break_on)
+
     def purge(self, session: Session, receive: bool, transmit: bool) -> None:
         """PURGE-DATA: ``receive`` drops what was read from the port for this
         session and not sent (its pending frame), ``transmit`` what is still

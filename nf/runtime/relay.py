@@ -411,6 +411,13 @@ class RelayRuntime:
         seen[id(ch)] = (ch, signature, states)  # ch held: its id stays its own
         return states
 
+    async def send_break(self, port: str, duration_ms: int) -> str | None:
+        """The serial-port action send-break, on the channel that holds the port."""
+        for channel in self.channels.values():
+            if channel.port_cfg.name == port:
+                return channel.send_break(duration_ms / 1000)
+        return f"serial port {port} is not open: no enabled channel uses it"
+
     async def clear_counters(self, channel: str | None) -> None:
         for name, running in self.channels.items():
             if channel is None or name == channel:

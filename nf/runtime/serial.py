@@ -79,6 +79,10 @@ MODEM_LINES = (
     ("ri", termios.TIOCM_RNG),
 )
 """The modem lines (YANG leaf names) and their TIOCM_* bits."""
+TIOCSBRK = getattr(termios, "TIOCSBRK", 0x5427)
+TIOCCBRK = getattr(termios, "TIOCCBRK", 0x5428)
+"""Break on and off (Linux's values where Python's termios lacks them:
+pyserial's own break_condition then fails with a NameError on Linux)."""
 
 
 def tiocmget(fd: int) -> int:
@@ -246,6 +250,7 @@ class _Buffered:
         self._out = bytearray()
         self._paused_writing = False
         self._failed = False
+        self._break = False
 
     def _check_high(self) -> None:
         if not self._paused_writing and len(self._out) > WRITE_HIGH and self._sink is not None:
@@ -310,10 +315,18 @@ class _Buffered:
         pty refuses TIOCMBIS) is left as it is: the request is remembered
         by pyserial, and the line simply does not exist there."""
         port = self._port
-        for name, value in (("dtr", dtr), ("rts", rts), ("break_condition", break_on)):
+        for name, value in (("dtr", dtr), ("rts", rts)):
             if getattr(port, name) != value:
                 with contextlib.suppress(OSError, serial.SerialException, ValueError):
                     setattr(port, name, value)
+        if break_on != self._break:
+            self._break = break_on
+            self._set_break(break_on)
+
+    def _set_break(self, on: bool) -> None:
+        """The break condition, through pyserial (loop://, rfc2217://)."""
+        with contextlib.suppress(OSError, serial.SerialException, ValueError):
+            self._port.break_condition = on
 
     def purge(self, receive: bool, transmit: bool) -> int:
         dropped = 0
@@ -385,6 +398,11 @@ class FdLink(_Buffered):
             return tiocmget(self._fd)
         except OSError:
             return None
+
+    def _set_break(self, on: bool) -> None:
+        """TIOCSBRK/TIOCCBRK on the fd (a pty takes them and shows nothing)."""
+        with contextlib.suppress(OSError):
+            fcntl.ioctl(self._fd, TIOCSBRK if on else TIOCCBRK)
 
     def purge(self, receive: bool, transmit: bool) -> int:
         held = self._held if receive else None

@@ -221,6 +221,10 @@ class Runtime(Protocol):
     async def clear_counters(self, channel: str | None) -> None:
         """Reset the counters of one channel, or of everything."""
 
+    async def send_break(self, port: str, duration_ms: int) -> str | None:
+        """Begin a break of ``duration_ms`` on serial port ``port`` (it ends
+        by itself); None, or why it could not (the port is not open)."""
+
     def add_event_sink(self, sink: EventSink) -> None:
         """Also send every event to ``sink`` (the daemon publishes them as
         notifications); sinks are called on the event loop and must not block."""
@@ -264,6 +268,9 @@ class NullRuntime:
 
     async def clear_counters(self, channel: str | None) -> None:
         self.cleared.append(channel)
+
+    async def send_break(self, port: str, duration_ms: int) -> str | None:
+        return f"serial port {port} is not open (nothing runs)"
 
     def add_event_sink(self, sink: EventSink) -> None:
         self.sinks.append(sink)
