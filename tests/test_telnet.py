@@ -69,6 +69,19 @@ def test_doubled_iac_is_one_data_byte() -> None:
     assert TelnetParser().feed(b"a\xff\xffb\xff\xff") == [b"a\xffb\xff"]
 
 
+@pytest.mark.parametrize(
+    ("wire", "expect"),
+    [
+        (b"\xff\xff\xff\xff", [b"\xff\xff"]),  # even runs: the replace path
+        (b"\xff\xff\xff\xfb\x00x", [b"\xff", Negotiation(WILL, 0), b"x"]),  # odd: a command
+        (b"\xff\xff\xff", [b"\xff"]),  # an IAC cut off at the end waits
+        (b"\xff\xff\xff\xff\xff\xfa\x2c\x00\xff\xf0", [b"\xff\xff", Subnegotiation(COM, b"\x00")]),
+    ],
+)
+def test_runs_of_iac(wire: bytes, expect: list[object]) -> None:
+    assert TelnetParser().feed(wire) == expect
+
+
 def test_negotiation_between_data_keeps_order() -> None:
     out = TelnetParser().feed(b"ab" + bytes((IAC, DO, 0)) + b"cd")
     assert out == [b"ab", Negotiation(DO, 0), b"cd"]
