@@ -129,6 +129,12 @@ CHANNEL_LEAVES: Mapping[str, LeafClass] = {
         "allowed_peers",
         "sessions from addresses no longer allowed are closed and counted",
     ),
+    "rfc2217": LeafClass(
+        RESTART, "rfc2217", "the sessions speak another protocol (Telnet, or raw bytes)"
+    ),
+    "allow-line-control": LeafClass(
+        LIVE, "allow_line_control", "decides the next RFC 2217 request of a client"
+    ),
 }
 """channel leaves (config true) by path below the list entry."""
 

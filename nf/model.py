@@ -61,6 +61,9 @@ class ChannelConfig:
     keepalive: int
     takeover: bool
     allowed_peers: tuple[str, ...]
+    rfc2217: bool = False
+    """Telnet with the COM-PORT-OPTION on the TCP sessions (nf.protocol.telnet)."""
+    allow_line_control: bool = True
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,12 @@ class MemoryLink:
         self._written = bytearray()
         self._unsent = bytearray()
         self._unread: list[bytes] = []
+        self.line_settings: list[SerialPortConfig] = []
+        """What apply_line_settings was given, in order."""
+        self.control: tuple[bool, bool, bool] = (True, True, False)
+        """DTR, RTS, break as last set."""
+        self.modem: int | None = None
+        """TIOCM_* bits the device shows (None: no modem lines, as a pty)."""
 
     # -- Link --------------------------------------------------------------------------
     def start(self, sink: LinkSink, tg: TaskGroup) -> None:
@@ -102,6 +108,25 @@ class MemoryLink:
         self._unsent.clear()
         self._unread.clear()
         return lost
+
+    def apply_line_settings(self, cfg: SerialPortConfig) -> None:
+        self.line_settings.append(cfg)
+
+    def set_control_lines(self, dtr: bool, rts: bool, break_on: bool) -> None:
+        self.control = (dtr, rts, break_on)
+
+    def purge(self, receive: bool, transmit: bool) -> int:
+        lost = 0
+        if transmit:
+            lost += len(self._unsent)
+            self._unsent.clear()
+        if receive:
+            lost += sum(len(d) for d in self._unread)
+            self._unread.clear()
+        return lost
+
+    def modem_lines(self) -> int | None:
+        return self.modem
 
     def close(self) -> None:
         self.closed = True

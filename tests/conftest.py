@@ -175,3 +175,10 @@ def make_daemon(tmp_path: Path) -> Iterator[DaemonFactory]:
 def daemon(make_daemon: DaemonFactory) -> Running:
     """One daemon on the demo configuration with the NullRuntime."""
     return make_daemon()
+
+
+@pytest.fixture
+def relay(make_daemon: DaemonFactory) -> Running:
+    """One daemon with the real relay runtime and an empty configuration
+    (a test module may define its own ``relay``)."""
+    return make_daemon(relay=True, initial=Node())

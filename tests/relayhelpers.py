@@ -7,11 +7,14 @@ import contextlib
 import errno
 import os
 import select
+import signal
 import socket
+import termios
 import time
 import tty
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any, TypeVar
 
 import pytest
@@ -347,3 +350,34 @@ def wait_state(
         return wait_for(probe, timeout)
     except AssertionError:
         raise AssertionError(f"channel {name}: state not reached: {last}") from None
+
+
+@contextlib.contextmanager
+def time_budget(seconds: int) -> Iterator[None]:
+    """Fail (not hang) a test that takes longer than ``seconds`` (SIGALRM)."""
+
+    def expired(signum: int, frame: FrameType | None) -> None:
+        pytest.fail(f"test exceeded its {seconds} s budget")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def spy_tcsetattr(monkeypatch: pytest.MonkeyPatch) -> list[list[object]]:
+    """Record every tcsetattr's attributes on its way to the real one: a pty
+    forces 8 data bits and no parity whatever it is told, so those are
+    checked on the call, where a UART driver would take them."""
+    calls: list[list[object]] = []
+    real = termios.tcsetattr
+
+    def spy(fd: int, when: int, attrs: list[object]) -> None:
+        calls.append(list(attrs))
+        real(fd, when, attrs)
+
+    monkeypatch.setattr(termios, "tcsetattr", spy)
+    return calls

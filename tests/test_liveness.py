@@ -25,8 +25,8 @@ def config_leaves(entry: SchemaNode) -> set[str]:
 
     def walk(node: SchemaNode, prefix: str) -> None:
         for child in node.children.values():
-            if not child.config:
-                continue
+            if not child.config or child.keyword in ("action", "rpc", "notification"):
+                continue  # state, or an operation's parameters (send-break)
             path = f"{prefix}{child.name}"
             if child.keyword in ("leaf", "leaf-list"):
                 found.add(path)

@@ -507,3 +507,40 @@ def test_counters_are_state_of_nacm() -> None:
         "denied-data-writes": "2",
         "denied-notifications": "1",
     }
+
+
+BREAK = (*PORT, DataStep(SOIP_MOD, "soip", "send-break"))
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected", "why"),
+    [
+        ("", True, "exec-default permit"),
+        ("<exec-default>deny</exec-default>", False, "exec-default deny"),
+        (
+            "<exec-default>deny</exec-default>"
+            + OPS
+            + rules(
+                rule("b", "permit", "exec", SOIP_MOD, path="/soip:serial-over-ip/soip:serial-port")
+            ),
+            True,
+            "an exec rule on a path that covers the action",
+        ),
+        (
+            OPS + rules(rule("b", "deny", "exec", SOIP_MOD, path="/soip:serial-over-ip")),
+            False,
+            "an exec rule denies",
+        ),
+        (
+            "<exec-default>deny</exec-default>"
+            + OPS
+            + rules(rule("w", "permit", "update", SOIP_MOD, path="/soip:serial-over-ip")),
+            False,
+            "a write rule does not cover exec",
+        ),
+    ],
+)
+def test_action_access(policy: str, expected: bool, why: str) -> None:
+    """§3.4.5: an action (serial-port/send-break) needs exec on its node."""
+    assert access(policy).action(BREAK) is expected, why
+    assert access(policy, user="admin", recovery=True).action(BREAK)

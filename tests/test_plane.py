@@ -139,7 +139,18 @@ def test_a_channel_runs_in_the_data_plane_process(planes: Planes) -> None:
         assert (channel.name, channel.oper_status) == ("c", "up")
         assert counters["net-to-serial-bytes"] == 9 and counters["serial-to-net-bytes"] == 7
         assert [s.remote_port for s in channel.sessions] == [client.getsockname()[1]]
-        assert snapshot.ports == (PortState("p", "up", None, 7, 9),)
+        (port,) = snapshot.ports
+        assert port == PortState(
+            "p",
+            "up",
+            None,
+            7,
+            9,
+            port.effective,
+            tuple((line, "unknown") for line in ("dtr", "rts", "cts", "dsr", "dcd", "ri")),
+        )
+        assert dict(port.effective)["baud-rate"] == 115200
+        assert "set-by-session" not in dict(port.effective)
         # a filtered <get>: the state of the channels named, read afresh
         assert await remote.snapshot(frozenset({"c"})) == snapshot
         assert await remote.snapshot(frozenset({"other"})) == Snapshot()

@@ -24,7 +24,6 @@ import time
 import tty
 from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 from typing import Any, cast
 
 import anyio
@@ -57,6 +56,7 @@ from relayhelpers import (
     secondary_xml,
     server_xml,
     silent,
+    time_budget,
     udp_socket,
     wait_for,
     wait_state,
@@ -77,17 +77,8 @@ BUDGET = 20
 @pytest.fixture(autouse=True)
 def watchdog() -> Iterator[None]:
     """Fail (not hang) a test that exceeds its budget."""
-
-    def expired(signum: int, frame: FrameType | None) -> None:
-        pytest.fail(f"test exceeded its {BUDGET} s budget")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(BUDGET)
-    try:
+    with time_budget(BUDGET):
         yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture
@@ -1112,20 +1103,27 @@ def test_get_reports_every_state_leaf_of_the_module(relay: Running) -> None:
     with (
         pty_device() as (master, path),
         pty_device() as (lost_master, lost_path),
+        pty_device() as (_, vcom_path),
         relay.connect() as m,
     ):
-        tcp = free_port()
+        tcp, vcom_tcp = free_port(), free_port()
         m.edit_config(
             target="running",
             config=config(
                 port_xml("p", path)
                 + port_xml("gone", lost_path)
+                + port_xml("v", vcom_path)
                 + server_xml("c", "p", tcp)
                 + server_xml("d", "gone", free_port())
+                + server_xml("r", "v", vcom_tcp, "<rfc2217>true</rfc2217>")
             ),
         )
         client = connect(tcp)
         wait_state(m, "c", lambda s: len(s.sessions) == 1)
+        # an RFC 2217 client sets the baud rate: set-by-session
+        vcom = connect(vcom_tcp)
+        vcom.sendall(b"\xff\xfb\x2c\xff\xfa\x2c\x01\x00\x00\x25\x80\xff\xf0")
+        assert b"\xff\xfa\x2c\x65\x00\x00\x25\x80\xff\xf0" in read_sock(vcom, 25)
         m.dispatch(etree.fromstring(f'<clear-counters xmlns="{SOIP}"/>'))
         exchange(client, master, b"to serial", b"to net")
         os.close(lost_master)  # port "gone" fails: last-error in port and channel
@@ -1139,6 +1137,7 @@ def test_get_reports_every_state_leaf_of_the_module(relay: Running) -> None:
         reported = {path.removeprefix("data/") for path in reported}
         assert wanted - reported == set()
         client.close()
+        vcom.close()
 
 
 # -- lifecycle -----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import pytest
 import nf.runtime.serial as serial_module
 from nf.model import SerialPortConfig
 from nf.runtime.serial import FULL_READ, HOLD_TIME, FdLink, open_link
-from tests.relayhelpers import pty_device, write_fd
+from tests.relayhelpers import pty_device, spy_tcsetattr, write_fd
 
 
 class Sink:
@@ -230,14 +230,7 @@ def test_data_bits_and_parity_are_asked_of_the_kernel(
     these two are checked on the tcsetattr call itself (recorded on its way
     to the real one), where a UART driver would take them."""
     _, device = pty
-    calls: list[list[object]] = []
-    real = termios.tcsetattr
-
-    def spy(fd: int, when: int, attrs: list[object]) -> None:
-        calls.append(list(attrs))
-        real(fd, when, attrs)
-
-    monkeypatch.setattr(termios, "tcsetattr", spy)
+    calls = spy_tcsetattr(monkeypatch)
     cfg = SerialPortConfig("p", device, 19200, bits, parity, "1", "none", "rs232")
     link = open_link(cfg)
     try:

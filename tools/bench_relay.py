@@ -559,16 +559,19 @@ class PortTaken(RuntimeError):
     daemon bound it (another program on the machine opened a socket)."""
 
 
-def start_ours(tmp: Path, n: int, nf: list[str], label: str, files: str = "") -> Server:
+def start_ours(
+    tmp: Path, n: int, nf: list[str], label: str, files: str = "", extras: Sequence[str] = ()
+) -> Server:
     """``nf run`` on ``n`` new ptys; ``label`` names the server in the
-    report, ``files`` (default: the label) its configuration, state and log.
+    report, ``files`` (default: the label) its configuration, state and log;
+    ``extras[i]``: more leaves of channel i (``<rfc2217>true</rfc2217>``).
     A boot that lost a port to another program is tried again on new ports."""
     files = files or label
     device = Device(n)
     try:
         for attempt in range(3):
             try:
-                return _boot_ours(tmp, device, nf, label, files)
+                return _boot_ours(tmp, device, nf, label, files, extras)
             except PortTaken as exc:
                 log(f"{label}: {exc}; again on other ports" if attempt < 2 else str(exc))
         raise RuntimeError(f"{label}: three boots lost a listen port to another program")
@@ -577,7 +580,9 @@ def start_ours(tmp: Path, n: int, nf: list[str], label: str, files: str = "") ->
         raise
 
 
-def _boot_ours(tmp: Path, device: Device, nf: list[str], label: str, files: str) -> Server:
+def _boot_ours(
+    tmp: Path, device: Device, nf: list[str], label: str, files: str, extras: Sequence[str]
+) -> Server:
     n = len(device.paths)
     ports = free_ports(n)
     body = "".join(
@@ -585,7 +590,8 @@ def _boot_ours(tmp: Path, device: Device, nf: list[str], label: str, files: str)
         for i, path in enumerate(device.paths)
     ) + "".join(
         f"<channel><name>c{i}</name><serial-port>p{i}</serial-port><mode>server</mode>"
-        f"<listen><address>{HOST}</address><port>{port}</port></listen></channel>"
+        f"<listen><address>{HOST}</address><port>{port}</port></listen>"
+        f"{extras[i] if i < len(extras) else ''}</channel>"
         for i, port in enumerate(ports)
     )
     config = tmp / f"{files}.xml"
@@ -658,14 +664,17 @@ def start_socat(n: int) -> Server:
     return server
 
 
-def start_ser2net(tmp: Path, n: int) -> Server:
+def start_ser2net(tmp: Path, n: int, accepters: Sequence[str] = ()) -> Server:
+    """ser2net with ``n`` connections; ``accepters[i]``: the gensio stack
+    in front of channel i's ``tcp`` (``telnet(rfc2217)``), none by default."""
     device = Device(n)
     ports = free_ports(n)
     lines = ["%YAML 1.1", "---"]
     for i, (port, path) in enumerate(zip(ports, device.paths, strict=True)):
+        stack = f"{accepters[i]}," if i < len(accepters) and accepters[i] else ""
         lines += [
             f"connection: &c{i}",
-            f"  accepter: tcp,{HOST},{port}",
+            f"  accepter: {stack}tcp,{HOST},{port}",
             f"  connector: serialdev,{path},115200n81,local",
             "  options:",
             "    chardelay: false",
@@ -684,6 +693,228 @@ def start_ser2net(tmp: Path, n: int) -> Server:
         server.close()
         raise
     return server
+
+
+# -- RFC 2217 (issue 14) --------------------------------------------------------------------------
+
+IAC, SB, SE, WILL, WONT, DO, DONT = 255, 250, 240, 251, 252, 253, 254
+TELNET_OPTIONS = (0, 3, 44)
+"""What the client agrees to: BINARY, SUPPRESS-GO-AHEAD, COM-PORT-OPTION."""
+
+
+class TelnetStream:
+    """The bench client's side of an RFC 2217 session, as a ``Stream``: it
+    asks for BINARY both ways and COM-PORT-OPTION, agrees to what it asked
+    for (and refuses anything else), escapes what it sends and unescapes
+    what it receives.  The parser is nf's own (nf.protocol.telnet); the
+    hash of every echoed byte checks it against ser2net as much as ours."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        from nf.protocol.telnet import TelnetParser
+
+        self.sock = sock
+        self.parser = TelnetParser()
+        self.pending = bytearray()
+        self.lock = threading.Lock()
+        self.ours = {0, 44}
+        self.theirs = {0}
+        self._send_raw(bytes((IAC, WILL, 0, IAC, DO, 0, IAC, WILL, 44)))
+
+    def _send_raw(self, data: bytes) -> None:
+        with self.lock:  # negotiation answers from the reader vs. the sender thread
+            self.sock.sendall(data)
+
+    def sendall(self, data: Any) -> None:
+        self._send_raw(bytes(data).replace(b"\xff", b"\xff\xff"))
+
+    def recv_into(self, buffer: Any, nbytes: int = 0) -> int:
+        from nf.protocol.telnet import Negotiation
+
+        view = memoryview(buffer)
+        want = nbytes or len(view)
+        while not self.pending:
+            raw = self.sock.recv(1 << 20)
+            if not raw:
+                return 0
+            for item in self.parser.feed(raw):
+                if type(item) is bytes:
+                    self.pending += item
+                elif isinstance(item, Negotiation):
+                    self._answer(item.verb, item.option)
+        n = min(want, len(self.pending))
+        view[:n] = self.pending[:n]
+        del self.pending[:n]
+        return n
+
+    def _answer(self, verb: int, option: int) -> None:
+        """Agree once to what we support, refuse the rest (no loops)."""
+        if verb in (WILL, DO):
+            enabled = self.theirs if verb == WILL else self.ours
+            yes, no = (DO, DONT) if verb == WILL else (WILL, WONT)
+            if option not in TELNET_OPTIONS:
+                self._send_raw(bytes((IAC, no, option)))
+            elif option not in enabled:
+                enabled.add(option)
+                self._send_raw(bytes((IAC, yes, option)))
+
+
+def telnet_connect(server: Server, channel: int) -> TelnetStream:
+    """A negotiated Telnet session to ``channel`` whose echo works."""
+    sock = socket.create_connection((HOST, server.ports[channel]), timeout=TIMEOUT)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    stream = TelnetStream(sock)
+    sock.settimeout(0.2)
+    buf = bytearray(1)
+    for _ in range(int(TIMEOUT / 0.2)):
+        stream.sendall(b"\x00")
+        with contextlib.suppress(TimeoutError):
+            if stream.recv_into(buf, 1) == 1 and buf == b"\x00":
+                break
+    else:
+        raise RuntimeError(f"{server.name}: telnet channel {channel} does not echo")
+    time.sleep(0.2)  # earlier probes may still come back: drain them
+    sock.setblocking(False)
+    with contextlib.suppress(BlockingIOError):
+        while stream.recv_into(bytearray(65536)):
+            pass
+    stream.pending.clear()
+    sock.settimeout(TIMEOUT)
+    server.cleanup.append(sock.close)
+    return stream
+
+
+def tty_line(path: str) -> tuple[int, bool]:
+    """(ospeed, CRTSCTS) of the tty at ``path``."""
+    import termios
+
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        attrs = termios.tcgetattr(fd)
+    finally:
+        os.close(fd)
+    return attrs[5], bool(attrs[2] & termios.CRTSCTS)
+
+
+def pyserial_check(server: Server, channel: int, options: str = "") -> str:
+    """pyserial's rfc2217:// client on ``channel``: open at 9600 8E1 with
+    RTS/CTS, the tty's termios, every byte value through the echo, close
+    and the tty again.  A line saying what happened (the exception where
+    it failed).  ``options``: more of pyserial's URL options.
+
+    ser2net 4.3 on a pty fails this: it does not answer SET-CONTROL DTR
+    on/off and RTS on at all (a pty has no modem lines, and it drops the
+    reply with the failed ioctl), so pyserial's open, which sets DTR and
+    RTS and waits for each answer, ends in "timeout while waiting for
+    option 'control'"; it answers a DTR or RTS state request with the
+    request's own code (7, 10).  With ``ign_set_control`` (pyserial's
+    option for such servers) it opens and relays."""
+    import termios
+
+    import serial
+
+    path = server.device.paths[channel]
+    url = f"rfc2217://{HOST}:{server.ports[channel]}?timeout=5{options}"
+    try:
+        port = serial.serial_for_url(url, baudrate=9600, parity="E", rtscts=True, timeout=5)
+    except Exception as exc:
+        return f"{server.name}: pyserial cannot open {url}: {type(exc).__name__}: {exc}"
+    try:
+        speed, rtscts = tty_line(path)
+        if (speed, rtscts) == (termios.B9600, True):
+            line = "9600 RTS/CTS on the tty"
+        else:
+            line = f"tty NOT set (speed code {speed}, RTS/CTS {rtscts})"
+        data = bytes(range(256)) * 4 + b"\xff" * 7
+        port.write(data)
+        got = b""
+        deadline = time.monotonic() + 10
+        while len(got) < len(data) and time.monotonic() < deadline:
+            got += port.read(len(data) - len(got))
+        if got == data:
+            echo = f"all {len(data)} bytes (0-255, 0xFF runs) echoed"
+        else:
+            echo = f"echo WRONG ({len(got)} of {len(data)} bytes)"
+    except Exception as exc:
+        return f"{server.name}: pyserial opened, then failed: {type(exc).__name__}: {exc}"
+    finally:
+        port.close()
+    time.sleep(0.5)
+    after = tty_line(path)
+    restored = "restored" if after == (termios.B115200, False) else f"NOT restored {after}"
+    return f"{server.name}: pyserial rfc2217:// {line}; {echo}; after close the tty is {restored}"
+
+
+def rfc2217_bench(tmp: Path, plan: Plan, nf: list[str], ser2net: bool) -> bool:
+    """Bulk echo of random bytes (an IAC in 256) through a raw and an
+    rfc2217 channel of ours, and of ser2net (tcp and telnet(rfc2217)
+    accepters) when installed, interleaved by repetition; pyserial's
+    rfc2217:// client against both first.  Target: ours rfc2217 >= 0.9x
+    ours raw in the same run."""
+    servers: list[Server] = []
+    rates: dict[str, list[float]] = {}
+    failures: dict[str, str] = {}
+    try:
+        log("starting ours (raw channel, rfc2217 channel)")
+        servers.append(start_ours(tmp, 2, nf, "ours", extras=("", "<rfc2217>true</rfc2217>")))
+        if ser2net:
+            log("starting ser2net (tcp accepter, telnet(rfc2217) accepter)")
+            servers.append(start_ser2net(tmp, 2, ("", "telnet(rfc2217)")))
+        log("pyserial rfc2217:// checks")
+        checks = []
+        for server in servers:
+            checks.append(pyserial_check(server, 1))
+            if "cannot open" in checks[-1]:
+                checks.append(pyserial_check(server, 1, "&ign_set_control") + " (ign_set_control)")
+        targets: list[tuple[str, Stream]] = []
+        for server in servers:
+            targets.append((f"{server.name} raw", server.connect(0)))
+            try:
+                targets.append((f"{server.name} rfc2217", telnet_connect(server, 1)))
+            except (OSError, RuntimeError) as exc:
+                failures[f"{server.name} rfc2217"] = f"{type(exc).__name__}: {exc}"[:200]
+        rates = {name: [] for name, _ in targets}
+        for rep in range(plan.reps):
+            log(f"repetition {rep + 1} of {plan.reps}")
+            start = rep % len(targets)
+            for name, stream in targets[start:] + targets[:start]:
+                if name in failures:
+                    continue
+                try:
+                    elapsed = bulk_echo(stream, plan.bulk_bytes, 100 + rep)
+                except Exception as exc:
+                    failures[name] = f"{type(exc).__name__}: {exc}"[:200]
+                    continue
+                rates[name].append(plan.bulk_bytes / elapsed / 1e6)
+    finally:
+        for server in servers:
+            server.close()
+    print()
+    print(f"RFC 2217 bulk echo, {plan.bulk_bytes >> 20} MiB of random bytes, {plan.reps} reps")
+    for name, values in rates.items():
+        cells = " ".join(f"{v:.1f}" for v in values)
+        median = f"{statistics.median(values):.1f}" if values else "-"
+        print(f"  {name:<18} median {median:>6} MB/s  ({cells})")
+    for name, failure in failures.items():
+        print(f"  failed: {name}: {failure}")
+
+    def ratio(a: str, b: str) -> float | None:
+        pairs = [x / y for x, y in zip(rates.get(a, []), rates.get(b, []), strict=False) if y]
+        if not pairs:
+            return None
+        cells = " ".join(f"{r:.2f}" for r in pairs)
+        print(f"  {a} / {b}: median {statistics.median(pairs):.2f} ({cells})")
+        return statistics.median(pairs)
+
+    ours = ratio("ours rfc2217", "ours raw")
+    if ser2net:
+        ratio("ser2net rfc2217", "ser2net raw")
+        ratio("ours rfc2217", "ser2net rfc2217")
+        ratio("ours raw", "ser2net raw")
+    for check in checks:
+        print(f"  {check}")
+    passed = ours is not None and ours >= 0.9
+    print("  target ours rfc2217 >= 0.9x ours raw:", "PASS" if passed else "FAIL")
+    return passed
 
 
 # -- cases -------------------------------------------------------------------------------------
@@ -1295,6 +1526,12 @@ def main() -> int:
     )
     parser.add_argument("--profile", metavar="PREFIX", help="py-spy our daemon per case")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--rfc2217",
+        action="store_true",
+        help="only the RFC 2217 case: bulk echo through a raw and an rfc2217 channel "
+        "(and ser2net's tcp and telnet(rfc2217) accepters), pyserial's rfc2217:// against each",
+    )
     args = parser.parse_args()
     if args.instances < 1:
         parser.error("--instances: at least 1")
@@ -1325,6 +1562,17 @@ def main() -> int:
 
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+
+    if args.rfc2217:
+        tmp = Path(tempfile.mkdtemp(prefix="bench-rfc2217-"))
+        try:
+            with_ser2net = not (args.no_baselines or args.no_ser2net)
+            if with_ser2net and shutil.which("ser2net") is None:
+                print("note: ser2net skipped: not installed (apt-get install ser2net)")
+                with_ser2net = False
+            return 0 if rfc2217_bench(tmp, plan, nf, with_ser2net) else 1
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     notes: list[str] = []
     servers: list[Server] = []

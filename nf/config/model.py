@@ -106,6 +106,8 @@ def _channel(v: _View, ns: str) -> ChannelConfig:
         keepalive=v.number("keepalive") or 0,
         takeover=v.flag("takeover"),
         allowed_peers=v.values("allowed-peer"),
+        rfc2217=v.flag("rfc2217"),
+        allow_line_control=v.flag("allow-line-control"),
     )
 
 

@@ -271,6 +271,9 @@ class Datastores:
     async def clear_counters(self, channel: str | None) -> None:
         await self.engine.runtime.clear_counters(channel)
 
+    async def send_break(self, port: str, duration_ms: int) -> str | None:
+        return await self.engine.runtime.send_break(port, duration_ms)
+
     async def read(self, name: str, with_state: bool) -> tuple[Node, Snapshot | None, RelayConfig]:
         """A datastore tree, the data plane's snapshot (for <get>) and the
         running model it is rendered against, read together."""

@@ -331,6 +331,23 @@ class Access:
         an ancestor carries nacm:default-deny-all / -write (§3.4.5)."""
         if self.unrestricted:
             return True
+        rule = self._data_rule(path, access)
+        if rule is not None:
+            return rule.permit
+        if deny == "all" or (deny == "write" and access != "read"):
+            return False
+        return self.policy.read_default if access == "read" else self.policy.write_default
+
+    def action(self, path: Sequence[DataStep]) -> bool:
+        """May the user invoke the action at ``path`` (its last step)?
+        §3.4.5: "exec" on the action node, exec-default when no rule says."""
+        if self.unrestricted:
+            return True
+        rule = self._data_rule(path, "exec")
+        return rule.permit if rule is not None else self.policy.exec_default
+
+    def _data_rule(self, path: Sequence[DataStep], access: str) -> Rule | None:
+        """The first data rule for ``access`` to the node at ``path``."""
         module = path[-1].module if path else ""
         rules = self.read_rules if access == "read" else self.rules
         for rule in rules:
@@ -340,10 +357,8 @@ class Access:
                 continue
             if rule.path is not None and not _path_covers(rule.path, path):
                 continue
-            return rule.permit
-        if deny == "all" or (deny == "write" and access != "read"):
-            return False
-        return self.policy.read_default if access == "read" else self.policy.write_default
+            return rule
+        return None
 
 
 def permits_notification(

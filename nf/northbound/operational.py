@@ -55,6 +55,10 @@ def state_tree(
                 "tx-bytes": port.tx_bytes if port else 0,
             }
         )
+        if port is not None and port.effective:
+            state = state.set(q("effective"), leaves(dict(port.effective)))
+        if port is not None and port.modem_lines:
+            state = state.set(q("modem-lines"), leaves(dict(port.modem_lines)))
         ports[(name,)] = Node({q("name"): name, q("state"): state})
     channel_states = {c.name: c for c in snapshot.channels}
     channels: dict[Key, Node] = {}

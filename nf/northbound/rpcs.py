@@ -27,7 +27,7 @@ from nf.config.tree import Node, merge
 from nf.config.validate import complete
 from nf.northbound.datastores import Datastores
 from nf.northbound.defaults import MODES, WITH_DEFAULTS_NS, mark_defaults
-from nf.northbound.errors import rpc_errors
+from nf.northbound.errors import YANG_NS, rpc_errors
 from nf.northbound.filters import Evaluate, FilterError, apply_filter
 from nf.northbound.monitoring import SchemaRequestError, get_schema
 from nf.northbound.nacm import (
@@ -36,6 +36,7 @@ from nf.northbound.nacm import (
     RECOVERY_USER,
     Access,
     Counters,
+    DataStep,
     Policy,
     check_writes,
     event_permitted,
@@ -684,16 +685,113 @@ class Handlers:
         self.call(self.ctx.datastores.clear_counters, channel)
         return Reply(ok())
 
+    def action(self, op: etree._Element) -> Reply:
+        """RFC 7950 §7.15.2: <action> holds the path to the action, whose
+        element holds its input.  The module's one action is
+        serial-port/send-break."""
+        schema = self.ctx.schema
+        module = schema.modules[MAIN_MODULE]
+        ns, prefix = module.namespace, module.prefix
+        top = _only_child(op, "action", (ns, "serial-over-ip"))
+        port = _only_child(top, "serial-over-ip", (ns, "serial-port"))
+        name = port.findtext(f"{{{ns}}}name")
+        act = _only_child(port, "serial-port", None, skip=(ns, "name"))
+        if split_tag(act.tag) != (ns, "send-break"):
+            raise _unknown("serial-port has no action", act)
+        path = f"/{prefix}:serial-over-ip/{prefix}:serial-port[{prefix}:name='{name}']"
+        duration = 250
+        for child in act:
+            if not isinstance(child.tag, str):
+                continue
+            text = (child.text or "").strip()
+            if split_tag(child.tag) != (ns, "duration"):
+                raise _unknown("send-break has no input", child)
+            if not text.isdigit() or not 1 <= int(text) <= 10000:
+                raise RpcError(
+                    [
+                        ConfigError(
+                            "invalid-value",
+                            f'duration "{text}" is not 1..10000 milliseconds',
+                            path=f"{path}/{prefix}:send-break/{prefix}:duration",
+                            type="application",
+                        )
+                    ]
+                )
+            duration = int(text)
+        steps = (
+            DataStep(module.name, prefix, "serial-over-ip"),
+            DataStep(module.name, prefix, "serial-port", (("name", name or ""),)),
+            DataStep(module.name, prefix, "send-break"),
+        )
+        if not self.access.action(steps):
+            self.ctx.nacm_counters.denied_operation()
+            raise RpcError(
+                [
+                    ConfigError(
+                        "access-denied",
+                        f"user {self.user!r} may not execute send-break",
+                        path=f"{path}/{prefix}:send-break",
+                        type="protocol",
+                    )
+                ]
+            )
+        tree, _ = self.call(self.ctx.datastores.snapshot, "running", False)
+        if name not in _entry_names(self.ctx, tree, "serial-port"):
+            raise RpcError(
+                [
+                    ConfigError(
+                        "data-missing",
+                        f'there is no serial port "{name}"',
+                        path=path,
+                        type="application",
+                    )
+                ]
+            )
+        problem = self.call(self.ctx.datastores.send_break, name, duration)
+        if problem is not None:
+            raise _err("operation-failed", problem, "application")
+        return Reply(ok())
+
+
+def _unknown(what: str, elem: etree._Element) -> RpcError:
+    name = split_tag(elem.tag)[1]
+    return _err("unknown-element", f'{what} "{name}"', "application", bad_element=name)
+
+
+def _only_child(
+    parent: etree._Element,
+    what: str,
+    expect: tuple[str, str] | None,
+    skip: tuple[str, str] | None = None,
+) -> etree._Element:
+    """The one element child of ``parent`` besides ``skip`` (a list's key
+    leaf), which must be ``expect`` if given: the next step of an action's
+    path."""
+    children = [c for c in parent if isinstance(c.tag, str) and split_tag(c.tag) != skip]
+    if len(children) != 1 or (expect is not None and split_tag(children[0].tag) != expect):
+        raise _err(
+            "operation-not-supported",
+            f"<{what}> must hold the path to one action of this server",
+            "protocol",
+            bad_element=what,
+        )
+    return children[0]
+
 
 def _channel_names(ctx: Context, tree: Node) -> set[str]:
+    return _entry_names(ctx, tree, "channel")
+
+
+def _entry_names(ctx: Context, tree: Node, list_name: str) -> set[str]:
+    """The keys of the module's top-level list ``list_name`` in ``tree``."""
     ns = ctx.schema.modules[MAIN_MODULE].namespace
     top = tree.get((ns, "serial-over-ip"))
     if not isinstance(top, Node):
         return set()
-    channels = top.get((ns, "channel"))
+    entries = top.get((ns, list_name))
     from nf.config.tree import ListNode
 
-    return {key[0] for key, _ in channels.items()} if isinstance(channels, ListNode) else set()
+    return {key[0] for key, _ in entries.items()} if isinstance(entries, ListNode) else set()
 
 
 BASE_OPERATIONS: dict[str, Callable[[Handlers, etree._Element], Reply]] = {
@@ -875,6 +973,8 @@ def _dispatch(ctx: Context, session_id: int, user: str, rpc: etree._Element) -> 
         )
     op = ops[0]
     ns, name = split_tag(op.tag)
+    if (ns, name) == (YANG_NS, "action"):
+        return Handlers(ctx, session_id, user).action(op)
     if name in BASE_OPERATIONS and (ns == "" or (ns == NC_NS and _unqualified_parameters(op))):
         op, ns = in_base_namespace(op), NC_NS
     handlers = Handlers(ctx, session_id, user)

@@ -58,6 +58,7 @@ from nf.plane.messages import (
     Aborted,
     Applied,
     Apply,
+    BreakStarted,
     ClearCounters,
     Cleared,
     Event,
@@ -75,6 +76,7 @@ from nf.plane.messages import (
     Request,
     Running,
     RunningReply,
+    SendBreak,
     SnapshotParts,
     SnapshotReply,
     SnapshotRequest,
@@ -421,6 +423,8 @@ class DataPlane:
         if isinstance(request, ClearCounters):
             await runtime.clear_counters(request.channel)
             return Cleared()
+        if isinstance(request, SendBreak):
+            return BreakStarted(await runtime.send_break(request.port, request.duration_ms))
         if isinstance(request, Inspect):
             return InspectReply(
                 self.pid,

@@ -90,12 +90,27 @@ class ClearCounters(msgspec.Struct, frozen=True, tag="clear-counters"):
     channel: str | None = None
 
 
+class SendBreak(msgspec.Struct, frozen=True, tag="send-break"):
+    """Runtime.send_break: the serial-port action."""
+
+    port: str
+    duration_ms: int
+
+
 class Inspect(msgspec.Struct, frozen=True, tag="inspect"):
     """The data plane's own state, for tests and troubleshooting."""
 
 
 Request: TypeAlias = (
-    Hello | Prepare | Apply | Abort | Running | SnapshotRequest | ClearCounters | Inspect
+    Hello
+    | Prepare
+    | Apply
+    | Abort
+    | Running
+    | SnapshotRequest
+    | ClearCounters
+    | SendBreak
+    | Inspect
 )
 
 
@@ -150,6 +165,12 @@ class Cleared(msgspec.Struct, frozen=True, tag="cleared"):
     pass
 
 
+class BreakStarted(msgspec.Struct, frozen=True, tag="break-started"):
+    """The answer to ``SendBreak``: None, or why the break was not sent."""
+
+    error: str | None = None
+
+
 class InspectReply(msgspec.Struct, frozen=True, tag="inspect-reply"):
     pid: int
     modules: tuple[str, ...]
@@ -191,6 +212,7 @@ Reply: TypeAlias = (
     | RunningReply
     | SnapshotReply
     | Cleared
+    | BreakStarted
     | InspectReply
     | Failed
     | Event

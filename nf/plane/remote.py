@@ -78,6 +78,7 @@ from nf.plane.messages import (
     Abort,
     Applied,
     Apply,
+    BreakStarted,
     ClearCounters,
     Cleared,
     Event,
@@ -95,6 +96,7 @@ from nf.plane.messages import (
     Request,
     Running,
     RunningReply,
+    SendBreak,
     SnapshotReply,
     SnapshotRequest,
 )
@@ -628,6 +630,13 @@ class RemoteRuntime:
     async def clear_counters(self, channel: str | None) -> None:
         with contextlib.suppress(DataPlaneUnavailable):  # nothing runs, nothing counts
             await self._request(ClearCounters(channel), Cleared)
+
+    async def send_break(self, port: str, duration_ms: int) -> str | None:
+        try:
+            reply = await self._request(SendBreak(port, duration_ms), BreakStarted)
+        except DataPlaneUnavailable:
+            return f"serial port {port} is not open: the data plane is restarting"
+        return reply.error
 
     def add_event_sink(self, sink: EventSink) -> None:
         """Events that came while there was no sink at all (the data plane's

@@ -33,6 +33,18 @@ marks: a session whose socket buffer is full pauses reading from the serial
 port (``pause_writing``), and a tty whose write buffer is full pauses
 reading from the sessions and the UDP socket (``serial_pause_writing``).
 Neither stops the opposite direction, so full-duplex load cannot deadlock.
+
+RFC 2217 (``rfc2217``): the channel keeps the port's effective state
+(``port_state``: line settings, DTR/RTS/break) and the session whose
+changes are in effect (``line_owner``).  A session may change it when
+``allow-line-control`` is true and the arbiter lets it use the port now
+(``may_control``: Raw, either session; Failover, the active one; Slotted,
+the slot owner or either while no slot is open).  Changes go to the open
+link in place (``Link.apply_line_settings``); when the owning session
+ends, the configured settings come back.  Serial data for a Telnet session
+is escaped in ``_send_frame``, after packing: frames are cut on data bytes,
+so no frame boundary can split an escape, and the arbiter and framers
+never see Telnet bytes.
 """
 
 from __future__ import annotations
@@ -41,9 +53,10 @@ import asyncio
 import contextlib
 import logging
 import socket
+import termios
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
@@ -60,6 +73,7 @@ from nf.protocol.arbitration import (
     RawArbiter,
     Role,
     SlottedArbiter,
+    Status,
     StatusChange,
     ToNet,
     ToSerial,
@@ -67,9 +81,10 @@ from nf.protocol.arbitration import (
 )
 from nf.protocol.backoff import Backoff
 from nf.protocol.packing import Framer
+from nf.protocol.telnet import PortState, modem_state
 from nf.runtime.client import Client
 from nf.runtime.peer import Peer
-from nf.runtime.serial import Link, PortError, open_link
+from nf.runtime.serial import MODEM_LINES, Link, PortError, open_link
 from nf.runtime.server import AllowedPeers, Server
 from nf.runtime.session import Session
 from nf.runtime.udp import Datagrams
@@ -79,6 +94,10 @@ log = logging.getLogger(__name__)
 CLOSE_TIMEOUT = 0.5
 """How long a closing session may take to flush what it still has to send:
 a peer that stopped reading must not hold a socket open for ever."""
+MODEM_POLL = 0.05
+"""How often the modem lines of a port that has them are read (TIOCMGET):
+at most 20 reads a second per UART; ports without them (ptys, sockets,
+loop://) are never polled."""
 MAX_KEEPIDLE = 32767
 """Linux's largest TCP_KEEPIDLE (MAX_TCP_KEEPIDLE); the YANG ``keepalive``
 is a uint16, so larger values are clamped rather than refused."""
@@ -141,6 +160,18 @@ async def close_resource(resource: Any) -> None:
             resource.close()
 
 
+def configured_state(port: SerialPortConfig) -> PortState:
+    """The port state a channel starts with, and returns to when the RFC
+    2217 session that changed it ends: the configuration, DTR and RTS on
+    (as pyserial opens a port), no break."""
+    return PortState(port.baud_rate, port.data_bits, port.parity, port.stop_bits, port.flow_control)
+
+
+def _line_names(bits: int) -> str:
+    """The modem lines set in ``bits``, as a YANG bits value."""
+    return " ".join(name for name, bit in MODEM_LINES if bits & bit)
+
+
 class ChannelRuntime:
     """A running channel: the owner of its serial link, and the hub that
     routes between the link and the sessions (or the peer's UDP side)
@@ -194,6 +225,12 @@ class ChannelRuntime:
         self._stopping = False
         self.port_rx = 0
         self.port_tx = 0
+        self.port_state = configured_state(port)
+        """Effective line settings and control lines (RFC 2217 may change them)."""
+        self.line_owner: int | None = None
+        """The session whose RFC 2217 changes are in effect (None: the configured)."""
+        self.modem: int | None = None
+        """The port's modem lines (TIOCM_* bits) as last read; None: unknown."""
         self.arbiter: Arbiter = (
             create_arbiter(cfg.secondary.response_mode, (cfg.secondary.timeout_ms or 600) / 1000)
             if cfg.secondary is not None
@@ -326,6 +363,18 @@ class ChannelRuntime:
         old, old_port = self.cfg, self.port_cfg
         self.cfg = cfg
         self.port_cfg = port
+        if configured_state(port) != configured_state(old_port):
+            # prepare gave the open port the new settings, over an RFC 2217
+            # client's if one had set its own: the configuration now rules
+            self.line_owner = None
+            state = self.port_state
+            self.port_state = replace(
+                configured_state(port),
+                dtr=state.dtr,
+                rts=state.rts,
+                break_on=state.break_on,
+                modem=state.modem,
+            )
         link = self.res.link
         if port.line_mode != old_port.line_mode and link is not None and link.warning:
             self._port_problem(link.warning)  # RS-485 asked of a driver without it
@@ -415,9 +464,14 @@ class ChannelRuntime:
             link = self.res.link
             if link.warning is not None:  # up, but not quite as configured
                 self._port_problem(link.warning)
+            if self.line_owner is not None:  # reopened while a client's settings held
+                self._apply_port_state(self.port_state)
             self._lost = anyio.Event()
             assert self._tg is not None
             link.start(self, self._tg)
+            self.modem_update(link.modem_lines())
+            if self.modem is not None:
+                self._tg.start_soon(self._poll_modem, link)
             if self._holds:
                 link.pause_reading()
             await self._lost.wait()
@@ -425,9 +479,69 @@ class ChannelRuntime:
             self.counters.dropped_bytes += link.discard()
             link.close()
             self.res.link = None
+            self.modem_update(None)
             self.serial_resume_writing()
             self._port_failed(self._lost_message)
             await anyio.sleep(backoff.next())
+
+    async def _poll_modem(self, link: Link) -> None:
+        """Read the modem lines of ``link`` every MODEM_POLL while it is the
+        port (a reopened port gets a poller of its own)."""
+        while True:
+            await anyio.sleep(MODEM_POLL)
+            if self.res.link is not link:
+                return
+            self.modem_update(link.modem_lines())
+
+    def modem_update(self, bits: int | None) -> None:
+        """The modem lines as read now: a change is a port-event
+        (modem-change) and a NOTIFY-MODEMSTATE to each RFC 2217 session
+        whose mask lets it through.  The first reading of a port, or a
+        port without modem lines (None), only sets the state."""
+        old = self.modem
+        if bits == old:
+            return
+        self.modem = bits
+        state = self._modem_byte(bits, old)
+        self.port_state = replace(self.port_state, modem=state & 0xF0)
+        if bits is None or old is None:
+            return
+        changed = bits ^ old
+        self.emit(
+            "port-event",
+            {
+                "serial-port": self.port_cfg.name,
+                "event": "modem-change",
+                "modem-lines": _line_names(bits),
+                "changed": _line_names(changed),
+            },
+        )
+        previous = self._modem_byte(old, None)
+        for session in self.sessions.values():
+            if session.telnet is not None:
+                session.send_telnet(session.telnet.modem_changed(state, previous))
+
+    @staticmethod
+    def _modem_byte(bits: int | None, old: int | None) -> int:
+        """The NOTIFY-MODEMSTATE byte of ``bits`` (deltas against ``old``)."""
+        if bits is None:
+            return 0
+
+        def lines(b: int) -> tuple[bool, bool, bool, bool]:
+            tiocm = (termios.TIOCM_CTS, termios.TIOCM_DSR, termios.TIOCM_RNG, termios.TIOCM_CAR)
+            cts, dsr, ri, dcd = (bool(b & bit) for bit in tiocm)
+            return cts, dsr, ri, dcd
+
+        previous = None if old is None else modem_state(*lines(old), None)
+        return modem_state(*lines(bits), previous)
+
+    def modem_leaves(self) -> tuple[tuple[str, str], ...]:
+        """serial-port/state/modem-lines: on, off, or unknown where the
+        driver does not report them."""
+        bits = self.modem
+        if bits is None:
+            return tuple((name, "unknown") for name, _ in MODEM_LINES)
+        return tuple((name, "on" if bits & bit else "off") for name, bit in MODEM_LINES)
 
     def _port_failed(self, message: str) -> None:
         self.port_status = "error"
@@ -493,6 +607,87 @@ class ChannelRuntime:
         if not self._holds and self.res.link is not None:
             self.res.link.resume_reading()
 
+    # -- RFC 2217 line control ---------------------------------------------------------
+    def may_control(self, session: Session) -> bool:
+        """May this RFC 2217 session change the port's state now?"""
+        if not self.cfg.allow_line_control:
+            return False
+        return self.arbiter.status(session.role) is Status.ACTIVE
+
+    def set_line(self, session: Session, state: PortState) -> None:
+        """A client's change: applied to the open port, owned by ``session``
+        until it ends (or another session changes the state)."""
+        self.line_owner = session.id
+        self._apply_port_state(state)
+
+    def _apply_port_state(self, state: PortState) -> None:
+        """Make ``state`` the port's: the line settings and control lines
+        that differ from the current ones go to the link.  A setting the
+        driver refuses keeps the port as it was and is reported in
+        last-error and a port-event, not fatal."""
+        old = self.port_state
+        self.port_state = state
+        link = self.res.link
+        if link is None:
+            return  # applied when the port reopens
+        line = (state.baud_rate, state.data_bits, state.parity, state.stop_bits, state.flow_control)
+        if line != (old.baud_rate, old.data_bits, old.parity, old.stop_bits, old.flow_control):
+            cfg = replace(
+                self.port_cfg,
+                baud_rate=state.baud_rate,
+                data_bits=state.data_bits,
+                parity=state.parity,
+                stop_bits=state.stop_bits,
+                flow_control=state.flow_control,
+            )
+            try:
+                link.apply_line_settings(cfg)
+            except PortError as exc:
+                self.port_state = replace(
+                    old, dtr=state.dtr, rts=state.rts, break_on=state.break_on
+                )
+                self._port_problem(str(exc))
+        if (state.dtr, state.rts, state.break_on) != (old.dtr, old.rts, old.break_on):
+            link.set_control_lines(state.dtr, state.rts, state.break_on)
+
+    def _revert_line(self, session: Session) -> None:
+        """The session that owned the port's state is gone: back to the
+        configured settings."""
+        if self.line_owner == session.id:
+            self.line_owner = None
+            modem = self.port_state.modem
+            self._apply_port_state(replace(configured_state(self.port_cfg), modem=modem))
+
+    def send_break(self, duration: float) -> str | None:
+        """Begin a break of ``duration`` seconds (the send-break action); a
+        task of the channel ends it, so the request that asked for it is
+        not held up.  None, or why not."""
+        link = self.res.link
+        if link is None or self._tg is None:
+            return f"serial port {self.port_cfg.name} is not open"
+        state = self.port_state
+        link.set_control_lines(state.dtr, state.rts, True)
+        self._tg.start_soon(self._end_break, link, duration)
+        return None
+
+    async def _end_break(self, link: Link, duration: float) -> None:
+        await anyio.sleep(duration)
+        if self.res.link is link:  # as the port's state says (an RFC 2217 break may hold)
+            state = self.port_state
+            link.set_control_lines(state.dtr, state.rts, state.break_on)
+
+    def purge(self, session: Session, receive: bool, transmit: bool) -> None:
+        """PURGE-DATA: ``receive`` drops what was read from the port for this
+        session and not sent (its pending frame), ``transmit`` what is still
+        to be written to the port; counted in dropped-bytes."""
+        dropped = 0
+        if receive:
+            dropped += sum(len(frame) for frame in session.framer.flush())
+        link = self.res.link
+        if link is not None:
+            dropped += link.purge(receive, transmit)
+        self.counters.dropped_bytes += dropped
+
     def write_serial(self, data: bytes) -> None:
         """Network bytes for the port; dropped (counted) while it is down."""
         link = self.res.link
@@ -554,8 +749,13 @@ class ChannelRuntime:
         if transport is None or transport.is_closing():
             self.counters.dropped_bytes += len(frame)
             return
-        transport.write(frame)
-        session.tx_bytes += len(frame)
+        if session.telnet is None:
+            transport.write(frame)
+            session.tx_bytes += len(frame)
+        else:  # RFC 2217: 0xFF doubled, in C (bytes.replace)
+            wire = frame.replace(b"\xff", b"\xff\xff")
+            transport.write(wire)
+            session.tx_bytes += len(wire)
         counters = self.counters
         counters.serial_to_net_bytes += len(frame)
         counters.serial_to_net_frames += 1
@@ -648,6 +848,8 @@ class ChannelRuntime:
         session.joined = True
         self.sessions[session.id] = session
         self._roles[session.role] = session
+        if session.telnet is not None:
+            session.send_telnet(session.telnet.start())
         self.counters.sessions_accepted += 1
         if self.serial_full:
             transport.pause_reading()
@@ -668,6 +870,10 @@ class ChannelRuntime:
         if session.holding:
             session.holding = False
             self.release_serial()
+        if session.suspended:
+            session.suspended = False
+            self.release_serial()
+        self._revert_line(session)
         if self.arbiter.is_connected(session.role):
             return self.arbiter.disconnect(session.role, self.clock())
         return []

@@ -113,6 +113,8 @@ def _signature(ch: ChannelRuntime) -> tuple[object, ...] | None:
         ch.port_status,
         ch.port_rx,
         ch.port_tx,
+        ch.port_state,
+        ch.modem,
         *vars(ch.counters).values(),
     )
 
@@ -146,8 +148,31 @@ def _state(ch: ChannelRuntime) -> tuple[ChannelState, PortState]:
             ch.last_restart,
             ch.last_restart_reason,
         ),
-        PortState(port, ch.port_status, ch.last_error, ch.port_rx, ch.port_tx),
+        PortState(
+            port,
+            ch.port_status,
+            ch.last_error,
+            ch.port_rx,
+            ch.port_tx,
+            _effective(ch),
+            ch.modem_leaves(),
+        ),
     )
+
+
+def _effective(ch: ChannelRuntime) -> tuple[tuple[str, int | str], ...]:
+    """serial-port/state/effective of the channel's port."""
+    state = ch.port_state
+    leaves: list[tuple[str, int | str]] = [
+        ("baud-rate", state.baud_rate),
+        ("data-bits", state.data_bits),
+        ("parity", state.parity),
+        ("stop-bits", state.stop_bits),
+        ("flow-control", state.flow_control),
+    ]
+    if ch.line_owner is not None:
+        leaves.append(("set-by-session", ch.line_owner))
+    return tuple(leaves)
 
 
 _States = tuple[ChannelState, PortState]
@@ -514,6 +539,13 @@ class RelayRuntime:
             states = _state(ch)
         seen[id(ch)] = (ch, signature, states)  # ch held: its id stays its own
         return states
+
+    async def send_break(self, port: str, duration_ms: int) -> str | None:
+        """The serial-port action send-break, on the channel that holds the port."""
+        for channel in self.channels.values():
+            if channel.port_cfg.name == port:
+                return channel.send_break(duration_ms / 1000)
+        return f"serial port {port} is not open: no enabled channel uses it"
 
     async def clear_counters(self, channel: str | None) -> None:
         for name, running in self.channels.items():

@@ -42,6 +42,7 @@ import fcntl
 import os
 import socket
 import stat
+import sys
 import termios
 from collections.abc import Callable
 from typing import Protocol
@@ -70,6 +71,28 @@ WRITE_LOW = 16 * 1024
 """...and below which it may feed again."""
 HANGUP_READS = 3
 """Consecutive empty reads of a readable fd that mean the line hung up."""
+MODEM_LINES = (
+    ("dtr", termios.TIOCM_DTR),
+    ("rts", termios.TIOCM_RTS),
+    ("cts", termios.TIOCM_CTS),
+    ("dsr", termios.TIOCM_DSR),
+    ("dcd", termios.TIOCM_CAR),
+    ("ri", termios.TIOCM_RNG),
+)
+"""The modem lines (YANG leaf names) and their TIOCM_* bits."""
+TIOCSBRK = getattr(termios, "TIOCSBRK", 0x5427)
+TIOCCBRK = getattr(termios, "TIOCCBRK", 0x5428)
+"""Break on and off (Linux's values where Python's termios lacks them:
+pyserial's own break_condition then fails with a NameError on Linux)."""
+
+
+def tiocmget(fd: int) -> int:
+    """The modem-line bits of a tty (TIOCMGET).  OSError (ENOTTY) where the
+    driver has no modem lines: a pty, a socket.  The one ioctl of the
+    modem lines, so that tests can stand in for a UART here."""
+    buf = fcntl.ioctl(fd, termios.TIOCMGET, b"\0\0\0\0")
+    return int.from_bytes(buf, sys.byteorder)
+
 
 _PARITY = {
     "none": serial.PARITY_NONE,
@@ -137,6 +160,17 @@ class Link(Protocol):
         """Give the open port ``cfg``'s line settings, without closing it
         (raises PortError, the port then as it was); blocking: call from
         a worker thread."""
+
+    def set_control_lines(self, dtr: bool, rts: bool, break_on: bool) -> None:
+        """Drive DTR, RTS and the break condition (where the driver can)."""
+
+    def purge(self, receive: bool, transmit: bool) -> int:
+        """Forget what was read and not passed on (``receive``) or what is
+        still to be written (``transmit``); how many bytes that was."""
+
+    def modem_lines(self) -> int | None:
+        """The TIOCM_* bits of the modem lines, or None where the driver
+        does not report them."""
 
     def close(self) -> None: ...
 
@@ -216,6 +250,7 @@ class _Buffered:
         self._out = bytearray()
         self._paused_writing = False
         self._failed = False
+        self._break = False
 
     def _check_high(self) -> None:
         if not self._paused_writing and len(self._out) > WRITE_HIGH and self._sink is not None:
@@ -266,17 +301,22 @@ class _Buffered:
         forces them (``pty_set_termios``) and refuses, with EINVAL, a
         tcsetattr whose only change is to them (kernel 6.x; at open other
         flags change too, so it is taken and forced to 8N).  On a pty, data
-        bits and parity are therefore not asked of the kernel here: a
-        change of them alone changes nothing and succeeds, as the port
-        runs 8N whatever the configuration says."""
+        bits and parity are therefore asked of the kernel last, each on its
+        own, and its EINVAL is not an error: the request reached the driver
+        (a tcsetattr spy sees it), and the port runs 8N as at open."""
         port = self._port
         before = port.get_settings()
         rs485_before = port.rs485_mode
         wanted = _settings(cfg)
-        if self.pty:
-            del wanted["bytesize"], wanted["parity"]
+        forced = {k: wanted.pop(k) for k in ("bytesize", "parity")} if self.pty else {}
         try:
             port.apply_settings(wanted)
+            for name, value in forced.items():
+                try:
+                    port.apply_settings({name: value})
+                except termios.error as exc:
+                    if exc.args[0] != errno.EINVAL:
+                        raise
         except (serial.SerialException, OSError, ValueError, termios.error) as exc:
             with contextlib.suppress(serial.SerialException, OSError, ValueError, termios.error):
                 port.apply_settings(before)
@@ -295,6 +335,43 @@ class _Buffered:
         self.stop()
         with contextlib.suppress(OSError, serial.SerialException):
             self._port.close()
+
+    def set_control_lines(self, dtr: bool, rts: bool, break_on: bool) -> None:
+        """DTR, RTS and break as asked.  A driver without modem control (a
+        pty refuses TIOCMBIS) is left as it is: the request is remembered
+        by pyserial, and the line simply does not exist there."""
+        port = self._port
+        for name, value in (("dtr", dtr), ("rts", rts)):
+            if getattr(port, name) != value:
+                with contextlib.suppress(OSError, serial.SerialException, ValueError):
+                    setattr(port, name, value)
+        if break_on != self._break:
+            self._break = break_on
+            self._set_break(break_on)
+
+    def _set_break(self, on: bool) -> None:
+        """The break condition, through pyserial (loop://, rfc2217://)."""
+        with contextlib.suppress(OSError, serial.SerialException, ValueError):
+            self._port.break_condition = on
+
+    def purge(self, receive: bool, transmit: bool) -> int:
+        dropped = 0
+        if transmit:
+            dropped += len(self._out)
+            self._out.clear()
+            self._check_low()
+            self._reset("reset_output_buffer")
+        if receive:
+            self._reset("reset_input_buffer")
+        return dropped
+
+    def modem_lines(self) -> int | None:
+        return None  # no tty: no modem lines (FdLink asks the driver)
+
+    def _reset(self, method: str) -> None:
+        """tcflush through pyserial (its buffer methods are not in the stubs)."""
+        with contextlib.suppress(OSError, serial.SerialException, AttributeError):
+            getattr(self._port, method)()
 
 
 class FdLink(_Buffered):
@@ -344,6 +421,26 @@ class FdLink(_Buffered):
         held = self._held
         self._unhold()
         return super().discard() + (len(held) if held is not None else 0)
+
+    def modem_lines(self) -> int | None:
+        try:
+            return tiocmget(self._fd)
+        except OSError:
+            return None
+
+    def _set_break(self, on: bool) -> None:
+        """TIOCSBRK/TIOCCBRK on the fd (a pty takes them and shows nothing)."""
+        with contextlib.suppress(OSError):
+            fcntl.ioctl(self._fd, TIOCSBRK if on else TIOCCBRK)
+
+    def purge(self, receive: bool, transmit: bool) -> int:
+        held = self._held if receive else None
+        if held is not None:
+            self._unhold()
+        dropped = super().purge(receive, transmit)
+        if transmit:
+            self._set_writing(False)
+        return dropped + (len(held) if held is not None else 0)
 
     def _set_reading(self, on: bool) -> None:
         if on != self._reading and self._loop is not None:

@@ -2,8 +2,16 @@
 
 A session knows its channel only through the channel's public interface
 (``join``, ``gone``, ``apply``, ``hold_serial``/``release_serial``, the
+RFC 2217 ``port_state``/``may_control``/``set_line``/``purge``, the
 ``arbiter``, ``counters`` and ``clock`` attributes): the channel owns the
-routing, the session only reports what its transport does.  The mode
+routing, the session only reports what its transport does.
+
+On a channel with ``rfc2217``, the session is a Telnet session with the
+COM-PORT-OPTION: what it reads goes through its ``ComPortServer``
+(nf.protocol.telnet) first, which hands back the data for the arbiter and
+the commands for the channel, in stream order; what it sends is escaped by
+the channel (``ChannelRuntime._send_frame``), after packing, so a frame
+boundary never splits an escape.  The mode
 objects (``nf.runtime.server``, ``nf.runtime.client``) create sessions; the
 in-memory harness of the tests (tests/channelpair.py) drives them with a
 fake transport.
@@ -19,6 +27,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from nf.protocol.arbitration import Role
+from nf.protocol.telnet import ComPortServer, Purge, Reply, SetLine, Suspend
 
 if TYPE_CHECKING:
     from nf.runtime.channel import ChannelRuntime
@@ -68,6 +77,10 @@ class Session(asyncio.Protocol):
         """Its socket buffer is full: it holds the serial port's reading."""
         self.closed = anyio.Event()
         self._acked_at_start = 0
+        self.telnet: ComPortServer | None = ComPortServer() if channel.cfg.rfc2217 else None
+        """The RFC 2217 side of the session (None: raw bytes)."""
+        self.suspended = False
+        """An RFC 2217 client asked us to stop sending (FLOWCONTROL-SUSPEND)."""
 
     def itself(self) -> Session:
         """The protocol factory that hands asyncio this made-in-advance session."""
@@ -86,7 +99,39 @@ class Session(asyncio.Protocol):
         self.rx_bytes += len(data)
         channel = self.channel
         self.last_activity = now = channel.clock()
-        channel.apply(channel.arbiter.from_net(self.role, data, now))
+        telnet = self.telnet
+        if telnet is None:
+            channel.apply(channel.arbiter.from_net(self.role, data, now))
+            return
+        actions = telnet.receive(data, channel.port_state, channel.may_control(self))
+        for action in actions:
+            if type(action) is bytes:
+                channel.apply(channel.arbiter.from_net(self.role, action, now))
+            elif isinstance(action, Reply):
+                self.send_telnet(action.data)
+            elif isinstance(action, SetLine):
+                channel.set_line(self, action.state)
+            elif isinstance(action, Purge):
+                channel.purge(self, action.receive, action.transmit)
+            elif isinstance(action, Suspend):
+                self.suspend(action.on)
+
+    def send_telnet(self, data: bytes) -> None:
+        """Telnet negotiation and COM-PORT-OPTION replies: not serial data."""
+        transport = self.transport
+        if data and transport is not None and not transport.is_closing():
+            transport.write(data)
+            self.tx_bytes += len(data)
+
+    def suspend(self, on: bool) -> None:
+        """FLOWCONTROL-SUSPEND/RESUME: hold the port's reading, as a full
+        socket buffer does (``pause_writing``), until the client resumes."""
+        if on != self.suspended:
+            self.suspended = on
+            if on:
+                self.channel.hold_serial()
+            else:
+                self.channel.release_serial()
 
     def eof_received(self) -> bool:
         return False  # the peer is done: close our side too

@@ -182,6 +182,12 @@ class PortState:
     last_error: str | None
     rx_bytes: int
     tx_bytes: int
+    effective: tuple[tuple[str, int | str], ...] = ()
+    """serial-port/state/effective leaves as (name, value): the line
+    settings the open port runs with, and the RFC 2217 session that set
+    them (set-by-session) if one did."""
+    modem_lines: tuple[tuple[str, str], ...] = ()
+    """serial-port/state/modem-lines leaves: on, off or unknown."""
 
 
 @dataclass(frozen=True)
@@ -222,6 +228,10 @@ class Runtime(Protocol):
 
     async def clear_counters(self, channel: str | None) -> None:
         """Reset the counters of one channel, or of everything."""
+
+    async def send_break(self, port: str, duration_ms: int) -> str | None:
+        """Begin a break of ``duration_ms`` on serial port ``port`` (it ends
+        by itself); None, or why it could not (the port is not open)."""
 
     def add_event_sink(self, sink: EventSink) -> None:
         """Also send every event to ``sink`` (the daemon publishes them as
@@ -266,6 +276,9 @@ class NullRuntime:
 
     async def clear_counters(self, channel: str | None) -> None:
         self.cleared.append(channel)
+
+    async def send_break(self, port: str, duration_ms: int) -> str | None:
+        return f"serial port {port} is not open (nothing runs)"
 
     def add_event_sink(self, sink: EventSink) -> None:
         self.sinks.append(sink)
