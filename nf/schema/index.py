@@ -34,6 +34,9 @@ DEFAULT_MODULES = (
     "ietf-netconf-acm",
     "ietf-netconf-monitoring",
     "ietf-yang-library",
+    "ietf-netconf-nmda",
+    "ietf-origin",
+    "ietf-datastores",
     "notifications",
     "nc-notifications",
     "ietf-netconf-notifications",
@@ -257,7 +260,10 @@ class _Builder:
         node.min_elements = int(min_el) if min_el else 0
         node.max_elements = int(max_el) if max_el and max_el != "unbounded" else None
         when = stmt.search_one("when")
-        if when is not None:
+        if when is not None and not _in_input(parent):
+            # an rpc's input is read by its handler, never validated as data:
+            # its conditions (ietf-netconf-nmda's derived-from-or-self() on
+            # the datastore) are the handler's rules, not compiled here
             node.when = self.xpath(str(when.arg), when)
         node.musts = tuple(
             Must(
@@ -333,6 +339,11 @@ class _Builder:
                 depth=len(case_path),
             ),
         )
+
+
+def _in_input(node: SchemaNode) -> bool:
+    """Whether ``node`` is an rpc's or action's input or lies below one."""
+    return node.keyword == "input" or any(a.keyword == "input" for a in node.ancestors())
 
 
 def _load_context(paths: Sequence[Path], search: Sequence[Path]) -> tuple[Any, list[Any]]:
