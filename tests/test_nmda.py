@@ -456,3 +456,24 @@ def test_plain_get_and_get_config_are_unchanged(m: Manager) -> None:
     assert not [e for e in data.iter() if ORIGIN in e.attrib]
     assert data.find("s:serial-over-ip/s:serial-port/s:baud-rate", NS) is None  # explicit
     assert m.get().data_ele.find("s:serial-over-ip/s:serial-port/s:state", NS) is not None
+
+
+def test_lock_unlock_and_validate_take_an_nmda_datastore(daemon: Running, m: Manager) -> None:
+    def target(op: str, datastore: str, where: str = "target") -> str:
+        return (
+            f'<{op} xmlns="{NC}"><{where}><datastore xmlns="{NMDA}" xmlns:ds="{DS}">'
+            f"ds:{datastore}</datastore></{where}></{op}>"
+        )
+
+    assert m.dispatch(to_ele(target("lock", "running"))).ok
+    with daemon.connect() as other:
+        with pytest.raises(RPCError) as held:
+            other.lock("running")
+        assert held.value.tag == "lock-denied"
+    assert m.dispatch(to_ele(target("unlock", "running"))).ok
+    for name in ("candidate", "intended"):
+        assert m.dispatch(to_ele(target("validate", name, "source"))).ok
+    for op, where in (("lock", "target"), ("validate", "source")):
+        err = error(m, target(op, "operational", where))
+        assert err.tag == "invalid-value"
+        assert info(err).get("bad-element") == "datastore"

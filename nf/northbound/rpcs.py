@@ -227,13 +227,30 @@ def _with_defaults(params: dict[str, etree._Element]) -> str:
     return _text(params, "with-defaults", MODES, "explicit", "application")
 
 
-def _datastore(elem: etree._Element, allow_config: bool = False) -> str | etree._Element:
-    """The datastore named inside <source>/<target>, or an inline <config>."""
+NMDA_TARGETS = {"running": "running", "candidate": "candidate", "startup": "startup"}
+"""The datastores ietf-netconf-nmda's <datastore> may name in <lock> and
+<unlock> (RFC 8526 §3.3: the writable ones, and startup, which copy-config
+writes)."""
+NMDA_SOURCES = {**NMDA_TARGETS, "intended": "running"}
+"""... and in <validate>: the configuration datastores (intended is running)."""
+
+
+def _datastore(
+    elem: etree._Element, allow_config: bool = False, nmda: dict[str, str] | None = None
+) -> str | etree._Element:
+    """The datastore named inside <source>/<target>, or an inline <config>;
+    with ``nmda``, also an ietf-netconf-nmda <datastore> identity among its
+    keys (RFC 8526 augments <lock>, <unlock> and <validate> so)."""
     kids = [c for c in elem if isinstance(c.tag, str)]
     where = split_tag(elem.tag)[1]
     if len(kids) != 1:
         raise _err("missing-element", f"<{where}> needs exactly one datastore", bad_element=where)
     ns, name = split_tag(kids[0].tag)
+    if nmda is not None and ns == NMDA_NS and name == "datastore":
+        try:
+            return nmda[datastore_of(kids[0], frozenset(nmda), "used")]
+        except NmdaError as exc:
+            raise RpcError([exc.error]) from exc
     if ns != NC_NS:
         raise _err(
             "unknown-namespace", f'"{name}" is not a datastore', bad_element=name, bad_namespace=ns
@@ -580,7 +597,7 @@ class Handlers:
     def validate(self, op: etree._Element) -> Reply:
         params = _children(op)
         _only(params, "validate", {"source"})
-        source = _datastore(_required(params, "source"), allow_config=True)
+        source = _datastore(_required(params, "source"), allow_config=True, nmda=NMDA_SOURCES)
         if isinstance(source, etree._Element):
             tree = _inline_config(self.ctx, source)
             return Reply(_check(self.call(self.ctx.datastores.validate, tree)))
@@ -674,7 +691,7 @@ class Handlers:
     def _target(self, op: etree._Element, name: str) -> str:
         params = _children(op)
         _only(params, name, {"target"})
-        target = _datastore(_required(params, "target"))
+        target = _datastore(_required(params, "target"), nmda=NMDA_TARGETS)
         assert isinstance(target, str)
         if not self.ctx.datastores.known(target):
             raise _unknown_datastore(target, "target")
