@@ -17,7 +17,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from lxml import etree
 
@@ -68,6 +68,7 @@ from nf.store.confirmed_state import CommitRequest, parse_timeout
 from nf.store.engine import Authorize
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 NC = f"{{{NC_NS}}}"
 EDITABLE = ("running", "candidate")
@@ -151,8 +152,9 @@ class Context:
     whole: WholeGet = field(init=False, repr=False)
     """Unfiltered <get>/<get-config> replies as bytes (see ``WholeGet``)."""
     _policy: tuple[object, Policy] | None = field(default=None, repr=False)
-    _rendered: tuple[Node, etree._Element] | None = field(default=None, repr=False)
-    _render_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _rendered: list[tuple[Node, etree._Element]] = field(default_factory=list, repr=False)
+    _completed: list[tuple[Node, Node]] = field(default_factory=list, repr=False)
+    _cache_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         self.whole = WholeGet(self.schema)
@@ -167,6 +169,13 @@ class Context:
         self._policy = (nacm, policy)
         return policy
 
+    def complete(self, tree: Node) -> Node:
+        """``tree`` with every default in use, shared like ``render``'s:
+        operational and the with-defaults modes other than explicit complete
+        running on every read, and completing costs more than rendering
+        (2000 channels: 0.6 s)."""
+        return self._last(self._completed, tree, lambda t: complete(t, self.schema))
+
     def render(self, tree: Node) -> etree._Element:
         """``tree`` as a <data> element, shared: callers must not modify it.
 
@@ -174,14 +183,18 @@ class Context:
         immutable, so the last rendering is kept and reused while its tree is
         the one asked for (a 1000-channel get-config drops from ~18 to ~3 ms).
         """
-        with self._render_lock:
-            cached = self._rendered
-            if cached is not None and cached[0] is tree:
-                return cached[1]
-        data = render(tree, self.schema)
-        with self._render_lock:
-            self._rendered = (tree, data)
-        return data
+        return self._last(self._rendered, tree, lambda t: render(t, self.schema))
+
+    def _last(self, slot: list[tuple[Node, T]], tree: Node, build: Callable[[Node], T]) -> T:
+        """``build(tree)``, or what it gave the last time for this very tree
+        (``slot`` holds that one pair)."""
+        with self._cache_lock:
+            if slot and slot[0][0] is tree:
+                return slot[0][1]
+        made = build(tree)
+        with self._cache_lock:
+            slot[:] = [(tree, made)]
+        return made
 
 
 def ok() -> list[etree._Element]:
@@ -430,7 +443,8 @@ class Handlers:
         configured = tree
         in_use = view is not None and view.operational
         if mode != "explicit" or in_use:
-            tree = complete(tree, self.ctx.schema)
+            # (a selection's small tree is not cached: it would push out running's)
+            tree = self.ctx.complete(tree) if selection is None else complete(tree, self.ctx.schema)
         if not self.access.unrestricted:
             # §3.4.5: what the user may not read is left out, silently
             tree = prune(tree, self.ctx.schema, self.access)
