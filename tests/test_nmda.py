@@ -430,6 +430,21 @@ def test_nacm_read_and_write_rules_apply(daemon: Running, tmp_path: Path) -> Non
         )
         err = error(m, edit_data("running", change))  # write-default is deny
         assert err.tag == "access-denied"
+    # the operations themselves are ietf-netconf-nmda's to permit or deny
+    deny = (
+        "<rule-list><name>ops-rules</name><group>ops</group>"
+        "<rule><name>no-get-data</name><module-name>ietf-netconf-nmda</module-name>"
+        "<rpc-name>get-data</rpc-name><access-operations>exec</access-operations>"
+        "<action>deny</action></rule></rule-list>"
+    )
+    with daemon.connect() as admin:
+        admin.edit_config(
+            target="running",
+            config=f'<config xmlns="{NC}"><nacm xmlns="{NACM}">{deny}</nacm></config>',
+        )
+    with daemon.connect(username="oper") as m:
+        err = error(m, get_data("running"))
+        assert err.tag == "access-denied" and err.path == "/nc:rpc/ncds:get-data"
 
 
 # -- discovery --------------------------------------------------------------------------
