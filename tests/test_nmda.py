@@ -17,6 +17,7 @@ from lxml import etree
 from ncclient.manager import Manager
 from ncclient.operations import RPCError
 from ncclient.xml_ import to_ele
+from test_nacm_e2e import OPER, OPS_GROUP, rule, rule_list, set_nacm
 
 from nf.northbound.auth import Users
 
@@ -404,21 +405,16 @@ def test_edit_data_respects_another_sessions_lock(daemon: Running, m: Manager) -
 
 
 def test_nacm_read_and_write_rules_apply(daemon: Running, tmp_path: Path) -> None:
-    add_user(Users(daemon.state_dir / "users.json"), "oper", PASSWORD)
-    rules = (
-        "<groups><group><name>ops</name><user-name>oper</user-name></group></groups>"
-        "<rule-list><name>ops-rules</name><group>ops</group>"
-        "<rule><name>hide-channels</name><module-name>nf-serial-over-ip</module-name>"
-        "<path>/soip:serial-over-ip/soip:channel</path>"
-        "<access-operations>read</access-operations><action>deny</action></rule>"
-        "</rule-list>"
+    add_user(Users(daemon.state_dir / "users.json"), OPER, PASSWORD)
+    hide = rule(
+        "hide-channels",
+        "deny",
+        ops="read",
+        module="nf-serial-over-ip",
+        path="/soip:serial-over-ip/soip:channel",
     )
-    with daemon.connect() as admin:
-        admin.edit_config(
-            target="running",
-            config=f'<config xmlns="{NC}"><nacm xmlns="{NACM}">{rules}</nacm></config>',
-        )
-    with daemon.connect(username="oper") as m:
+    set_nacm(daemon, OPS_GROUP + rule_list(hide))
+    with daemon.connect(username=OPER) as m:
         for name, kind in (("running", "getconfig"), ("operational", "get")):
             data = checked(m, get_data(name), tmp_path, kind)
             assert data.find("s:serial-over-ip/s:serial-port", NS) is not None
@@ -431,18 +427,9 @@ def test_nacm_read_and_write_rules_apply(daemon: Running, tmp_path: Path) -> Non
         err = error(m, edit_data("running", change))  # write-default is deny
         assert err.tag == "access-denied"
     # the operations themselves are ietf-netconf-nmda's to permit or deny
-    deny = (
-        "<rule-list><name>ops-rules</name><group>ops</group>"
-        "<rule><name>no-get-data</name><module-name>ietf-netconf-nmda</module-name>"
-        "<rpc-name>get-data</rpc-name><access-operations>exec</access-operations>"
-        "<action>deny</action></rule></rule-list>"
-    )
-    with daemon.connect() as admin:
-        admin.edit_config(
-            target="running",
-            config=f'<config xmlns="{NC}"><nacm xmlns="{NACM}">{deny}</nacm></config>',
-        )
-    with daemon.connect(username="oper") as m:
+    deny = rule("no-get-data", "deny", ops="exec", module="ietf-netconf-nmda", rpc_name="get-data")
+    set_nacm(daemon, rule_list(deny))
+    with daemon.connect(username=OPER) as m:
         err = error(m, get_data("running"))
         assert err.tag == "access-denied" and err.path == "/nc:rpc/ncds:get-data"
 
