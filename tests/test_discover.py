@@ -123,10 +123,10 @@ def test_discover_reads_the_yang_library_and_fetches_every_module(
     out = discover(daemon, "admin", "pw", tmp_path / "yang")
     assert out.returncode == 0, out.describe() + daemon.output()
     assert "15 schemas from /yang-library (RFC 8525), content-id " in out.stdout
-    assert "10 implemented, 5 import-only, 0 submodules" in out.stdout
+    assert "11 implemented, 4 import-only, 0 submodules" in out.stdout
     assert re.search(r"^  nf-serial-over-ip\s+\d{4}-\d\d-\d\d\s+implement\s", out.stdout, re.M)
     assert re.search(r"^  ietf-inet-types\s+2013-07-15\s+import\s", out.stdout, re.M)
-    assert "pyang: 10 implemented modules compile" in out.stdout
+    assert "pyang: 11 implemented modules compile" in out.stdout
     assert_fetched_what_the_daemon_runs(tmp_path / "yang", out)
 
 
@@ -134,7 +134,7 @@ def test_discover_falls_back_to_modules_state(daemon: Daemon, tmp_path: Path) ->
     out = discover(daemon, "ops", "ops-pw", tmp_path / "yang")
     assert out.returncode == 0, out.describe() + daemon.output()
     assert "15 schemas from /modules-state (RFC 7895)" in out.stdout
-    assert "10 implemented, 5 import-only, 0 submodules" in out.stdout
+    assert "11 implemented, 4 import-only, 0 submodules" in out.stdout
     assert_fetched_what_the_daemon_runs(tmp_path / "yang", out)
 
 

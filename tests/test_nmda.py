@@ -449,6 +449,8 @@ def test_yang_library_and_get_schema_serve_the_nmda_modules(m: Manager) -> None:
     }
     assert implemented["ietf-netconf-nmda"] == ["origin", "with-defaults"]
     assert {"ietf-origin", "ietf-datastores"} <= set(implemented)
+    # xpath-filter is if-feature nc:xpath: ietf-netconf tells its features
+    assert "xpath" in implemented["ietf-netconf"] and "url" not in implemented["ietf-netconf"]
     stores = [d.findtext("yl:name", namespaces=NS) for d in lib.iterfind("yl:datastore", NS)]
     assert "ds:operational" in stores and "ds:intended" in stores
 
