@@ -287,7 +287,7 @@ class Daemon:
             return merge(state, planes)
 
         def context(server: NetconfServer) -> Context:
-            library = yanglib.state_tree(self.schema, datastores.names())
+            library = yanglib.state_tree(self.schema, datastores.nmda_names())
 
             def monitor(locks: dict[str, tuple[int, str]]) -> Node:
                 stats = server.stats

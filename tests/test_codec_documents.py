@@ -27,7 +27,8 @@ def _edit(tree: Node, body: str) -> Node:
     return new
 
 
-def _channels(n: int) -> str:
+def channels_config(n: int) -> str:
+    """``n`` serial ports and a server channel on each (test_nmda_view too)."""
     ports = "".join(
         f"<serial-port><name>p{i}</name><device>/dev/ttyS{i}</device></serial-port>"
         for i in range(n)
@@ -55,7 +56,7 @@ def test_a_document_reads_back_as_its_tree() -> None:
     assert not errors
     tree = _edit(
         tree,
-        _channels(3) + f'<nacm xmlns="{NACM}"><enable-nacm>true</enable-nacm><groups><group>'
+        channels_config(3) + f'<nacm xmlns="{NACM}"><enable-nacm>true</enable-nacm><groups><group>'
         "<name>ops</name><user-name>bob</user-name></group></groups>"
         "<rule-list><name>b</name><group>ops</group></rule-list>"
         "<rule-list><name>a</name><group>ops</group></rule-list></nacm>",
@@ -66,7 +67,7 @@ def test_a_document_reads_back_as_its_tree() -> None:
 
 def test_only_changed_entries_are_rendered_again() -> None:
     docs = Documents(SCHEMA)
-    tree = _edit(Node(), _channels(50))
+    tree = _edit(Node(), channels_config(50))
     _reads_back(docs, tree)
     first = docs.rendered
     assert first == 100  # 50 serial ports and 50 channels
@@ -97,7 +98,7 @@ def test_a_commit_patches_the_lists_it_changes_and_visits_only_its_entries() -> 
     """Given the change from the tree rendered last, a one-leaf commit of a
     1000-channel configuration looks at one entry, not 2000."""
     docs = Documents(SCHEMA)
-    tree = _edit(Node(), _channels(1000))
+    tree = _edit(Node(), channels_config(1000))
     docs.render(tree)
     for step, body in enumerate(
         (
@@ -118,7 +119,7 @@ def test_a_change_from_another_tree_than_the_last_rendered_walks_the_lists() -> 
     """A refused commit rendered a tree that never ran: the next change,
     from running, cannot patch that one; it is still rendered right."""
     docs = Documents(SCHEMA)
-    running = _edit(Node(), _channels(20))
+    running = _edit(Node(), channels_config(20))
     docs.render(running)
     refused = _edit(
         running,
@@ -140,7 +141,7 @@ def test_patched_documents_equal_whole_ones_over_random_edits(
     steps: list[tuple[str, int]],
 ) -> None:
     docs = Documents(SCHEMA)
-    tree = _edit(Node(), _channels(8))
+    tree = _edit(Node(), channels_config(8))
     docs.render(tree)
     for op, i in steps:
         if op == "delete" and i >= 8:

@@ -122,19 +122,19 @@ def test_discover_reads_the_yang_library_and_fetches_every_module(
 ) -> None:
     out = discover(daemon, "admin", "pw", tmp_path / "yang")
     assert out.returncode == 0, out.describe() + daemon.output()
-    assert "11 schemas from /yang-library (RFC 8525), content-id " in out.stdout
-    assert "7 implemented, 4 import-only, 0 submodules" in out.stdout
+    assert "15 schemas from /yang-library (RFC 8525), content-id " in out.stdout
+    assert "11 implemented, 4 import-only, 0 submodules" in out.stdout
     assert re.search(r"^  nf-serial-over-ip\s+\d{4}-\d\d-\d\d\s+implement\s", out.stdout, re.M)
     assert re.search(r"^  ietf-inet-types\s+2013-07-15\s+import\s", out.stdout, re.M)
-    assert "pyang: 7 implemented modules compile" in out.stdout
+    assert "pyang: 11 implemented modules compile" in out.stdout
     assert_fetched_what_the_daemon_runs(tmp_path / "yang", out)
 
 
 def test_discover_falls_back_to_modules_state(daemon: Daemon, tmp_path: Path) -> None:
     out = discover(daemon, "ops", "ops-pw", tmp_path / "yang")
     assert out.returncode == 0, out.describe() + daemon.output()
-    assert "11 schemas from /modules-state (RFC 7895)" in out.stdout
-    assert "7 implemented, 4 import-only, 0 submodules" in out.stdout
+    assert "15 schemas from /modules-state (RFC 7895)" in out.stdout
+    assert "11 implemented, 4 import-only, 0 submodules" in out.stdout
     assert_fetched_what_the_daemon_runs(tmp_path / "yang", out)
 
 
@@ -143,7 +143,7 @@ def test_discover_falls_back_to_modules_state(daemon: Daemon, tmp_path: Path) ->
     [
         ("admin", "wrong", "no NETCONF session with 127.0.0.1:{port} as admin: "),
         ("blind", "blind-pw", "the server offers no YANG library (RFC 8525 /yang-library nor"),
-        ("noschema", "noschema-pw", "<get-schema> of ietf-netconf-acm@2018-02-14: access-denied"),
+        ("noschema", "noschema-pw", "<get-schema> of ietf-datastores@2018-02-14: access-denied"),
         ("partial", "partial-pw", "pyang does not compile the fetched modules:\n"),
     ],
 )

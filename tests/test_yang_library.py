@@ -38,7 +38,13 @@ def test_yang_library_lists_our_module(daemon: Running, tmp_path: Path) -> None:
     for name in names:  # identityref values with their prefix bound
         assert name is not None and name.text and name.text.startswith("ds:")
         assert name.nsmap.get("ds") == DS
-    assert {n.text for n in names if n is not None} == {"ds:running", "ds:candidate", "ds:startup"}
+    assert {n.text for n in names if n is not None} == {
+        "ds:running",
+        "ds:candidate",
+        "ds:startup",
+        "ds:intended",
+        "ds:operational",
+    }
     # yanglint builds its schema context from exactly this data (its top-level
     # elements, as libyang reads instance data) and validates our example with it
     yanglint = shutil.which("yanglint")

@@ -106,6 +106,12 @@ class Datastores:
     def names(self) -> list[str]:
         return [n for n in ALL_DATASTORES if self.known(n)]
 
+    def nmda_names(self) -> list[str]:
+        """Every datastore of RFC 8342 the daemon has, for <get-data> and the
+        YANG library: the conventional ones, intended (running itself:
+        nothing transforms configuration here) and operational."""
+        return [*self.names(), "intended", "operational"]
+
     async def boot(self, tree: Node, checked: Instance | None = None) -> list[ConfigError]:
         return await self.engine.boot(tree, checked)
 

@@ -83,6 +83,7 @@ def apply_filter(
     filter_elem: etree._Element | None,
     schema: SchemaIndex,
     costly_xpath: Evaluate | None = None,
+    max_depth: int | None = None,
 ) -> etree._Element:
     """Return a new ``<data>`` element holding what ``filter_elem`` selects.
 
@@ -91,12 +92,22 @@ def apply_filter(
     No filter selects everything (RFC 6241 §6.4.1).  Raises ``FilterError``
     for an unknown filter type, an XPath filter without ``select`` or an
     invalid XPath expression.
+
+    ``max_depth`` (RFC 8526 <get-data>): of every selected node, only that
+    many levels are copied, the node itself being level 1 (no filter
+    selects the top-level nodes).  The key leaves of a list entry are part
+    of its level, as an entry cannot be told from its siblings without
+    them.  The cut is made while copying, so a shallow depth costs less
+    than the whole subtree.
     """
     if filter_elem is None:
-        return copy.deepcopy(data)
+        if max_depth is None:
+            return copy.deepcopy(data)
+        marks = _Marks(whole=set(element_children(data)))
+        return _build(data, marks, schema, max_depth)
     kind = _attribute(filter_elem, "type", _NC_TYPE)
     if kind is None or kind == "subtree":
-        return _build(data, _subtree_marks(data, filter_elem, schema), schema)
+        return _build(data, _subtree_marks(data, filter_elem, schema), schema, max_depth)
     if kind == "xpath":
         select = _attribute(filter_elem, "select", _NC_SELECT)
         if select is None:
@@ -110,7 +121,8 @@ def apply_filter(
             )
         check_select_length(select)
         holder = copy.deepcopy(data)  # its own document: "/" is the holder's root
-        return _build(holder, _xpath_marks(holder, filter_elem, select, costly_xpath), schema)
+        marks = _xpath_marks(holder, filter_elem, select, costly_xpath)
+        return _build(holder, marks, schema, max_depth)
     raise FilterError(
         ConfigError(
             "bad-attribute",
@@ -649,11 +661,17 @@ def _rewrite_select(source: str, default_prefix: str | None) -> str:
 # -- output ----------------------------------------------------------------------
 
 
-def _build(source: etree._Element, marks: _Marks, schema: SchemaIndex) -> etree._Element:
+def _build(
+    source: etree._Element, marks: _Marks, schema: SchemaIndex, max_depth: int | None = None
+) -> etree._Element:
     """Copy the marked nodes of ``source`` into a new ``<data>`` element."""
     out = etree.Element(source.tag, attrib=_attributes(source), nsmap=_nsmap(source.nsmap))
-    _copy_children(source, out, schema.root, marks, ())
+    _copy_children(source, out, schema.root, marks, (), max_depth)
     return out
+
+
+def _list_keys(snode: SchemaNode | None) -> tuple[tuple[str, str], ...]:
+    return snode.keys if snode is not None and snode.keyword == "list" else ()
 
 
 def _copy_children(
@@ -662,28 +680,52 @@ def _copy_children(
     snode: SchemaNode | None,
     marks: _Marks,
     keys: tuple[tuple[str, str], ...],
+    max_depth: int | None = None,
 ) -> None:
     """Copy the marked children of ``source`` under ``target``, in document order.
 
     ``keys`` are the key leaves of ``source`` when it is a list entry kept
-    as containment: they are copied whether marked or not.
+    as containment: they are copied whether marked or not.  A selected
+    node is copied ``max_depth`` levels deep (all of it if None).
     """
     for child in element_children(source):
         qname = split_tag(child.tag)
-        if child in marks.whole or qname in keys:
+        if qname in keys:
             target.append(copy.deepcopy(child))
+        elif child in marks.whole:
+            if max_depth is None:
+                target.append(copy.deepcopy(child))
+            else:
+                child_snode = snode.children.get(qname) if snode is not None else None
+                _copy_shallow(child, target, child_snode, max_depth)
         elif child in marks.containment:
             child_snode = snode.children.get(qname) if snode is not None else None
-            child_keys = (
-                child_snode.keys
-                if child_snode is not None and child_snode.keyword == "list"
-                else ()
-            )
+            child_keys = _list_keys(child_snode)
             declared = {p: uri for p, uri in child.nsmap.items() if target.nsmap.get(p) != uri}
             sub = etree.SubElement(
                 target, child.tag, attrib=_attributes(child), nsmap=_nsmap(declared)
             )
-            _copy_children(child, sub, child_snode, marks, child_keys)
+            _copy_children(child, sub, child_snode, marks, child_keys, max_depth)
+
+
+def _copy_shallow(
+    source: etree._Element, target: etree._Element, snode: SchemaNode | None, depth: int
+) -> None:
+    """Append a copy of ``source`` to ``target`` with ``depth`` levels of
+    it (``source`` being the first), a list entry's keys always included."""
+    declared = {p: uri for p, uri in source.nsmap.items() if target.nsmap.get(p) != uri}
+    sub = etree.SubElement(target, source.tag, attrib=_attributes(source), nsmap=_nsmap(declared))
+    sub.text = source.text
+    keys = _list_keys(snode)
+    if depth <= 1 and not keys:
+        return
+    for child in element_children(source):
+        qname = split_tag(child.tag)
+        if qname in keys:
+            sub.append(copy.deepcopy(child))
+        elif depth > 1:
+            child_snode = snode.children.get(qname) if snode is not None else None
+            _copy_shallow(child, sub, child_snode, depth - 1)
 
 
 def _attributes(elem: etree._Element) -> dict[str, str]:

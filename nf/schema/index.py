@@ -34,14 +34,33 @@ DEFAULT_MODULES = (
     "ietf-netconf-acm",
     "ietf-netconf-monitoring",
     "ietf-yang-library",
+    "ietf-netconf-nmda",
+    "ietf-origin",
+    "ietf-datastores",
     "notifications",
     "nc-notifications",
     "ietf-netconf-notifications",
+    "ietf-netconf",
 )
-"""Modules the daemon implements (imports such as ietf-inet-types come along;
-ietf-netconf, imported by ietf-netconf-notifications, is import-only: the
-base operations are served by the RPC layer and its features are the
-capabilities in the hello)."""
+"""Modules the daemon implements (imports such as ietf-inet-types come
+along).  ietf-netconf is implemented because ietf-netconf-nmda augments its
+operations and makes get-data's xpath-filter depend on its ``xpath``
+feature: a client reading the YANG library learns from it what the hello's
+capabilities say.  Its operations are still served by the RPC layer."""
+DEFAULT_FEATURES: dict[str, tuple[str, ...]] = {
+    "ietf-netconf": (
+        "writable-running",
+        "candidate",
+        "confirmed-commit",
+        "rollback-on-error",
+        "validate",
+        "startup",
+        "xpath",
+    ),
+}
+"""The features of implemented modules that are supported where a module
+declares more (ietf-netconf's ``url`` is not); every other module's
+features are all supported."""
 
 
 class SchemaError(Exception):
@@ -257,7 +276,10 @@ class _Builder:
         node.min_elements = int(min_el) if min_el else 0
         node.max_elements = int(max_el) if max_el and max_el != "unbounded" else None
         when = stmt.search_one("when")
-        if when is not None:
+        if when is not None and not _in_input(parent):
+            # an rpc's input is read by its handler, never validated as data:
+            # its conditions (ietf-netconf-nmda's derived-from-or-self() on
+            # the datastore) are the handler's rules, not compiled here
             node.when = self.xpath(str(when.arg), when)
         node.musts = tuple(
             Must(
@@ -335,11 +357,19 @@ class _Builder:
         )
 
 
-def _load_context(paths: Sequence[Path], search: Sequence[Path]) -> tuple[Any, list[Any]]:
+def _in_input(node: SchemaNode) -> bool:
+    """Whether ``node`` is an rpc's or action's input or lies below one."""
+    return node.keyword == "input" or any(a.keyword == "input" for a in node.ancestors())
+
+
+def _load_context(
+    paths: Sequence[Path], search: Sequence[Path], features: dict[str, tuple[str, ...]]
+) -> tuple[Any, list[Any]]:
     repo = pyang_repository.FileRepository(
         ":".join(str(p) for p in search), use_env=False, no_path_recurse=True
     )
     ctx = pyang_context.Context(repo)
+    ctx.features = {name: list(enabled) for name, enabled in features.items()}
     modules = []
     for path in paths:
         text = path.read_text(encoding="utf-8")
@@ -369,7 +399,7 @@ def load(
     search_dirs = [Path(p) for p in (search or [])] + sorted(
         {p.parent for p in module_paths} | {YANG_DIR}
     )
-    ctx, modules = _load_context(module_paths, search_dirs)
+    ctx, modules = _load_context(module_paths, search_dirs, DEFAULT_FEATURES)
     builder = _Builder()
     root = SchemaNode(
         keyword="root", name="", namespace="", module="", prefix="", config=True, parent=None
@@ -391,7 +421,11 @@ def load(
             prefix=str(module.i_prefix),
             path=Path(module.pos.ref),
             # an import-only module's features are not offered (RFC 8525 §3)
-            features=tuple(str(f.arg) for f in module.search("feature"))
+            features=tuple(
+                str(f.arg)
+                for f in module.search("feature")
+                if str(f.arg) in DEFAULT_FEATURES.get(str(module.arg), (str(f.arg),))
+            )
             if module in modules
             else (),
             implemented=module in modules,
