@@ -10,7 +10,7 @@ from lxml import etree
 from test_codec_documents import channels_config
 
 from nf.config.codec import parse
-from nf.config.tree import Node
+from nf.config.tree import Node, merge
 from nf.config.validate import complete
 from nf.northbound import filters, nmda
 from nf.northbound.filters import apply_filter
@@ -52,6 +52,49 @@ def test_origins_follow_what_running_holds() -> None:
     assert user is not None and user.get(ORIGIN) is None  # a leaf-list value set: intended
     enable = data.find("a:nacm/a:enable-nacm", NS)
     assert enable is not None and enable.get(ORIGIN) == "or:default"
+
+
+def test_line_settings_an_rfc2217_session_set_are_in_operational_as_system() -> None:
+    """While an RFC 2217 client has set p0's line, operational shows the
+    settings in effect, those that differ from running's as or:system;
+    p1, whose line nobody set, shows running's."""
+    configured = config(2)
+    effective = (
+        "<baud-rate>{}</baud-rate><data-bits>8</data-bits><parity>{}</parity>"
+        "<stop-bits>1</stop-bits><flow-control>none</flow-control>"
+    )
+    state, errors = parse(
+        etree.fromstring(
+            f'<data xmlns="{NC}"><serial-over-ip xmlns="{SOIP}">'
+            "<serial-port><name>p0</name><state><effective>"
+            + effective.format(9600, "even")
+            + "<set-by-session>3</set-by-session></effective></state></serial-port>"
+            "<serial-port><name>p1</name><state><effective>"
+            + effective.format(115200, "none")
+            + "</effective></state></serial-port></serial-over-ip></data>"
+        ),
+        SCHEMA,
+        allow_state=True,
+    )
+    assert errors == []
+    operational = merge(complete(configured, SCHEMA), state)
+    for with_origin in (True, False):
+        view = View(True, with_origin=with_origin)
+        data = view.shape(SCHEMA, operational, configured, None, None)
+        p0, p1 = data.findall("s:serial-over-ip/s:serial-port", NS)
+        assert p0.findtext("s:baud-rate", namespaces=NS) == "9600"
+        assert p0.findtext("s:parity", namespaces=NS) == "even"
+        assert p1.findtext("s:baud-rate", namespaces=NS) == "115200"
+        origins = {etree.QName(leaf).localname: leaf.get(ORIGIN) for leaf in p0}
+        expected = "or:system" if with_origin else None
+        assert origins["baud-rate"] == origins["parity"] == expected
+        assert origins["stop-bits"] != "or:system" and origins["data-bits"] != "or:system"
+        assert all(leaf.get(ORIGIN) != "or:system" for leaf in p1.iter())
+    system = View(True, origins=OriginFilter(frozenset({"system"}), False))
+    only = system.shape(SCHEMA, operational, configured, None, None)
+    p0, p1 = only.findall("s:serial-over-ip/s:serial-port", NS)  # state has no origin: kept
+    assert [etree.QName(c).localname for c in p0] == ["name", "baud-rate", "parity", "state"]
+    assert [etree.QName(c).localname for c in p1] == ["name", "state"]
 
 
 def test_an_origin_filter_keeps_containment_and_keys() -> None:

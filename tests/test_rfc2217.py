@@ -28,6 +28,7 @@ import pytest
 import serial
 from conftest import Running
 from lxml import etree
+from ncclient.xml_ import to_ele
 from relayhelpers import (
     SOIP,
     config,
@@ -82,6 +83,26 @@ def effective(m: object) -> dict[str, str]:
     return {etree.QName(e).localname: e.text or "" for e in node}
 
 
+def system_origins(m: object) -> dict[str, tuple[str, str]]:
+    """Serial port p's line leaves in operational (NMDA <get-data> with
+    origins) whose origin is not intended: (value, origin)."""
+    nmda = "urn:ietf:params:xml:ns:yang:ietf-netconf-nmda"
+    request = (
+        f'<get-data xmlns="{nmda}" xmlns:ds="urn:ietf:params:xml:ns:yang:ietf-datastores">'
+        "<datastore>ds:operational</datastore><with-origin/></get-data>"
+    )
+    reply = m.dispatch(to_ele(request))  # type: ignore[attr-defined]
+    raw = reply.xml.encode() if isinstance(reply.xml, str) else reply.xml
+    port = etree.fromstring(raw).find(f".//{{{SOIP}}}serial-port")
+    assert port is not None
+    origin = "{urn:ietf:params:xml:ns:yang:ietf-origin}origin"
+    return {
+        etree.QName(leaf).localname: (leaf.text or "", leaf.get(origin) or "")
+        for leaf in port
+        if leaf.get(origin) not in (None, "or:intended", "or:default")
+    }
+
+
 def read_all(fd: int, n: int, timeout: float = 10.0) -> bytes:
     data = b""
     deadline = time.monotonic() + timeout
@@ -133,6 +154,11 @@ def test_pyserial_sets_the_line_and_relays_every_byte(
                 "flow-control": "rts-cts",
                 "set-by-session": session_id,
             }
+            assert system_origins(m) == {
+                "baud-rate": ("9600", "or:system"),
+                "parity": ("even", "or:system"),
+                "flow-control": ("rts-cts", "or:system"),
+            }
             data = pattern()
             port.write(data)
             assert read_all(master, len(data)) == data
@@ -148,6 +174,7 @@ def test_pyserial_sets_the_line_and_relays_every_byte(
         assert termios_of(path) == (termios.B115200, termios.B115200, False)
         shown = effective(m)
         assert "set-by-session" not in shown and shown["baud-rate"] == "115200"
+        assert system_origins(m) == {}  # operational is running's again
 
 
 class Client:

@@ -14,9 +14,10 @@ before any is applied), so the configuration in use is running's.
 
 Origins (RFC 8342 §5.3.4), on configuration nodes of operational:
 ``or:intended`` for what running holds, ``or:default`` for a schema
-default in use.  ``or:system`` is for values the daemon chooses itself,
-such as line settings an RFC 2217 client sets for the time of its
-session; the relay does not yet report those, so it is never produced.
+default in use.  ``or:system`` for values the relay runs with that nobody
+configured: the line settings an RFC 2217 client set for the time of its
+session (``serial-port/state/effective`` with ``set-by-session``), which
+operational shows in place of the configured ones (``system_values``).
 An annotation is written only where it differs from the parent's (the
 parent's origin is inherited, RFC 8342 §5.3.4); state nodes have none.
 
@@ -35,7 +36,7 @@ from nf.config.errors import ConfigError
 from nf.config.tree import LeafList, ListNode, Node
 from nf.northbound.defaults import mark_defaults
 from nf.northbound.filters import Evaluate, apply_filter, element_children
-from nf.schema import SchemaIndex, SchemaNode
+from nf.schema import MAIN_MODULE, SchemaIndex, SchemaNode
 
 NMDA_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-nmda"
 DS_NS = "urn:ietf:params:xml:ns:yang:ietf-datastores"
@@ -50,6 +51,7 @@ WRITABLE = ("running", "candidate")
 ORIGINS = frozenset({"origin", "intended", "dynamic", "system", "learned", "default", "unknown"})
 """The identities of ietf-origin; every one but ``origin`` derives from it directly."""
 INTENDED = "intended"
+SYSTEM = "system"
 DEFAULT = "default"
 
 
@@ -149,6 +151,8 @@ class View:
             annotate_origins(data, configured, schema)
         else:
             mark_defaults(data, schema, self.mode)
+        if self.operational:
+            system_values(data, schema, annotate)
         if self.config_filter is not None:
             filter_config(data, schema, self.config_filter)
         if self.origins is not None:
@@ -207,6 +211,34 @@ def _annotate(
         if sn.keyword == "list":
             below = _entry(child, sn, below)
         _annotate(child, sn, below, origin)
+
+
+LINE_LEAVES = ("baud-rate", "data-bits", "parity", "stop-bits", "flow-control")
+"""The serial-port leaves an RFC 2217 client may set for its session."""
+
+
+def system_values(data: etree._Element, schema: SchemaIndex, annotate: bool) -> None:
+    """On a rendering of operational (in place): a serial port whose line
+    an RFC 2217 session set (``state/effective`` names the session) shows
+    the settings it runs with, not the configured ones, and with
+    ``annotate`` each that differs is ``or:system`` (RFC 8342 §5.3.4: the
+    system made it so, not the configuration)."""
+    ns = schema.modules[MAIN_MODULE].namespace
+    top = data.find(f"{{{ns}}}serial-over-ip")
+    if top is None:
+        return
+    for port in top.iterfind(f"{{{ns}}}serial-port"):
+        effective = port.find(f"{{{ns}}}state/{{{ns}}}effective")
+        if effective is None or effective.find(f"{{{ns}}}set-by-session") is None:
+            continue
+        for name in LINE_LEAVES:
+            value = effective.findtext(f"{{{ns}}}{name}")
+            leaf = port.find(f"{{{ns}}}{name}")
+            if value is None or leaf is None or leaf.text == value:
+                continue
+            leaf.text = value
+            if annotate:
+                leaf.set(ORIGIN, f"or:{SYSTEM}")
 
 
 def _entry(elem: etree._Element, snode: SchemaNode, entries: object) -> Node | None:
