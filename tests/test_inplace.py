@@ -190,13 +190,18 @@ def channel(relay: Running, port_body: str = "", extra: str = "") -> Iterator[Se
         yield setup
 
 
-def tty_line(path: str) -> tuple[int, int]:
-    """(ospeed, cflag) of the tty at ``path``."""
+def tty_attrs(path: str) -> list[Any]:
+    """The termios of the tty at ``path``, as the kernel keeps it."""
     fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
     try:
-        attrs = termios.tcgetattr(fd)
+        return termios.tcgetattr(fd)
     finally:
         os.close(fd)
+
+
+def tty_line(path: str) -> tuple[int, int]:
+    """(ospeed, cflag) of the tty at ``path``."""
+    attrs = tty_attrs(path)
     return attrs[5], attrs[2]
 
 
@@ -285,6 +290,11 @@ def check_cflag(flag: int) -> Check:
     return check
 
 
+def check_xon_xoff(setup: Setup, client: socket.socket) -> None:
+    iflag = tty_attrs(setup.path)[0]
+    assert iflag & termios.IXON and iflag & termios.IXOFF
+
+
 def check_rs485(setup: Setup, client: socket.socket) -> None:
     """A pty has no RS-485 mode: the port says so, and keeps relaying."""
     state = port_state(setup.m, "p")
@@ -344,6 +354,13 @@ LIVE: dict[str, tuple[str, str, str, str, Check]] = {
         "<flow-control>rts-cts</flow-control>",
         "",
         check_cflag(termios.CRTSCTS),
+    ),
+    "flow-control xon-xoff": (
+        "",
+        "",
+        "<flow-control>xon-xoff</flow-control>",
+        "",
+        check_xon_xoff,
     ),
     "line-mode": ("", "", "<line-mode>rs485</line-mode>", "", check_rs485),
 }
@@ -563,7 +580,8 @@ def test_line_settings_applied_in_prepare_are_undone_when_another_channel_fails(
 
 # -- the restart leaves --------------------------------------------------------------
 @pytest.mark.parametrize(
-    "leaf", ["listen/port", "serial-port/device", "serial-port", "secondary/port"]
+    "leaf",
+    ["listen/port", "listen/address", "serial-port/device", "serial-port", "secondary/port"],
 )
 def test_a_restart_leaf_ends_the_sessions_counted_with_the_reason(
     relay: Running, leaf: str
@@ -574,9 +592,11 @@ def test_a_restart_leaf_ends_the_sessions_counted_with_the_reason(
         chan = setup.channel
         (session_id,) = chan.sessions
         second_port = f"<serial-port><name>p2</name><device>{path2}</device></serial-port>"
-        tcp, device, ref, extra = setup.tcp, setup.path, "p", ""
+        tcp, device, ref, extra, address = setup.tcp, setup.path, "p", "", "127.0.0.1"
         if leaf == "listen/port":
             tcp = free_port()
+        elif leaf == "listen/address":
+            address = "127.0.0.2"  # loopback too; bound beside the old one
         elif leaf == "serial-port/device":
             device = path2
         elif leaf == "serial-port":
@@ -586,7 +606,7 @@ def test_a_restart_leaf_ends_the_sessions_counted_with_the_reason(
         setup.commit(
             f"<serial-port><name>p</name><device>{device}</device></serial-port>"
             + second_port
-            + server_xml("c", ref, tcp, extra)
+            + channel_xml("c", ref, "server", listen_xml(tcp, address) + extra)
         )
         assert is_closed(client), "the session outlived the restart"
         reason = f"configuration changed: {leaf}"
