@@ -621,6 +621,8 @@ def test_a_restart_leaf_ends_the_sessions_counted_with_the_reason(
         assert restarted.counters.sessions_ended_by_commit == 1
         state = setup.m.get(filter=("subtree", f'<serial-over-ip xmlns="{SOIP}"/>')).data_xml
         assert f"<last-restart-reason>{reason}</last-restart-reason>" in state
+        whole = setup.m.get().data_xml  # the unfiltered <get> is joined from kept bytes
+        assert f"<last-restart-reason>{reason}</last-restart-reason>" in whole
         assert "<sessions-ended-by-commit>1</sessions-ended-by-commit>" in state
         assert f"<last-restart>{restarted.last_restart}</last-restart>" in state
         client.close()
