@@ -14,6 +14,7 @@ and leaves the port's settings as they were.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import select
 import socket
@@ -24,9 +25,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import pytest
 from conftest import DaemonFactory, Running
 from ncclient.operations import RPCError
+from planehelpers import serial_port, server_channel
 from relayhelpers import (
     SOIP,
     channel_xml,
@@ -51,6 +54,7 @@ from nf.config.codec import load_document
 from nf.protocol.arbitration import Role, SlottedArbiter, Status
 from nf.runtime.channel import ChannelRuntime
 from nf.runtime.relay import RelayRuntime
+from nf.runtime.transaction import Delta
 from nf.schema import default_schema
 
 STREAM_FOR = 0.4
@@ -750,3 +754,35 @@ def test_disabling_a_channel_ends_its_sessions_with_the_reason(relay: Running) -
         exchange(fresh, setup.master, b"back", b"again")
         fresh.close()
         client.close()
+
+
+def test_an_abort_after_prepare_gives_the_port_its_line_settings_back() -> None:
+    """The runtime itself: prepare applies a new baud rate to the open
+    port (the driver takes it); abort, as after a failure of a later step
+    of the commit, gives the old one back, and the channel is untouched."""
+    with pty_device() as (_, path):
+        tcp = free_port()
+        before = dataclasses.replace(serial_port("p", path), baud_rate=9600)
+        after = dataclasses.replace(before, baud_rate=38400)
+
+        async def scenario() -> None:
+            runtime = RelayRuntime()
+            async with anyio.create_task_group() as tg:
+                await tg.start(runtime.run)
+                try:
+                    txn = await runtime.prepare(
+                        Delta({"p": before}, {"c": server_channel("c", "p", tcp)}), b""
+                    )
+                    await txn.apply()
+                    chan = runtime.channels["c"]
+                    assert tty_line(path)[0] == termios.B9600
+                    txn = await runtime.prepare(Delta({"p": after}, {}), b"")
+                    assert tty_line(path)[0] == termios.B38400, "applied in prepare"
+                    await txn.abort()
+                    assert tty_line(path)[0] == termios.B9600, "given back"
+                    assert runtime.channels["c"] is chan and chan.port_cfg == before
+                    assert runtime.config.serial_ports["p"] == before
+                finally:
+                    await runtime.shutdown()
+
+        anyio.run(scenario)
