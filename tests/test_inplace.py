@@ -802,3 +802,26 @@ def test_an_abort_after_prepare_gives_the_port_its_line_settings_back() -> None:
                     await runtime.shutdown()
 
         anyio.run(scenario)
+
+
+def test_a_restart_keeps_the_open_port_and_gives_it_the_new_line_settings(
+    relay: Running,
+) -> None:
+    """listen/port and baud-rate in one commit: the channel restarts (its
+    session ends) with the very port object handed over, not reopened, at
+    the new baud rate."""
+    with channel(relay, "<baud-rate>9600</baud-rate>") as setup:
+        client = connect(setup.tcp)
+        exchange(client, setup.master, b"hello", b"hi")
+        chan = setup.channel
+        link = chan.res.link
+        setup.tcp = free_port()
+        setup.commit(setup.body("<baud-rate>38400</baud-rate>"))
+        assert is_closed(client)
+        assert setup.channel is not chan and setup.channel.res.link is link
+        assert tty_line(setup.path)[0] == termios.B38400
+        assert setup.channel.last_restart_reason == "configuration changed: listen/port"
+        fresh = connect(setup.tcp)
+        exchange(fresh, setup.master, b"new port", b"same tty")
+        fresh.close()
+        client.close()
