@@ -49,6 +49,7 @@ from relayhelpers import (
     wait_for,
     write_fd,
 )
+from test_store_prepare import GROUP, multicast_on_loopback
 
 from nf.config.codec import load_document
 from nf.protocol.arbitration import Role, SlottedArbiter, Status
@@ -825,3 +826,36 @@ def test_a_restart_keeps_the_open_port_and_gives_it_the_new_line_settings(
         exchange(fresh, setup.master, b"new port", b"same tty")
         fresh.close()
         client.close()
+
+
+def test_a_multicast_group_change_restarts_the_peer_with_its_reason(relay: Running) -> None:
+    """A peer has no sessions to end; its restart is told in its state."""
+    reason = multicast_on_loopback()
+    if reason:
+        pytest.skip(reason)
+    with pty_device() as (_, path), relay.connect() as m:
+        udp = free_port(socket.SOCK_DGRAM)
+
+        def body(group: str) -> str:
+            return f"<serial-port><name>p</name><device>{path}</device></serial-port>" + (
+                channel_xml(
+                    "c",
+                    "p",
+                    "peer",
+                    listen_xml(udp, "0.0.0.0")
+                    + destination_xml(9)
+                    + f"<multicast-group>{group}</multicast-group>",
+                )
+            )
+
+        m.edit_config(target="running", config=config(body(GROUP)))
+        runtime = relay.daemon.runtime
+        assert isinstance(runtime, RelayRuntime)
+        chan = runtime.channels["c"]
+        assert chan.last_restart_reason == "created"
+        other = GROUP.rsplit(".", 1)[0] + f".{int(GROUP.rsplit('.', 1)[1]) % 250 + 2}"
+        m.edit_config(target="running", config=config(body(other)), default_operation="replace")
+        assert runtime.channels["c"] is not chan
+        state = m.get(filter=("subtree", f'<serial-over-ip xmlns="{SOIP}"/>')).data_xml
+        expected = "configuration changed: multicast-group"
+        assert f"<last-restart-reason>{expected}</last-restart-reason>" in state
