@@ -4,11 +4,13 @@
 need: serial ports opened, TCP listeners bound, UDP sockets bound and
 multicast groups joined.  A resource that an outgoing channel of the same
 commit already holds under the same key (a listener on the same address
-and port, the same device with the same settings) is handed over instead
-of being acquired twice, so a changed channel keeps its listener and a
-port freed by a deleted channel can be reused in the same commit.  Any
-failure closes exactly what this prepare acquired and raises PrepareError:
-the runtime, every channel and every session are as before.
+and port, the same serial device) is handed over instead of being
+acquired twice, so a restarted channel keeps its listener and its open
+port (new line settings applied to it), and a port freed by a deleted
+channel can be reused in the same commit.  Any failure closes exactly
+what this prepare acquired, gives ports their line settings back and
+raises PrepareError: the runtime, every channel and every session are as
+before.
 
 ``apply`` cannot fail: it stops the outgoing channels (deletes first) and
 starts the incoming ones with their prepared resources.  Channels the

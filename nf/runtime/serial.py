@@ -291,9 +291,7 @@ class _Buffered:
         differs is set on its own (a tcsetattr each, none for a setting
         that does not change; a driver that refuses one raises).  On a
         refusal every setting of before is given back, so the port runs
-        exactly as it did, and PortError says which was refused.  A Linux
-        pty takes every setting but forces 8 data bits and no parity
-        (``pty_set_termios``), as it does when the port is opened.  Line
+        exactly as it did, and PortError says which was refused.  Line
         mode switches RS-485 on or off (TIOCSRS485); a driver without it
         leaves ``warning`` set, as at open.
 
