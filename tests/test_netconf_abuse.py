@@ -199,6 +199,16 @@ def check_data(r: Race, mid: str = "101") -> None:
     assert r.b_seconds < LIMIT, f"B's get-config took {r.b_seconds:.2f} s while A's ran"
 
 
+def check_ok(r: Race, mid: str = "101") -> None:
+    """A's reply is <ok/>; B was served; both within LIMIT."""
+    assert r.reply.tag == f"{NC}rpc-reply" and r.reply.get("message-id") == mid, r.raw[:500]
+    assert r.reply.find(f"{NC}ok") is not None, r.raw[:800]
+    assert isinstance(r.b_reply, etree._Element), f"B: {r.b_reply!r}"
+    assert r.b_reply.get("message-id") == "b" and not error_tags(r.b_reply)
+    assert r.a_seconds < LIMIT, f"A's reply took {r.a_seconds:.2f} s"
+    assert r.b_seconds < LIMIT, f"B's get-config took {r.b_seconds:.2f} s while A's ran"
+
+
 FRAMINGS = pytest.mark.parametrize("chunked", [True, False], ids=["base11", "base10"])
 TARGETS = pytest.mark.parametrize("target", ["running", "candidate"])
 
@@ -399,6 +409,30 @@ def test_1000_invalid_channels(nfd: ChildDaemon, target: str) -> None:
     )
     assert "c000000" in (errors[0].findtext(f"{NC}error-path") or ""), etree.tostring(errors[0])
     _truncation_noted(errors, 1000)
+
+
+@pytest.mark.parametrize("operation", ["merge", "delete"])
+def test_naming_50000_present_values_again_costs_linear_time(
+    nfd: ChildDaemon, operation: str
+) -> None:
+    """The candidate's channel holds 50 000 allowed-peer values; an edit
+    names each again (merge: all present, nothing changes; delete: each
+    removed).  Each was looked for in the tuple of values, and a delete
+    rebuilt it: n^2, minutes at this size."""
+    peers = [f"10.{i // 65536}.{i // 256 % 256}.{i % 256}/32" for i in range(50_000)]
+    with nfd.client(timeout=WAIT) as client:
+        filled = "".join(f"<allowed-peer>{p}</allowed-peer>" for p in peers)
+        client.rpc(_edit(f"<channel><name>demo</name>{filled}</channel>", "candidate"))
+        try:
+            attribute = ' xc:operation="delete"' if operation == "delete" else ""
+            again = "".join(f"<allowed-peer{attribute}>{p}</allowed-peer>" for p in peers)
+            body = _edit(f"<channel><name>demo</name>{again}</channel>", "candidate").replace(
+                "<config>", f'<config xmlns:xc="{NC_NS}">'
+            )
+            r = race(nfd, body)
+            check_ok(r)
+        finally:
+            client.rpc("<discard-changes/>")
 
 
 def test_100000_invalid_values_give_a_bounded_reply(nfd: ChildDaemon) -> None:

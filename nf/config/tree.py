@@ -10,6 +10,7 @@ canonical form.
 
 from __future__ import annotations
 
+import functools
 import re
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
@@ -230,6 +231,12 @@ def quote(value: str) -> str:
     return "concat(" + ', "\'", '.join(f"'{p}'" for p in parts) + ")"
 
 
+@functools.lru_cache(maxsize=1024)
+def _name_step(snode: SchemaNode) -> str:
+    """/prefix:name, once per schema node (an edit names one per element)."""
+    return f"/{snode.prefix}:{snode.name}"
+
+
 PREDICATE = re.compile(
     r"\[\s*(?:([A-Za-z_][\w.-]*):)?([A-Za-z_][\w.-]*|\.)\s*=\s*(?:'([^']*)'|\"([^\"]*)\")\s*\]"
 )
@@ -239,7 +246,7 @@ or ``[.='value']``; groups: prefix (or None), name, value in '' or in ""."""
 
 def step(snode: SchemaNode, key: Key | None = None) -> str:
     """One instance-identifier step: /prefix:name[prefix:key='value']..."""
-    text = f"/{snode.prefix}:{snode.name}"
+    text = _name_step(snode)
     if key is not None:
         for (_ns, kname), value in zip(snode.keys, key, strict=False):
             text += f"[{snode.prefix}:{kname}={quote(value)}]"

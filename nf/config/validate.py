@@ -185,6 +185,15 @@ def _present_qnames(elem: etree._Element) -> set[QName]:
     return {split_tag(c.tag) for c in elem if isinstance(c.tag, str)}
 
 
+def _named(elem: etree._Element) -> dict[QName, list[etree._Element]]:
+    """The element children of ``elem`` by name, in one pass; names split
+    once per distinct tag (a leaf-list of 100 000 values has one tag)."""
+    by_tag: dict[str, list[etree._Element]] = {}
+    for child in elem.iterchildren(etree.Element):
+        by_tag.setdefault(child.tag, []).append(child)
+    return {split_tag(tag): found for tag, found in by_tag.items()}
+
+
 def _children_named(elem: etree._Element, qname: QName) -> Iterator[etree._Element]:
     tag = f"{{{qname[0]}}}{qname[1]}"
     return (c for c in elem if c.tag == tag)
@@ -317,25 +326,20 @@ class _Checker:
         """The children of ``elem`` by name; below a holder of unit lists in
         a scope, a unit list's entries are those the scope checks (the key
         is there while the list has entries)."""
-        if self.scope is not None and snode in self.scope.holders:
-            groups: dict[QName, list[etree._Element]] = {}
-            for qname, sn in snode.children.items():
-                unit = self.scope.units.get(sn)
-                if unit is not None:
-                    if unit.count:
-                        groups[qname] = unit.visit
-                    continue
-                found = list(_children_named(elem, qname))
-                if found:
-                    groups[qname] = found
-            return groups
-        by_tag: dict[str, list[etree._Element]] = {}
-        for child in elem:
-            if isinstance(child.tag, str):
-                by_tag.setdefault(child.tag, []).append(child)
-        # names split once per distinct tag, not once per element (a leaf-list
-        # of 100 000 values has one tag)
-        return {split_tag(tag): found for tag, found in by_tag.items()}
+        if self.scope is None or snode not in self.scope.holders:
+            return _named(elem)
+        groups: dict[QName, list[etree._Element]] = {}
+        others: list[QName] = []
+        for qname, sn in snode.children.items():
+            unit = self.scope.units.get(sn)
+            if unit is None:
+                others.append(qname)
+            elif unit.count:
+                groups[qname] = unit.visit
+        if others:  # one pass over the holder's children, not one per name
+            named = _named(elem)
+            groups.update((q, named[q]) for q in others if q in named)
+        return groups
 
     def node(
         self,
