@@ -216,7 +216,10 @@ def test_com_port_accepted_either_way_and_once() -> None:
     server = ComPortServer()
     server.start()
     assert not server.com_port
-    assert replies(server.receive(bytes((IAC, WILL, COM)), STATE, True)) == bytes((IAC, DO, COM))
+    # agreed: the modem state follows at once
+    assert replies(server.receive(bytes((IAC, WILL, COM)), STATE, True)) == bytes(
+        (IAC, DO, COM)
+    ) + subnegotiation(107, b"\x00")
     assert server.com_port
     assert replies(server.receive(bytes((IAC, DO, COM)), STATE, True)) == bytes((IAC, WILL, COM))
     # repeated: already in that state, no answer (no loop)

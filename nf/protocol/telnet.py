@@ -387,9 +387,15 @@ class ComPortServer:
             if type(item) is bytes:
                 out.append(item)
             elif isinstance(item, Negotiation):
+                had = self.com_port
                 reply = self._negotiate(item.verb, item.option)
                 if reply:
                     out.append(Reply(reply))
+                if self.com_port and not had:
+                    # the modem state from the start, as ser2net and the
+                    # NPort do: pyserial's cts/dsr/ri/cd need one to answer
+                    modem = bytes((state.modem & self.modem_mask,))
+                    out.append(Reply(subnegotiation(Cpc.NOTIFY_MODEMSTATE + SERVER_OFFSET, modem)))
             elif isinstance(item, Subnegotiation) and item.option == Option.COM_PORT:
                 state = self._com_port(item.payload, state, may_change, out)
             # other subnegotiations and commands: ignored
