@@ -14,7 +14,7 @@ import termios
 from collections.abc import Awaitable, Callable
 
 import anyio
-from channelpair import PORT, MemoryTransport, channel_config, channel_pair
+from channelpair import PORT, ChannelPair, MemoryTransport, channel_config, channel_pair
 
 from nf.model import ChannelConfig
 from nf.protocol.arbitration import Role
@@ -57,6 +57,13 @@ def joined(t: MemoryTransport) -> MemoryTransport:
     return t
 
 
+def two(p: ChannelPair) -> tuple[MemoryTransport, MemoryTransport]:
+    """A primary and a secondary session, both agreed to COM-PORT-OPTION."""
+    a, b = p.connect(P), p.connect(S)
+    assert a is not None and b is not None
+    return joined(a), joined(b)
+
+
 def baud(t: MemoryTransport, value: int) -> int:
     t.send(sb(1, struct.pack("!I", value)))
     _, commands = telnet(t)
@@ -69,9 +76,7 @@ def baud(t: MemoryTransport, value: int) -> int:
 async def test_escaping_with_packing_and_slotted_queue() -> None:
     cfg = rfc2217(response_mode="slotted", slot_ms=600, delimiter=0xFF, max_frame_size=4)
     async with channel_pair(cfg) as p:
-        a, b = p.connect(P), p.connect(S)
-        assert a is not None and b is not None
-        joined(a), joined(b)
+        a, b = two(p)
         a.send(b"req\xff\xff")  # the primary's slot opens
         assert p.link.take() == b"req\xff"
         b.send(b"q\xff")  # the secondary waits: queued unescaped, the escape split
@@ -90,9 +95,7 @@ async def test_escaping_with_packing_and_slotted_queue() -> None:
 @in_loop
 async def test_failover_only_the_active_session_sets_the_line_and_the_owner_reverts() -> None:
     async with channel_pair(rfc2217(response_mode="failover")) as p:
-        a, b = p.connect(P), p.connect(S)
-        assert a is not None and b is not None
-        joined(a), joined(b)
+        a, b = two(p)
         assert p.statuses() == {"primary": "active", "secondary": "backup"}
         assert baud(b, 9600) == 115200  # backup: the current value, nothing changes
         assert p.link.line_settings == []
@@ -110,9 +113,7 @@ async def test_failover_only_the_active_session_sets_the_line_and_the_owner_reve
 @in_loop
 async def test_raw_both_sessions_may_and_the_last_owns() -> None:
     async with channel_pair(rfc2217(response_mode="raw")) as p:
-        a, b = p.connect(P), p.connect(S)
-        assert a is not None and b is not None
-        joined(a), joined(b)
+        a, b = two(p)
         assert baud(a, 9600) == 9600
         assert baud(b, 19200) == 19200
         a.hang_up()  # not the owner: nothing reverts
