@@ -178,3 +178,16 @@ async def test_modem_changes_notify_and_raise_a_port_event() -> None:
         assert dict(p.channel.modem_leaves())["dcd"] == "on"
         p.channel.modem_update(None)  # the port went: unknown, no event
         assert dict(p.channel.modem_leaves())["dcd"] == "unknown"
+
+
+@in_loop
+async def test_a_setting_the_driver_refuses_is_answered_with_the_kept_value() -> None:
+    async with channel_pair(rfc2217()) as p:
+        a = p.connect()
+        assert a is not None
+        joined(a)
+        p.link.refuse_line = "memory: cannot set baudrate: unsupported"
+        assert baud(a, 7) == 115200  # the port kept its speed, and says so
+        assert p.channel.port_state.baud_rate == 115200
+        assert p.channel.last_error == "memory: cannot set baudrate: unsupported"
+        assert any(e.get("event") == "error" for k, e in p.events if k == "port-event")
