@@ -28,7 +28,7 @@ from anyio.abc import TaskGroup
 from nf.model import ChannelConfig, PackingConfig, SecondaryConfig, SerialPortConfig
 from nf.protocol.arbitration import Role
 from nf.runtime.channel import ChannelRuntime, Resources
-from nf.runtime.serial import WRITE_HIGH, LinkSink
+from nf.runtime.serial import WRITE_HIGH, LinkSink, PortError
 from nf.runtime.session import Session
 from nf.runtime.udp import Datagrams
 
@@ -74,6 +74,8 @@ class MemoryLink:
         """DTR, RTS, break as last set."""
         self.modem: int | None = None
         """TIOCM_* bits the device shows (None: no modem lines, as a pty)."""
+        self.refuse_line: str | None = None
+        """apply_line_settings raises PortError with this (a driver's refusal)."""
 
     # -- Link --------------------------------------------------------------------------
     def start(self, sink: LinkSink, tg: TaskGroup) -> None:
@@ -110,6 +112,8 @@ class MemoryLink:
         return lost
 
     def apply_line_settings(self, cfg: SerialPortConfig) -> None:
+        if self.refuse_line is not None:
+            raise PortError(self.refuse_line)
         self.line_settings.append(cfg)
 
     def set_control_lines(self, dtr: bool, rts: bool, break_on: bool) -> None:

@@ -124,7 +124,8 @@ def test_yaml_in_the_distribution_shape(tmp_path: Path, capsys: pytest.CaptureFi
     assert channel["description"] == f"imported from ser2net.yaml:{line_of(text, '&s0slow')}"
     assert err == [
         f"{line_of(text, 'banner: *banner')}: option banner: no banner is sent to clients; ignored",
-        f"{line_of(text, 'telnet-brk-on-sync')}: option telnet-brk-on-sync: no Telnet; ignored",
+        f"{line_of(text, 'telnet-brk-on-sync')}: option telnet-brk-on-sync: "
+        "a Telnet sync is not turned into a break; ignored",
         f"{line_of(text, '&s0fast')}: /dev/ttyS0 is already relayed by the connection of line "
         f"{line_of(text, '&s0slow')}; a serial port has one channel: connection skipped",
     ]
@@ -225,9 +226,11 @@ def test_yaml_whose_unmappable_parts_are_named_by_line(
     assert remote["device"] == "rfc2217://198.51.100.4:7001"  # pyserial's RFC 2217 client
     peers = root.xpath("s:channel[s:name='console']/s:allowed-peer/text()", namespaces=NS)
     assert peers == ["192.0.2.1/32"]
+    assert leaves(root, "channel", "console")["rfc2217"] == "true"  # telnet(rfc2217)
+    assert "allow-line-control" not in leaves(root, "channel", "console")  # default true
+    assert "rfc2217" not in leaves(root, "channel", "remote")
 
     expected = [
-        ("telnet(rfc2217),tcp,2002", "RFC 2217 are not supported; mapped to raw TCP"),
         ("local=false", "local=false: modem control lines (DCD) are not watched"),
         ("max-connections", "max-connections 3: a server channel has one session"),
         ("remaddr", "remaddr ipv4,192.0.2.1,4000: the remote port is not checked"),
@@ -270,6 +273,8 @@ def test_ser2net_conf(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
         "8",
     )
     assert leaves(root, "channel", "port-2000")["inactivity-timeout"] == "600"
+    telnet = leaves(root, "channel", "port-2000")
+    assert (telnet["rfc2217"], telnet["allow-line-control"]) == ("true", "false")
     s1 = leaves(root, "serial-port", "ttyS1")  # continued on the next line
     assert (s1["baud-rate"], s1["parity"], s1["stop-bits"], s1["data-bits"]) == (
         "115200",
@@ -284,11 +289,11 @@ def test_ser2net_conf(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert leaves(root, "serial-port", "ttyUSB0")["flow-control"] == "xon-xoff"
 
     expected = [
-        ("2000:telnet", "telnet: Telnet and RFC 2217 are not supported; mapped to raw TCP"),
+        ("2000:telnet", "telnet: mapped to rfc2217 with allow-line-control false"),
         ("2000:telnet", "banner banner1: not supported; ignored"),
         ("2003:rawlp", "rawlp: mapped to raw"),
         ("CONTROLPORT", "CONTROLPORT: not supported; skipped"),
-        ("remctl", "remctl: RFC 2217 line control is not supported; ignored"),
+        ("remctl", "remctl: RFC 2217 needs the telnet state; ignored"),
         ("remctl", "option hexdump: not supported; ignored"),
         ("this is not", "not a ser2net.conf line"),
         ("sol.bmc", "device sol.bmc.example: only serial devices are supported; skipped"),
@@ -332,3 +337,24 @@ def test_format_is_told_by_content_when_the_name_does_not(
         capsys,
     )
     assert status == 0 and names(root, "channel") == ["x"]
+
+
+def test_telnet_maps_to_rfc2217(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """telnet(rfc2217) and 3.x telnet with remctl: rfc2217 with line control;
+    plain telnet: rfc2217 whose changes are refused, said on stderr."""
+    yaml = (
+        "connection: &vcom\n  accepter: telnet(rfc2217),tcp,3001\n"
+        "  connector: serialdev,/dev/ttyS1,9600n81\n"
+        "connection: &term\n  accepter: telnet,tcp,3002\n  connector: serialdev,/dev/ttyS2\n"
+    )
+    status, root, err = run(tmp_path, "t.yaml", yaml, capsys)
+    assert status == EXIT_PARTIAL  # the plain telnet is approximated
+    assert leaves(root, "channel", "vcom")["rfc2217"] == "true"
+    assert "allow-line-control" not in leaves(root, "channel", "vcom")
+    term = leaves(root, "channel", "term")
+    assert (term["rfc2217"], term["allow-line-control"]) == ("true", "false")
+    assert any("telnet accepter: mapped to rfc2217 with allow-line-control false" in e for e in err)
+    status, root, _ = run(tmp_path, "t.conf", "3003:telnet:0:/dev/ttyS3:9600 remctl\n", capsys)
+    assert status == 0
+    vcom = leaves(root, "channel", "port-3003")
+    assert vcom["rfc2217"] == "true" and "allow-line-control" not in vcom

@@ -1123,7 +1123,8 @@ def test_get_reports_every_state_leaf_of_the_module(relay: Running) -> None:
         # an RFC 2217 client sets the baud rate: set-by-session
         vcom = connect(vcom_tcp)
         vcom.sendall(b"\xff\xfb\x2c\xff\xfa\x2c\x01\x00\x00\x25\x80\xff\xf0")
-        assert b"\xff\xfa\x2c\x65\x00\x00\x25\x80\xff\xf0" in read_sock(vcom, 25)
+        # the offers (12 bytes), DO COM-PORT-OPTION (3), NOTIFY-MODEMSTATE (7), the reply
+        assert b"\xff\xfa\x2c\x65\x00\x00\x25\x80\xff\xf0" in read_sock(vcom, 32)
         m.dispatch(etree.fromstring(f'<clear-counters xmlns="{SOIP}"/>'))
         exchange(client, master, b"to serial", b"to net")
         os.close(lost_master)  # port "gone" fails: last-error in port and channel

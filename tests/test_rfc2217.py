@@ -19,6 +19,7 @@ real sockets, and pyserial's own ``rfc2217://`` client.
 from __future__ import annotations
 
 import os
+import socket
 import struct
 import termios
 import time
@@ -138,6 +139,8 @@ def test_pyserial_sets_the_line_and_relays_every_byte(
         )
         try:
             assert termios_of(path) == (termios.B9600, termios.B9600, True)
+            # the modem state came with the option: a pty shows no lines
+            assert (port.cts, port.dsr, port.ri, port.cd) == (False, False, False, False)
             cflag = calls[-1][2]
             assert isinstance(cflag, int)
             assert cflag & termios.CSIZE == termios.CS8
@@ -181,12 +184,14 @@ class Client:
     """A bare RFC 2217 client on a socket: says WILL COM-PORT-OPTION and
     sends commands; the replies it reads through nf's own parser."""
 
-    def __init__(self, tcp: int) -> None:
-        self.sock = connect(tcp)
+    def __init__(self, tcp: int | socket.socket) -> None:
+        self.sock = connect(tcp) if isinstance(tcp, int) else tcp
         self.parser = TelnetParser()
         self.replies: list[Subnegotiation] = []
         self.data = b""
         self.sock.sendall(bytes((IAC, 251, COM)))
+        self.initial_modem = self.wait_for(107)
+        """The NOTIFY-MODEMSTATE that follows the agreement to COM-PORT-OPTION."""
 
     def command(self, code: int, value: bytes = b"") -> bytes:
         """Send a COM-PORT-OPTION command; the value of its reply."""
@@ -473,3 +478,32 @@ def test_rfc2217_break_and_control_lines_reach_the_driver(
         client.command(5, b"\x05")
         client.close()  # its session ends: the break is lifted with its settings
         wait_for(lambda: [b for _, b in breaks] == ["on", "off", "on", "off"] or None, 5)
+
+
+def test_client_mode_is_a_telnet_server_on_its_outgoing_connection(relay: Running) -> None:
+    """A client-mode channel connects out, and the far end is the RFC 2217
+    client (a virtual COM port that listens): the same protocol."""
+    with (
+        pty_device() as (master, path),
+        relay.connect() as m,
+        socket.create_server(("127.0.0.1", 0)) as listener,
+    ):
+        listener.settimeout(10)
+        port = listener.getsockname()[1]
+        dest = f"<destination><address>127.0.0.1</address><port>{port}</port></destination>"
+        m.edit_config(
+            target="running",
+            config=config(
+                port_xml("p", path)
+                + f"<channel><name>c</name><serial-port>p</serial-port><mode>client</mode>"
+                f"{dest}<rfc2217>true</rfc2217></channel>"
+            ),
+        )
+        sock, _ = listener.accept()
+        client = Client(sock)
+        assert client.baud(9600) == 9600
+        wait_for(lambda: termios_of(path)[0] == termios.B9600 or None, 5)
+        sock.sendall(escape(b"\xffdata\xff"))
+        assert read_all(master, 6) == b"\xffdata\xff"
+        client.close()
+        wait_for(lambda: termios_of(path)[0] == termios.B115200 or None, 5)

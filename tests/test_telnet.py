@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 
 import pytest
@@ -33,7 +34,6 @@ from nf.protocol.telnet import (
     PortState,
     Purge,
     Reply,
-    SetLine,
     Subnegotiation,
     Suspend,
     TelnetParser,
@@ -216,7 +216,10 @@ def test_com_port_accepted_either_way_and_once() -> None:
     server = ComPortServer()
     server.start()
     assert not server.com_port
-    assert replies(server.receive(bytes((IAC, WILL, COM)), STATE, True)) == bytes((IAC, DO, COM))
+    # agreed: the modem state follows at once
+    assert replies(server.receive(bytes((IAC, WILL, COM)), STATE, True)) == bytes(
+        (IAC, DO, COM)
+    ) + subnegotiation(107, b"\x00")
     assert server.com_port
     assert replies(server.receive(bytes((IAC, DO, COM)), STATE, True)) == bytes((IAC, WILL, COM))
     # repeated: already in that state, no answer (no loop)
@@ -252,8 +255,15 @@ def server_with_com() -> ComPortServer:
 
 
 def one(server: ComPortServer, wire: bytes, may: bool = True, state: PortState = STATE) -> tuple:
-    actions = server.receive(wire, state, may)
-    changes = [a.state for a in actions if isinstance(a, SetLine)]
+    """The replies, the last state asked of ``apply`` (None: no change) and
+    the actions."""
+    changes: list[PortState] = []
+
+    def apply(new: PortState) -> PortState:
+        changes.append(new)
+        return new
+
+    actions = server.receive(wire, state, may, apply)
     return replies(actions), (changes[-1] if changes else None), actions
 
 
@@ -381,14 +391,31 @@ def test_line_control_refused_answers_current_values() -> None:
 
 def test_changes_accumulate_within_one_chunk() -> None:
     wire = sb(1, struct.pack("!I", 9600)) + b"mid" + sb(2, b"\x07") + sb(3, b"\x03")
-    actions = server_with_com().receive(wire, STATE, True)
-    lines = [a.state for a in actions if isinstance(a, SetLine)]
+    lines: list[PortState] = []
+    actions = server_with_com().receive(wire, STATE, True, lambda s: lines.append(s) or s)
     assert [(s.baud_rate, s.data_bits, s.parity) for s in lines] == [
         (9600, 8, "none"),
         (9600, 7, "none"),
         (9600, 7, "even"),
     ]
-    assert actions.index(b"mid") == 2  # data between commands stays in place
+    assert actions.index(b"mid") == 1  # data between commands stays in place
+
+
+def test_a_change_the_port_refuses_is_answered_with_what_it_kept() -> None:
+    """``apply`` returns the state in effect: a driver that refused 7 data
+    bits leaves 8, and the reply says 8."""
+    wire = sb(2, b"\x07") + sb(1, struct.pack("!I", 9600))
+    seen: list[PortState] = []
+
+    def refuse_data_bits(new: PortState) -> PortState:
+        seen.append(new)
+        return dataclasses.replace(new, data_bits=8)
+
+    actions = server_with_com().receive(wire, STATE, True, refuse_data_bits)
+    assert replies(actions) == subnegotiation(102, b"\x08") + subnegotiation(
+        101, struct.pack("!I", 9600)
+    )
+    assert [s.data_bits for s in seen] == [7, 8]  # the second change starts from what was kept
 
 
 def test_baudrate_with_iac_bytes_escaped_in_the_reply() -> None:

@@ -57,6 +57,9 @@ class Channel:
     inactivity_timeout: int = 0
     takeover: bool = False
     allowed_peers: list[str] = field(default_factory=list)
+    rfc2217: bool = False
+    """ser2net's telnet accepter (or 3.x telnet state): Telnet sessions."""
+    allow_line_control: bool = True
 
 
 def safe_name(text: str, fallback: str) -> str:
@@ -186,5 +189,9 @@ def to_xml(builder: Builder) -> str:
             _leaf(node, "takeover", True)
         for prefix in channel.allowed_peers:
             _leaf(node, "allowed-peer", prefix)
+        if channel.rfc2217:
+            _leaf(node, "rfc2217", True)
+            if not channel.allow_line_control:
+                _leaf(node, "allow-line-control", False)
     etree.indent(root)
     return etree.tostring(root, encoding="unicode") + "\n"

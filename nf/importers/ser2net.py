@@ -106,8 +106,8 @@ def apply_serialdev_option(token: str, serial: Serial, line: int, note: Noter) -
 
 _OPTION_REASONS = {
     "banner": "no banner is sent to clients",
-    "telnet-brk-on-sync": "no Telnet",
-    "signature": "no RFC 2217",
+    "telnet-brk-on-sync": "a Telnet sync is not turned into a break",
+    "signature": "the RFC 2217 signature is nf's",
     "chardelay": "data is sent as read (see packing/frame-delay)",
     "sendon": "see packing/delimiter for a one-byte delimiter",
 }
@@ -284,23 +284,30 @@ class _YamlImport:
             enabled=channel_enabled,
             inactivity_timeout=timeout,
         )
+        channel.rfc2217 = listen[2] is not None
+        channel.allow_line_control = listen[2] == "rfc2217"
         for key, value, at in options:
             self.option(channel, key, value, at)
         if not self.b.add(channel):
             self.b.forget_port(port)
 
-    def accepter(self, text: str, line: int) -> tuple[str, int] | None:
+    def accepter(self, text: str, line: int) -> tuple[str, int, str | None] | None:
+        """Listen address, port, and the Telnet in front of TCP: None,
+        "telnet" (no line control) or "rfc2217"."""
         tokens = [t.strip() for t in text.split(",") if t.strip()]
+        telnet: str | None = None
         while tokens:
             gensio, _, params = tokens[0].partition("(")
             gensio = gensio.lower()
             if gensio == "telnet":
-                self.note(
-                    line,
-                    f"{tokens[0]} accepter: Telnet and RFC 2217 are not supported; "
-                    "mapped to raw TCP",
-                    False,
-                )
+                telnet = "rfc2217" if "rfc2217" in params.lower() else "telnet"
+                if telnet == "telnet":
+                    self.note(
+                        line,
+                        f"{tokens[0]} accepter: mapped to rfc2217 with allow-line-control "
+                        "false (Telnet; the COM-PORT-OPTION is offered, its changes refused)",
+                        False,
+                    )
                 tokens.pop(0)
                 continue
             if gensio != "tcp":
@@ -324,7 +331,7 @@ class _YamlImport:
         if address is None:
             self.note(line, f"accepter host {host}: not an IP address; connection skipped")
             return None
-        return address, port
+        return address, port, telnet
 
     def connector(self, text: str, line: int) -> tuple[str, Serial] | None:
         tokens = [t for t in re.split(r"[,\s]+", text.strip()) if t]
@@ -462,9 +469,13 @@ class _ConfImport:
         if not timeout.isdigit():
             self.b.note(number, f"timeout {timeout!r}: not a number of seconds; skipped")
             return
-        if state == "telnet":
+        remctl = any(o.upper() == "REMCTL" for o in options)
+        if state == "telnet" and not remctl:
             self.b.note(
-                number, "telnet: Telnet and RFC 2217 are not supported; mapped to raw TCP", False
+                number,
+                "telnet: mapped to rfc2217 with allow-line-control false (no remctl: "
+                "the COM-PORT-OPTION is offered, its changes refused)",
+                False,
             )
         elif state == "rawlp":
             self.b.note(number, "rawlp: mapped to raw (the device's output is relayed too)", False)
@@ -478,6 +489,8 @@ class _ConfImport:
             address=address,
             enabled=state != "off",
             inactivity_timeout=int(timeout),
+            rfc2217=state == "telnet",
+            allow_line_control=remctl,
         )
         for option in options:
             self.option(option, serial, channel, number)
@@ -519,7 +532,8 @@ class _ConfImport:
         elif word in ("-CHARDELAY", "-REMCTL"):
             pass  # what we do anyway
         elif word == "REMCTL":
-            note(number, "remctl: RFC 2217 line control is not supported; ignored", True)
+            if not channel.rfc2217:
+                note(number, "remctl: RFC 2217 needs the telnet state; ignored", True)
         elif word.startswith("MAX-CONNECTIONS="):
             if option.partition("=")[2] != "1":
                 note(number, f"{option}: a server channel has one session; limited to 1", False)

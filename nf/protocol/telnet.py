@@ -6,7 +6,9 @@ software) can set the line settings, toggle DTR/RTS, send a break and be
 told of modem-line changes.  Nothing here does I/O: ``ComPortServer.receive``
 takes the bytes a session read and returns, in stream order, the data for
 the serial port (bytes), what to send back to the client (``Reply``) and
-what to do to the port (``SetLine``, ``Purge``, ``Suspend``).  The runtime
+what to do to the session's flow (``Purge``, ``Suspend``); a change of the
+port's state it asks of the runtime through the ``apply`` it is given,
+which answers with the state then in effect.  The runtime
 (nf/runtime/session.py, channel.py) carries these out.
 
 Why in this shape:
@@ -19,14 +21,16 @@ Why in this shape:
   one ``split`` on IAC and a ``join`` of every other piece; only a chunk
   with a command is cut at each IAC with ``find`` and joined, and never
   walked byte by byte in Python.
-* The server answers from the state the runtime passes in (``PortState``)
-  and emits the change as one ``SetLine`` with the whole new state, so the
-  runtime applies it in one place and ``<get>`` can show it; whether the
+* The server works on the state the runtime passes in (``PortState``) and
+  hands a change to ``apply`` as the whole new state, so the runtime
+  applies it in one place and ``<get>`` can show it; the reply is made
+  from what ``apply`` returns, the state in effect, so a setting the
+  driver refused is answered with the value the port kept.  Whether the
   client may change anything at all (``allow-line-control``, and which
   session the arbitration lets in, see nf/runtime/channel.py) is a flag of
   each call.  A client that may not change a setting is answered with the
   current value, as RFC 2217 says a server that cannot honour a request
-  does; pyserial then reports "Remote does not accept parameter change".
+  does; pyserial then reports "remote rejected value".
 
 Decisions where the RFCs leave room:
 
@@ -44,6 +48,7 @@ Decisions where the RFCs leave room:
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Final
@@ -59,7 +64,6 @@ __all__ = [
     "PortState",
     "Purge",
     "Reply",
-    "SetLine",
     "Subnegotiation",
     "Suspend",
     "TelnetParser",
@@ -300,13 +304,6 @@ class Reply:
 
 
 @dataclass(frozen=True, slots=True)
-class SetLine:
-    """Make this the port's state (only the fields that differ change)."""
-
-    state: PortState
-
-
-@dataclass(frozen=True, slots=True)
 class Purge:
     """PURGE-DATA: ``receive`` is the data read from the serial port not yet
     sent to the client, ``transmit`` the client's data not yet written."""
@@ -323,7 +320,15 @@ class Suspend:
     on: bool
 
 
-Action = bytes | Reply | SetLine | Purge | Suspend
+Action = bytes | Reply | Purge | Suspend
+Apply = Callable[[PortState], PortState]
+"""Make this the port's state (only the fields that differ change); the
+state then in effect."""
+
+
+def _unchanged(state: PortState) -> PortState:
+    return state
+
 
 _OURS: Final = frozenset({Option.BINARY, Option.SGA, Option.COM_PORT})
 """Options we agree to do (answer DO with WILL)."""
@@ -334,6 +339,52 @@ _THEIRS: Final = frozenset({Option.BINARY, Option.SGA, Option.COM_PORT})
 def subnegotiation(command: int, value: bytes) -> bytes:
     """IAC SB COM-PORT-OPTION command value IAC SE, the value escaped."""
     return bytes((IAC, SB, Option.COM_PORT, command)) + escape(value) + bytes((IAC, SE))
+
+
+def _requested(command: int, arg: int, state: PortState) -> PortState:
+    """The state a SET-BAUDRATE..SET-CONTROL command with ``arg`` asks for
+    (``state`` itself for a request of the current value or a bad one)."""
+    if command == Cpc.SET_BAUDRATE:
+        return replace(state, baud_rate=arg) if arg else state
+    if command == Cpc.SET_DATASIZE:
+        return replace(state, data_bits=arg) if 5 <= arg <= 8 else state
+    if command == Cpc.SET_PARITY:
+        return replace(state, parity=_PARITY_NAMES[arg]) if arg in _PARITY_NAMES else state
+    if command == Cpc.SET_STOPSIZE:
+        return replace(state, stop_bits=_STOP_NAMES[arg]) if arg in _STOP_NAMES else state
+    if arg in _FLOW_NAMES:  # SET-CONTROL
+        return replace(state, flow_control=_FLOW_NAMES[arg])
+    if arg in (5, 6):
+        return replace(state, break_on=arg == 5)
+    if arg in (8, 9):
+        return replace(state, dtr=arg == 8)
+    if arg in (11, 12):
+        return replace(state, rts=arg == 11)
+    return state
+
+
+def _value(command: int, code: int, state: PortState) -> bytes:
+    """The reply's value to a SET-BAUDRATE..SET-CONTROL command: what is in
+    effect (for SET-CONTROL, of what ``code`` was about)."""
+    if command == Cpc.SET_BAUDRATE:
+        return struct.pack("!I", state.baud_rate)
+    if command == Cpc.SET_DATASIZE:
+        return bytes((state.data_bits,))
+    if command == Cpc.SET_PARITY:
+        return bytes((PARITY_CODES[state.parity],))
+    if command == Cpc.SET_STOPSIZE:
+        return bytes((STOP_CODES[state.stop_bits],))
+    if code in (0, 1, 2, 3) or code >= 17:  # flow (outbound/both); DCD/DSR/DTR flow: ours
+        value = FLOW_CODES[state.flow_control]
+    elif code in (13, 14, 15, 16):
+        value = FLOW_IN_CODES[state.flow_control]
+    elif code in (4, 5, 6):
+        value = 5 if state.break_on else 6
+    elif code in (7, 8, 9):
+        value = 8 if state.dtr else 9
+    else:  # 10, 11, 12
+        value = 11 if state.rts else 12
+    return bytes((value,))
 
 
 class ComPortServer:
@@ -373,11 +424,14 @@ class ComPortServer:
             out += bytes((IAC, WILL, option, IAC, DO, option))
         return bytes(out)
 
-    def receive(self, data: bytes, state: PortState, may_change: bool) -> list[Action]:
+    def receive(
+        self, data: bytes, state: PortState, may_change: bool, apply: Apply = _unchanged
+    ) -> list[Action]:
         """What the client sent: data for the port and actions, in order.
 
         ``state`` is the port's state before this data; ``may_change``
-        whether this client may change it now.
+        whether this client may change it now; ``apply`` makes a change
+        (called in stream order, before the reply to it is made).
         """
         items = self.parser.feed(data)
         if len(items) == 1 and type(items[0]) is bytes:
@@ -387,11 +441,17 @@ class ComPortServer:
             if type(item) is bytes:
                 out.append(item)
             elif isinstance(item, Negotiation):
+                had = self.com_port
                 reply = self._negotiate(item.verb, item.option)
                 if reply:
                     out.append(Reply(reply))
+                if self.com_port and not had:
+                    # the modem state from the start, as ser2net and the
+                    # NPort do: pyserial's cts/dsr/ri/cd need one to answer
+                    modem = bytes((state.modem & self.modem_mask,))
+                    out.append(Reply(subnegotiation(Cpc.NOTIFY_MODEMSTATE + SERVER_OFFSET, modem)))
             elif isinstance(item, Subnegotiation) and item.option == Option.COM_PORT:
-                state = self._com_port(item.payload, state, may_change, out)
+                state = self._com_port(item.payload, state, may_change, apply, out)
             # other subnegotiations and commands: ignored
         return out
 
@@ -430,45 +490,29 @@ class ComPortServer:
 
     # -- COM-PORT-OPTION ---------------------------------------------------------------
     def _com_port(
-        self, payload: bytes, state: PortState, may_change: bool, out: list[Action]
+        self, payload: bytes, state: PortState, may_change: bool, apply: Apply, out: list[Action]
     ) -> PortState:
-        """One client command: the reply, and a SetLine when it changed the
-        state; the state after it."""
+        """One client command: its effect and its reply; the state after it."""
         if not payload:
             return state
         command, value = payload[0], payload[1:]
         new = state
         answer: bytes | None = None
-        if command == Cpc.SIGNATURE:
+        if Cpc.SET_BAUDRATE <= command <= Cpc.SET_CONTROL:
+            if command == Cpc.SET_BAUDRATE and len(value) < 4:
+                return state
+            arg = struct.unpack("!I", value[:4])[0] if command == Cpc.SET_BAUDRATE else 0
+            code = value[0] if value else 0
+            if may_change:
+                new = _requested(command, arg or code, state)
+                if new != state:
+                    new = apply(new)
+            answer = _value(command, code, new)
+        elif command == Cpc.SIGNATURE:
             if value:
                 self.client_signature = value[:MAX_SUBNEGOTIATION]
                 return state  # the client told us its own: nothing to answer
             answer = self.signature
-        elif command == Cpc.SET_BAUDRATE:
-            if len(value) < 4:
-                return state
-            (baud,) = struct.unpack("!I", value[:4])
-            if baud and may_change:
-                new = replace(state, baud_rate=baud)
-            answer = struct.pack("!I", new.baud_rate)
-        elif command == Cpc.SET_DATASIZE:
-            size = value[0] if value else 0
-            if may_change and 5 <= size <= 8:
-                new = replace(state, data_bits=size)
-            answer = bytes((new.data_bits,))
-        elif command == Cpc.SET_PARITY:
-            code = value[0] if value else 0
-            if may_change and code in _PARITY_NAMES:
-                new = replace(state, parity=_PARITY_NAMES[code])
-            answer = bytes((PARITY_CODES[new.parity],))
-        elif command == Cpc.SET_STOPSIZE:
-            code = value[0] if value else 0
-            if may_change and code in _STOP_NAMES:
-                new = replace(state, stop_bits=_STOP_NAMES[code])
-            answer = bytes((STOP_CODES[new.stop_bits],))
-        elif command == Cpc.SET_CONTROL:
-            new, code = self._control(value[0] if value else 0, state, may_change)
-            answer = bytes((code,))
         elif command == Cpc.NOTIFY_LINESTATE:
             answer = b"\x00"  # no line errors are tracked: an empty line state
         elif command == Cpc.NOTIFY_MODEMSTATE:
@@ -493,33 +537,8 @@ class ComPortServer:
             answer = bytes((code,))
         else:
             return state  # unknown (or a server command echoed back): ignored
-        if new != state:
-            out.append(SetLine(new))
         out.append(Reply(subnegotiation(command + SERVER_OFFSET, answer)))
         return new
-
-    @staticmethod
-    def _control(code: int, state: PortState, may_change: bool) -> tuple[PortState, int]:
-        """SET-CONTROL: the new state and the value to answer."""
-        new = state
-        if may_change:
-            if code in _FLOW_NAMES:
-                new = replace(state, flow_control=_FLOW_NAMES[code])
-            elif code in (5, 6):
-                new = replace(state, break_on=code == 5)
-            elif code in (8, 9):
-                new = replace(state, dtr=code == 8)
-            elif code in (11, 12):
-                new = replace(state, rts=code == 11)
-        if code in (0, 1, 2, 3) or code >= 17:  # flow (outbound/both); DCD/DSR/DTR flow: ours
-            return new, FLOW_CODES[new.flow_control]
-        if code in (13, 14, 15, 16):
-            return new, FLOW_IN_CODES[new.flow_control]
-        if code in (4, 5, 6):
-            return new, 5 if new.break_on else 6
-        if code in (7, 8, 9):
-            return new, 8 if new.dtr else 9
-        return new, 11 if new.rts else 12  # 10, 11, 12
 
     # -- notifications -----------------------------------------------------------------
     def modem_changed(self, modem: int, previous: int) -> bytes:

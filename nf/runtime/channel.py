@@ -614,11 +614,13 @@ class ChannelRuntime:
             return False
         return self.arbiter.status(session.role) is Status.ACTIVE
 
-    def set_line(self, session: Session, state: PortState) -> None:
+    def set_line(self, session: Session, state: PortState) -> PortState:
         """A client's change: applied to the open port, owned by ``session``
-        until it ends (or another session changes the state)."""
+        until it ends (or another session changes the state); the state in
+        effect after it (a setting the driver refused is the old one)."""
         self.line_owner = session.id
         self._apply_port_state(state)
+        return self.port_state
 
     def _apply_port_state(self, state: PortState) -> None:
         """Make ``state`` the port's: the line settings and control lines

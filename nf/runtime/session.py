@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from nf.protocol.arbitration import Role
-from nf.protocol.telnet import ComPortServer, Purge, Reply, SetLine, Suspend
+from nf.protocol.telnet import ComPortServer, PortState, Purge, Reply, Suspend
 
 if TYPE_CHECKING:
     from nf.runtime.channel import ChannelRuntime
@@ -103,18 +103,20 @@ class Session(asyncio.Protocol):
         if telnet is None:
             channel.apply(channel.arbiter.from_net(self.role, data, now))
             return
-        actions = telnet.receive(data, channel.port_state, channel.may_control(self))
-        for action in actions:
+        state, may = channel.port_state, channel.may_control(self)
+        for action in telnet.receive(data, state, may, self._set_line):
             if type(action) is bytes:
                 channel.apply(channel.arbiter.from_net(self.role, action, now))
             elif isinstance(action, Reply):
                 self.send_telnet(action.data)
-            elif isinstance(action, SetLine):
-                channel.set_line(self, action.state)
             elif isinstance(action, Purge):
                 channel.purge(self, action.receive, action.transmit)
             elif isinstance(action, Suspend):
                 self.suspend(action.on)
+
+    def _set_line(self, state: PortState) -> PortState:
+        """An RFC 2217 client's change, made by the channel; what is in effect."""
+        return self.channel.set_line(self, state)
 
     def send_telnet(self, data: bytes) -> None:
         """Telnet negotiation and COM-PORT-OPTION replies: not serial data."""
