@@ -356,9 +356,15 @@ def _render_children(
         nsmap = _default_ns(ns) if ns != parent_ns else None
         tag = f"{{{ns}}}{name}"
         if isinstance(child, str | LeafList):
-            for value in (child,) if isinstance(child, str) else child.values:
-                sub = etree.SubElement(elem, tag, nsmap=_value_nsmap(sn, value, nsmap, prefixes))
-                sub.text = value
+            values = (child,) if isinstance(child, str) else child.values
+            if sn.type is not None and sn.type.prefixed:
+                for value in values:
+                    nsmap_of = _value_nsmap(sn, value, nsmap, prefixes)
+                    etree.SubElement(elem, tag, nsmap=nsmap_of).text = value
+            else:  # the common case, a leaf-list of 100 000 values at worst
+                sub_element = etree.SubElement
+                for value in values:
+                    sub_element(elem, tag, nsmap=nsmap).text = value
         elif isinstance(child, Node):
             sub = etree.SubElement(elem, tag, nsmap=nsmap)
             _render_children(child, sn, sub, ns, prefixes)

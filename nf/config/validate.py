@@ -188,10 +188,11 @@ def _present_qnames(elem: etree._Element) -> set[QName]:
 def _named(elem: etree._Element) -> dict[QName, list[etree._Element]]:
     """The element children of ``elem`` by name, in one pass; names split
     once per distinct tag (a leaf-list of 100 000 values has one tag)."""
-    by_tag: dict[str, list[etree._Element]] = {}
-    for child in elem.iterchildren(etree.Element):
-        by_tag.setdefault(child.tag, []).append(child)
-    return {split_tag(tag): found for tag, found in by_tag.items()}
+    tags = {child.tag for child in elem.iterchildren(etree.Element)}
+    if len(tags) == 1:
+        (tag,) = tags
+        return {split_tag(tag): list(elem.iterchildren(etree.Element))}
+    return {split_tag(tag): list(elem.iterchildren(tag)) for tag in tags}
 
 
 def _children_named(elem: etree._Element, qname: QName) -> Iterator[etree._Element]:
