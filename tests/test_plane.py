@@ -715,6 +715,37 @@ def test_waiting_events_go_out_many_to_a_write_in_order() -> None:
     assert [n for w in good.writes for n in events_in(w)] == [str(i) for i in range(count)]
 
 
+def test_the_control_plane_decodes_only_states_whose_encoding_changed() -> None:
+    """A snapshot's parts are kept encoded as the control plane reads them;
+    StateCache decodes a part once and gives back the same object while the
+    data plane sends the same bytes (an idle channel), so what is rendered
+    from it can be kept by identity.  A filtered snapshot does not push the
+    whole one's states out."""
+    from nf.plane.messages import CONTROL_REPLIES, SnapshotParts, StateCache, encode_part
+    from nf.runtime.transaction import ChannelState
+
+    def state(name: str, rx: int) -> ChannelState:
+        return ChannelState(name, "listening", None, (), (("rx-bytes", rx),))
+
+    def reply(*channels: ChannelState) -> SnapshotParts:
+        frame = encode(SnapshotParts(tuple(encode_part(c) for c in channels), ()))
+        parts = CONTROL_REPLIES.decode(bytes(frame[4:]))
+        assert isinstance(parts, SnapshotParts)
+        return parts
+
+    cache = StateCache()
+    first = cache.snapshot(reply(state("a", 1), state("b", 1)), whole=True)
+    assert first.channels == (state("a", 1), state("b", 1))
+    one = cache.snapshot(reply(state("b", 1)), whole=False)
+    assert one.channels[0] is first.channels[1]
+    second = cache.snapshot(reply(state("a", 1), state("b", 2)), whole=True)
+    assert second.channels[0] is first.channels[0]  # idle: the very object
+    assert second.channels[1] == state("b", 2) and second.channels[1] is not first.channels[1]
+    third = cache.snapshot(reply(state("a", 1), state("b", 1)), whole=True)
+    assert third.channels[0] is first.channels[0]
+    assert third.channels[1] is not first.channels[1]  # b's old state was let go
+
+
 def test_an_idle_channel_is_read_again_only_when_what_it_reports_changed() -> None:
     """The state objects of an idle channel are those of the last snapshot
     until something it reports changes (here its counters are cleared):

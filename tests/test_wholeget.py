@@ -8,6 +8,8 @@ whose configuration or state changed since the one before.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
@@ -45,6 +47,16 @@ def tree_of(n: int, nacm: bool = False) -> Node:
     return tree
 
 
+T = TypeVar("T")
+_SAME: dict[object, object] = {}
+
+
+def _same(state: T) -> T:
+    """The first object equal to ``state``: as the runtime (and the control
+    plane's StateCache) hands back the very object of an unchanged state."""
+    return _SAME.setdefault(state, state)  # type: ignore[return-value]
+
+
 def snapshot(n: int, busy: dict[int, int]) -> Snapshot:
     """Channels c0..c(n-1) running, except c1; ``busy``: channel -> bytes, with a session."""
     channels = []
@@ -58,8 +70,8 @@ def snapshot(n: int, busy: dict[int, int]) -> Snapshot:
             else ()
         )
         counters = (("serial-to-net-bytes", busy.get(i, 0)),)
-        channels.append(ChannelState(f"c{i}", "listening", None, sessions, counters))
-        ports.append(PortState(f"p{i}", "up", None, busy.get(i, 0), 0))
+        channels.append(_same(ChannelState(f"c{i}", "listening", None, sessions, counters)))
+        ports.append(_same(PortState(f"p{i}", "up", None, busy.get(i, 0), 0)))
     return Snapshot(tuple(channels), tuple(ports))
 
 

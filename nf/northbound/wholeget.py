@@ -45,7 +45,7 @@ class WholeGet:
         self._ns = schema.modules[MAIN_MODULE].namespace
         self._top = (self._ns, "serial-over-ip")
         self._documents = Documents(schema)
-        self._states: dict[object, bytes] = {}
+        self._states: dict[object, tuple[object, bytes]] = {}
         self._lock = threading.Lock()
         self.rendered_states = 0
         """<state> elements rendered so far (the others were reused)."""
@@ -81,7 +81,7 @@ class WholeGet:
         self._documents.render(Node({self._top: top}))
         lists = self._documents.lists()
         out = [f'<serial-over-ip xmlns="{self._ns}">'.encode()]
-        kept: dict[object, bytes] = {}
+        kept: dict[object, tuple[object, bytes]] = {}
         if snapshot is None:
             for name in _LISTS:
                 joined = lists.get((self._top, (self._ns, name)))
@@ -111,17 +111,20 @@ class WholeGet:
         key: Key,
         state: ChannelState | PortState | None,
         model: RelayConfig,
-        kept: dict[object, bytes],
+        kept: dict[object, tuple[object, bytes]],
     ) -> bytes:
         """The ``<state>`` element of one entry: reused while its frozen
-        state is equal (a configured entry that does not run has None)."""
-        cache_key = (kind, key, state)
+        state is the same object (a configured entry that does not run has
+        None).  The runtime hands back the same state object for an idle
+        channel (the data plane's through ``StateCache``): looked up by
+        identity, not by hashing every state's counters and sessions."""
+        cache_key = (kind, key, id(state))
         found = self._states.get(cache_key)
-        if found is None:
-            found = self._render_state(kind, key[0], state, model)
+        if found is None or found[0] is not state:
+            found = (state, self._render_state(kind, key[0], state, model))
             self.rendered_states += 1
         kept[cache_key] = found
-        return found
+        return found[1]
 
     def _render_state(
         self, kind: str, name: str, state: ChannelState | PortState | None, model: RelayConfig

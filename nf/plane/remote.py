@@ -73,7 +73,7 @@ from nf.liveness import stopped
 from nf.model import RelayConfig
 from nf.plane.core import RESTART_REASON, OpenSessions
 from nf.plane.messages import (
-    REPLIES,
+    CONTROL_REPLIES,
     VERSION,
     Abort,
     Applied,
@@ -81,6 +81,7 @@ from nf.plane.messages import (
     BreakStarted,
     ClearCounters,
     Cleared,
+    ControlReply,
     Event,
     Failed,
     Framed,
@@ -92,13 +93,13 @@ from nf.plane.messages import (
     Prepare,
     Prepared,
     Refused,
-    Reply,
     Request,
     Running,
     RunningReply,
     SendBreak,
-    SnapshotReply,
+    SnapshotParts,
     SnapshotRequest,
+    StateCache,
 )
 from nf.protocol.backoff import Backoff
 from nf.runtime.transaction import Delta, EventSink, Fault, PrepareError, Snapshot, Transaction
@@ -114,7 +115,7 @@ RETRY_FIRST = 0.02
 RETRY_LIMIT = 0.5
 """Backoff between connection attempts (seconds, doubling)."""
 
-R = TypeVar("R", bound=Reply)
+R = TypeVar("R", bound=ControlReply)
 EMPTY = RelayConfig({}, {})
 
 
@@ -169,9 +170,9 @@ class _Slot:
 
     def __init__(self) -> None:
         self.done = anyio.Event()
-        self.reply: Reply | None = None
+        self.reply: ControlReply | None = None
 
-    def fill(self, reply: Reply | None) -> None:
+    def fill(self, reply: ControlReply | None) -> None:
         self.reply = reply
         self.done.set()
 
@@ -181,7 +182,7 @@ class _Link:
     matched to them in the same order."""
 
     def __init__(
-        self, framed: Framed[Reply], hello: HelloReply, timeout: float = REQUEST_TIMEOUT
+        self, framed: Framed[ControlReply], hello: HelloReply, timeout: float = REQUEST_TIMEOUT
     ) -> None:
         self.framed = framed
         self.hello = hello
@@ -190,7 +191,7 @@ class _Link:
         self._lock = anyio.Lock()
         self._timeout = timeout
 
-    async def call(self, request: Request) -> Reply | None:
+    async def call(self, request: Request) -> ControlReply | None:
         """The reply to ``request``; None when the connection broke first,
         or when the data plane did not answer within the timeout: it is
         hung then, and is killed (the supervisor starts a new one, which is
@@ -220,7 +221,7 @@ class _Link:
         self.lose()
         return None
 
-    def deliver(self, reply: Reply) -> None:
+    def deliver(self, reply: ControlReply) -> None:
         if not self.pending:
             raise FrameError(f"{type(reply).__name__} answers no request")
         self.pending.popleft().fill(reply)
@@ -283,6 +284,7 @@ class RemoteRuntime:
         self._sinks: list[EventSink] = []
         self._early: deque[tuple[str, dict[str, str]]] = deque(maxlen=EARLY_EVENTS)
         self._open = OpenSessions()
+        self._states = StateCache()
         self._current: _Link | None = None
         self._changed = anyio.Event()
         """Set (and replaced) when a connection is ready or none will be."""
@@ -370,7 +372,7 @@ class RemoteRuntime:
 
     async def _hello(self) -> _Link:
         stream = await anyio.connect_unix(self._path)
-        framed = Framed(stream, REPLIES)
+        framed = Framed(stream, CONTROL_REPLIES)
         try:
             with anyio.fail_after(HELLO_TIMEOUT):
                 await framed.send(Hello(VERSION))
@@ -466,7 +468,8 @@ class RemoteRuntime:
                 self.applied = (running.config, running.document)
         if before is None:
             if hello.has_config:
-                self._open.seed((await self._ask(link, SnapshotRequest(), SnapshotReply)).snapshot)
+                parts = await self._ask(link, SnapshotRequest(), SnapshotParts)
+                self._open.seed(self._states.snapshot(parts, whole=True))
             log.log(
                 logging.INFO if hello.has_config else logging.DEBUG,  # a first boot: quiet
                 "connected to the data plane (pid %d, %s)",
@@ -551,7 +554,7 @@ class RemoteRuntime:
             except _Lost:
                 continue
 
-    def _unexpected(self, link: _Link, request: str, reply: Reply | None) -> NoReturn:
+    def _unexpected(self, link: _Link, request: str, reply: ControlReply | None) -> NoReturn:
         """A reply that breaks the protocol (or none): the connection is
         dropped and begun again."""
         if reply is None:
@@ -623,7 +626,8 @@ class RemoteRuntime:
     async def snapshot(self, channels: frozenset[str] | None = None) -> Snapshot:
         request = SnapshotRequest(None if channels is None else tuple(sorted(channels)))
         try:
-            return (await self._request(request, SnapshotReply)).snapshot
+            parts = await self._request(request, SnapshotParts)
+            return self._states.snapshot(parts, whole=channels is None)
         except DataPlaneUnavailable:
             return Snapshot()  # nothing runs
 
