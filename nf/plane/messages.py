@@ -203,20 +203,20 @@ class Event(msgspec.Struct, frozen=True, tag="event"):
     payload: dict[str, str]
 
 
-Reply: TypeAlias = (
+_Answer: TypeAlias = (
     HelloReply
     | Prepared
     | Refused
     | Applied
     | Aborted
     | RunningReply
-    | SnapshotReply
     | Cleared
     | BreakStarted
     | InspectReply
     | Failed
     | Event
 )
+Reply: TypeAlias = _Answer | SnapshotReply
 
 
 class SnapshotParts(msgspec.Struct, frozen=True, tag="snapshot-reply"):
@@ -230,20 +230,7 @@ class SnapshotParts(msgspec.Struct, frozen=True, tag="snapshot-reply"):
     ports: tuple[msgspec.Raw, ...]
 
 
-ControlReply: TypeAlias = (
-    HelloReply
-    | Prepared
-    | Refused
-    | Applied
-    | Aborted
-    | RunningReply
-    | SnapshotParts
-    | Cleared
-    | BreakStarted
-    | InspectReply
-    | Failed
-    | Event
-)
+ControlReply: TypeAlias = _Answer | SnapshotParts
 """``Reply`` as the control plane reads it: a snapshot's states are kept
 encoded (``StateCache`` decodes only those that changed)."""
 
