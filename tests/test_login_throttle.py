@@ -151,31 +151,48 @@ def test_successful_login_forgives_earlier_failures(make_daemon: DaemonFactory) 
 def test_connections_negotiating_at_once_are_capped_per_source(
     make_daemon: DaemonFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Three may negotiate; a fourth waits, without a banner, and gets its
+    turn when one of the three is done; a fifth is over the waiting bound
+    too and is closed at once."""
     caplog.set_level(logging.INFO, logger=SERVER_LOG)
-    daemon = make_daemon(login_policy=Policy(max_unauthenticated=3))
-    idle = [
-        socket.create_connection((daemon.host, daemon.port), 5, source_address=(BRUTE, 0))
-        for _ in range(4)
-    ]
+    daemon = make_daemon(login_policy=Policy(max_unauthenticated=3, max_waiting=1))
+    throttle = daemon.daemon.server.throttle  # type: ignore[union-attr]
+    idle = []
     try:
+        for _ in range(4):
+            idle.append(
+                socket.create_connection((daemon.host, daemon.port), 5, source_address=(BRUTE, 0))
+            )
         for sock in idle[:3]:  # within the cap: the server speaks SSH
             assert sock.recv(100).startswith(b"SSH-2.0-")
+        deadline = time.monotonic() + 5
+        while throttle.waiting(BRUTE) != 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert throttle.waiting(BRUTE) == 1  # the fourth waits, no SSH work for it
+        idle[3].settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            idle[3].recv(100)
+        fifth = socket.create_connection((daemon.host, daemon.port), 5, source_address=(BRUTE, 0))
+        idle.append(fifth)
         with contextlib.suppress(ConnectionResetError):
-            assert idle[3].recv(100) == b""  # over it: closed at once, no banner
+            assert fifth.recv(100) == b""  # over both bounds: closed at once, no banner
         # another address is not affected
         assert login(daemon, OTHER, daemon.password)
+        idle[0].close()  # one of the three is done: the fourth's turn
+        idle[3].settimeout(5)
+        assert idle[3].recv(100).startswith(b"SSH-2.0-")
     finally:
         for sock in idle:
             sock.close()
     assert counters(daemon, OTHER)["refused-connections"] == 1
     assert any(
         r.getMessage().startswith("connection from 127.0.0.1:")
-        and "3 connections of 127.0.0.1 negotiating already" in r.getMessage()
+        and "3 connections of 127.0.0.1 negotiating and 1 waiting already" in r.getMessage()
         for r in caplog.records
     )
     # the closed idle connections free their places: the source may log in again
     deadline = time.monotonic() + 10
-    while daemon.daemon.server.throttle.negotiating(BRUTE) and time.monotonic() < deadline:  # type: ignore[union-attr]
+    while throttle.negotiating(BRUTE) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert login(daemon, BRUTE, daemon.password)
 

@@ -8,7 +8,7 @@ import itertools
 
 import pytest
 
-from nf.northbound.throttle import Change, LogLimiter, Policy, Throttle, source_of
+from nf.northbound.throttle import Admission, Change, LogLimiter, Policy, Throttle, source_of
 
 A = "192.0.2.1"
 B = "192.0.2.2"
@@ -237,3 +237,39 @@ def test_log_limiter_drops_a_storm_and_says_how_much() -> None:
     clock.now += 2.0  # one line's worth of budget back
     assert limiter.allow() == 95
     assert limiter.allow() is None
+
+
+class Waiting:
+    """A Waiter that records what became of it."""
+
+    def __init__(self, log: list[str], name: str) -> None:
+        self.log, self.name = log, name
+
+    def start(self) -> None:
+        self.log.append(f"start {self.name}")
+
+    def close(self) -> None:
+        self.log.append(f"close {self.name}")
+
+
+def test_over_the_cap_connections_wait_and_take_freed_places_in_order() -> None:
+    """A station opening more sessions at once than the cap gets them all,
+    each in the place of one that is done; the waiting line is bounded, and
+    one that waited longer than max_wait is closed when its turn comes."""
+    throttle, clock, _ = make(Policy(max_unauthenticated=2, max_waiting=2, max_wait=10.0))
+    log: list[str] = []
+    admitted = [throttle.admit(A, Waiting(log, str(i))) for i in range(5)]
+    assert [a.value for a in admitted] == ["negotiate"] * 2 + ["wait"] * 2 + ["refuse"]
+    assert throttle.admit(B, None) is Admission.NEGOTIATE  # another source is not held up
+    assert throttle.waiting(A) == 2 and throttle.counters.refused_connections == 1
+    throttle.connection_done(A)  # its place goes to the first waiting, in order
+    assert log == ["start 2"] and throttle.negotiating(A) == 2 and throttle.waiting(A) == 1
+    clock.now += 11  # the second waited too long
+    throttle.connection_done(A)
+    assert log == ["start 2", "close 3"] and throttle.counters.refused_connections == 2
+    assert throttle.negotiating(A) == 1 and throttle.waiting(A) == 0
+    throttle.admit(A, Waiting(log, "5"))  # a place is free: at once
+    assert throttle.negotiating(A) == 2
+    assert throttle.admit(A, Waiting(log, "6")) is Admission.WAIT
+    assert [w.name for w in throttle.drain_waiting()] == ["6"]  # type: ignore[attr-defined]
+    assert throttle.waiting(A) == 0

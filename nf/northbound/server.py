@@ -26,7 +26,8 @@ library's gaps closed here rather than worked around in tests:
   (call home, nf.northbound.callhome);
 * failed logins are throttled per source address (``throttle``): delayed,
   then refused without hashing for a while; a source may have only so
-  many connections negotiating at once, and the excess is closed before
+  many connections negotiating at once: the excess waits for their places
+  (a bounded number, for a bounded time) and beyond that is closed, before
   any SSH work.  What a storm logs is rate-limited.
 """
 
@@ -40,7 +41,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import paramiko
 from lxml import etree
@@ -58,7 +59,14 @@ from nf.northbound import notifications as events
 from nf.northbound.auth import Users
 from nf.northbound.notifications import Notifications, Outbox
 from nf.northbound.rpcs import Context, handle_message
-from nf.northbound.throttle import Change, Credential, LogLimiter, Throttle, source_of
+from nf.northbound.throttle import (
+    Admission,
+    Change,
+    Credential,
+    LogLimiter,
+    Throttle,
+    source_of,
+)
 
 log = logging.getLogger(__name__)
 SSH_LOG = f"{__name__}.ssh"
@@ -708,6 +716,26 @@ class SessionRegistry:
             return sorted(self._sessions)
 
 
+class _Waiting:
+    """A connection over its source's cap of negotiating ones, waiting its
+    turn (nf.northbound.throttle.Waiter): a socket, no thread, no SSH work."""
+
+    def __init__(self, server: NetconfServer, conn: socket.socket, peer: str, source: str) -> None:
+        self.server, self.conn, self.peer, self.source = server, conn, peer, source
+
+    def start(self) -> None:
+        self.server._spawn(self.server._waited, self.conn, self.peer, self.source)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.close()
+        log.info(
+            "connection from %s closed: it waited %s s for a place",
+            self.peer,
+            self.server.throttle.policy.max_wait,
+        )
+
+
 class NetconfServer:
     """The SSH listener; its live sessions are in ``registry``."""
 
@@ -761,6 +789,8 @@ class NetconfServer:
     def close(self) -> None:
         """Stop accepting and close every session."""
         self._stopping.set()
+        for waiter in self.throttle.drain_waiting():
+            waiter.close()
         with contextlib.suppress(OSError):
             self._socket.shutdown(socket.SHUT_RDWR)  # wakes accept() at once
         with contextlib.suppress(OSError):
@@ -917,28 +947,41 @@ class NetconfServer:
                 continue
             peer = f"{addr[0]}:{addr[1]}"
             source = source_of(str(addr[0]))
-            if not self.throttle.connection_opened(source):
-                # over the source's cap of negotiating connections: no SSH work
+            # replies are written whole; Nagle would hold their tails for an ACK
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            admission = self.throttle.admit(source, _Waiting(self, conn, peer, source))
+            if admission is Admission.NEGOTIATE:
+                self._spawn(self._connection, conn, peer, source, places)
+                continue
+            places.release()  # waiting or closed: no SSH work, no place
+            if admission is Admission.REFUSE:
                 with contextlib.suppress(OSError):
                     conn.close()
-                places.release()
                 self._login_note(
                     logging.WARNING,
-                    "connection from %s closed: %d connections of %s negotiating already",
+                    "connection from %s closed: %d connections of %s negotiating "
+                    "and %d waiting already",
                     peer,
                     self.throttle.policy.max_unauthenticated,
                     source,
+                    self.throttle.policy.max_waiting,
                 )
-                continue
-            # replies are written whole; Nagle would hold their tails for an ACK
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            thread = threading.Thread(
-                target=self._connection,
-                args=(conn, peer, source, places),
-                name=f"netconf-{peer}",
-                daemon=True,
-            )
-            thread.start()
+
+    def _spawn(self, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=f"netconf-{args[1]}", daemon=True)
+        thread.start()
+
+    def _waited(self, conn: socket.socket, peer: str, source: str) -> None:
+        """A connection that waited for its source's place has it: it takes
+        a handshake place like any (the accept loop's way), then negotiates."""
+        places = self._handshakes
+        while not places.acquire(timeout=0.5):
+            if self._stopping.is_set():
+                with contextlib.suppress(OSError):
+                    conn.close()
+                self.throttle.connection_done(source)
+                return
+        self._connection(conn, peer, source, places)
 
     def _connection(
         self, conn: socket.socket, peer: str, source: str, places: threading.BoundedSemaphore
@@ -946,8 +989,8 @@ class NetconfServer:
         try:
             session = self._handshake(conn, peer, source)
         finally:
-            self.throttle.connection_done(source)
             places.release()
+            self.throttle.connection_done(source)  # may start one that waited
         if session is not None:
             session.run()
 

@@ -21,7 +21,11 @@ SSH adapter in ``server`` sleeps, answers and logs):
   legitimately offers several keys before its password, and a key check
   costs no scrypt;
 * at most ``max_unauthenticated`` connections of a source negotiate (SSH
-  handshake, authentication, subsystem) at once; more are closed at once;
+  handshake, authentication, subsystem) at once; up to ``max_waiting``
+  more wait, without any SSH work, and each takes the place of one that is
+  done, in order (a station opening 50 sessions at once gets them all, a
+  little later); one that waited ``max_wait`` is closed when its turn
+  comes, and beyond ``max_waiting`` they are closed at once;
 * the table of remembered sources holds at most ``max_sources``; the least
   recently active is forgotten first, so a spray of addresses cannot grow
   memory (it can only make the daemon forget older offenders sooner).
@@ -42,10 +46,10 @@ import ipaddress
 import math
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, Protocol
 
 from nf.config.tree import Node
 
@@ -77,6 +81,11 @@ class Policy:
     """Connections of a source negotiating at once.  Not lower: a management
     station may open a score of sessions in parallel; half the server's
     handshake places, so that one address can never take them all."""
+    max_waiting: int = 128
+    """Connections of a source waiting for a place among its negotiating
+    ones (an open socket each, nothing else); beyond, closed at once."""
+    max_wait: float = 30.0
+    """Seconds a connection may wait for its place; closed after that."""
     max_sources: int = 4096
     """Sources remembered (about 200 bytes each)."""
 
@@ -132,6 +141,22 @@ def source_of(host: str) -> str:
     return str(ip)
 
 
+class Waiter(Protocol):
+    """A connection waiting for its source's place to negotiate."""
+
+    def start(self) -> None:
+        """Its turn: negotiate in the place a connection of its source left."""
+
+    def close(self) -> None:
+        """No turn: it waited ``max_wait``, or the server stops."""
+
+
+class Admission(enum.Enum):
+    NEGOTIATE = "negotiate"
+    WAIT = "wait"
+    REFUSE = "refuse"
+
+
 class Throttle:
     """Per-source failure records and negotiating connections; thread-safe
     (paramiko checks credentials in each connection's own thread)."""
@@ -142,6 +167,7 @@ class Throttle:
         self._lock = threading.Lock()
         self._records: OrderedDict[str, _Record] = OrderedDict()
         self._open: dict[str, int] = {}
+        self._waiting: dict[str, deque[tuple[float, Waiter]]] = {}
         self.counters = Counters()
 
     # -- authentication --------------------------------------------------------
@@ -228,23 +254,67 @@ class Throttle:
     def connection_opened(self, source: str) -> bool:
         """A connection of ``source`` starts negotiating; False: it is over
         the cap and must be closed without any SSH work."""
+        return self.admit(source, None) is Admission.NEGOTIATE
+
+    def admit(self, source: str, waiter: Waiter | None) -> Admission:
+        """A connection of ``source`` arrives: it negotiates now, or (with a
+        ``waiter``) waits for a place (``Waiter.start`` is called when one
+        is left to it), or is over both bounds and must be closed without
+        any SSH work (counted)."""
         with self._lock:
             count = self._open.get(source, 0)
-            if count >= self.policy.max_unauthenticated:
-                self.counters.refused_connections += 1
-                return False
-            self._open[source] = count + 1
-            return True
+            if count < self.policy.max_unauthenticated:
+                self._open[source] = count + 1
+                return Admission.NEGOTIATE
+            queue = self._waiting.setdefault(source, deque())
+            if waiter is not None and len(queue) < self.policy.max_waiting:
+                queue.append((self._clock(), waiter))
+                return Admission.WAIT
+            if not queue:
+                del self._waiting[source]
+            self.counters.refused_connections += 1
+            return Admission.REFUSE
 
     def connection_done(self, source: str) -> None:
-        """A connection admitted by ``connection_opened`` ended negotiating
-        (it is a session now, or it is gone)."""
+        """A connection admitted by ``admit`` ended negotiating (it is a
+        session now, or it is gone): its place goes to the source's first
+        waiting connection, if any waits (started here, outside the lock;
+        those that waited too long are closed on the way, counted)."""
+        expired: list[Waiter] = []
+        turn: Waiter | None = None
         with self._lock:
-            count = self._open.get(source, 0) - 1
-            if count > 0:
-                self._open[source] = count
-            else:
-                self._open.pop(source, None)
+            now = self._clock()
+            queue = self._waiting.get(source)
+            while queue and turn is None:
+                since, waiter = queue.popleft()
+                if now - since > self.policy.max_wait:
+                    expired.append(waiter)
+                    self.counters.refused_connections += 1
+                else:
+                    turn = waiter
+            if queue is not None and not queue:
+                del self._waiting[source]
+            if turn is None:
+                count = self._open.get(source, 0) - 1
+                if count > 0:
+                    self._open[source] = count
+                else:
+                    self._open.pop(source, None)
+        for waiter in expired:
+            waiter.close()
+        if turn is not None:
+            turn.start()  # in the place just left: the count stays
+
+    def waiting(self, source: str) -> int:
+        with self._lock:
+            return len(self._waiting.get(source, ()))
+
+    def drain_waiting(self) -> list[Waiter]:
+        """Every waiting connection, forgotten (the server stops: it closes them)."""
+        with self._lock:
+            found = [waiter for queue in self._waiting.values() for _, waiter in queue]
+            self._waiting.clear()
+            return found
 
     def negotiating(self, source: str) -> int:
         with self._lock:
