@@ -746,6 +746,33 @@ def test_the_control_plane_decodes_only_states_whose_encoding_changed() -> None:
     assert third.channels[1] is not first.channels[1]  # b's old state was let go
 
 
+def test_settle_gc_freezes_what_lives_and_collects_what_a_stop_left() -> None:
+    """After an apply that started channels the collector's full passes no
+    longer walk what exists (frozen); after one that stopped channels their
+    cyclic garbage is collected first, as part of that commit."""
+    import gc
+    import weakref
+
+    from nf.plane.dataplane import settle_gc
+
+    class Cycle:
+        def __init__(self) -> None:
+            self.me = self
+
+    try:
+        lives = Cycle()
+        settle_gc(collect=False)
+        assert gc.get_freeze_count() > 0
+        gone = weakref.ref(lives)
+        del lives  # a channel stopped later: garbage among the frozen
+        gc.collect()
+        assert gone() is not None  # frozen: not walked by a collection
+        settle_gc(collect=True)
+        assert gone() is None and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
 def test_an_idle_channel_is_read_again_only_when_what_it_reports_changed() -> None:
     """The state objects of an idle channel are those of the last snapshot
     until something it reports changes (here its counters are cleared):

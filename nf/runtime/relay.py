@@ -230,6 +230,8 @@ class _Transaction:
                 counters[name] = channel.counters
         for channel in stopping:
             await channel.stop()
+        rt.channels_stopped += len(stopping)
+        rt.channels_started += len(self.start)
         for name in self.plan.live:
             cfg = self.new.channels[name]
             rt.channels[name].reconfigure(cfg, self.new.serial_ports[cfg.serial_port])
@@ -310,6 +312,11 @@ class RelayRuntime:
         self._read_before: dict[int, tuple[ChannelRuntime, tuple[object, ...], _States]] = {}
         """The idle channels' states of the last snapshot, by channel (see _read)."""
         self._tg: TaskGroup | None = None
+        self.channels_started = 0
+        self.channels_stopped = 0
+        """Channels applies started and stopped, restarts counting in both
+        (the data plane settles its garbage collector after an apply that
+        changed them: nf.plane.dataplane)."""
         self.events: list[tuple[str, dict[str, str]]] = []
         self._max_events = 1000
         self._sinks: list[EventSink] = []
