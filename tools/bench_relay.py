@@ -1570,7 +1570,7 @@ def main() -> int:
     )
     parser.add_argument(
         "--cases",
-        type=lambda text: [c.replace("-", " ") for c in text.split(",")],
+        type=lambda text: [c if c in CASES else c.replace("-", " ") for c in text.split(",")],
         help="run only these cases, comma-separated: "
         + ",".join(c.replace(" ", "-") for c in CASES),
     )
