@@ -43,6 +43,7 @@ from nf.config import load_document
 from nf.config.errors import ConfigError
 from nf.config.tree import Node
 from nf.model import ChannelConfig, SerialPortConfig
+from nf.runtime import relay
 from nf.runtime.relay import RelayRuntime
 from nf.runtime.udp import Datagrams
 from nf.schema import default_schema
@@ -97,21 +98,25 @@ class Step:
 
 STEPS = [
     Step("a", "link", "resource-denied", "serial-port"),
+    Step("b", "link", "resource-denied", "serial-port"),
     Step("a", "listener", "in-use", "listen/port"),
     Step("a", "secondary", "in-use", "secondary/port"),
-    Step("b", "link", "resource-denied", "serial-port"),
     Step("b", "udp", "in-use", "listen/port"),
     Step("b", "group", "in-use", "multicast-group"),
 ]
+"""In the order prepare acquires them: the serial ports first, all in one
+worker thread, then each channel's sockets."""
 
 
 class Spy:
     """Records what the runtime's resource acquisition hands out, in order
-    (it acquires for real: only watched)."""
+    (it acquires for real: only watched): the serial ports prepare opens
+    (``_open_links``) and the sockets it binds (``_acquire``)."""
 
-    def __init__(self, runtime: RelayRuntime) -> None:
+    def __init__(self, runtime: RelayRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
         self.acquired: list[tuple[str, str, Any]] = []
         real = runtime._acquire
+        real_links = relay._open_links
 
         async def acquire(
             cfg: ChannelConfig, port: SerialPortConfig, what: str, boot: bool = False
@@ -120,7 +125,13 @@ class Spy:
             self.acquired.append((cfg.name, what, resource))
             return resource
 
+        def open_links(ports: list[tuple[str, SerialPortConfig]], boot: bool) -> Any:
+            links = real_links(ports, boot)
+            self.acquired.extend((name, "link", link) for name, link in links.items())
+            return links
+
         runtime._acquire = acquire  # type: ignore[method-assign]
+        monkeypatch.setattr(relay, "_open_links", open_links)
 
 
 @dataclass
@@ -193,7 +204,7 @@ def serving(port: int) -> bool:
     "step", [None, *STEPS], ids=lambda s: f"{s.channel}-{s.resource}" if s else "none"
 )
 def test_a_failure_at_any_prepare_step_releases_what_was_acquired(
-    tmp_path: Path, step: Step | None
+    tmp_path: Path, step: Step | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reason = multicast_on_loopback()
     if reason:
@@ -207,7 +218,7 @@ def test_a_failure_at_any_prepare_step_releases_what_was_acquired(
             assert await engine.boot(s.base) == []
             z = runtime.channels["z"]
             z_resources = list(z.res.items().values())
-            spy = Spy(runtime)
+            spy = Spy(runtime, monkeypatch)
             before = open_fds()
             errors = await engine.change(replace_with(s.new), 1)
             await anyio.sleep(0.05)  # anything left running would show now
@@ -249,7 +260,7 @@ def test_a_failure_at_any_prepare_step_releases_what_was_acquired(
 
 @pytest.mark.parametrize("how", ["ready fails", "cancelled"])
 def test_abort_after_prepare_releases_exactly_what_prepare_acquired(
-    tmp_path: Path, how: str
+    tmp_path: Path, how: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Between prepare and apply the change is abandoned.  The commit adds
     channel a and changes z (its keepalive, a live change: z keeps running
@@ -279,7 +290,7 @@ def test_abort_after_prepare_releases_exactly_what_prepare_acquired(
             assert await engine.boot(base) == []
             z = runtime.channels["z"]
             z_resources = list(z.res.items().values())
-            spy = Spy(runtime)
+            spy = Spy(runtime, monkeypatch)
             before = open_fds()
 
             with anyio.CancelScope() as scope:
