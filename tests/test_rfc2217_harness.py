@@ -191,3 +191,26 @@ async def test_a_setting_the_driver_refuses_is_answered_with_the_kept_value() ->
         assert p.channel.port_state.baud_rate == 115200
         assert p.channel.last_error == "memory: cannot set baudrate: unsupported"
         assert any(e.get("event") == "error" for k, e in p.events if k == "port-event")
+
+
+@in_loop
+async def test_a_commit_changing_the_line_ends_a_clients_settings() -> None:
+    """The commit's prepare gave the open port the new configuration; the
+    channel's view follows: the client no longer owns the line, the state
+    in effect is the new configuration's, and the client leaving later
+    reverts nothing."""
+    async with channel_pair(rfc2217()) as p:
+        session = p.connect(P)
+        assert session is not None
+        a = joined(session)
+        assert baud(a, 9600) == 9600
+        assert p.channel.line_owner is not None
+        faster = dataclasses.replace(PORT, baud_rate=57600)
+        p.channel.reconfigure(p.channel.cfg, faster)
+        assert p.channel.line_owner is None
+        assert p.channel.port_state.baud_rate == 57600
+        applied = len(p.link.line_settings)
+        a.hang_up()
+        await p.settle()
+        assert len(p.link.line_settings) == applied  # nothing to revert
+        assert p.channel.port_state.baud_rate == 57600
