@@ -746,10 +746,11 @@ def test_the_control_plane_decodes_only_states_whose_encoding_changed() -> None:
     assert third.channels[1] is not first.channels[1]  # b's old state was let go
 
 
-def test_settle_gc_freezes_what_lives_and_collects_what_a_stop_left() -> None:
+def test_settle_gc_freezes_what_lives_and_unfreezes_after_a_stop() -> None:
     """After an apply that started channels the collector's full passes no
-    longer walk what exists (frozen); after one that stopped channels their
-    cyclic garbage is collected first, as part of that commit."""
+    longer walk what exists (frozen); after one that stopped channels all
+    is unfrozen, and the stopped channels' cyclic garbage is collected by
+    the next collection."""
     import gc
     import weakref
 
@@ -761,14 +762,16 @@ def test_settle_gc_freezes_what_lives_and_collects_what_a_stop_left() -> None:
 
     try:
         lives = Cycle()
-        settle_gc(collect=False)
+        settle_gc(stopped=False)
         assert gc.get_freeze_count() > 0
         gone = weakref.ref(lives)
         del lives  # a channel stopped later: garbage among the frozen
         gc.collect()
         assert gone() is not None  # frozen: not walked by a collection
-        settle_gc(collect=True)
-        assert gone() is None and gc.get_freeze_count() > 0
+        settle_gc(stopped=True)
+        assert gc.get_freeze_count() == 0
+        gc.collect()
+        assert gone() is None
     finally:
         gc.unfreeze()
 

@@ -103,21 +103,22 @@ EVENT_BATCH = 500
 """Events sent in one write (frames concatenated, about 100 KiB at most)."""
 
 
-def settle_gc(collect: bool) -> None:
+def settle_gc(stopped: bool) -> None:
     """Keep the garbage collector's full passes off the relays.  A full
     collection walks every object: with 500 channels, 110 000 of them and
     30 ms with the loop held, every so often, whenever state kept across
-    <get>s had grown gen2 enough.  After an apply that started channels,
-    what exists is frozen (``gc.freeze``: never walked again, still freed
-    by reference counting), so that automatic collections walk only what
-    was made since.  After one that stopped channels, their cyclic garbage
-    is collected first, as part of that commit (``collect``), then frozen
-    again: a commit that ends sessions may pause the relays this once; a
-    <get> or an edit of live leaves never does."""
-    if collect:
+    <get>s had grown gen2 enough.  After an apply that started channels
+    and stopped none, what exists is frozen (``gc.freeze``: never walked
+    again, still freed by reference counting), so that automatic
+    collections walk only what was made since.  After one that stopped
+    channels, their objects may now be cyclic garbage: everything is
+    unfrozen and left to the automatic collections, as before (a forced
+    collection there would pause the relays at every such commit, half a
+    second at 10 000 channels), until an apply freezes it again."""
+    if stopped:
         gc.unfreeze()
-        gc.collect()
-    gc.freeze()
+    else:
+        gc.freeze()
 
 
 class _Connection:
@@ -432,9 +433,9 @@ class DataPlane:
             started, stopped = runtime.channels_started, runtime.channels_stopped
             await conn.pending.pop(request.txid).apply()
             if runtime.channels_stopped != stopped:
-                settle_gc(collect=True)
+                settle_gc(stopped=True)
             elif runtime.channels_started != started:
-                settle_gc(collect=False)
+                settle_gc(stopped=False)
             return Applied(request.txid)
         if isinstance(request, Abort):
             if request.txid in conn.pending:
