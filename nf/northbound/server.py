@@ -724,7 +724,7 @@ class _Waiting:
         self.server, self.conn, self.peer, self.source = server, conn, peer, source
 
     def start(self) -> None:
-        self.server._spawn(self.server._waited, self.conn, self.peer, self.source)
+        self.server._spawn(self.peer, self.server._waited, self.conn, self.peer, self.source)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -951,7 +951,7 @@ class NetconfServer:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             admission = self.throttle.admit(source, _Waiting(self, conn, peer, source))
             if admission is Admission.NEGOTIATE:
-                self._spawn(self._connection, conn, peer, source, places)
+                self._spawn(peer, self._connection, conn, peer, source, places)
                 continue
             places.release()  # waiting or closed: no SSH work, no place
             if admission is Admission.REFUSE:
@@ -967,8 +967,9 @@ class NetconfServer:
                     self.throttle.policy.max_waiting,
                 )
 
-    def _spawn(self, target: Callable[..., None], *args: Any) -> None:
-        thread = threading.Thread(target=target, args=args, name=f"netconf-{args[1]}", daemon=True)
+    def _spawn(self, peer: str, target: Callable[..., None], *args: Any) -> None:
+        """A connection's thread, named after its peer."""
+        thread = threading.Thread(target=target, args=args, name=f"netconf-{peer}", daemon=True)
         thread.start()
 
     def _waited(self, conn: socket.socket, peer: str, source: str) -> None:

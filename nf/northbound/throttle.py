@@ -266,12 +266,10 @@ class Throttle:
             if count < self.policy.max_unauthenticated:
                 self._open[source] = count + 1
                 return Admission.NEGOTIATE
-            queue = self._waiting.setdefault(source, deque())
-            if waiter is not None and len(queue) < self.policy.max_waiting:
-                queue.append((self._clock(), waiter))
+            waiting = len(self._waiting.get(source, ()))
+            if waiter is not None and waiting < self.policy.max_waiting:
+                self._waiting.setdefault(source, deque()).append((self._clock(), waiter))
                 return Admission.WAIT
-            if not queue:
-                del self._waiting[source]
             self.counters.refused_connections += 1
             return Admission.REFUSE
 
