@@ -158,25 +158,6 @@ def _bind_error(name: str, leaf: str, what: str, exc: OSError) -> PrepareError:
     return PrepareError([Fault(tag, f"channel {name}: {message}", name, leaf)])
 
 
-def _signature(ch: ChannelRuntime) -> tuple[object, ...] | None:
-    """Everything a channel without sessions reports, cheaply: equal
-    signatures, equal states.  None for a channel with sessions (their
-    byte counts move with every chunk: read them)."""
-    if ch.sessions:  # not session_rows(): that sorts them, and _state does it again
-        return None
-    return (
-        ch.oper_status,
-        ch.last_error,
-        ch.last_restart,
-        ch.port_status,
-        ch.port_rx,
-        ch.port_tx,
-        ch.port_state,
-        ch.modem,
-        *vars(ch.counters).values(),
-    )
-
-
 def _state(ch: ChannelRuntime) -> tuple[ChannelState, PortState]:
     """One channel's state and its port's, read at once."""
     sessions = []
@@ -365,7 +346,7 @@ class RelayRuntime:
         self.config = RelayConfig({}, {})
         self.document: bytes | None = None
         """The control plane's document of ``config`` (see Runtime.running)."""
-        self._read_before: dict[int, tuple[ChannelRuntime, tuple[object, ...], _States]] = {}
+        self._read_before: dict[int, tuple[ChannelRuntime, object, _States]] = {}
         """The idle channels' states of the last snapshot, by channel (see _read)."""
         self._tg: TaskGroup | None = None
         self.channels_started = 0
@@ -565,39 +546,37 @@ class RelayRuntime:
                 yield [_state(ch) for ch in picked]
             return
         running = list(self.channels.values())
-        seen: dict[int, tuple[ChannelRuntime, tuple[object, ...], _States]] = {}
-        i = 0
-        while i < len(running):
+        seen: dict[int, tuple[ChannelRuntime, object, _States]] = {}
+        before = self._read_before.get
+        clock = time.perf_counter
+        i, n = 0, len(running)
+        while i < n:
             if i:
                 await anyio.sleep(0)
-            deadline = time.perf_counter() + budget
+            deadline = clock() + budget
             piece = []
-            while i < len(running):
-                piece.append(self._read(running[i], seen))
+            while i < n:
+                # _state(ch), or the very objects of the last snapshot when
+                # nothing it reports has changed: most channels are idle, and
+                # equal frozen objects let the data plane reuse their encoding
+                # too.  Inline: this loop runs over every channel per <get>.
+                ch = running[i]
                 i += 1
-                if time.perf_counter() >= deadline:
+                signature = ch.signature()
+                if signature is None:
+                    piece.append(_state(ch))
+                else:
+                    last = before(id(ch))
+                    if last is not None and last[0] is ch and last[1] == signature:
+                        states = last[2]
+                    else:
+                        states = _state(ch)
+                    seen[id(ch)] = (ch, signature, states)  # ch held: its id stays its own
+                    piece.append(states)
+                if clock() >= deadline:
                     break
             yield piece
         self._read_before = seen
-
-    def _read(
-        self,
-        ch: ChannelRuntime,
-        seen: dict[int, tuple[ChannelRuntime, tuple[object, ...], _States]],
-    ) -> _States:
-        """``_state(ch)``, or the very objects of the last snapshot when
-        nothing it reports has changed: most channels are idle, and equal
-        frozen objects let the data plane reuse their encoding too."""
-        signature = _signature(ch)
-        if signature is None:
-            return _state(ch)
-        before = self._read_before.get(id(ch))
-        if before is not None and before[0] is ch and before[1] == signature:
-            states = before[2]
-        else:
-            states = _state(ch)
-        seen[id(ch)] = (ch, signature, states)  # ch held: its id stays its own
-        return states
 
     async def send_break(self, port: str, duration_ms: int) -> str | None:
         """The serial-port action send-break, on the channel that holds the port."""
