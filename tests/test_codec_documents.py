@@ -12,6 +12,7 @@ from nf.config.codec import Documents
 from nf.config.diff import diff
 from nf.config.edit import edit_partial
 from nf.config.tree import Node
+from nf.runtime.document import Document
 from nf.schema import default_schema
 
 SCHEMA = default_schema()
@@ -160,3 +161,102 @@ def test_patched_documents_equal_whole_ones_over_random_edits(
         new, _errors = edit_partial(tree, config, "merge", SCHEMA)
         _reads_back_after(docs, tree, new)
         tree = new
+
+
+# -- patches of the document a data plane keeps (nf.runtime.document) ------------------------
+
+
+def _rule_list(name: str, insert: str = "") -> str:
+    """A NACM rule-list (an ordered-by user list) with ``insert`` attributes."""
+    return (
+        f'<nacm xmlns="{NACM}" xmlns:yang="urn:ietf:params:xml:ns:yang:1"><rule-list{insert}>'
+        f"<name>{name}</name><group>*</group></rule-list></nacm>"
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["merge", "delete", "describe", "rule-first", "rule-last", "replace"]),
+            st.integers(0, 12),
+        ),
+        max_size=10,
+    )
+)
+def test_patches_keep_the_document_a_whole_render_gives_over_random_edits(
+    steps: list[tuple[str, int]],
+) -> None:
+    """A data plane that applies each change's patch to the document it
+    keeps has, after any sequence of edits (creates, deletes, one-leaf
+    changes, rule-lists inserted first or last in an ordered-by user list,
+    a whole replace), exactly the bytes of the document rendered whole."""
+    docs = Documents(SCHEMA)
+    tree = _edit(Node(), channels_config(8))
+    kept = Document.of(docs.patch(tree, 1))
+    assert kept.to_bytes() == docs.render(tree)
+    for version, (op, i) in enumerate(steps, start=2):
+        if op == "delete":
+            body = (
+                f'<serial-over-ip xmlns="{SOIP}"><channel xmlns:nc="{NC}" nc:operation="delete">'
+                f"<name>c{i}</name></channel></serial-over-ip>"
+            )
+        elif op == "describe":
+            body = (
+                f'<serial-over-ip xmlns="{SOIP}"><channel><name>c{i}</name>'
+                f"<description>v{version}</description></channel></serial-over-ip>"
+            )
+        elif op.startswith("rule"):
+            where = "first" if op == "rule-first" else "last"
+            body = _rule_list(f"r{i}", f' yang:insert="{where}"')
+        else:
+            body = (
+                f'<serial-over-ip xmlns="{SOIP}"><channel><name>c{i}</name>'
+                f"<serial-port>p0</serial-port><mode>server</mode>"
+                f"<listen><port>{9100 + i}</port></listen></channel></serial-over-ip>"
+            )
+        config = etree.fromstring(f'<config xmlns="{NC}">{body}</config>')
+        new, errors = edit_partial(tree, config, "merge", SCHEMA)
+        if errors:
+            continue  # e.g. a delete of an entry that is not there
+        if op == "replace":  # the same content, built afresh: no list derives from tree's
+            new, errors = load_document(docs.render(new), SCHEMA)
+            assert not errors
+        patch = docs.patch(new, version, tree, diff(tree, new, SCHEMA), kept.version)
+        assert kept.check(patch) is None
+        kept.apply(patch)
+        assert kept.to_bytes() == docs.render(new), (op, i)
+        tree = new
+
+
+def test_a_one_leaf_change_renders_and_sends_one_entry_of_thousands() -> None:
+    """The cost of a commit's document follows the change: one entry
+    rendered and sent, of 2000."""
+    docs = Documents(SCHEMA)
+    tree = _edit(Node(), channels_config(1000))
+    kept = Document.of(docs.patch(tree, 1))
+    new = _edit(
+        tree,
+        f'<serial-over-ip xmlns="{SOIP}"><channel><name>c7</name>'
+        "<description>x</description></channel></serial-over-ip>",
+    )
+    before = docs.rendered
+    patch = docs.patch(new, 2, tree, diff(tree, new, SCHEMA), 1)
+    assert docs.rendered - before == 1
+    assert [(lst.whole, len(lst.entries)) for lst in patch.lists] == [(False, 1)]
+    kept.apply(patch)
+    assert kept.to_bytes() == docs.render(new)
+
+
+def test_a_patch_applies_only_to_the_version_it_was_made_of() -> None:
+    docs = Documents(SCHEMA)
+    tree = _edit(Node(), channels_config(2))
+    kept = Document.of(docs.patch(tree, 5))
+    new = _edit(
+        tree,
+        f'<serial-over-ip xmlns="{SOIP}"><channel><name>c1</name>'
+        "<description>x</description></channel></serial-over-ip>",
+    )
+    stale = docs.patch(new, 7, tree, diff(tree, new, SCHEMA), 6)
+    assert kept.check(stale) == "document version 6 expected, 5 kept"
+    assert kept.check(docs.patch(new, 7)) is None  # a whole one always applies

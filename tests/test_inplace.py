@@ -54,6 +54,7 @@ from test_store_prepare import GROUP, multicast_on_loopback
 from nf.config.codec import load_document
 from nf.protocol.arbitration import Role, SlottedArbiter, Status
 from nf.runtime.channel import ChannelRuntime
+from nf.runtime.document import DocumentPatch
 from nf.runtime.relay import RelayRuntime
 from nf.runtime.transaction import Delta
 from nf.schema import default_schema
@@ -793,12 +794,15 @@ def test_an_abort_after_prepare_gives_the_port_its_line_settings_back() -> None:
                 await tg.start(runtime.run)
                 try:
                     txn = await runtime.prepare(
-                        Delta({"p": before}, {"c": server_channel("c", "p", tcp)}), b""
+                        Delta({"p": before}, {"c": server_channel("c", "p", tcp)}),
+                        DocumentPatch.of_bytes(b""),
                     )
                     await txn.apply()
                     chan = runtime.channels["c"]
                     assert tty_line(path)[0] == termios.B9600
-                    txn = await runtime.prepare(Delta({"p": after}, {}), b"")
+                    txn = await runtime.prepare(
+                        Delta({"p": after}, {}), DocumentPatch.of_bytes(b"")
+                    )
                     assert tty_line(path)[0] == termios.B38400, "applied in prepare"
                     await txn.abort()
                     assert tty_line(path)[0] == termios.B9600, "given back"

@@ -41,6 +41,7 @@ from relayhelpers import (
 from nf.model import RelayConfig
 from nf.plane.messages import (
     REPLIES,
+    VERSION,
     Apply,
     Event,
     Failed,
@@ -56,6 +57,7 @@ from nf.plane.messages import (
     encode,
 )
 from nf.plane.remote import DataPlaneError, DataPlaneUnavailable, RemoteRuntime
+from nf.runtime.document import DocumentPatch
 from nf.runtime.relay import RelayRuntime
 from nf.runtime.transaction import Delta, Fault, PortState, PrepareError, Snapshot
 
@@ -110,7 +112,7 @@ class RawPlane:
             self.events.append((reply.kind, reply.payload))
 
     def hello(self) -> HelloReply:
-        self.send(Hello(1))
+        self.send(Hello(VERSION))
         reply = self.receive()
         assert isinstance(reply, HelloReply)
         return reply
@@ -129,7 +131,9 @@ def test_a_channel_runs_in_the_data_plane_process(planes: Planes) -> None:
 
     async def scenario(remote: RemoteRuntime) -> None:
         assert await remote.running() is None
-        transaction = await remote.prepare(one_channel(device, tcp), b"<config/>")
+        transaction = await remote.prepare(
+            one_channel(device, tcp), DocumentPatch.of_bytes(b"<config/>")
+        )
         await transaction.apply()
         client = await blocking(connect, tcp)
         await blocking(exchange, client, master, b"to serial", b"to net!")
@@ -164,7 +168,11 @@ def test_a_channel_runs_in_the_data_plane_process(planes: Planes) -> None:
         client.close()
         await eventually(lambda: kinds(events, "session-event", event="disconnected"))
         # a deletion stops the channel: its port closes, its listener goes
-        await (await remote.prepare(Delta({"p": None}, {"c": None}), b"<config/>")).apply()
+        await (
+            await remote.prepare(
+                Delta({"p": None}, {"c": None}), DocumentPatch.of_bytes(b"<config/>")
+            )
+        ).apply()
         await eventually(lambda: kinds(events, "port-event", event="closed"))
         assert port_is_free(tcp)
         assert await remote.snapshot() == Snapshot()
@@ -186,11 +194,11 @@ def test_a_refused_or_aborted_prepare_holds_nothing(planes: Planes) -> None:
 
     async def scenario(remote: RemoteRuntime) -> None:
         with pytest.raises(PrepareError) as refused:
-            await remote.prepare(one_channel(device, busy), b"")
+            await remote.prepare(one_channel(device, busy), DocumentPatch.of_bytes(b""))
         (fault,) = refused.value.faults
         assert (fault.tag, fault.channel, fault.leaf) == ("in-use", "c", "listen/port")
         assert f"cannot bind TCP 127.0.0.1:{busy}" in fault.message
-        transaction = await remote.prepare(one_channel(device, tcp), b"")
+        transaction = await remote.prepare(one_channel(device, tcp), DocumentPatch.of_bytes(b""))
         assert not port_is_free(tcp)  # prepare bound it...
         await transaction.abort()
         assert port_is_free(tcp)  # ...and abort released it
@@ -205,7 +213,7 @@ def test_the_data_plane_imports_nothing_of_the_control_plane(planes: Planes) -> 
     tcp = free_port()
 
     async def scenario(remote: RemoteRuntime) -> tuple[str, ...]:
-        await (await remote.prepare(one_channel(device, tcp), b"")).apply()
+        await (await remote.prepare(one_channel(device, tcp), DocumentPatch.of_bytes(b""))).apply()
         client = await blocking(connect, tcp)
         await blocking(exchange, client, master, b"x", b"y")
         await remote.snapshot()
@@ -240,8 +248,8 @@ def test_a_newer_connection_replaces_the_older_and_its_transaction_is_aborted(
     with pty_device() as (_, device):
         old = RawPlane(dp.socket)
         first = old.hello()
-        assert first.version == 1 and first.pid == dp.pid and not first.has_config
-        old.send(Prepare(1, one_channel(device, tcp), b""))
+        assert first.version == VERSION and first.pid == dp.pid and not first.has_config
+        old.send(Prepare(1, one_channel(device, tcp), DocumentPatch.of_bytes(b"")))
         assert old.receive() == Prepared(1)
         assert not port_is_free(tcp)
         new = RawPlane(dp.socket)  # a restarted control plane
@@ -262,11 +270,11 @@ def test_an_unknown_protocol_version_is_refused_clearly(planes: Planes) -> None:
     raw = RawPlane(dp.socket)
     raw.send(Hello(99))
     assert raw.receive() == Failed(
-        "protocol version 99 is not supported: this data plane speaks version 1"
+        f"protocol version 99 is not supported: this data plane speaks version {VERSION}"
     )
     assert raw.closed_by_peer()
     raw.close()
-    assert "protocol version 99, this data plane 1: refused" in dp.log()
+    assert f"protocol version 99, this data plane {VERSION}: refused" in dp.log()
 
 
 def test_a_data_plane_of_another_version_is_not_used(planes: Planes) -> None:
@@ -280,12 +288,15 @@ def test_a_data_plane_of_another_version_is_not_used(planes: Planes) -> None:
             async def answer(stream: anyio.abc.SocketStream) -> None:
                 async with stream:
                     await stream.receive()
-                    await stream.send(encode(HelloReply(2, 1, "t", False)))
+                    await stream.send(encode(HelloReply(VERSION + 1, 1, "t", False)))
                     await anyio.sleep(1)
 
             tg.start_soon(listener.serve, answer)
             remote = RemoteRuntime(path)
-            with pytest.raises(DataPlaneError, match=r"speaks protocol version 2, this .* 1"):
+            with pytest.raises(
+                DataPlaneError,
+                match=rf"speaks protocol version {VERSION + 1}, this .* {VERSION}",
+            ):
                 await remote.run()
             tg.cancel_scope.cancel()
 
@@ -334,7 +345,9 @@ def test_kill_9_of_the_data_plane_is_noticed_and_its_successor_runs_the_configur
     delta = one_channel("", tcp)
 
     async def scenario(remote: RemoteRuntime) -> None:
-        await (await remote.prepare(one_channel(device, tcp), b"<config/>")).apply()
+        await (
+            await remote.prepare(one_channel(device, tcp), DocumentPatch.of_bytes(b"<config/>"))
+        ).apply()
         client = await blocking(connect, tcp)
         await blocking(exchange, client, master, b"before", b"kill")
         await eventually(lambda: kinds(events, "session-event", event="connected"))
@@ -384,10 +397,10 @@ def test_sessions_a_commit_ended_are_not_reported_at_a_restart(planes: Planes) -
     events: Events = []
 
     async def scenario(remote: RemoteRuntime) -> None:
-        await (await remote.prepare(one_channel(device, tcp), b"")).apply()
+        await (await remote.prepare(one_channel(device, tcp), DocumentPatch.of_bytes(b""))).apply()
         client = await blocking(connect, tcp)
         await eventually(lambda: kinds(events, "session-event", event="connected"))
-        await (await remote.prepare(Delta({}, {"c": None}), b"")).apply()
+        await (await remote.prepare(Delta({}, {"c": None}), DocumentPatch.of_bytes(b""))).apply()
         assert await blocking(is_closed, client)
         first.kill()
         planes.start(wait=False)
@@ -405,8 +418,14 @@ def test_a_commit_whose_data_plane_died_before_apply_still_takes_effect(planes: 
     tcp1, tcp2 = free_port(), free_port()
 
     async def scenario(remote: RemoteRuntime) -> None:
-        await (await remote.prepare(one_channel(dev1, tcp1, "c1", "p1"), b"<one/>")).apply()
-        transaction = await remote.prepare(one_channel(dev2, tcp2, "c2", "p2"), b"<two/>")
+        await (
+            await remote.prepare(
+                one_channel(dev1, tcp1, "c1", "p1"), DocumentPatch.of_bytes(b"<one/>")
+            )
+        ).apply()
+        transaction = await remote.prepare(
+            one_channel(dev2, tcp2, "c2", "p2"), DocumentPatch.of_bytes(b"<two/>")
+        )
         first.kill()
         planes.start(wait=False)
         await transaction.apply()  # does not fail: the new data plane gets it
@@ -445,7 +464,7 @@ def test_a_prepare_in_flight_fails_and_a_data_plane_that_stays_away_is_given_up(
 
             async def attempt() -> None:
                 try:
-                    await remote.prepare(one_channel(device, tcp), b"")
+                    await remote.prepare(one_channel(device, tcp), DocumentPatch.of_bytes(b""))
                 except PrepareError as exc:
                     refused.append(exc)
 
@@ -463,7 +482,7 @@ def test_a_prepare_in_flight_fails_and_a_data_plane_that_stays_away_is_given_up(
         assert await remote.snapshot() == Snapshot()
         await remote.clear_counters(None)
         with pytest.raises(PrepareError) as later:
-            await remote.prepare(one_channel(device, tcp), b"")
+            await remote.prepare(one_channel(device, tcp), DocumentPatch.of_bytes(b""))
         assert later.value.faults[0].tag == "operation-failed"
         with pytest.raises(DataPlaneUnavailable):
             await remote.running()
@@ -483,7 +502,7 @@ def test_events_wait_for_a_control_plane_and_a_new_one_learns_what_is_open(
     events: Events = []
 
     async def first(remote: RemoteRuntime) -> socket.socket:
-        await (await remote.prepare(delta, b"<both/>")).apply()
+        await (await remote.prepare(delta, DocumentPatch.of_bytes(b"<both/>"))).apply()
         client = await blocking(connect, tcp1)
         await blocking(exchange, client, m1, b"a", b"b")
         await eventually(lambda: kinds(events, "session-event", event="connected"))
@@ -496,7 +515,9 @@ def test_events_wait_for_a_control_plane_and_a_new_one_learns_what_is_open(
             "connected",
             "disconnected",
         ]
-        assert remote.applied == (delta.applied_to(RelayConfig({}, {})), b"<both/>")
+        assert remote.applied is not None
+        assert remote.applied[0] == delta.applied_to(RelayConfig({}, {}))
+        assert remote.applied[1].to_bytes() == b"<both/>"
         dp.kill()
         planes.start(wait=False)
         await eventually(lambda: remote.stats.restarts == 1 and remote.connected, timeout=10)
@@ -534,7 +555,7 @@ def test_sigterm_closes_every_port_and_session_within_1_5_s(planes: Planes) -> N
     events: Events = []
 
     async def scenario(remote: RemoteRuntime) -> float:
-        await (await remote.prepare(one_channel(device, tcp), b"")).apply()
+        await (await remote.prepare(one_channel(device, tcp), DocumentPatch.of_bytes(b""))).apply()
         client = await blocking(connect, tcp)
         await blocking(exchange, client, master, b"x", b"y")
         start = time.monotonic()
@@ -565,7 +586,7 @@ def test_a_rise_of_dropped_bytes_is_an_event_at_most_once_a_second(planes: Plane
             drops.append((time.monotonic(), payload))
 
     async def scenario(remote: RemoteRuntime) -> None:
-        await (await remote.prepare(one_channel(device, tcp), b"")).apply()
+        await (await remote.prepare(one_channel(device, tcp), DocumentPatch.of_bytes(b""))).apply()
         await anyio.sleep(0.3)  # the port is open
         os.write(master, b"x" * 100)  # serial data with no session: dropped
         await eventually(lambda: drops, timeout=3)
@@ -594,7 +615,7 @@ def test_snapshot_requests_that_queue_up_share_one_reading(planes: Planes) -> No
         )
         raw = RawPlane(dp.socket)
         raw.hello()
-        raw.send(Prepare(1, delta, b""))
+        raw.send(Prepare(1, delta, DocumentPatch.of_bytes(b"")))
         assert raw.receive() == Prepared(1)
         raw.send(Apply(1))
         raw.receive()
@@ -621,7 +642,7 @@ def test_a_snapshot_of_many_channels_is_read_in_slices() -> None:
                     {f"p{i}": serial_port(f"p{i}", d) for i, d in enumerate(devices)},
                     {f"c{i}": server_channel(f"c{i}", f"p{i}", 0) for i in range(3)},
                 )
-                await (await runtime.prepare(delta, b"")).apply()
+                await (await runtime.prepare(delta, DocumentPatch.of_bytes(b""))).apply()
                 slices = [piece async for piece in runtime.snapshot_slices(budget=0)]
                 assert [len(piece) for piece in slices] == [1, 1, 1]
                 whole = await runtime.snapshot()
@@ -664,7 +685,7 @@ def test_a_commit_starting_many_channels_yields_to_the_loop_between_slices() -> 
                 {f"p{i}": serial_port(f"p{i}", "loop://") for i in range(count)},
                 {f"c{i}": server_channel(f"c{i}", f"p{i}", 0) for i in range(count)},
             )
-            await (await runtime.prepare(delta, b"")).apply()
+            await (await runtime.prepare(delta, DocumentPatch.of_bytes(b""))).apply()
             await eventually(lambda: len(opened_at) == count)
             await runtime.shutdown()
             tg.cancel_scope.cancel()
@@ -787,7 +808,7 @@ def test_an_idle_channel_is_read_again_only_when_what_it_reports_changed() -> No
             await tg.start(runtime.run)
             with pty_device() as (_master, device):
                 delta = Delta({"p": serial_port("p", device)}, {"c": server_channel("c", "p", 0)})
-                await (await runtime.prepare(delta, b"")).apply()
+                await (await runtime.prepare(delta, DocumentPatch.of_bytes(b""))).apply()
                 first = [s async for piece in runtime.snapshot_slices() for s in piece]
                 second = [s async for piece in runtime.snapshot_slices() for s in piece]
                 assert second[0] is first[0]  # unchanged: the same frozen objects
@@ -814,7 +835,9 @@ def test_a_hung_data_plane_is_killed_and_its_successor_runs_the_configuration(
     tcp = free_port()
 
     async def scenario(remote: RemoteRuntime) -> None:
-        await (await remote.prepare(one_channel(device, tcp), b"<config/>")).apply()
+        await (
+            await remote.prepare(one_channel(device, tcp), DocumentPatch.of_bytes(b"<config/>"))
+        ).apply()
         os.kill(first.pid, signal.SIGSTOP)
         try:
             asked = anyio.current_time()

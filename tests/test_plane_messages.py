@@ -44,6 +44,7 @@ from nf.plane.messages import (
     encode,
     encode_part,
 )
+from nf.runtime.document import DocumentPatch, ListPatch
 from nf.runtime.transaction import ChannelState, Delta, Fault, PortState, SessionState
 
 SESSION = SessionState(3, "127.0.0.1", 40001, "primary", "active", "2026-01-01T00:00:00Z", 5, 6)
@@ -55,8 +56,18 @@ CONFIG = RelayConfig({"p": serial_port("p", "/dev/ttyS0")}, {"c": server_channel
 
 REQUEST_SAMPLES = [
     Hello(1),
-    Prepare(7, one_channel("/dev/ttyS0", 4001), b"<config/>", boot=True),
-    Prepare(8, Delta({"p": None}, {"c": None}), b""),
+    Prepare(7, one_channel("/dev/ttyS0", 4001), DocumentPatch.of_bytes(b"<config/>"), boot=True),
+    Prepare(8, Delta({"p": None}, {"c": None}), DocumentPatch.of_bytes(b"")),
+    Prepare(
+        9,
+        Delta(),
+        DocumentPatch(
+            12,
+            11,
+            (("", b"<config>"), ("channels", b""), ("", b"</config>")),
+            (ListPatch("channels", (("c1", b"<channel/>"), ("c2", None))),),
+        ),
+    ),
     Apply(7),
     Abort(8),
     Running(),
@@ -131,9 +142,9 @@ def test_each_side_refuses_what_only_the_other_side_sends() -> None:
 
 def test_a_message_over_the_frame_limit_is_not_encoded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(messages, "MAX_FRAME", 1000)
-    encode(Prepare(1, Delta(), b"x" * 900))
-    with pytest.raises(FrameError, match=r"Prepare of 10\d\d bytes exceeds 1000"):
-        encode(Prepare(1, Delta(), b"x" * 1000))
+    encode(Prepare(1, Delta(), DocumentPatch.of_bytes(b"x" * 800)))
+    with pytest.raises(FrameError, match=r"Prepare of 1\d\d\d bytes exceeds 1000"):
+        encode(Prepare(1, Delta(), DocumentPatch.of_bytes(b"x" * 1000)))
 
 
 # -- frames on a real stream -------------------------------------------------------------

@@ -27,12 +27,21 @@ from relayhelpers import (
 )
 
 from nf.config import load_document
+from nf.config.edit import edit_partial
 from nf.config.errors import ConfigError
 from nf.config.model import from_tree
 from nf.config.tree import Node
 from nf.model import RelayConfig
 from nf.northbound.startup import ConfirmedCommitFile, SavedCommit
-from nf.runtime.transaction import Delta, Fault, PrepareError, Snapshot, Transaction
+from nf.runtime.document import Document, DocumentPatch
+from nf.runtime.transaction import (
+    Delta,
+    DocumentMismatch,
+    Fault,
+    PrepareError,
+    Snapshot,
+    Transaction,
+)
 from nf.schema import default_schema
 from nf.store.candidate import Candidate
 from nf.store.confirmed import ConfirmedCommit
@@ -60,25 +69,33 @@ INVALID = tree(server_xml("c1", "nowhere", 7001))  # a channel on a serial port 
 
 
 class Recorder:
-    """A Runtime that records what the engine asks of it, and fails prepare on request."""
+    """A Runtime that records what the engine asks of it, and fails prepare
+    on request; it keeps the document as a data plane does."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
-        self.prepared: list[tuple[Delta, bytes, bool]] = []
+        self.prepared: list[tuple[Delta, DocumentPatch, bool]] = []
         self.refuse: PrepareError | None = None
         self.config = RelayConfig({}, {})
+        self.document = Document()
 
-    async def prepare(self, delta: Delta, document: bytes, boot: bool = False) -> Transaction:
+    async def prepare(
+        self, delta: Delta, document: DocumentPatch, boot: bool = False
+    ) -> Transaction:
         self.calls.append("prepare")
         self.prepared.append((delta, document, boot))
         if self.refuse is not None:
             raise self.refuse
+        why = self.document.check(document)
+        if why is not None:
+            raise DocumentMismatch(why)
         runtime = self
 
         class Prepared:
             async def apply(self) -> None:
                 runtime.calls.append("apply")
                 runtime.config = delta.applied_to(runtime.config)
+                runtime.document.apply(document)
 
             async def abort(self) -> None:
                 runtime.calls.append("abort")
@@ -141,7 +158,8 @@ def test_boot_prepares_even_an_empty_configuration() -> None:
     anyio.run(scenario)
     assert runtime.calls == ["prepare", "apply"]
     ((delta, document, boot),) = runtime.prepared
-    assert not delta and boot is True and document.startswith(b"<config")
+    assert not delta and boot is True and document.base is None
+    assert runtime.document.to_bytes().startswith(b"<config")
     assert [(e.sid, list(e.changes), e.datastore) for e in events] == [(0, [], "running")]
 
 
@@ -202,9 +220,59 @@ def test_an_applied_change_swaps_running_and_publishes_one_event() -> None:
         ("channel", "c2", "create"),
         ("serial-port", "p2", "create"),
     ]
-    ((delta, document, _),) = runtime.prepared
+    ((delta, _document, _),) = runtime.prepared
     assert set(delta.channels) == {"c2"} and set(delta.serial_ports) == {"p2"}
-    assert b"<name>c2</name>" in document
+    assert b"<name>c2</name>" in runtime.document.to_bytes()
+
+
+def test_a_change_sends_the_document_as_a_patch_of_the_one_kept() -> None:
+    """The first change sends the document whole; the next one only the
+    entries it changes, against the version the runtime keeps; the kept
+    document is then running's, as if rendered whole."""
+    eng, runtime, _ = engine()
+    changed = tree(
+        port_xml("p1", "loop://")
+        + port_xml("p2", "loop://")
+        + server_xml("c1", "p1", 7001)
+        + server_xml("c2", "p2", 7009)
+    )
+
+    async def merge(old: Node) -> tuple[Node, list[ConfigError]]:
+        """An edit-config's merge: the lists it changes derive from running's."""
+        edit = etree.fromstring(config(server_xml("c2", "p2", 7009)))
+        return edit_partial(old, edit, "merge", SCHEMA)
+
+    async def scenario() -> None:
+        assert await eng.change(replace_with(TWO)) == []
+        assert await eng.change(merge) == []
+
+    anyio.run(scenario)
+    (_, first, _), (_, second, _) = runtime.prepared
+    assert first.base is None
+    assert second.base == first.version != second.version
+    assert [(lst.whole, [key for key, _ in lst.entries]) for lst in second.lists] == [
+        (False, ["c2"])
+    ]
+    back, errors = load_document(runtime.document.to_bytes(), SCHEMA)
+    assert not errors and back == changed
+
+
+def test_a_patch_of_another_document_is_sent_again_whole() -> None:
+    """A runtime that keeps another document than the engine thinks (it
+    should not happen: a bug's safety net) is sent the whole document."""
+    eng, runtime, _ = engine()
+
+    async def scenario() -> None:
+        assert await eng.change(replace_with(TWO)) == []
+        runtime.document = Document()  # lost, as a data plane that restarted empty
+        assert await eng.change(replace_with(BASE)) == []
+
+    anyio.run(scenario)
+    patches = [document for _, document, _ in runtime.prepared]
+    assert [p.base is None for p in patches] == [True, False, True]
+    assert runtime.calls == ["prepare", "apply", "prepare", "prepare", "apply"]
+    back, errors = load_document(runtime.document.to_bytes(), SCHEMA)
+    assert not errors and back == BASE
 
 
 def test_an_invalid_tree_is_refused_before_the_runtime_hears_of_it() -> None:
@@ -316,7 +384,9 @@ def test_apply_is_not_cancelled_halfway() -> None:
     entered = anyio.Event()
 
     class Slow(Recorder):
-        async def prepare(self, delta: Delta, document: bytes, boot: bool = False) -> Transaction:
+        async def prepare(
+            self, delta: Delta, document: DocumentPatch, boot: bool = False
+        ) -> Transaction:
             prepared = await super().prepare(delta, document, boot)
             recorder = self
 

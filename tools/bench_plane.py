@@ -47,6 +47,7 @@ from nf.model import ChannelConfig, PackingConfig, SerialPortConfig
 from nf.plane.dataplane import DataPlane
 from nf.plane.messages import SnapshotReply, encode
 from nf.plane.remote import RemoteRuntime
+from nf.runtime.document import DocumentPatch
 from nf.runtime.relay import RelayRuntime
 from nf.runtime.transaction import Delta, Runtime
 
@@ -142,7 +143,7 @@ async def snapshot_case(n: int, reps: int) -> None:
                 {f"p{i}": port(f"p{i}", d) for i, d in enumerate(devices)},
                 {f"c{i}": channel(f"c{i}", f"p{i}", 0) for i in range(n)},
             )
-            await (await runtime.prepare(delta, b"")).apply()
+            await (await runtime.prepare(delta, DocumentPatch.of_bytes(b""))).apply()
             clients = []
             for ch in runtime.channels.values():
                 assert ch.res.listener is not None
@@ -175,15 +176,22 @@ async def snapshot_case(n: int, reps: int) -> None:
 async def commits(runtime: Runtime, device: str, tcp: int, count: int) -> list[float]:
     """Seconds per prepare+apply of a one-channel change."""
     await (
-        await runtime.prepare(Delta({"p": port("p", device)}, {"c": channel("c", "p", tcp)}), b"")
+        await runtime.prepare(
+            Delta({"p": port("p", device)}, {"c": channel("c", "p", tcp)}),
+            DocumentPatch.of_bytes(b""),
+        )
     ).apply()
     times = []
     for i in range(count):
         changed = dataclasses.replace(channel("c", "p", tcp), inactivity_timeout=(i + 1) % 2)
         start = time.perf_counter()
-        await (await runtime.prepare(Delta({}, {"c": changed}), b"<doc/>")).apply()
+        await (
+            await runtime.prepare(Delta({}, {"c": changed}), DocumentPatch.of_bytes(b"<doc/>"))
+        ).apply()
         times.append(time.perf_counter() - start)
-    await (await runtime.prepare(Delta({"p": None}, {"c": None}), b"")).apply()
+    await (
+        await runtime.prepare(Delta({"p": None}, {"c": None}), DocumentPatch.of_bytes(b""))
+    ).apply()
     return times
 
 

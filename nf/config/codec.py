@@ -24,6 +24,7 @@ from lxml import etree
 
 from nf.config.errors import MAX_ERRORS, ConfigError
 from nf.config.tree import Child, Key, LeafList, ListNode, Node, key_of, quote, step
+from nf.runtime.document import DocumentPatch, ListPatch, Segment
 from nf.schema import QName, SchemaIndex, SchemaNode
 
 if TYPE_CHECKING:
@@ -437,6 +438,73 @@ class Documents:
         self._lists = kept  # lists of older trees are let go
         return b"".join(out)
 
+    def patch(
+        self,
+        tree: Node,
+        version: int,
+        old: Node | None = None,
+        changes: Sequence[Change] = (),
+        base: int | None = None,
+    ) -> DocumentPatch:
+        """``tree``'s document as a ``DocumentPatch`` (nf.runtime.document):
+        of the document of ``old`` (version ``base``), given ``changes``
+        (``nf.config.diff.diff(old, tree)``), or whole when ``base`` is
+        None.  A partial patch renders only the changed entries: its cost
+        follows the change.  A list is sent whole when its order may not be
+        the kept one's (its order changed, or it was not derived from
+        ``old``'s by edits: ``ListNode.changed_since``)."""
+        layout: list[Segment] = [("", f'<config xmlns="{NC_NS}">'.encode())]
+        lists: list[ListPatch] = []
+        for qname, sn in ordered_children(self.schema.root):
+            child = tree.get(qname)
+            if child is None:
+                continue
+            ns, name = qname
+            if not (
+                isinstance(child, Node)
+                and any(isinstance(grandchild, ListNode) for _, grandchild in child.items())
+            ):
+                layout.append(("", self._whole(Node({qname: child}), self.schema.root, "")))
+                continue
+            old_top = old.get(qname) if old is not None else None
+            layout.append(("", f'<{name} xmlns="{ns}">'.encode()))
+            for sub_qname, sub_sn in ordered_children(sn):
+                sub = child.get(sub_qname)
+                if sub is None:
+                    continue
+                if not isinstance(sub, ListNode):
+                    layout.append(("", self._whole(Node({sub_qname: sub}), sn, ns)))
+                    continue
+                list_name = f"{{{ns}}}{name}/{{{sub_qname[0]}}}{sub_qname[1]}"
+                layout.append((list_name, b""))
+                old_list = old_top.get(sub_qname) if isinstance(old_top, Node) else None
+                if old_list is sub and base is not None:
+                    continue  # unchanged: the kept entries stand
+                mine = [c for c in changes if c.schema is sub_sn]
+                partial = (
+                    base is not None
+                    and isinstance(old_list, ListNode)
+                    and all(c.key != () for c in mine)
+                    and sub.changed_since(old_list) is not None
+                )
+                if partial:
+                    entries = tuple(
+                        (
+                            _piece_key(c.key),
+                            None if c.new is None else self._render(c.new, sub_sn),
+                        )
+                        for c in mine
+                    )
+                    lists.append(ListPatch(list_name, entries))
+                else:
+                    done = self._list(sub_sn, sub, None, None)
+                    self._lists[(qname, sub_qname)] = done
+                    whole = tuple((_piece_key(k), v) for k, v in done.parts.items())
+                    lists.append(ListPatch(list_name, whole, whole=True))
+            layout.append(("", f"</{name}>".encode()))
+        layout.append(("", b"</config>"))
+        return DocumentPatch(version, base, tuple(layout), tuple(lists))
+
     def lists(self) -> Mapping[tuple[QName, QName], ListBytes]:
         """The lists of the document rendered last, by (top-level node,
         list): each entry's bytes, in order (``WholeGet`` adds state)."""
@@ -483,6 +551,11 @@ class Documents:
         holder = etree.Element("holder", nsmap=_default_ns(parent_ns) if parent_ns else None)
         _render_children(node, parent, holder, parent_ns, self._prefixes)
         return b"".join(etree.tostring(child) for child in holder)
+
+
+def _piece_key(key: Key) -> str:
+    """A list entry's key values as one string (XML text has no NUL)."""
+    return "\x00".join(key)
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,39 @@ def diff(old: Node, new: Node, schema: SchemaIndex) -> list[Change]:
     return [c for deletes in reversed(unit_deletes) for c in deletes] + upserts
 
 
+def changed_keys(old: Node, new: Node, schema: SchemaIndex, limit: int = 64) -> int | None:
+    """How many list entries may differ between ``old`` and ``new`` when
+    every unit list of ``new`` is ``old``'s or was derived from it by edits
+    (``ListNode.changed_since``), at most ``limit``; None otherwise.  A
+    number says that ``diff`` and what follows it cost the change, not
+    the configuration (the engine then does that work on the loop,
+    without a thread hop); this costs the number of lists."""
+    count = 0
+    for top in schema.root.children.values():
+        if not top.config or top.keyword != "container":
+            continue
+        old_top, new_top = old.get(top.qname), new.get(top.qname)
+        if old_top is new_top:
+            continue
+        if not isinstance(old_top, Node) or not isinstance(new_top, Node):
+            return None
+        for lst in top.children.values():
+            if lst.keyword != "list":
+                continue
+            old_list, new_list = old_top.get(lst.qname), new_top.get(lst.qname)
+            if old_list is new_list:
+                continue
+            if not isinstance(old_list, ListNode) or not isinstance(new_list, ListNode):
+                return None
+            keys = new_list.changed_since(old_list, limit)
+            if keys is None:
+                return None
+            count += len(keys)
+            if count > limit:
+                return None
+    return count
+
+
 def _rest(value: Child | None, top: SchemaNode, lists: list[SchemaNode]) -> Child | None:
     """A top-level node without its unit lists; None when nothing is left of it."""
     if not isinstance(value, Node) or not lists:

@@ -85,7 +85,7 @@ from nf.plane.messages import (
     encode_part,
 )
 from nf.runtime.relay import RelayRuntime
-from nf.runtime.transaction import PrepareError, Transaction
+from nf.runtime.transaction import DocumentMismatch, Fault, PrepareError, Transaction
 
 log = logging.getLogger("nf.plane.dataplane")  # not __main__ under python -m
 
@@ -425,6 +425,9 @@ class DataPlane:
                 transaction = await runtime.prepare(request.delta, request.document, request.boot)
             except PrepareError as exc:
                 return Refused(request.txid, tuple(exc.faults))
+            except DocumentMismatch as exc:
+                fault = Fault(DocumentMismatch.FAULT_TAG, str(exc), "", "")
+                return Refused(request.txid, (fault,))
             conn.pending[request.txid] = transaction
             return Prepared(request.txid)
         if isinstance(request, Apply):

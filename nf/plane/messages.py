@@ -34,9 +34,10 @@ import msgspec
 from anyio.abc import ByteStream
 
 from nf.model import RelayConfig
+from nf.runtime.document import DocumentPatch
 from nf.runtime.transaction import ChannelState, Delta, Fault, PortState, Snapshot
 
-VERSION = 1
+VERSION = 2
 """The protocol version these messages are."""
 MAX_FRAME = 64 * 1024 * 1024
 """Largest frame body either side sends or accepts (bytes).  A snapshot of
@@ -64,7 +65,8 @@ class Prepare(msgspec.Struct, frozen=True, tag="prepare"):
 
     txid: int
     delta: Delta
-    document: bytes
+    document: DocumentPatch
+    """Of the document the data plane keeps (nf.runtime.document)."""
     boot: bool = False
 
 
@@ -148,6 +150,7 @@ class Aborted(msgspec.Struct, frozen=True, tag="aborted"):
 class RunningReply(msgspec.Struct, frozen=True, tag="running-reply"):
     config: RelayConfig | None
     document: bytes | None
+    """The kept document, joined."""
 
 
 class SnapshotReply(msgspec.Struct, frozen=True, tag="snapshot-reply"):

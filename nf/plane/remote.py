@@ -102,7 +102,16 @@ from nf.plane.messages import (
     StateCache,
 )
 from nf.protocol.backoff import Backoff
-from nf.runtime.transaction import Delta, EventSink, Fault, PrepareError, Snapshot, Transaction
+from nf.runtime.document import Document, DocumentPatch
+from nf.runtime.transaction import (
+    Delta,
+    DocumentMismatch,
+    EventSink,
+    Fault,
+    PrepareError,
+    Snapshot,
+    Transaction,
+)
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +254,7 @@ class _RemoteTransaction:
     link: _Link
     txid: int
     new: RelayConfig
-    document: bytes
+    document: DocumentPatch
     touched: set[str]
     """The channels it stops or restarts (not those changed in place)."""
 
@@ -297,9 +306,10 @@ class RemoteRuntime:
         self._restarts = 0
         self._sessions_dropped = 0
         self._connections = 0
-        self.applied: tuple[RelayConfig, bytes] | None = None
+        self.applied: tuple[RelayConfig, Document] | None = None
         """The configuration (and document) the data plane was last told to
-        run: what it is given back when it restarts."""
+        run: what it is given back when it restarts.  The document is kept
+        as the data plane keeps it, patched by each commit."""
 
     @property
     def stats(self) -> PlaneStats:
@@ -465,7 +475,8 @@ class RemoteRuntime:
         elif hello.has_config:  # a control plane (re)starting: the data plane knows
             running = await self._ask(link, Running(), RunningReply)
             if running.config is not None and running.document is not None:
-                self.applied = (running.config, running.document)
+                kept = Document.of(DocumentPatch.of_bytes(running.document))
+                self.applied = (running.config, kept)
         if before is None:
             if hello.has_config:
                 parts = await self._ask(link, SnapshotRequest(), SnapshotParts)
@@ -502,11 +513,12 @@ class RemoteRuntime:
         config, document = self.applied
         running = await self._ask(link, Running(), RunningReply)
         delta = Delta.between(running.config or EMPTY, config)
-        if not delta and running.document == document:
+        if not delta and running.document == document.to_bytes():
             return
+        whole = document.whole()
         while True:
             txid = self._next_txid()
-            reply = await link.call(Prepare(txid, delta, document, boot=True))
+            reply = await link.call(Prepare(txid, delta, whole, boot=True))
             if isinstance(reply, Prepared):
                 base = running.config or EMPTY
                 new = delta.applied_to(base)
@@ -529,7 +541,14 @@ class RemoteRuntime:
         """Transaction.apply (see the module's docstring)."""
         ending = self._open.on_channels(transaction.touched)
         reply = await transaction.link.call(Apply(transaction.txid))
-        self.applied = (transaction.new, transaction.document)
+        kept = self.applied[1] if self.applied is not None else Document()
+        why = kept.check(transaction.document)
+        if why is not None:  # the data plane took it: a bug here
+            log.error("the control plane's copy of the document is off: %s", why)
+            kept = Document()
+        else:
+            kept.apply(transaction.document)
+        self.applied = (transaction.new, kept)
         if isinstance(reply, Applied):
             self._open.forget(ending)
             return
@@ -595,7 +614,9 @@ class RemoteRuntime:
         return self._txid
 
     # -- Runtime ------------------------------------------------------------------------
-    async def prepare(self, delta: Delta, document: bytes, boot: bool = False) -> Transaction:
+    async def prepare(
+        self, delta: Delta, document: DocumentPatch, boot: bool = False
+    ) -> Transaction:
         try:
             link = await self._link()
         except (DataPlaneUnavailable, DataPlaneError) as exc:
@@ -608,6 +629,8 @@ class RemoteRuntime:
             ending = stopped(base, new, delta.touched(base))
             return _RemoteTransaction(self, link, txid, new, document, ending)
         if isinstance(reply, Refused):
+            if reply.faults and reply.faults[0].tag == DocumentMismatch.FAULT_TAG:
+                raise DocumentMismatch(reply.faults[0].message)
             raise PrepareError(list(reply.faults))
         if reply is None:
             raise _failed(RESTART_REASON)

@@ -45,10 +45,12 @@ from nf import rfc3339
 from nf.liveness import PORT_LEAVES, Apply, changed, restart_reasons
 from nf.model import ChannelConfig, RelayConfig, SerialPortConfig
 from nf.runtime.channel import ChannelRuntime, Counters, Resources, close_resource
+from nf.runtime.document import Document, DocumentPatch
 from nf.runtime.serial import Link, PortError, open_link
 from nf.runtime.transaction import (
     ChannelState,
     Delta,
+    DocumentMismatch,
     EventSink,
     Fault,
     PortState,
@@ -234,7 +236,7 @@ class _Transaction:
         self,
         runtime: RelayRuntime,
         new: RelayConfig,
-        document: bytes,
+        document: DocumentPatch,
         plan: _Plan,
         start: dict[str, Resources],
         acquired: list[Any],
@@ -287,7 +289,9 @@ class _Transaction:
             rt.channels[name] = channel
             rt.tg.start_soon(channel.run, name=f"channel-{name}")
         rt.config = self.new
-        rt.document = self.document
+        if rt.document is None:
+            rt.document = Document()
+        rt.document.apply(self.document)
 
     async def abort(self) -> None:
         await _restore(self.settings)
@@ -344,7 +348,7 @@ class RelayRuntime:
     def __init__(self) -> None:
         self.channels: dict[str, ChannelRuntime] = {}
         self.config = RelayConfig({}, {})
-        self.document: bytes | None = None
+        self.document: Document | None = None
         """The control plane's document of ``config`` (see Runtime.running)."""
         self._read_before: dict[int, tuple[ChannelRuntime, object, _States]] = {}
         """The idle channels' states of the last snapshot, by channel (see _read)."""
@@ -398,7 +402,12 @@ class RelayRuntime:
                 log.exception("event sink failed on %s", kind)
 
     # -- Runtime -------------------------------------------------------------------
-    async def prepare(self, delta: Delta, document: bytes, boot: bool = False) -> Transaction:
+    async def prepare(
+        self, delta: Delta, document: DocumentPatch, boot: bool = False
+    ) -> Transaction:
+        why = (self.document or Document()).check(document)
+        if why is not None:
+            raise DocumentMismatch(why)
         old = self.config
         new = delta.applied_to(old)
         plan = _plan(self.channels, old, new, delta.touched(old))
@@ -510,7 +519,7 @@ class RelayRuntime:
             raise _bind_error(name, "listen/port", f"UDP {address}:{port_number}", exc) from exc
 
     async def running(self) -> tuple[RelayConfig, bytes] | None:
-        return None if self.document is None else (self.config, self.document)
+        return None if self.document is None else (self.config, self.document.to_bytes())
 
     async def snapshot(self, channels: frozenset[str] | None = None) -> Snapshot:
         """Frozen state of the running ``channels`` (None: every one) and

@@ -20,11 +20,14 @@ does (VALIDATE, PREPARE, ABORT, APPLY):
    ones with the prepared resources.  If it decides not to go ahead, it calls
    ``Transaction.abort()``, which releases exactly what was prepared.
 
-``document`` is the whole running configuration as the control plane
-serialises it (XML bytes); the data plane keeps it, opaque, with what it
-runs, and hands it back (``running()``) to a control plane that restarts,
-which re-reads the configuration from the data plane rather than applying
-its own: the data plane is the authority on what runs.
+``document`` is the running configuration as the control plane
+serialises it (XML), as a patch of the document the data plane keeps
+(``nf.runtime.document``: only the changed entries cross); the data plane
+keeps it, opaque, with what it runs, and hands it back (``running()``) to
+a control plane that restarts, which re-reads the configuration from the
+data plane rather than applying its own: the data plane is the authority
+on what runs.  A patch whose base is not the kept document is refused
+with ``DocumentMismatch`` (the control plane then sends it whole).
 
 The data plane renders nothing: ``snapshot()`` returns frozen operational
 data and the control plane turns it into YANG (``nf.northbound.operational``).
@@ -38,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from nf.model import ChannelConfig, RelayConfig, SerialPortConfig
+from nf.runtime.document import Document, DocumentPatch
 
 EventSink = Callable[[str, dict[str, str]], None]
 """Receives the data plane's events: ("session-event" | "port-event",
@@ -60,6 +64,14 @@ class Fault:
     leaf: str
     """Descendant of the channel at fault, steps joined by "/": e.g.
     "serial-port", "listen/port", "secondary/port", "multicast-group"."""
+
+
+class DocumentMismatch(Exception):
+    """A document patch's base is not the document kept: nothing was
+    changed, and the document must be sent whole."""
+
+    FAULT_TAG = "document-mismatch"
+    """The Fault tag that carries it across the plane boundary."""
 
 
 class PrepareError(Exception):
@@ -207,8 +219,11 @@ class Transaction(Protocol):
 
 
 class Runtime(Protocol):
-    async def prepare(self, delta: Delta, document: bytes, boot: bool = False) -> Transaction:
-        """Acquire what ``delta`` needs, or raise PrepareError having released it.
+    async def prepare(
+        self, delta: Delta, document: DocumentPatch, boot: bool = False
+    ) -> Transaction:
+        """Acquire what ``delta`` needs, or raise PrepareError having released it
+        (DocumentMismatch, before anything, if ``document`` does not apply).
 
         ``boot``: the boot configuration (or the configuration a restarted
         data plane is given back); a serial device missing then is retried
@@ -252,23 +267,29 @@ class NullRuntime:
 
     def __init__(self) -> None:
         self.config = RelayConfig({}, {})
-        self.document: bytes | None = None
+        self.document: Document | None = None
         self.cleared: list[str | None] = []
         self.sinks: list[EventSink] = []
 
-    async def prepare(self, delta: Delta, document: bytes, boot: bool = False) -> Transaction:
+    async def prepare(
+        self, delta: Delta, document: DocumentPatch, boot: bool = False
+    ) -> Transaction:
         del boot
         runtime = self
+        kept = self.document or Document()
+        if kept.check(document) is not None:
+            raise DocumentMismatch(kept.check(document))
 
         class _Apply(_Done):
             async def apply(self) -> None:
                 runtime.config = delta.applied_to(runtime.config)
-                runtime.document = document
+                kept.apply(document)
+                runtime.document = kept
 
         return _Apply()
 
     async def running(self) -> tuple[RelayConfig, bytes] | None:
-        return None if self.document is None else (self.config, self.document)
+        return None if self.document is None else (self.config, self.document.to_bytes())
 
     async def snapshot(self, channels: frozenset[str] | None = None) -> Snapshot:
         del channels
