@@ -132,8 +132,10 @@ def update(
     defaults were computed on the whole new datastore.
     """
     ns = schema.modules[MAIN_MODULE].namespace
-    ports = dict(previous.serial_ports)
-    channels = dict(previous.channels)
+    kinds = {change.kind for change in changes}
+    # a mapping no change touches is shared (never changed in place)
+    ports = dict(previous.serial_ports) if "serial-port" in kinds else previous.serial_ports
+    channels = dict(previous.channels) if "channel" in kinds else previous.channels
     wanted: dict[str, list[tuple[str, ...]]] = {"serial-port": [], "channel": []}
     for change in changes:
         if change.kind not in wanted or change.schema.namespace != ns:

@@ -433,7 +433,9 @@ class RelayRuntime:
                 port = new.serial_ports[new.channels[name].serial_port]
                 if _keys(new.channels[name], port)["link"] not in offered:
                     opening.append((name, port))
-            links = await anyio.to_thread.run_sync(_open_links, opening, boot)
+            links = (
+                await anyio.to_thread.run_sync(_open_links, opening, boot) if opening else _Links()
+            )
             acquired.extend(links.values())
             if isinstance(links.failed, PrepareError):
                 raise links.failed
