@@ -22,7 +22,7 @@ from anyio import TASK_STATUS_IGNORED, to_thread
 from anyio.abc import TaskStatus
 from lxml import etree
 
-from nf.config.diff import diff
+from nf.config.diff import changed_keys, diff
 from nf.config.edit import edit_partial
 from nf.config.errors import ConfigError
 from nf.config.incremental import check_syntax_change
@@ -159,7 +159,15 @@ class Datastores:
 
             return skipped + await self.engine.change(build, sid, dry_run=dry_run)
         base = self.candidate.tree
-        new, errors = await work.run(edit_partial, base, config, default_operation, self.schema)
+        # an edit costs its <config>, whatever the size of the candidate
+        new, errors = await work.run_change(
+            edit_partial,
+            base,
+            config,
+            default_operation,
+            self.schema,
+            changed=work.elements(config),
+        )
         if errors and not partial:
             return errors
         denied = await authorized(work, authorize, base, new)
@@ -172,7 +180,13 @@ class Datastores:
         # configuration can be built step by step (a channel before its
         # serial port)
         if base is self._syntax_ok or base is self.running:
-            invalid = await work.run(check_syntax_change, base, new, self.schema)
+            invalid = await work.run_change(
+                check_syntax_change,
+                base,
+                new,
+                self.schema,
+                changed=changed_keys(base, new, self.schema),
+            )
         else:
             invalid = await work.run(check_syntax, new, self.schema)
         if invalid:

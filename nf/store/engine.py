@@ -142,6 +142,14 @@ class Offload:
             return func(*args)
         return await self.run(func, *args)
 
+    @staticmethod
+    def elements(config: etree._Element) -> int | None:
+        """How many elements ``config`` has, if at most ``INLINE_ELEMENTS``
+        (counted without walking a big one): the size of an edit, for
+        ``run_change`` (an edit costs its ``<config>``: trees are persistent)."""
+        n = sum(1 for _ in itertools.islice(config.iter(), INLINE_ELEMENTS + 1))
+        return n if n <= INLINE_ELEMENTS else None
+
     def measured(self, seconds: float, tree: Node) -> None:
         """A validation of ``tree`` took ``seconds``: the yardstick of what is small."""
         self._inline = seconds < INLINE_SECONDS
@@ -151,10 +159,7 @@ class Offload:
         if isinstance(arg, Node):
             return entries(arg) <= 2 * self._inline_entries + 16
         if isinstance(arg, etree._Element):
-            # at most this many elements, found without walking a big one
-            return sum(1 for _ in itertools.islice(arg.iter(), INLINE_ELEMENTS + 1)) <= (
-                INLINE_ELEMENTS
-            )
+            return self.elements(arg) is not None
         return True
 
 
