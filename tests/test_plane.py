@@ -643,12 +643,12 @@ def test_a_snapshot_of_many_channels_is_read_in_slices() -> None:
                     {f"c{i}": server_channel(f"c{i}", f"p{i}", 0) for i in range(3)},
                 )
                 await (await runtime.prepare(delta, DocumentPatch.of_bytes(b""))).apply()
-                slices = [piece async for piece in runtime.snapshot_slices(budget=0)]
-                assert [len(piece) for piece in slices] == [1, 1, 1]
+                read = await runtime.read_states(budget=0)
+                assert read.slices == 3 and read.fresh is None  # all read, one a slice
+                assert [channel.name for channel, _ in read.states] == ["c0", "c1", "c2"]
                 whole = await runtime.snapshot()
                 assert [c.name for c in whole.channels] == ["c0", "c1", "c2"]
                 assert [p.name for p in whole.ports] == ["p0", "p1", "p2"]
-                assert [piece[0][0].name for piece in slices] == ["c0", "c1", "c2"]
                 await runtime.shutdown()
 
     anyio.run(main)
@@ -809,11 +809,13 @@ def test_an_idle_channel_is_read_again_only_when_what_it_reports_changed() -> No
             with pty_device() as (_master, device):
                 delta = Delta({"p": serial_port("p", device)}, {"c": server_channel("c", "p", 0)})
                 await (await runtime.prepare(delta, DocumentPatch.of_bytes(b""))).apply()
-                first = [s async for piece in runtime.snapshot_slices() for s in piece]
-                second = [s async for piece in runtime.snapshot_slices() for s in piece]
+                first = (await runtime.read_states()).states
+                read = await runtime.read_states()
+                second = read.states
                 assert second[0] is first[0]  # unchanged: the same frozen objects
+                assert read.fresh == set() and read.slices == 0  # nothing read at all
                 await runtime.clear_counters(None)
-                third = [s async for piece in runtime.snapshot_slices() for s in piece]
+                third = (await runtime.read_states()).states
                 assert third[0] is not first[0]
                 cleared = dict(third[0][0].counters)
                 assert "last-cleared" in cleared and "last-cleared" not in dict(
@@ -860,3 +862,45 @@ def test_a_hung_data_plane_is_killed_and_its_successor_runs_the_configuration(
 
     with pty_device() as (_master, device):
         with_remote(planes.socket, scenario, request_timeout=0.5)
+
+
+def test_a_snapshot_frame_encodes_again_only_what_changed_and_equals_a_fresh_one() -> None:
+    """The data plane's whole snapshot reads only the channels whose
+    signature changed (or that have sessions) and re-encodes only those;
+    the frame is byte for byte that of the same states encoded afresh."""
+    from nf.plane.dataplane import DataPlane
+    from nf.plane.messages import CONTROL_REPLIES, SnapshotParts, StateCache
+
+    async def main() -> None:
+        runtime = RelayRuntime()
+        plane = DataPlane(runtime, pid=os.getpid(), started_at="")
+        async with anyio.create_task_group() as tg:
+            await tg.start(runtime.run)
+            with contextlib.ExitStack() as stack:
+                devices = [stack.enter_context(pty_device())[1] for _ in range(4)]
+                delta = Delta(
+                    {f"p{i}": serial_port(f"p{i}", d) for i, d in enumerate(devices)},
+                    {f"c{i}": server_channel(f"c{i}", f"p{i}", 0) for i in range(4)},
+                )
+                await (await runtime.prepare(delta, DocumentPatch.of_bytes(b""))).apply()
+                await anyio.sleep(0.2)  # the ports opened
+
+                async def frame() -> Snapshot:
+                    data = await plane.snapshot_frame()
+                    parts = CONTROL_REPLIES.decode(bytes(data[4:]))
+                    assert isinstance(parts, SnapshotParts)
+                    return StateCache().snapshot(parts, whole=True)
+
+                first = await frame()
+                assert plane._encoded is not None and plane._encoded[0].fresh is None  # all read
+                assert await frame() == first
+                assert plane._encoded[0].fresh == set()  # nothing read again
+                await runtime.clear_counters("c2")
+                changed = await frame()
+                assert plane._encoded[0].fresh == {2}
+                assert changed == await runtime.snapshot()  # read afresh, whole
+                assert "last-cleared" in dict(changed.channels[2].counters)
+                assert "last-cleared" not in dict(changed.channels[1].counters)
+                await runtime.shutdown()
+
+    anyio.run(main)

@@ -84,7 +84,7 @@ from nf.plane.messages import (
     encode,
     encode_part,
 )
-from nf.runtime.relay import RelayRuntime
+from nf.runtime.relay import RelayRuntime, StatesRead
 from nf.runtime.transaction import DocumentMismatch, Fault, PrepareError, Transaction
 
 log = logging.getLogger("nf.plane.dataplane")  # not __main__ under python -m
@@ -154,8 +154,9 @@ class DataPlane:
         self.snapshots_built = 0
         """How many snapshots were read (requests that queued up behind one
         share it)."""
-        self._encoded: dict[int, tuple[object, msgspec.Raw, msgspec.Raw]] = {}
-        """The last snapshot's encodings, by the runtime's state objects."""
+        self._encoded: tuple[StatesRead, list[msgspec.Raw], list[msgspec.Raw]] | None = None
+        """The last snapshot's read (``RelayRuntime.read_states``) and the
+        encodings of its states, in its order."""
 
     # -- events ---------------------------------------------------------------------
     def event(self, kind: str, payload: dict[str, str]) -> None:
@@ -383,31 +384,36 @@ class DataPlane:
                 return
 
     async def snapshot_frame(self, names: tuple[str, ...] | None = None) -> bytearray:
-        """A SnapshotReply frame, read and encoded in slices (see the
-        module); of the channels ``names`` only, if given (a filtered
-        <get>: read and encoded afresh, in time of the selection)."""
+        """A SnapshotReply frame; of the channels ``names`` only, if given
+        (a filtered <get>: read and encoded afresh, in time of the
+        selection).  A whole one re-encodes only the states read afresh
+        (``RelayRuntime.read_states``): the encodings of the others are the
+        last frame's, joined by msgspec in C."""
         self.snapshots_built += 1
+        runtime = self.runtime
         if names is not None:
-            picked = await self.runtime.snapshot(frozenset(names))
-            return encode(SnapshotReply(picked.channels, picked.ports))
-        channels = []
-        ports: dict[str, msgspec.Raw] = {}
-        encoded: dict[int, tuple[object, msgspec.Raw, msgspec.Raw]] = {}
-        async for piece in self.runtime.snapshot_slices():
-            for states in piece:
-                channel, port = states
-                # the runtime hands back the same objects for an unchanged
-                # channel: their encoding is reused too
-                before = self._encoded.get(id(states))
-                if before is not None and before[0] is states:
-                    parts = before
-                else:
-                    parts = (states, encode_part(channel), encode_part(port))
-                encoded[id(states)] = parts
-                channels.append(parts[1])
-                ports[port.name] = parts[2]
-        self._encoded = encoded
-        return encode(SnapshotParts(tuple(channels), tuple(ports.values())))
+            states = runtime.read_picked(frozenset(names))
+            picked = {port.name: port for _, port in states}
+            return encode(SnapshotReply(tuple(c for c, _ in states), tuple(picked.values())))
+        read = await runtime.read_states()
+        last = self._encoded
+        if read.fresh is None or last is None or last[0] is not read.after:
+            channels = [encode_part(channel) for channel, _ in read.states]
+            ports = [encode_part(port) for _, port in read.states]
+        else:
+            channels, ports = list(last[1]), list(last[2])
+            for i in read.fresh:
+                channel, port = read.states[i]
+                channels[i] = encode_part(channel)
+                ports[i] = encode_part(port)
+        self._encoded = (read, channels, ports)
+        names_seen = {port.name for _, port in read.states}
+        if len(names_seen) != len(ports):  # a port twice: once, as a dict would
+            unique: dict[str, msgspec.Raw] = {}
+            for (_, port), raw in zip(read.states, ports, strict=True):
+                unique[port.name] = raw
+            return encode(SnapshotParts(tuple(channels), tuple(unique.values())))
+        return encode(SnapshotParts(tuple(channels), tuple(ports)))
 
     async def _handle(self, conn: _Connection, request: Request) -> Reply:
         try:

@@ -124,9 +124,7 @@ class Counters:
         return {name.replace("_", "-"): value for name, value in vars(self).items()}
 
 
-_COUNTER_VALUES = attrgetter(*(f.name for f in fields(Counters)))
-"""A Counters' values as one tuple, built in C (``ChannelRuntime.signature``)."""
-_REPORTED = attrgetter(
+SIGNATURE = attrgetter(
     "_running",
     "cfg",
     "last_error",
@@ -138,9 +136,15 @@ _REPORTED = attrgetter(
     "port_state",
     "line_owner",
     "modem",
+    "counters",
+    *(f"counters.{f.name}" for f in fields(Counters)),
 )
-"""Every attribute a channel without sessions reports from (its state and
-its port's, ``oper_status`` included), as one tuple built in C."""
+"""Everything a channel without sessions reports from (its state and its
+port's, ``oper_status`` included), as one tuple built in C: equal
+signatures, equal states.  ``map(SIGNATURE, channels)`` reads 500 channels
+without a Python call per channel (``RelayRuntime.read_states``).  A
+channel with sessions is read every time: their byte counts move with
+every chunk."""
 
 
 @dataclass
@@ -283,16 +287,6 @@ class ChannelRuntime:
         self._lost_message = ""
         self.handed_over: set[str] = set()
         """Resources given to a successor channel: not closed on stop."""
-
-    def signature(self) -> tuple[object, object] | None:
-        """Everything this channel reports while it has no session, cheaply
-        (two tuples built in C): equal signatures, equal states.  None with
-        sessions: their byte counts move with every chunk.  A snapshot of
-        500 mostly idle channels compares these instead of reading each
-        (the data plane serves every <get> so, beside the relays)."""
-        if self.sessions:
-            return None
-        return _REPORTED(self), _COUNTER_VALUES(self.counters)
 
     @property
     def oper_status(self) -> str:

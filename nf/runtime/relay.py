@@ -34,9 +34,10 @@ import errno
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import compress
+from operator import attrgetter, ne
+from typing import Any, cast
 
 import anyio
 from anyio.abc import SocketListener, TaskGroup, TaskStatus
@@ -44,7 +45,7 @@ from anyio.abc import SocketListener, TaskGroup, TaskStatus
 from nf import rfc3339
 from nf.liveness import PORT_LEAVES, Apply, changed, restart_reasons
 from nf.model import ChannelConfig, RelayConfig, SerialPortConfig
-from nf.runtime.channel import ChannelRuntime, Counters, Resources, close_resource
+from nf.runtime.channel import SIGNATURE, ChannelRuntime, Counters, Resources, close_resource
 from nf.runtime.document import Document, DocumentPatch
 from nf.runtime.serial import Link, PortError, open_link
 from nf.runtime.transaction import (
@@ -66,7 +67,7 @@ log = logging.getLogger(__name__)
 ResourceKey = tuple[str, ...]
 SNAPSHOT_SLICE = 0.0002
 """Seconds of reading channel state between two yields to the event loop
-(see RelayRuntime.snapshot_slices): a snapshot holds up the relays for
+(see RelayRuntime.read_states): a snapshot holds up the relays for
 about this long at a time, plus the encoding of the slice."""
 
 START_SLICE = 50
@@ -217,6 +218,28 @@ def _effective(ch: ChannelRuntime) -> tuple[tuple[str, int | str], ...]:
 
 
 _States = tuple[ChannelState, PortState]
+_SESSIONS = attrgetter("sessions")
+_NOT_READ: _States = cast(_States, None)
+"""A place in ``StatesRead.states`` that the read fills in."""
+
+
+@dataclass(frozen=True)
+class StatesRead:
+    """One ``RelayRuntime.read_states``: the running channels and their
+    states, in the same order."""
+
+    channels: list[ChannelRuntime]
+    states: list[_States]
+    fresh: set[int] | None
+    """The indices read afresh (the others are the last read's objects);
+    None: all, the channels running are not those of the last read."""
+    signatures: list[tuple[object, ...]]
+    active: set[int]
+    """The indices of the channels that had sessions."""
+    slices: int
+    """How many slices the channels read afresh were read in."""
+    after: StatesRead | None = field(default=None, repr=False)
+    """The read that ``fresh`` is relative to (None when ``fresh`` is)."""
 
 
 @dataclass
@@ -350,8 +373,8 @@ class RelayRuntime:
         self.config = RelayConfig({}, {})
         self.document: Document | None = None
         """The control plane's document of ``config`` (see Runtime.running)."""
-        self._read_before: dict[int, tuple[ChannelRuntime, object, _States]] = {}
-        """The idle channels' states of the last snapshot, by channel (see _read)."""
+        self._last_read: StatesRead | None = None
+        """The last ``read_states``: what the next one compares with."""
         self._tg: TaskGroup | None = None
         self.channels_started = 0
         self.channels_stopped = 0
@@ -525,69 +548,73 @@ class RelayRuntime:
 
     async def snapshot(self, channels: frozenset[str] | None = None) -> Snapshot:
         """Frozen state of the running ``channels`` (None: every one) and
-        their ports (see ``snapshot_slices``)."""
-        wanted = channels
-        channels_read: list[ChannelState] = []
+        their ports (see ``read_states``)."""
+        if channels is not None:
+            states = self.read_picked(channels)
+        else:
+            states = (await self.read_states()).states
         ports: dict[str, PortState] = {}
-        async for piece in self.snapshot_slices(wanted):
-            for channel, port in piece:
-                channels_read.append(channel)
-                ports[port.name] = port
-        return Snapshot(tuple(channels_read), tuple(ports.values()))
+        for _, port in states:
+            ports[port.name] = port
+        return Snapshot(tuple(channel for channel, _ in states), tuple(ports.values()))
 
-    async def snapshot_slices(
-        self, channels: frozenset[str] | None = None, budget: float = SNAPSHOT_SLICE
-    ) -> AsyncIterator[list[tuple[ChannelState, PortState]]]:
-        """The state of each running channel and of its port, in slices of
-        about ``budget`` seconds of reading each, yielding to the event loop
-        between slices.  Reading 500 channels takes 5-10 ms; in one piece
-        that would hold up every relay for as long.  Each channel is read
-        whole in one go (its sessions and counters agree); channels of
-        different slices are read up to a few milliseconds apart.  The
+    def read_picked(self, channels: frozenset[str]) -> list[_States]:
+        """The states of these running channels (a filtered <get>), read
+        afresh; what ``read_states`` reuses is kept for the next whole read."""
+        return [_state(self.channels[n]) for n in sorted(channels) if n in self.channels]
+
+    async def read_states(self, budget: float = SNAPSHOT_SLICE) -> StatesRead:
+        """The state of each running channel and of its port, in order.
+
+        A channel whose signature (``channel.SIGNATURE``, built in C for
+        all channels at once) is that of the last read, and that had no
+        session then and has none now, is not read: its frozen states are
+        the last read's (the very objects, so that the data plane reuses
+        their encoding too).  So a read of 500 mostly idle channels costs
+        the active ones, not 500 Python calls.  Those read (``fresh``) are
+        read in slices of about ``budget`` seconds, yielding to the event
+        loop between slices (500 channels read afresh take 5-10 ms: in one
+        piece that would hold up every relay for as long).  Each channel is
+        read whole in one go (its sessions and counters agree); channels
+        of different slices are read up to a few milliseconds apart.  The
         channels are those running when it starts: the data plane serves
         one request at a time, so no commit is applied between slices
         there; an in-process caller that applies one meanwhile sees the
-        channels it stopped as they were when they stopped.
-
-        ``channels``: only those (a filtered <get>), read afresh; the
-        reuse of unchanged states is kept for the next whole snapshot."""
-        if channels is not None:
-            picked = [self.channels[n] for n in sorted(channels) if n in self.channels]
-            if picked:
-                yield [_state(ch) for ch in picked]
-            return
+        channels it stopped as they were when they stopped."""
         running = list(self.channels.values())
-        seen: dict[int, tuple[ChannelRuntime, object, _States]] = {}
-        before = self._read_before.get
+        n = len(running)
+        signatures = list(map(SIGNATURE, running))
+        active = set(compress(range(n), map(_SESSIONS, running)))
+        last = self._last_read
+        fresh: set[int] | None
+        if last is not None and last.channels == running:  # the same objects (no __eq__)
+            states = list(last.states)
+            fresh = set(compress(range(n), map(ne, signatures, last.signatures)))
+            fresh |= active | last.active
+            order: list[int] = sorted(fresh)
+        else:
+            states = [_NOT_READ] * n
+            fresh, order = None, list(range(n))
+        slices = 0
+        i = 0
         clock = time.perf_counter
-        i, n = 0, len(running)
-        while i < n:
-            if i:
+        while i < len(order):
+            if slices:
                 await anyio.sleep(0)
+            slices += 1
             deadline = clock() + budget
-            piece = []
-            while i < n:
-                # _state(ch), or the very objects of the last snapshot when
-                # nothing it reports has changed: most channels are idle, and
-                # equal frozen objects let the data plane reuse their encoding
-                # too.  Inline: this loop runs over every channel per <get>.
-                ch = running[i]
+            while i < len(order):
+                index = order[i]
+                states[index] = _state(running[index])
                 i += 1
-                signature = ch.signature()
-                if signature is None:
-                    piece.append(_state(ch))
-                else:
-                    last = before(id(ch))
-                    if last is not None and last[0] is ch and last[1] == signature:
-                        states = last[2]
-                    else:
-                        states = _state(ch)
-                    seen[id(ch)] = (ch, signature, states)  # ch held: its id stays its own
-                    piece.append(states)
                 if clock() >= deadline:
                     break
-            yield piece
-        self._read_before = seen
+        after = last if fresh is not None else None
+        if after is not None:
+            object.__setattr__(after, "after", None)  # a chain of reads is not kept alive
+        read = StatesRead(running, states, fresh, signatures, active, slices, after)
+        self._last_read = read
+        return read
 
     async def send_break(self, port: str, duration_ms: int) -> str | None:
         """The serial-port action send-break, on the channel that holds the port."""
