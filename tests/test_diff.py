@@ -493,3 +493,30 @@ def test_a_one_leaf_edit_of_a_big_list_is_diffed_by_its_key() -> None:
     assert ports.changed_since(old_ports) == {("p7",)}
     (change,) = diff(old, new, SCHEMA)
     assert (change.op, change.key) == ("modify", ("p7",))
+
+
+def test_changed_keys_counts_the_entries_an_edit_touched_and_only_for_derived_lists() -> None:
+    """changed_keys tells the engine that diff and what follows cost the
+    change: the number of entries edits set or removed, when every list
+    derives from the old one's; None when one was built afresh (a replace
+    of the whole configuration) or too many changed."""
+    from nf.config.diff import changed_keys
+
+    assert changed_keys(BASE, BASE, SCHEMA) == 0
+
+    def merged(body: str) -> Node:
+        config = parse_xml(
+            f'<config xmlns="{NC}"><serial-over-ip xmlns="{NS}">{body}</serial-over-ip></config>'
+        )
+        new, errors = edit_partial(BASE, config, "merge", SCHEMA)
+        assert errors == []
+        return new
+
+    one_leaf = merged(channel("c1", "p1", 4009))
+    assert changed_keys(BASE, one_leaf, SCHEMA) == 1
+    assert summary(diff(BASE, one_leaf, SCHEMA)) == [("modify", "channel", ("c1",))]
+    assert changed_keys(BASE, merged(port("p3") + channel("c3", "p3", 4003)), SCHEMA) == 2
+    afresh = tree(port("p1"), port("p2"), channel("c1", "p1", 4009), channel("c2", "p2", 4002))
+    assert changed_keys(BASE, afresh, SCHEMA) is None
+    many = merged("".join(port(f"q{i}") for i in range(70)))
+    assert changed_keys(BASE, many, SCHEMA) is None

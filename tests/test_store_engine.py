@@ -639,3 +639,41 @@ def test_edit_config_options_reach_the_store_as_plain_flags() -> None:
         assert store.running is not BASE  # the rest was applied
 
     anyio.run(scenario)
+
+
+def test_a_small_change_of_a_big_configuration_does_its_work_on_the_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """diff, incremental validation, the model update and the document
+    patch cost the change: a one-leaf change runs them without a worker
+    thread, even when the configuration is too big to validate whole on
+    the loop (the thread hops would cost more than the work).  A change
+    built afresh (not derived by edits) still goes to a thread."""
+    from nf.store import engine as engine_module
+
+    hops: list[str] = []
+    real = engine_module.to_thread.run_sync
+
+    async def counting(func: object, *args: object, **kwargs: object) -> object:
+        hops.append(getattr(func, "__name__", repr(func)))
+        return await real(func, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine_module.to_thread, "run_sync", counting)
+    eng, runtime, _ = engine()
+
+    async def merge(old: Node) -> tuple[Node, list[ConfigError]]:
+        edit = etree.fromstring(config(server_xml("c2", "p2", 7009)))
+        return edit_partial(old, edit, "merge", SCHEMA)
+
+    async def scenario() -> None:
+        assert await eng.change(replace_with(TWO)) == []
+        eng.work.measured(10.0, TWO)  # as if validating it whole were slow
+        hops.clear()
+        assert await eng.change(merge) == []
+        assert hops == []
+        assert await eng.change(replace_with(BASE)) == []
+        assert hops  # built afresh: diffed and validated in a thread
+
+    anyio.run(scenario)
+    back, errors = load_document(runtime.document.to_bytes(), SCHEMA)
+    assert not errors and back == BASE
