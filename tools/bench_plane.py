@@ -12,7 +12,8 @@ Two cases, each against a baseline run in the same invocation:
   one piece and encoded whole (as before slicing); measured: the data
   plane's ``snapshot_frame`` (channels read in slices of SNAPSHOT_SLICE;
   those read afresh encoded, the others' encodings reused).  Median and
-  p99 over the repetitions of the per-snapshot longest block, and of the time to produce the whole frame.
+  p99 over the repetitions of the per-snapshot longest block, and of the
+  time to produce the whole frame.
 * commit round trip: prepare + apply of a one-channel change (the
   channel's inactivity-timeout toggles, so the channel restarts with its
   listener and port handed over) through RemoteRuntime to a data-plane
