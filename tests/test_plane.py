@@ -643,7 +643,7 @@ def test_a_snapshot_of_many_channels_is_read_in_slices() -> None:
                     {f"c{i}": server_channel(f"c{i}", f"p{i}", 0) for i in range(3)},
                 )
                 await (await runtime.prepare(delta, DocumentPatch.of_bytes(b""))).apply()
-                read = await runtime.read_states(budget=0)
+                read = await runtime.read_states(budget=0, chunk=1)
                 assert read.slices == 3 and read.fresh is None  # all read, one a slice
                 assert [channel.name for channel, _ in read.states] == ["c0", "c1", "c2"]
                 whole = await runtime.snapshot()
@@ -813,7 +813,7 @@ def test_an_idle_channel_is_read_again_only_when_what_it_reports_changed() -> No
                 read = await runtime.read_states()
                 second = read.states
                 assert second[0] is first[0]  # unchanged: the same frozen objects
-                assert read.fresh == set() and read.slices == 0  # nothing read at all
+                assert read.fresh == set()  # nothing read again
                 await runtime.clear_counters(None)
                 third = (await runtime.read_states()).states
                 assert third[0] is not first[0]
