@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 class AllowedPeers:
     """The channel's ``allowed-peer`` prefixes (empty: everyone)."""
 
+    __slots__ = ("_nets",)
+
     def __init__(self, prefixes: Sequence[str]) -> None:
         self._nets = [ipaddress.ip_network(p, strict=False) for p in prefixes]
 
@@ -45,6 +47,8 @@ class AllowedPeers:
 
 class Server:
     """Admits incoming connections to the channel, one session per role."""
+
+    __slots__ = ("_listening", "allowed", "channel", "takeover")
 
     def __init__(self, channel: ChannelRuntime, allowed: AllowedPeers, takeover: bool) -> None:
         self.channel = channel
@@ -91,29 +95,44 @@ class Server:
         self._listening.clear()
 
     def _accept(self, raw: socket.socket, role: Role) -> None:
-        """A connection is waiting: admit it or refuse it.  An admitted one
-        joins (``Session.connection_made``) before the next is accepted, so
-        that the next is admitted against it: the listener is not read
-        meanwhile (``_connect``)."""
-        while True:
-            try:
-                conn, remote = raw.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:  # EMFILE and the like: as a failed accept task did
-                self.close()
-                self.channel.fail(exc)
-                return
-            conn.setblocking(False)
-            session = self.admit(role, (str(remote[0]), int(remote[1])))
-            if session is None:
-                conn.close()
-                continue
-            fd = raw.fileno()
-            self._loop.remove_reader(fd)
-            if not self.channel.spawn(self._connect, session, conn, raw, role):
-                conn.close()
+        """A connection is waiting: take it, and decide on it in the next
+        loop iteration, as an accept task woken by this callback did (a
+        session whose peer closed in this iteration has left by then, so
+        a client that reconnects at once is not refused as busy).  The
+        listener is not read until that connection is refused or has
+        joined (``Session.connection_made``): the next one is admitted
+        against it."""
+        try:
+            conn, remote = raw.accept()
+        except (BlockingIOError, InterruptedError):
             return
+        except OSError as exc:  # EMFILE and the like: as a failed accept task did
+            self.close()
+            self.channel.fail(exc)
+            return
+        conn.setblocking(False)
+        self._loop.remove_reader(raw.fileno())
+        self._loop.call_soon(
+            self._admit_accepted, raw, role, conn, (str(remote[0]), int(remote[1]))
+        )
+
+    def _admit_accepted(
+        self, raw: socket.socket, role: Role, conn: socket.socket, remote: tuple[str, int]
+    ) -> None:
+        if raw.fileno() not in self._listening:  # the channel stopped meanwhile
+            conn.close()
+            return
+        session = self.admit(role, remote)
+        if session is None:
+            conn.close()
+            self._resume(raw, role)
+        elif not self.channel.spawn(self._connect, session, conn, raw, role):
+            conn.close()
+
+    def _resume(self, raw: socket.socket, role: Role) -> None:
+        """Read the listener again, unless it was closed meanwhile."""
+        if raw.fileno() in self._listening:
+            self._loop.add_reader(raw.fileno(), self._accept, raw, role)
 
     async def _connect(
         self, session: Session, conn: socket.socket, raw: socket.socket, role: Role
@@ -125,5 +144,4 @@ class Server:
             log.info("channel %s: accept %s: %s", self.channel.name, session.remote[0], exc)
             conn.close()
         finally:
-            if raw.fileno() in self._listening:  # not closed meanwhile
-                self._loop.add_reader(raw.fileno(), self._accept, raw, role)
+            self._resume(raw, role)
