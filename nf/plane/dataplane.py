@@ -454,10 +454,12 @@ class DataPlane:
             started, stopped = runtime.channels_started, runtime.channels_stopped
             with gc_paused():
                 await conn.pending.pop(request.txid).apply()
-            if runtime.channels_stopped != stopped:
-                settle_gc(stopped=True)
-            elif runtime.channels_started != started:
-                settle_gc(stopped=False)
+                # before collection resumes: frozen, what the apply made
+                # is not walked by the pass its allocations have set off
+                if runtime.channels_stopped != stopped:
+                    settle_gc(stopped=True)
+                elif runtime.channels_started != started:
+                    settle_gc(stopped=False)
             return Applied(request.txid)
         if isinstance(request, Abort):
             if request.txid in conn.pending:
