@@ -11,10 +11,13 @@ only its public methods, so the whole of it runs in memory in the tests
 
 A channel is started with resources its commit already acquired (see
 ``relay.py``): the serial link, the TCP listeners, the UDP socket.  Its
-control work (accepting, connecting, reopening a lost port, timers) runs
-as tasks of one task group; stopping cancels it and closes the resources
-it still owns (a resource handed to a successor channel in the same commit
-is not closed).
+control work runs in one task group, with a task only for what has to wait
+(reopening a lost port, connecting, receiving datagrams, a timer while a
+deadline exists, an accepted socket while it connects): an idle server
+channel has no task but its own ``run``, its listeners accept in loop
+callbacks (``Server.listen``).  Stopping cancels it and closes the
+resources it still owns (a resource handed to a successor channel in the
+same commit is not closed).
 
 The data path runs in event-loop callbacks, not in tasks: each TCP session
 is an asyncio ``Protocol`` on the loop's socket transport, and the serial
