@@ -43,6 +43,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -119,6 +120,23 @@ def settle_gc(stopped: bool) -> None:
         gc.unfreeze()
     else:
         gc.freeze()
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No automatic collection while a prepare or an apply runs.  Creating
+    thousands of channels makes objects that all survive, and each full
+    collection the allocations set off walks everything made so far: a
+    boot of 10 000 channels spent 3 of its 4 s of apply in 12 such passes,
+    freeing nothing.  What the apply made is then frozen (``settle_gc``);
+    cyclic garbage made meanwhile waits for the next automatic pass."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class _Connection:
@@ -428,7 +446,10 @@ class DataPlane:
             if request.txid in conn.pending:
                 return Failed(f"transaction {request.txid} is already prepared")
             try:
-                transaction = await runtime.prepare(request.delta, request.document, request.boot)
+                with gc_paused():
+                    transaction = await runtime.prepare(
+                        request.delta, request.document, request.boot
+                    )
             except PrepareError as exc:
                 return Refused(request.txid, tuple(exc.faults))
             except DocumentMismatch as exc:
@@ -440,11 +461,14 @@ class DataPlane:
             if request.txid not in conn.pending:
                 return Failed(f"no transaction {request.txid} is prepared")
             started, stopped = runtime.channels_started, runtime.channels_stopped
-            await conn.pending.pop(request.txid).apply()
-            if runtime.channels_stopped != stopped:
-                settle_gc(stopped=True)
-            elif runtime.channels_started != started:
-                settle_gc(stopped=False)
+            with gc_paused():
+                await conn.pending.pop(request.txid).apply()
+                # before collection resumes: frozen, what the apply made
+                # is not walked by the pass its allocations have set off
+                if runtime.channels_stopped != stopped:
+                    settle_gc(stopped=True)
+                elif runtime.channels_started != started:
+                    settle_gc(stopped=False)
             return Applied(request.txid)
         if isinstance(request, Abort):
             if request.txid in conn.pending:

@@ -11,10 +11,13 @@ only its public methods, so the whole of it runs in memory in the tests
 
 A channel is started with resources its commit already acquired (see
 ``relay.py``): the serial link, the TCP listeners, the UDP socket.  Its
-control work (accepting, connecting, reopening a lost port, timers) runs
-as tasks of one task group; stopping cancels it and closes the resources
-it still owns (a resource handed to a successor channel in the same commit
-is not closed).
+control work runs in one task group, with a task only for what has to wait
+(reopening a lost port, connecting, receiving datagrams, a timer while a
+deadline exists, an accepted socket while it connects): an idle server
+channel has no task but its own ``run``, its listeners accept in loop
+callbacks (``Server.listen``).  Stopping cancels it and closes the
+resources it still owns (a resource handed to a successor channel in the
+same commit is not closed).
 
 The data path runs in event-loop callbacks, not in tasks: each TCP session
 is an asyncio ``Protocol`` on the loop's socket transport, and the serial
@@ -55,10 +58,10 @@ import logging
 import socket
 import termios
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, fields, replace
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVarTuple
 
 import anyio
 from anyio.abc import SocketAttribute, SocketListener, TaskGroup
@@ -91,6 +94,7 @@ from nf.runtime.session import Session
 from nf.runtime.udp import Datagrams
 
 log = logging.getLogger(__name__)
+_Args = TypeVarTuple("_Args")
 
 CLOSE_TIMEOUT = 0.5
 """How long a closing session may take to flush what it still has to send:
@@ -104,7 +108,7 @@ MAX_KEEPIDLE = 32767
 is a uint16, so larger values are clamped rather than refused."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Counters:
     """A channel's counters; each field is the YANG leaf of the same name
     under the channel's ``counters`` (underscores for dashes)."""
@@ -121,9 +125,10 @@ class Counters:
 
     def by_leaf(self) -> dict[str, int | str | None]:
         """The counters by YANG leaf name."""
-        return {name.replace("_", "-"): value for name, value in vars(self).items()}
+        return {name.replace("_", "-"): getattr(self, name) for name in _COUNTER_NAMES}
 
 
+_COUNTER_NAMES = tuple(f.name for f in fields(Counters))
 SIGNATURE = attrgetter(
     "_running",
     "cfg",
@@ -137,7 +142,7 @@ SIGNATURE = attrgetter(
     "line_owner",
     "modem",
     "counters",
-    *(f"counters.{f.name}" for f in fields(Counters)),
+    *(f"counters.{name}" for name in _COUNTER_NAMES),
 )
 """Everything a channel without sessions reports from (its state and its
 port's, ``oper_status`` included), as one tuple built in C: equal
@@ -147,7 +152,7 @@ channel with sessions is read every time: their byte counts move with
 every chunk."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Resources:
     """What a channel holds while it runs; keys say what can be handed over."""
 
@@ -209,6 +214,45 @@ class ChannelRuntime:
     ``clock`` is injectable so that timers can be tested without waiting
     (tests/channelpair.py).
     """
+
+    __slots__ = (
+        "_finished",
+        "_holds",
+        "_roles",
+        "_running",
+        "_scope",
+        "_sleep_until",
+        "_stopping",
+        "_tg",
+        "_timing",
+        "_wake",
+        "arbiter",
+        "cfg",
+        "client",
+        "clock",
+        "counters",
+        "emit",
+        "handed_over",
+        "last_error",
+        "last_restart",
+        "last_restart_reason",
+        "line_owner",
+        "modem",
+        "name",
+        "peer",
+        "port_cfg",
+        "port_rx",
+        "port_state",
+        "port_status",
+        "port_tx",
+        "res",
+        "serial_full",
+        "server",
+        "sessions",
+        "stop_reason",
+    )
+    """A channel is made for every configured one, idle or not: no
+    per-instance dict (a third of a kilobyte each at 10 000 channels)."""
 
     _next_session = 1
 
@@ -273,8 +317,11 @@ class ChannelRuntime:
             Peer(self, resources.udp, cfg.destinations, allowed) if cfg.mode == "peer" else None
         )
         self._scope = anyio.CancelScope()
-        self._finished = anyio.Event()
-        self._wake = anyio.Event()
+        self._finished: anyio.Event | None = None
+        """Made by the first ``stop`` that has to wait (see ``_run``)."""
+        self._timing = False
+        """The timer task exists: it runs only while there is a deadline."""
+        self._wake: anyio.Event | None = None
         self._sleep_until: float | None = None
         """When the timer task wakes by itself (None: no deadline at all)."""
         self._tg: TaskGroup | None = None
@@ -283,8 +330,6 @@ class ChannelRuntime:
         self.serial_full = False
         """The tty's write buffer is full: sessions are not read, datagrams
         are dropped."""
-        self._lost = anyio.Event()
-        self._lost_message = ""
         self.handed_over: set[str] = set()
         """Resources given to a successor channel: not closed on stop."""
 
@@ -309,33 +354,65 @@ class ChannelRuntime:
             self.last_error = f"internal error: {type(exc).__name__}: {exc}"
 
     async def _run(self) -> None:
+        """The channel's one task, while it is idle: its task group hosts
+        only what has something to wait for (a port to reopen, a deadline,
+        a connect, a UDP socket, a connection being accepted).  An idle
+        server channel with its port open has no other task: its port and
+        its listeners call back from the loop (``_port_up``,
+        ``Server.listen``), and a deadline starts the timer task
+        (``wake_for``).  Four tasks per idle channel, each with anyio's
+        cancel scope and event, were two thirds of a data plane's memory
+        at 10 000 channels, and their creation most of a boot's apply."""
         res = self.res
         try:
             with self._scope:
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
-                    tg.start_soon(self._serial_loop)
-                    tg.start_soon(self._timer_loop)
+                    if res.link is not None:
+                        self._port_up(res.link)
+                    else:
+                        tg.start_soon(self._reopen, None)
                     if self.server is not None:
                         if self.cfg.mode == "server" and res.listener is not None:
-                            tg.start_soon(self.server.serve, res.listener, Role.PRIMARY)
+                            self.server.listen(res.listener, Role.PRIMARY)
                         if res.secondary is not None:
-                            tg.start_soon(self.server.serve, res.secondary, Role.SECONDARY)
+                            self.server.listen(res.secondary, Role.SECONDARY)
                     if self.client is not None:
                         tg.start_soon(self.client.run)
                     if self.peer is not None and res.udp is not None:
                         tg.start_soon(self.peer.receive, res.udp)
                         if res.group is not None:
                             tg.start_soon(self.peer.receive, res.group)
+                    # until cancelled: a bare future (anyio.sleep_forever
+                    # would add a timer handle per channel)
+                    await asyncio.get_running_loop().create_future()
         finally:
             self._stopping = True
             self._close_everything()
             self._running = False
-            self._finished.set()
+            if self._finished is not None:
+                self._finished.set()
+
+    def fail(self, exc: Exception) -> None:
+        """What ``run`` does with a failing task, for a failure in a loop
+        callback: this channel stops, loudly; the others run on."""
+        log.error("channel %s failed: %s: %s", self.cfg.name, type(exc).__name__, exc)
+        self.last_error = f"internal error: {type(exc).__name__}: {exc}"
+        self.cancel()
+
+    def spawn(self, func: Callable[[*_Args], Coroutine[Any, Any, object]], *args: *_Args) -> bool:
+        """Run ``func(*args)`` as a task of the channel (cancelled when it
+        stops); False when it is stopping or not started, and nothing runs."""
+        if self._tg is None or self._stopping:
+            return False
+        self._tg.start_soon(func, *args)
+        return True
 
     def _close_everything(self) -> None:
         """Stop: sessions closed (bounded flush), the link detached, and
         every resource not handed to a successor closed, all at once."""
+        if self.server is not None:
+            self.server.close()
         for session in list(self.sessions.values()):
             self._leave(session)
             if self.stop_reason is not None:
@@ -431,7 +508,7 @@ class ChannelRuntime:
             self._rearbitrate(old.secondary.response_mode, cfg.secondary)
         next_deadline = self.next_deadline()
         if next_deadline is not None:
-            self._wake.set()  # a timer may now be due earlier, or later
+            self._wake_timer()  # a timer may now be due earlier, or later
 
     def _rearbitrate(self, before: str, secondary: SecondaryConfig) -> None:
         """A new slot timeout or response mode for the connected sessions.
@@ -468,45 +545,54 @@ class ChannelRuntime:
 
     async def stop(self) -> None:
         self._scope.cancel()
-        await self._finished.wait()
+        if self._running:
+            if self._finished is None:
+                self._finished = anyio.Event()
+            await self._finished.wait()
 
     # -- the serial port --------------------------------------------------------------
-    async def _serial_loop(self) -> None:
-        """Open (or reopen, with backoff) the port and run it until it is lost."""
+    def _port_up(self, link: Link) -> None:
+        """The port is open (by the commit, or reopened): run it.  No task
+        waits on it: a loss calls ``serial_lost``, which starts the reopen."""
+        self.res.link = link
+        self.port_status = "up"
+        self.emit("port-event", {"serial-port": self.port_cfg.name, "event": "opened"})
+        if link.warning is not None:  # up, but not quite as configured
+            self._port_problem(link.warning)
+        if self.line_owner is not None:  # reopened while a client's settings held
+            self._apply_port_state(self.port_state)
+        assert self._tg is not None
+        link.start(self, self._tg)
+        self.modem_update(link.modem_lines())
+        if self.modem is not None:
+            self._tg.start_soon(self._poll_modem, link)
+        if self._holds:
+            link.pause_reading()
+
+    async def _reopen(self, lost: tuple[Link, str] | None) -> None:
+        """The port was ``lost`` (the link and why), or could not be opened
+        at the start (None): reopen it, with backoff (a fresh one: the
+        delays start again after every success), then run it."""
         backoff = Backoff()
-        while True:
-            if self.res.link is None:
-                try:
-                    self.res.link = await anyio.to_thread.run_sync(open_link, self.port_cfg)
-                except PortError as exc:
-                    self._port_failed(str(exc))
-                    await anyio.sleep(backoff.next())
-                    continue
-            self.port_status = "up"
-            self.emit("port-event", {"serial-port": self.port_cfg.name, "event": "opened"})
-            backoff.reset()
-            link = self.res.link
-            if link.warning is not None:  # up, but not quite as configured
-                self._port_problem(link.warning)
-            if self.line_owner is not None:  # reopened while a client's settings held
-                self._apply_port_state(self.port_state)
-            self._lost = anyio.Event()
-            assert self._tg is not None
-            link.start(self, self._tg)
-            self.modem_update(link.modem_lines())
-            if self.modem is not None:
-                self._tg.start_soon(self._poll_modem, link)
-            if self._holds:
-                link.pause_reading()
-            await self._lost.wait()
+        if lost is not None:
+            link, message = lost
             # the link has stopped itself; what it could not write is lost
             self.counters.dropped_bytes += link.discard()
             link.close()
             self.res.link = None
             self.modem_update(None)
             self.serial_resume_writing()
-            self._port_failed(self._lost_message)
+            self._port_failed(message)
             await anyio.sleep(backoff.next())
+        while True:
+            try:
+                link = await anyio.to_thread.run_sync(open_link, self.port_cfg)
+            except PortError as exc:
+                self._port_failed(str(exc))
+                await anyio.sleep(backoff.next())
+                continue
+            break
+        self._port_up(link)
 
     async def _poll_modem(self, link: Link) -> None:
         """Read the modem lines of ``link`` every MODEM_POLL while it is the
@@ -615,8 +701,9 @@ class ChannelRuntime:
                 session.transport.resume_reading()
 
     def serial_lost(self, message: str) -> None:
-        self._lost_message = message
-        self._lost.set()
+        link = self.res.link
+        if link is not None:
+            self.spawn(self._reopen, (link, message))
 
     def hold_serial(self) -> None:
         """A reason not to read the serial port (the data has nowhere to go):
@@ -762,6 +849,14 @@ class ChannelRuntime:
         later is found when the timer wakes at the earlier one.
         """
         if deadline is not None and (self._sleep_until is None or deadline < self._sleep_until):
+            self._wake_timer()
+
+    def _wake_timer(self) -> None:
+        """Have the timer task look at the deadlines again, starting it if
+        there is none (it ends when there is no deadline left)."""
+        if not self._timing:
+            self._timing = self.spawn(self._timer_loop)
+        elif self._wake is not None:
             self._wake.set()
 
     def _send_frames(self, session: Session, frames: list[bytes]) -> None:
@@ -789,15 +884,22 @@ class ChannelRuntime:
 
     # -- timers ---------------------------------------------------------------------
     async def _timer_loop(self) -> None:
-        """Arbiter slot timers, framer frame-delays, inactivity timeouts."""
-        while True:
-            self._wake = anyio.Event()
-            until = self.next_deadline()
-            self._sleep_until = until
-            timeout = None if until is None else max(0.0, until - self.clock())
-            with anyio.move_on_after(timeout):
-                await self._wake.wait()
-            self.tick(self.clock())
+        """Arbiter slot timers, framer frame-delays, inactivity timeouts,
+        for as long as there is one (``_wake_timer`` starts it again)."""
+        try:
+            while True:
+                until = self.next_deadline()
+                self._sleep_until = until
+                if until is None:
+                    return
+                self._wake = wake = anyio.Event()
+                with anyio.move_on_after(max(0.0, until - self.clock())):
+                    await wake.wait()
+                self.tick(self.clock())
+        finally:
+            self._timing = False
+            self._wake = None
+            self._sleep_until = None
 
     def next_deadline(self) -> float | None:
         """The earliest time ``tick`` has something to do (None: never)."""

@@ -81,6 +81,11 @@ held every relay for seconds and emitted 10 000 events before the data
 plane could send one, overflowing its backlog (9000 dropped at a boot)."""
 
 
+QUIET_START = START_SLICE
+"""An apply that starts more channels than this logs one line for them,
+not a port-event line each (the events themselves are all sent)."""
+
+
 class _Links(dict[str, "Link | None"]):
     """Serial ports opened for a prepare, by channel; ``failed``: why the
     first that could not be opened fails the commit (those before it are
@@ -297,6 +302,15 @@ class _Transaction:
             await channel.stop()
         rt.channels_stopped += len(stopping)
         rt.channels_started += len(self.start)
+        rt._quiet_opens.clear()
+        if len(self.start) > QUIET_START:
+            # a line per port opened by a boot of 10 000 channels was a
+            # tenth of the data plane's time, and a flood in the log
+            log.info(
+                "starting %d channels (each port's opened event at debug level)",
+                len(self.start),
+            )
+            rt._quiet_opens.update(self.new.channels[name].serial_port for name in self.start)
         for name in self.plan.live:
             cfg = self.new.channels[name]
             rt.channels[name].reconfigure(cfg, self.new.serial_ports[cfg.serial_port])
@@ -386,6 +400,9 @@ class RelayRuntime:
         changed them: nf.plane.dataplane)."""
         self.events: list[tuple[str, dict[str, str]]] = []
         self._max_events = 1000
+        self._quiet_opens: set[str] = set()
+        """Serial ports whose coming port-event opened is logged at debug
+        level: those of a bulk start (see ``_Transaction.apply``)."""
         self._sinks: list[EventSink] = []
 
     @property
@@ -418,7 +435,14 @@ class RelayRuntime:
     def emit(self, kind: str, payload: dict[str, str]) -> None:
         """session-event and port-event: logged, kept, and passed to the sinks
         (the daemon's notifications).  A failing sink must not hurt a channel."""
-        log.info("%s %s", kind, " ".join(f"{k}={v}" for k, v in payload.items()))
+        level = logging.INFO
+        if self._quiet_opens and payload.get("event") == "opened":
+            port = payload.get("serial-port", "")
+            if port in self._quiet_opens:
+                self._quiet_opens.discard(port)
+                level = logging.DEBUG
+        if log.isEnabledFor(level):
+            log.log(level, "%s %s", kind, " ".join(f"{k}={v}" for k, v in payload.items()))
         self.events.append((kind, payload))
         del self.events[: -self._max_events]
         for sink in self._sinks:
