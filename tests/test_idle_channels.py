@@ -19,6 +19,7 @@ from dataclasses import replace
 import anyio
 
 from nf.model import PackingConfig
+from nf.runtime.document import DocumentPatch
 from nf.runtime.relay import RelayRuntime
 from nf.runtime.transaction import Delta
 from tests.planehelpers import serial_port, server_channel
@@ -58,13 +59,17 @@ def test_an_idle_channel_has_one_task_and_a_bounded_footprint() -> None:
         async with anyio.create_task_group() as tg:
             await tg.start(runtime.run)
             # a first commit pays what is paid once (worker threads, caches)
-            await (await runtime.prepare(delta(10, "w"), b"<config/>")).apply()
+            await (
+                await runtime.prepare(delta(10, "w"), DocumentPatch.of_bytes(b"<config/>"))
+            ).apply()
             await settle()
             before = len(asyncio.all_tasks())
             gc.collect()
             tracemalloc.start()
             try:
-                await (await runtime.prepare(delta(CHANNELS), b"<config/>")).apply()
+                await (
+                    await runtime.prepare(delta(CHANNELS), DocumentPatch.of_bytes(b"<config/>"))
+                ).apply()
                 await settle()
                 gc.collect()
                 allocated, _ = tracemalloc.get_traced_memory()
@@ -88,7 +93,9 @@ def test_the_timer_task_lives_only_while_a_deadline_does() -> None:
             await tg.start(runtime.run)
             cfg = server_channel("c", "p", 0)
             cfg = replace(cfg, packing=PackingConfig(None, 20, None))
-            tx = await runtime.prepare(Delta({"p": serial_port("p", "loop://")}, {"c": cfg}), b"")
+            tx = await runtime.prepare(
+                Delta({"p": serial_port("p", "loop://")}, {"c": cfg}), DocumentPatch.of_bytes(b"")
+            )
             await tx.apply()
             await settle()
             idle = len(asyncio.all_tasks())
