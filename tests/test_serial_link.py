@@ -242,3 +242,19 @@ def test_data_bits_and_parity_are_asked_of_the_kernel(
         assert calls[-1][4] == calls[-1][5] == termios.B19200
     finally:
         link.close()
+
+
+def test_a_termios_error_while_opening_is_a_port_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tty that fails its termios calls while pyserial opens it (it went
+    away) is a PortError naming the device, retried by the channel, not an
+    internal error (termios.error is not an OSError)."""
+    import serial
+
+    class Gone(serial.Serial):  # type: ignore[misc]
+        def open(self) -> None:
+            raise termios.error(5, "Input/output error")
+
+    monkeypatch.setattr(serial_module.serial, "serial_for_url", lambda *a, **k: Gone())
+    cfg = SerialPortConfig("p", "/dev/ttyGONE", 9600, 8, "none", "1", "none", "raw")
+    with pytest.raises(serial_module.PortError, match="cannot open /dev/ttyGONE"):
+        open_link(cfg)

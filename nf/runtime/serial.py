@@ -214,7 +214,9 @@ def open_link(cfg: SerialPortConfig) -> Link:
         port = serial.serial_for_url(cfg.device, do_not_open=True)
         _configure(port, cfg)
         port.open()
-    except (serial.SerialException, OSError, ValueError) as exc:
+    except (serial.SerialException, OSError, ValueError, termios.error) as exc:
+        # termios.error is no OSError: a tty that goes away while pyserial
+        # configures it raised it past here and failed the channel
         raise PortError(f"cannot open {cfg.device}: {exc}") from exc
     warning = _rs485(port, cfg.device) if cfg.line_mode == "rs485" else None
     link: Link
