@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
+import msgspec
 import pytest
 from planehelpers import (
     Planes,
@@ -867,13 +868,15 @@ def test_a_hung_data_plane_is_killed_and_its_successor_runs_the_configuration(
 def test_a_snapshot_frame_encodes_again_only_what_changed_and_equals_a_fresh_one() -> None:
     """The data plane's whole snapshot reads only the channels whose
     signature changed (or that have sessions) and re-encodes only those;
-    the frame is byte for byte that of the same states encoded afresh."""
+    asked ``since`` the snapshot the control plane keeps, it sends only
+    those; what the control plane then holds equals a fresh snapshot."""
     from nf.plane.dataplane import DataPlane
     from nf.plane.messages import CONTROL_REPLIES, SnapshotParts, StateCache
 
     async def main() -> None:
         runtime = RelayRuntime()
         plane = DataPlane(runtime, pid=os.getpid(), started_at="")
+        cache = StateCache()
         async with anyio.create_task_group() as tg:
             await tg.start(runtime.run)
             with contextlib.ExitStack() as stack:
@@ -885,22 +888,69 @@ def test_a_snapshot_frame_encodes_again_only_what_changed_and_equals_a_fresh_one
                 await (await runtime.prepare(delta, DocumentPatch.of_bytes(b""))).apply()
                 await anyio.sleep(0.2)  # the ports opened
 
-                async def frame() -> Snapshot:
-                    data = await plane.snapshot_frame()
+                async def frame() -> tuple[SnapshotParts, Snapshot]:
+                    data = await plane.snapshot_frame(None, cache.since)
                     parts = CONTROL_REPLIES.decode(bytes(data[4:]))
                     assert isinstance(parts, SnapshotParts)
-                    return StateCache().snapshot(parts, whole=True)
+                    snapshot = cache.snapshot(parts, whole=True)
+                    assert snapshot is not None
+                    return parts, snapshot
 
-                first = await frame()
-                assert plane._encoded is not None and plane._encoded[0].fresh is None  # all read
-                assert await frame() == first
-                assert plane._encoded[0].fresh == set()  # nothing read again
+                parts, first = await frame()
+                assert parts.base is None and len(parts.channels) == 4  # whole: nothing kept
+                assert plane._encoded is not None and plane._encoded[0].fresh is None
+                parts, second = await frame()
+                assert (parts.base, parts.changed, parts.channels) == (1, (), ())
+                assert second == first and second.channels[0] is first.channels[0]
                 await runtime.clear_counters("c2")
-                changed = await frame()
+                parts, changed = await frame()
                 assert plane._encoded[0].fresh == {2}
+                assert (parts.base, parts.changed, len(parts.channels)) == (2, (2,), 1)
                 assert changed == await runtime.snapshot()  # read afresh, whole
+                assert changed.channels[1] is first.channels[1]  # not decoded again
                 assert "last-cleared" in dict(changed.channels[2].counters)
                 assert "last-cleared" not in dict(changed.channels[1].counters)
+                stale = await plane.snapshot_frame(None, 1)  # the control plane has another
+                parts = CONTROL_REPLIES.decode(bytes(stale[4:]))
+                assert isinstance(parts, SnapshotParts) and parts.base is None
                 await runtime.shutdown()
 
     anyio.run(main)
+
+
+def test_the_state_cache_applies_changes_of_the_snapshot_it_keeps_only() -> None:
+    """A change of the whole snapshot kept decodes only its states; the
+    same reply twice (requests that queued together) is the same snapshot;
+    a change of another snapshot is refused (None: ask whole)."""
+    from nf.plane.messages import CONTROL_REPLIES, SnapshotParts, StateCache, encode_part
+    from nf.runtime.transaction import ChannelState
+
+    def channel(name: str, rx: int) -> ChannelState:
+        return ChannelState(name, "listening", None, (), (("rx-bytes", rx),))
+
+    def port(name: str) -> PortState:
+        return PortState(name, "up", None, 0, 0)
+
+    def reply(message: SnapshotParts) -> SnapshotParts:
+        parts = CONTROL_REPLIES.decode(bytes(encode(message)[4:]))
+        assert isinstance(parts, SnapshotParts)
+        return parts
+
+    def raw(*values: object) -> tuple[msgspec.Raw, ...]:
+        return tuple(encode_part(v) for v in values)
+
+    cache = StateCache()
+    assert cache.since is None
+    whole = reply(
+        SnapshotParts(raw(channel("a", 1), channel("b", 1)), raw(port("p"), port("q")), 5)
+    )
+    first = cache.snapshot(whole, whole=True)
+    assert first is not None and cache.since == 5
+    change = reply(SnapshotParts(raw(channel("b", 2)), raw(port("q")), 6, 5, (1,)))
+    second = cache.snapshot(change, whole=True)
+    assert second is not None and cache.since == 6
+    assert second.channels == (channel("a", 1), channel("b", 2))
+    assert second.channels[0] is first.channels[0]
+    assert cache.snapshot(change, whole=True) is second  # the same reply again
+    other = reply(SnapshotParts(raw(channel("b", 3)), raw(port("q")), 8, 7, (1,)))
+    assert cache.snapshot(other, whole=True) is None and cache.since == 6

@@ -172,9 +172,13 @@ class DataPlane:
         self.snapshots_built = 0
         """How many snapshots were read (requests that queued up behind one
         share it)."""
-        self._encoded: tuple[StatesRead, list[msgspec.Raw], list[msgspec.Raw]] | None = None
-        """The last snapshot's read (``RelayRuntime.read_states``) and the
-        encodings of its states, in its order."""
+        self._encoded: tuple[StatesRead, list[msgspec.Raw], list[msgspec.Raw], int, bool] | None = (
+            None
+        )
+        """The last whole snapshot: its read (``RelayRuntime.read_states``),
+        the encodings of its states in its order, its number, and whether a
+        port was in it twice."""
+        self._seq = 0
 
     # -- events ---------------------------------------------------------------------
     def event(self, kind: str, payload: dict[str, str]) -> None:
@@ -381,7 +385,7 @@ class DataPlane:
                 except anyio.EndOfStream:
                     return
             if isinstance(request, SnapshotRequest):
-                frame = await self.snapshot_frame(request.channels)
+                frame = await self.snapshot_frame(request.channels, request.since)
                 count = 1
                 while True:  # the same requests that queued meanwhile share it
                     try:
@@ -401,12 +405,15 @@ class DataPlane:
             if not await self._send(conn, encode(reply)):
                 return
 
-    async def snapshot_frame(self, names: tuple[str, ...] | None = None) -> bytearray:
+    async def snapshot_frame(
+        self, names: tuple[str, ...] | None = None, since: int | None = None
+    ) -> bytearray:
         """A SnapshotReply frame; of the channels ``names`` only, if given
         (a filtered <get>: read and encoded afresh, in time of the
         selection).  A whole one re-encodes only the states read afresh
-        (``RelayRuntime.read_states``): the encodings of the others are the
-        last frame's, joined by msgspec in C."""
+        (``RelayRuntime.read_states``); when the control plane keeps the
+        last whole one (``since``) and the channels are the same, only
+        those states are sent (``SnapshotParts.base``)."""
         self.snapshots_built += 1
         runtime = self.runtime
         if names is not None:
@@ -415,23 +422,37 @@ class DataPlane:
             return encode(SnapshotReply(tuple(c for c, _ in states), tuple(picked.values())))
         read = await runtime.read_states()
         last = self._encoded
+        self._seq += 1
         if read.fresh is None or last is None or last[0] is not read.after:
             channels = [encode_part(channel) for channel, _ in read.states]
             ports = [encode_part(port) for _, port in read.states]
         else:
             channels, ports = list(last[1]), list(last[2])
-            for i in read.fresh:
+            changed = sorted(read.fresh)
+            for i in changed:
                 channel, port = read.states[i]
                 channels[i] = encode_part(channel)
                 ports[i] = encode_part(port)
-        self._encoded = (read, channels, ports)
+            if since is not None and since == last[3] and not last[4]:
+                self._encoded = (read, channels, ports, self._seq, False)
+                return encode(
+                    SnapshotParts(
+                        tuple(channels[i] for i in changed),
+                        tuple(ports[i] for i in changed),
+                        self._seq,
+                        since,
+                        tuple(changed),
+                    )
+                )
         names_seen = {port.name for _, port in read.states}
-        if len(names_seen) != len(ports):  # a port twice: once, as a dict would
+        twice = len(names_seen) != len(ports)
+        self._encoded = (read, channels, ports, self._seq, twice)
+        if twice:  # a port twice: once, as a dict would (and never sent as a change)
             unique: dict[str, msgspec.Raw] = {}
             for (_, port), raw in zip(read.states, ports, strict=True):
                 unique[port.name] = raw
-            return encode(SnapshotParts(tuple(channels), tuple(unique.values())))
-        return encode(SnapshotParts(tuple(channels), tuple(ports)))
+            return encode(SnapshotParts(tuple(channels), tuple(unique.values()), self._seq))
+        return encode(SnapshotParts(tuple(channels), tuple(ports), self._seq))
 
     async def _handle(self, conn: _Connection, request: Request) -> Reply:
         try:

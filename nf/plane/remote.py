@@ -480,7 +480,9 @@ class RemoteRuntime:
         if before is None:
             if hello.has_config:
                 parts = await self._ask(link, SnapshotRequest(), SnapshotParts)
-                self._open.seed(self._states.snapshot(parts, whole=True))
+                seed = self._states.snapshot(parts, whole=True)
+                assert seed is not None  # asked without ``since``: whole
+                self._open.seed(seed)
             log.log(
                 logging.INFO if hello.has_config else logging.DEBUG,  # a first boot: quiet
                 "connected to the data plane (pid %d, %s)",
@@ -647,10 +649,20 @@ class RemoteRuntime:
         return reply.config, reply.document
 
     async def snapshot(self, channels: frozenset[str] | None = None) -> Snapshot:
-        request = SnapshotRequest(None if channels is None else tuple(sorted(channels)))
+        """A whole snapshot asks for the states changed since the one kept
+        (``StateCache.since``); a change of one no longer kept (two <get>s
+        crossed) is asked for again, whole."""
+        if channels is not None:
+            request = SnapshotRequest(tuple(sorted(channels)))
+        else:
+            request = SnapshotRequest(None, self._states.since)
         try:
-            parts = await self._request(request, SnapshotParts)
-            return self._states.snapshot(parts, whole=channels is None)
+            while True:
+                parts = await self._request(request, SnapshotParts)
+                snapshot = self._states.snapshot(parts, whole=channels is None)
+                if snapshot is not None:
+                    return snapshot
+                request = SnapshotRequest()
         except DataPlaneUnavailable:
             return Snapshot()  # nothing runs
 
