@@ -10,11 +10,9 @@ so a NETCONF client and ``nf validate`` see the same facts.
 
 from __future__ import annotations
 
-import copy
 import functools
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import cast
 
 from lxml import etree
 from pyang import xpath_lexer
@@ -29,7 +27,7 @@ from nf.config.codec import (
     xml_key_of,
 )
 from nf.config.errors import MAX_ERRORS, ConfigError
-from nf.config.tree import ListNode, Node, quote
+from nf.config.tree import Node, quote
 from nf.schema import Choice, QName, SchemaIndex, SchemaNode
 from nf.schema.xpath import EvalCache, ValueIndex
 
@@ -120,9 +118,8 @@ class Instance:
 
     def complete_tree(self) -> Node:
         """The tree with defaults, without empty implicit containers."""
-        copy = etree.Element(_HOLDER)
-        copy.extend(_prune(c) for c in self.holder)
-        tree, _ = parse(copy, self.schema, allow_state=True)
+        # read in place (see complete_entries): nothing to prune first
+        tree, _ = parse(self.holder, self.schema, allow_state=True)
         return tree
 
     def complete_entries(
@@ -138,16 +135,11 @@ class Instance:
         elements = self.entry_elements(lst)
         for key in keys:
             elem = elements.get(key)
-            if elem is None:
-                continue
-            holder = etree.Element(_HOLDER)
-            holder.append(_prune(elem))
-            entry = parse_children(holder, top, "", self.schema, True, [])
-            value = entry.get(lst.qname)
-            if isinstance(value, ListNode):
-                node = value.get(key)
-                if node is not None:
-                    found[key] = node
+            if elem is not None:
+                # read in place, not from a pruned copy: reading ignores the
+                # marker attributes and drops a non-presence container that
+                # holds nothing, as the implicit ones pruned would be
+                found[key] = parse_children(elem, lst, "", self.schema, True, [])
         return found
 
 
@@ -160,25 +152,6 @@ def when_holds(sn: SchemaNode, parent: etree._Element) -> bool:
         return sn.when.boolean(dummy, dummy)
     finally:
         parent.remove(dummy)
-
-
-_IMPLICIT_BELOW = etree.XPath("descendant::*[@nfi:implicit]", namespaces={"nfi": "urn:nf:internal"})
-
-
-def _prune(elem: etree._Element) -> etree._Element:
-    """A copy of ``elem`` without the implicit containers that hold nothing
-    and without the instance's marker attributes.  Copied and stripped in
-    libxml2, not rebuilt node by node in Python: half the time, which counts
-    when a boot converts 20 000 entries."""
-    out = copy.deepcopy(elem)
-    out.tail = None
-    found = cast(list[etree._Element], _IMPLICIT_BELOW(out))
-    for implicit in reversed(found):  # innermost first
-        parent = implicit.getparent()
-        if len(implicit) == 0 and parent is not None:
-            parent.remove(implicit)
-    etree.strip_attributes(out, _IMPLICIT, WD_DEFAULT)
-    return out
 
 
 def _present_qnames(elem: etree._Element) -> set[QName]:
