@@ -90,31 +90,33 @@ class Instance:
 
     # -- defaults (RFC 7950 §7.6.1, §7.7.2, §7.9.3) ------------------------
     def _add_defaults(self, elem: etree._Element, snode: SchemaNode) -> None:
-        present = _present_qnames(elem)
-        active = _active_cases(snode, present)
-        for qname, sn in snode.children.items():
-            if not sn.config and sn.keyword != "container":
+        # the element's children by tag, in one pass (a list's holder has
+        # thousands); the schema side is a plan made once per schema node
+        by_tag: dict[object, list[etree._Element]] = {}
+        for child in elem:
+            found = by_tag.get(child.tag)
+            if found is None:
+                by_tag[child.tag] = [child]
+            else:
+                found.append(child)
+        active: dict[str, str] = {}
+        if snode.choices:
+            active = _active_cases(snode, {split_tag(t) for t in by_tag if isinstance(t, str)})
+        for sn, tag, holds, implicit in _defaults_plan(snode):
+            if sn.case_path and not _case_allows(sn, active):
                 continue
-            if not _case_allows(sn, active):
-                continue
-            if sn.keyword in ("container", "list"):
-                for child in _children_named(elem, qname):
-                    self._add_defaults(child, sn)
-                if (
-                    sn.keyword == "container"
-                    and not sn.presence
-                    and sn.config
-                    and qname not in present
-                    and when_holds(sn, elem)
-                ):
-                    sub = etree.SubElement(elem, f"{{{qname[0]}}}{qname[1]}")
-                    sub.set(_IMPLICIT, "true")
+            present = by_tag.get(tag)
+            if holds:
+                if present is not None:
+                    for child in present:
+                        self._add_defaults(child, sn)
+                elif implicit and when_holds(sn, elem):
+                    sub = etree.SubElement(elem, tag, {_IMPLICIT: "true"})
                     self._add_defaults(sub, sn)
-            elif sn.defaults and qname not in present and when_holds(sn, elem):
+            elif present is None and when_holds(sn, elem):
                 for value in sn.defaults:
-                    sub = etree.SubElement(elem, f"{{{qname[0]}}}{qname[1]}")
+                    sub = etree.SubElement(elem, tag, {WD_DEFAULT: "true"})
                     sub.text = value
-                    sub.set(WD_DEFAULT, "true")
 
     def complete_tree(self) -> Node:
         """The tree with defaults, without empty implicit containers."""
@@ -154,8 +156,22 @@ def when_holds(sn: SchemaNode, parent: etree._Element) -> bool:
         parent.remove(dummy)
 
 
-def _present_qnames(elem: etree._Element) -> set[QName]:
-    return {split_tag(c.tag) for c in elem if isinstance(c.tag, str)}
+@functools.lru_cache(maxsize=4096)
+def _defaults_plan(snode: SchemaNode) -> tuple[tuple[SchemaNode, str, bool, bool], ...]:
+    """The children of ``snode`` that defaults concern, in schema order:
+    (node, tag, holds children (a container or list), may be added as an
+    implicit container).  Config-false leaves and lists have none; a leaf
+    without a default adds nothing."""
+    plan: list[tuple[SchemaNode, str, bool, bool]] = []
+    for (ns, name), sn in snode.children.items():
+        if not sn.config and sn.keyword != "container":
+            continue
+        holds = sn.keyword in ("container", "list")
+        if not holds and not sn.defaults:
+            continue
+        implicit = sn.keyword == "container" and not sn.presence and sn.config
+        plan.append((sn, f"{{{ns}}}{name}", holds, implicit))
+    return tuple(plan)
 
 
 def _named(elem: etree._Element) -> dict[QName, list[etree._Element]]:
