@@ -1,6 +1,7 @@
 """Instance.complete_tree and complete_entries read the instance document
 in place; they must give what reading a pruned copy gave (the implicit
-containers that hold nothing removed, marker attributes stripped)."""
+containers that hold nothing removed, marker attributes stripped).  And
+the defaults are added to the instance as the plain per-name scan did."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from lxml import etree
 from strategies import X, any_configs, document, valid_configs
 
 from nf.app import DEMO_CONFIG
-from nf.config.codec import WD_DEFAULT, load_document, parse, parse_children
+from nf.config.codec import WD_DEFAULT, load_document, parse, parse_children, render, split_tag
 from nf.config.tree import ListNode, Node
-from nf.config.validate import Instance
-from nf.schema import default_schema
+from nf.config.validate import Instance, _active_cases, _case_allows, when_holds
+from nf.schema import SchemaNode, default_schema
 
 SCHEMA = default_schema()
 SOIP = "urn:nf:params:xml:ns:yang:nf-serial-over-ip"
@@ -69,3 +70,42 @@ def test_the_demo_configuration() -> None:
 def test_random_configurations(cfg: X) -> None:
     tree, _ = parse(document(cfg), SCHEMA)  # type: ignore[arg-type]
     _same_as_pruned(tree)
+
+
+def _reference_defaults(elem: etree._Element, snode: SchemaNode) -> None:
+    """Instance._add_defaults as it was: one scan of the children per name."""
+    present = {split_tag(c.tag) for c in elem if isinstance(c.tag, str)}
+    active = _active_cases(snode, present)
+    for qname, sn in snode.children.items():
+        if not sn.config and sn.keyword != "container":
+            continue
+        if not _case_allows(sn, active):
+            continue
+        tag = f"{{{qname[0]}}}{qname[1]}"
+        if sn.keyword in ("container", "list"):
+            for child in [c for c in elem if c.tag == tag]:
+                _reference_defaults(child, sn)
+            if (
+                sn.keyword == "container"
+                and not sn.presence
+                and sn.config
+                and qname not in present
+                and when_holds(sn, elem)
+            ):
+                sub = etree.SubElement(elem, tag)
+                sub.set(IMPLICIT, "true")
+                _reference_defaults(sub, sn)
+        elif sn.defaults and qname not in present and when_holds(sn, elem):
+            for value in sn.defaults:
+                sub = etree.SubElement(elem, tag)
+                sub.text = value
+                sub.set(WD_DEFAULT, "true")
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(valid_configs(), any_configs()))
+def test_defaults_are_added_as_before(cfg: X) -> None:
+    tree, _ = parse(document(cfg), SCHEMA)  # type: ignore[arg-type]
+    expected = render(tree, SCHEMA, etree.Element("data"))
+    _reference_defaults(expected, SCHEMA.root)
+    assert etree.tostring(Instance(tree, SCHEMA).holder) == etree.tostring(expected)
