@@ -16,7 +16,7 @@ from strategies import X, any_configs, document, valid_configs
 from nf.app import DEMO_CONFIG
 from nf.config.codec import WD_DEFAULT, load_document, parse, parse_children, render, split_tag
 from nf.config.tree import ListNode, Node
-from nf.config.validate import Instance, _active_cases, _case_allows, when_holds
+from nf.config.validate import Instance, _active_cases, _case_allows, _named, when_holds
 from nf.schema import SchemaNode, default_schema
 
 SCHEMA = default_schema()
@@ -109,3 +109,16 @@ def test_defaults_are_added_as_before(cfg: X) -> None:
     expected = render(tree, SCHEMA, etree.Element("data"))
     _reference_defaults(expected, SCHEMA.root)
     assert etree.tostring(Instance(tree, SCHEMA).holder) == etree.tostring(expected)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(["{a}x", "{a}y", "{b}x", "z", "comment"]), max_size=12))
+def test_children_are_grouped_by_name_in_document_order(tags: list[str]) -> None:
+    elem = etree.Element("e")
+    for i, tag in enumerate(tags):
+        elem.append(etree.Comment("c") if tag == "comment" else etree.Element(tag, n=str(i)))
+    expected: dict[tuple[str, str], list[etree._Element]] = {}
+    for child in elem:
+        if isinstance(child.tag, str):
+            expected.setdefault(split_tag(child.tag), []).append(child)
+    assert _named(elem) == expected

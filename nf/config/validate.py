@@ -175,13 +175,18 @@ def _defaults_plan(snode: SchemaNode) -> tuple[tuple[SchemaNode, str, bool, bool
 
 
 def _named(elem: etree._Element) -> dict[QName, list[etree._Element]]:
-    """The element children of ``elem`` by name, in one pass; names split
-    once per distinct tag (a leaf-list of 100 000 values has one tag)."""
-    tags = {child.tag for child in elem.iterchildren(etree.Element)}
-    if len(tags) == 1:
-        (tag,) = tags
-        return {split_tag(tag): list(elem.iterchildren(etree.Element))}
-    return {split_tag(tag): list(elem.iterchildren(tag)) for tag in tags}
+    """The element children of ``elem`` by name, in one pass over them;
+    names split once per distinct tag (a leaf-list of 100 000 values has
+    one tag)."""
+    groups: dict[str, list[etree._Element]] = {}
+    for child in elem.iterchildren(etree.Element):
+        tag = child.tag
+        found = groups.get(tag)
+        if found is None:
+            groups[tag] = [child]
+        else:
+            found.append(child)
+    return {split_tag(tag): found for tag, found in groups.items()}
 
 
 def _children_named(elem: etree._Element, qname: QName) -> Iterator[etree._Element]:
