@@ -595,12 +595,15 @@ def _default_ns(ns: str) -> Any:
     return {None: ns}
 
 
-def ordered_children(snode: SchemaNode) -> list[tuple[QName, SchemaNode]]:
-    """Schema children in XML order: list keys first (RFC 7950 §7.8.5)."""
+@functools.lru_cache(maxsize=8192)
+def ordered_children(snode: SchemaNode) -> tuple[tuple[QName, SchemaNode], ...]:
+    """Schema children in XML order: list keys first (RFC 7950 §7.8.5).
+    Made once per schema node (a schema is not changed once built): every
+    rendering and every validation asks it for each entry."""
     if not snode.keys:
-        return list(snode.children.items())
+        return tuple(snode.children.items())
     keys = [(k, snode.children[k]) for k in snode.keys]
-    return keys + [(q, n) for q, n in snode.children.items() if q not in snode.keys]
+    return (*keys, *((q, n) for q, n in snode.children.items() if q not in snode.keys))
 
 
 def to_string(elem: etree._Element, pretty: bool = True) -> str:
