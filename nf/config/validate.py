@@ -27,7 +27,7 @@ from nf.config.codec import (
     xml_key_of,
 )
 from nf.config.errors import MAX_ERRORS, ConfigError
-from nf.config.tree import Node, quote
+from nf.config.tree import Node, _name_step, quote
 from nf.schema import Choice, QName, SchemaIndex, SchemaNode
 from nf.schema.xpath import EvalCache, ValueIndex
 
@@ -393,7 +393,7 @@ class _Checker:
                 self.unique(unit.unique, sn, path)
 
     def step(self, sn: SchemaNode, entry: etree._Element | None = None) -> str:
-        text = f"/{sn.prefix}:{sn.name}"
+        text = _name_step(sn)
         if entry is not None:
             for kq in sn.keys:
                 key_elem = next(_children_named(entry, kq), None)
