@@ -207,13 +207,12 @@ def parse_children(
         if sn is None or sn.keyword in ("input", "output", "action"):
             report_unknown(schema, child, path, errors)
             continue
-        child_path = path + step(sn)
         if not sn.config and not allow_state:
             errors.append(
                 ConfigError(
                     "invalid-value",
                     f'"{sn.name}" is state data (config false) and cannot be configured',
-                    path=child_path,
+                    path=path + step(sn),
                     info=(("bad-element", sn.name),),
                 )
             )
@@ -224,7 +223,7 @@ def parse_children(
                     ConfigError(
                         "invalid-value",
                         f'leaf "{sn.name}" cannot have child elements',
-                        path=child_path,
+                        path=path + step(sn),
                         info=(("bad-element", sn.name),),
                     )
                 )
@@ -232,7 +231,7 @@ def parse_children(
             value = leaf_value(sn, child, schema)
             if sn.keyword == "leaf":
                 if qname in children:
-                    errors.append(_given_twice(sn, child_path))
+                    errors.append(_given_twice(sn, path + step(sn)))
                     continue
                 children[qname] = value
             else:
@@ -245,13 +244,14 @@ def parse_children(
                         ConfigError(
                             "invalid-value",
                             f'duplicate value "{value}" in leaf-list "{sn.name}"',
-                            path=f"{child_path}[.={quote(value)}]",
+                            path=f"{path}{step(sn)}[.={quote(value)}]",
                             info=(("bad-element", sn.name),),
                         )
                     )
                     continue
                 values[value] = None
         elif sn.keyword == "container":
+            child_path = path + step(sn)
             if qname in children:
                 errors.append(_given_twice(sn, child_path))
                 continue
@@ -259,11 +259,18 @@ def parse_children(
             if len(inner) or sn.presence:  # an empty non-presence container is none
                 children[qname] = inner
         elif sn.keyword == "list":
-            xml_key = xml_key_of(child, sn)
-            entry_path = path + step(sn, xml_key) if xml_key is not None else child_path
-            entry = parse_children(child, sn, entry_path, schema, allow_state, errors)
+            # the entry's path only matters in an error: it is computed (the
+            # entry read again with it) only if reading the entry found one
+            mark = len(errors)
+            entry = parse_children(child, sn, "", schema, allow_state, errors)
+            if len(errors) > mark:
+                del errors[mark:]
+                xml_key = xml_key_of(child, sn)
+                entry_path = path + step(sn, xml_key) if xml_key is not None else path + step(sn)
+                entry = parse_children(child, sn, entry_path, schema, allow_state, errors)
             missing = [k for k in sn.keys if not isinstance(entry.get(k), str)]
             if missing:
+                child_path = path + step(sn)
                 for _ns, kname in missing:
                     errors.append(
                         ConfigError(
@@ -588,12 +595,15 @@ def _default_ns(ns: str) -> Any:
     return {None: ns}
 
 
-def ordered_children(snode: SchemaNode) -> list[tuple[QName, SchemaNode]]:
-    """Schema children in XML order: list keys first (RFC 7950 §7.8.5)."""
+@functools.lru_cache(maxsize=8192)
+def ordered_children(snode: SchemaNode) -> tuple[tuple[QName, SchemaNode], ...]:
+    """Schema children in XML order: list keys first (RFC 7950 §7.8.5).
+    Made once per schema node (a schema is not changed once built): every
+    rendering and every validation asks it for each entry."""
     if not snode.keys:
-        return list(snode.children.items())
+        return tuple(snode.children.items())
     keys = [(k, snode.children[k]) for k in snode.keys]
-    return keys + [(q, n) for q, n in snode.children.items() if q not in snode.keys]
+    return (*keys, *((q, n) for q, n in snode.children.items() if q not in snode.keys))
 
 
 def to_string(elem: etree._Element, pretty: bool = True) -> str:

@@ -10,11 +10,9 @@ so a NETCONF client and ``nf validate`` see the same facts.
 
 from __future__ import annotations
 
-import copy
 import functools
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import cast
 
 from lxml import etree
 from pyang import xpath_lexer
@@ -29,7 +27,7 @@ from nf.config.codec import (
     xml_key_of,
 )
 from nf.config.errors import MAX_ERRORS, ConfigError
-from nf.config.tree import ListNode, Node, quote
+from nf.config.tree import Node, _name_step, quote
 from nf.schema import Choice, QName, SchemaIndex, SchemaNode
 from nf.schema.xpath import EvalCache, ValueIndex
 
@@ -92,37 +90,38 @@ class Instance:
 
     # -- defaults (RFC 7950 §7.6.1, §7.7.2, §7.9.3) ------------------------
     def _add_defaults(self, elem: etree._Element, snode: SchemaNode) -> None:
-        present = _present_qnames(elem)
-        active = _active_cases(snode, present)
-        for qname, sn in snode.children.items():
-            if not sn.config and sn.keyword != "container":
+        # the element's children by tag, in one pass (a list's holder has
+        # thousands); the schema side is a plan made once per schema node
+        by_tag: dict[object, list[etree._Element]] = {}
+        for child in elem:
+            found = by_tag.get(child.tag)
+            if found is None:
+                by_tag[child.tag] = [child]
+            else:
+                found.append(child)
+        active: dict[str, str] = {}
+        if snode.choices:
+            active = _active_cases(snode, {split_tag(t) for t in by_tag if isinstance(t, str)})
+        for sn, tag, holds, implicit in _defaults_plan(snode):
+            if sn.case_path and not _case_allows(sn, active):
                 continue
-            if not _case_allows(sn, active):
-                continue
-            if sn.keyword in ("container", "list"):
-                for child in _children_named(elem, qname):
-                    self._add_defaults(child, sn)
-                if (
-                    sn.keyword == "container"
-                    and not sn.presence
-                    and sn.config
-                    and qname not in present
-                    and when_holds(sn, elem)
-                ):
-                    sub = etree.SubElement(elem, f"{{{qname[0]}}}{qname[1]}")
-                    sub.set(_IMPLICIT, "true")
+            present = by_tag.get(tag)
+            if holds:
+                if present is not None:
+                    for child in present:
+                        self._add_defaults(child, sn)
+                elif implicit and when_holds(sn, elem):
+                    sub = etree.SubElement(elem, tag, {_IMPLICIT: "true"})
                     self._add_defaults(sub, sn)
-            elif sn.defaults and qname not in present and when_holds(sn, elem):
+            elif present is None and when_holds(sn, elem):
                 for value in sn.defaults:
-                    sub = etree.SubElement(elem, f"{{{qname[0]}}}{qname[1]}")
+                    sub = etree.SubElement(elem, tag, {WD_DEFAULT: "true"})
                     sub.text = value
-                    sub.set(WD_DEFAULT, "true")
 
     def complete_tree(self) -> Node:
         """The tree with defaults, without empty implicit containers."""
-        copy = etree.Element(_HOLDER)
-        copy.extend(_prune(c) for c in self.holder)
-        tree, _ = parse(copy, self.schema, allow_state=True)
+        # read in place (see complete_entries): nothing to prune first
+        tree, _ = parse(self.holder, self.schema, allow_state=True)
         return tree
 
     def complete_entries(
@@ -138,16 +137,11 @@ class Instance:
         elements = self.entry_elements(lst)
         for key in keys:
             elem = elements.get(key)
-            if elem is None:
-                continue
-            holder = etree.Element(_HOLDER)
-            holder.append(_prune(elem))
-            entry = parse_children(holder, top, "", self.schema, True, [])
-            value = entry.get(lst.qname)
-            if isinstance(value, ListNode):
-                node = value.get(key)
-                if node is not None:
-                    found[key] = node
+            if elem is not None:
+                # read in place, not from a pruned copy: reading ignores the
+                # marker attributes and drops a non-presence container that
+                # holds nothing, as the implicit ones pruned would be
+                found[key] = parse_children(elem, lst, "", self.schema, True, [])
         return found
 
 
@@ -162,37 +156,37 @@ def when_holds(sn: SchemaNode, parent: etree._Element) -> bool:
         parent.remove(dummy)
 
 
-_IMPLICIT_BELOW = etree.XPath("descendant::*[@nfi:implicit]", namespaces={"nfi": "urn:nf:internal"})
-
-
-def _prune(elem: etree._Element) -> etree._Element:
-    """A copy of ``elem`` without the implicit containers that hold nothing
-    and without the instance's marker attributes.  Copied and stripped in
-    libxml2, not rebuilt node by node in Python: half the time, which counts
-    when a boot converts 20 000 entries."""
-    out = copy.deepcopy(elem)
-    out.tail = None
-    found = cast(list[etree._Element], _IMPLICIT_BELOW(out))
-    for implicit in reversed(found):  # innermost first
-        parent = implicit.getparent()
-        if len(implicit) == 0 and parent is not None:
-            parent.remove(implicit)
-    etree.strip_attributes(out, _IMPLICIT, WD_DEFAULT)
-    return out
-
-
-def _present_qnames(elem: etree._Element) -> set[QName]:
-    return {split_tag(c.tag) for c in elem if isinstance(c.tag, str)}
+@functools.lru_cache(maxsize=4096)
+def _defaults_plan(snode: SchemaNode) -> tuple[tuple[SchemaNode, str, bool, bool], ...]:
+    """The children of ``snode`` that defaults concern, in schema order:
+    (node, tag, holds children (a container or list), may be added as an
+    implicit container).  Config-false leaves and lists have none; a leaf
+    without a default adds nothing."""
+    plan: list[tuple[SchemaNode, str, bool, bool]] = []
+    for (ns, name), sn in snode.children.items():
+        if not sn.config and sn.keyword != "container":
+            continue
+        holds = sn.keyword in ("container", "list")
+        if not holds and not sn.defaults:
+            continue
+        implicit = sn.keyword == "container" and not sn.presence and sn.config
+        plan.append((sn, f"{{{ns}}}{name}", holds, implicit))
+    return tuple(plan)
 
 
 def _named(elem: etree._Element) -> dict[QName, list[etree._Element]]:
-    """The element children of ``elem`` by name, in one pass; names split
-    once per distinct tag (a leaf-list of 100 000 values has one tag)."""
-    tags = {child.tag for child in elem.iterchildren(etree.Element)}
-    if len(tags) == 1:
-        (tag,) = tags
-        return {split_tag(tag): list(elem.iterchildren(etree.Element))}
-    return {split_tag(tag): list(elem.iterchildren(tag)) for tag in tags}
+    """The element children of ``elem`` by name, in one pass over them;
+    names split once per distinct tag (a leaf-list of 100 000 values has
+    one tag)."""
+    groups: dict[str, list[etree._Element]] = {}
+    for child in elem.iterchildren(etree.Element):
+        tag = child.tag
+        found = groups.get(tag)
+        if found is None:
+            groups[tag] = [child]
+        else:
+            found.append(child)
+    return {split_tag(tag): found for tag, found in groups.items()}
 
 
 def _children_named(elem: etree._Element, qname: QName) -> Iterator[etree._Element]:
@@ -399,7 +393,7 @@ class _Checker:
                 self.unique(unit.unique, sn, path)
 
     def step(self, sn: SchemaNode, entry: etree._Element | None = None) -> str:
-        text = f"/{sn.prefix}:{sn.name}"
+        text = _name_step(sn)
         if entry is not None:
             for kq in sn.keys:
                 key_elem = next(_children_named(entry, kq), None)

@@ -75,27 +75,49 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True)
 class Event:
-    """One published event; its elements are never modified after publish."""
+    """One published event; its elements are never modified after publish.
 
-    time: datetime
-    content: etree._Element
-    """The event element, e.g. <netconf-config-change>, inside ``holder``."""
-    holder: etree._Element
-    """A <data> element around ``content``: what filters are applied to."""
-    message: bytes
-    """The whole <notification>, serialised once for every subscriber."""
+    The serialised message and the copy filters read are made on first use
+    (then kept): a bulk start publishes thousands of events that no
+    subscriber may ever ask for."""
+
+    __slots__ = ("_envelope", "_holder", "_message", "content", "time")
+
+    def __init__(self, time: datetime, content: etree._Element, envelope: etree._Element) -> None:
+        self.time = time
+        self.content = content
+        """The event element, e.g. <netconf-config-change>, inside the <notification>."""
+        self._envelope = envelope
+        self._message: bytes | None = None
+        self._holder: etree._Element | None = None
+
+    @property
+    def message(self) -> bytes:
+        """The whole <notification>, serialised once for every subscriber."""
+        message = self._message
+        if message is None:
+            # two threads may both serialise it (equal bytes); neither waits
+            message = etree.tostring(self._envelope, encoding="UTF-8", xml_declaration=True)
+            self._message = message
+        return message
+
+    @property
+    def holder(self) -> etree._Element:
+        """A <data> element around a copy of ``content``: what filters are applied to."""
+        holder = self._holder
+        if holder is None:
+            holder = etree.Element("data")
+            holder.append(etree.fromstring(etree.tostring(self.content)))
+            self._holder = holder
+        return holder
 
 
 def make_event(content: etree._Element, when: datetime) -> Event:
     envelope = etree.Element(f"{{{NOTIFICATION_NS}}}notification", nsmap={None: NOTIFICATION_NS})  # type: ignore[dict-item]
     etree.SubElement(envelope, f"{{{NOTIFICATION_NS}}}eventTime").text = format_time(when)
     envelope.append(content)
-    message = etree.tostring(envelope, encoding="UTF-8", xml_declaration=True)
-    holder = etree.Element("data")
-    holder.append(etree.fromstring(etree.tostring(content)))
-    return Event(when, content, holder, message)
+    return Event(when, content, envelope)
 
 
 def _marker(name: str, when: datetime) -> Event:
