@@ -898,13 +898,13 @@ def test_a_snapshot_frame_encodes_again_only_what_changed_and_equals_a_fresh_one
 
                 parts, first = await frame()
                 assert parts.base is None and len(parts.channels) == 4  # whole: nothing kept
-                assert plane._encoded is not None and plane._encoded[0].fresh is None
+                assert plane._encoded is not None and plane._encoded.read.fresh is None
                 parts, second = await frame()
                 assert (parts.base, parts.changed, parts.channels) == (1, (), ())
                 assert second == first and second.channels[0] is first.channels[0]
                 await runtime.clear_counters("c2")
                 parts, changed = await frame()
-                assert plane._encoded[0].fresh == {2}
+                assert plane._encoded.read.fresh == {2}
                 assert (parts.base, parts.changed, len(parts.channels)) == (2, (2,), 1)
                 assert changed == await runtime.snapshot()  # read afresh, whole
                 assert changed.channels[1] is first.channels[1]  # not decoded again

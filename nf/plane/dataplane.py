@@ -44,6 +44,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -139,6 +140,20 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """A whole snapshot as the data plane sent it."""
+
+    read: StatesRead
+    """What it was read from (``RelayRuntime.read_states``)."""
+    channels: list[msgspec.Raw]
+    ports: list[msgspec.Raw]
+    """The encodings of its states, in its order (one port per channel)."""
+    seq: int
+    twice: bool
+    """A port was in it twice (sent once): no change of it is sent."""
+
+
 class _Connection:
     """One control plane's connection and what it holds."""
 
@@ -172,12 +187,8 @@ class DataPlane:
         self.snapshots_built = 0
         """How many snapshots were read (requests that queued up behind one
         share it)."""
-        self._encoded: tuple[StatesRead, list[msgspec.Raw], list[msgspec.Raw], int, bool] | None = (
-            None
-        )
-        """The last whole snapshot: its read (``RelayRuntime.read_states``),
-        the encodings of its states in its order, its number, and whether a
-        port was in it twice."""
+        self._encoded: _Sent | None = None
+        """The last whole snapshot sent."""
         self._seq = 0
 
     # -- events ---------------------------------------------------------------------
@@ -423,18 +434,18 @@ class DataPlane:
         read = await runtime.read_states()
         last = self._encoded
         self._seq += 1
-        if read.fresh is None or last is None or last[0] is not read.after:
+        if read.fresh is None or last is None or last.read is not read.after:
             channels = [encode_part(channel) for channel, _ in read.states]
             ports = [encode_part(port) for _, port in read.states]
         else:
-            channels, ports = list(last[1]), list(last[2])
+            channels, ports = list(last.channels), list(last.ports)
             changed = sorted(read.fresh)
             for i in changed:
                 channel, port = read.states[i]
                 channels[i] = encode_part(channel)
                 ports[i] = encode_part(port)
-            if since is not None and since == last[3] and not last[4]:
-                self._encoded = (read, channels, ports, self._seq, False)
+            if since is not None and since == last.seq and not last.twice:
+                self._encoded = _Sent(read, channels, ports, self._seq, False)
                 return encode(
                     SnapshotParts(
                         tuple(channels[i] for i in changed),
@@ -446,7 +457,7 @@ class DataPlane:
                 )
         names_seen = {port.name for _, port in read.states}
         twice = len(names_seen) != len(ports)
-        self._encoded = (read, channels, ports, self._seq, twice)
+        self._encoded = _Sent(read, channels, ports, self._seq, twice)
         if twice:  # a port twice: once, as a dict would (and never sent as a change)
             unique: dict[str, msgspec.Raw] = {}
             for (_, port), raw in zip(read.states, ports, strict=True):

@@ -231,10 +231,10 @@ _NOT_READ: _States = cast(_States, None)
 """A place in ``StatesRead.states`` that the read fills in."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class StatesRead:
     """One ``RelayRuntime.read_states``: the running channels and their
-    states, in the same order."""
+    states, in the same order (not to be changed, but for ``after``)."""
 
     channels: list[ChannelRuntime]
     states: list[_States]
@@ -247,7 +247,8 @@ class StatesRead:
     slices: int
     """How many slices the channels read afresh were read in."""
     after: StatesRead | None = field(default=None, repr=False)
-    """The read that ``fresh`` is relative to (None when ``fresh`` is)."""
+    """The read that ``fresh`` is relative to (None when ``fresh`` is); let
+    go by the next read, so that no chain of reads is kept alive."""
 
 
 @dataclass
@@ -648,7 +649,7 @@ class RelayRuntime:
                     break
         after = last if same else None
         if after is not None:
-            object.__setattr__(after, "after", None)  # a chain of reads is not kept alive
+            after.after = None  # a chain of reads is not kept alive
         read = StatesRead(running, states, fresh, signatures, active, slices, after)
         self._last_read = read
         return read
