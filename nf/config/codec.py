@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -416,32 +416,17 @@ class Documents:
         """``tree`` as a ``<config>`` document.  ``old`` and ``changes``
         (``nf.config.diff.diff(old, tree)``), when given, let the lists be
         patched rather than walked."""
-        out = [f'<config xmlns="{NC_NS}">'.encode()]
+        out: list[bytes] = []
         kept: dict[tuple[QName, QName], ListBytes] = {}
-        for qname, sn in ordered_children(self.schema.root):
-            child = tree.get(qname)
-            if child is None:
+        for piece in self._layout(tree, old):
+            if isinstance(piece, bytes):
+                out.append(piece)
                 continue
-            ns, name = qname
-            if isinstance(child, Node) and any(
-                isinstance(grandchild, ListNode) for _, grandchild in child.items()
-            ):
-                old_top = old.get(qname) if old is not None else None
-                out.append(f'<{name} xmlns="{ns}">'.encode())
-                for sub_qname, sub_sn in ordered_children(sn):
-                    sub = child.get(sub_qname)
-                    if isinstance(sub, ListNode):
-                        old_list = old_top.get(sub_qname) if isinstance(old_top, Node) else None
-                        mine = [c for c in changes if c.schema is sub_sn]
-                        done = self._list(sub_sn, sub, old_list, mine if old is not None else None)
-                        kept[(qname, sub_qname)] = done
-                        out.append(done.joined)
-                    elif sub is not None:
-                        out.append(self._whole(Node({sub_qname: sub}), sn, ns))
-                out.append(f"</{name}>".encode())
-            else:
-                out.append(self._whole(Node({qname: child}), self.schema.root, ""))
-        out.append(b"</config>")
+            mine = [c for c in changes if c.schema is piece.schema]
+            patched = mine if old is not None else None
+            done = self._list(piece.schema, piece.entries, piece.old, patched)
+            kept[piece.key] = done
+            out.append(done.joined)
         self._lists = kept  # lists of older trees are let go
         return b"".join(out)
 
@@ -460,8 +445,42 @@ class Documents:
         follows the change.  A list is sent whole when its order may not be
         the kept one's (its order changed, or it was not derived from
         ``old``'s by edits: ``ListNode.changed_since``)."""
-        layout: list[Segment] = [("", f'<config xmlns="{NC_NS}">'.encode())]
+        layout: list[Segment] = []
         lists: list[ListPatch] = []
+        for piece in self._layout(tree, old):
+            if isinstance(piece, bytes):
+                layout.append(("", piece))
+                continue
+            layout.append((piece.name, b""))
+            if piece.old is piece.entries and base is not None:
+                continue  # unchanged: the kept entries stand
+            mine = [c for c in changes if c.schema is piece.schema]
+            if (
+                base is not None
+                and isinstance(piece.old, ListNode)
+                and all(c.key != () for c in mine)
+                and piece.entries.changed_since(piece.old) is not None
+            ):
+                entries = tuple(
+                    (
+                        _piece_key(c.key),
+                        None if c.new is None else self._render(c.new, piece.schema),
+                    )
+                    for c in mine
+                )
+                lists.append(ListPatch(piece.name, entries))
+            else:
+                done = self._list(piece.schema, piece.entries, None, None)
+                self._lists[piece.key] = done
+                whole = tuple((_piece_key(k), v) for k, v in done.parts.items())
+                lists.append(ListPatch(piece.name, whole, whole=True))
+        return DocumentPatch(version, base, tuple(layout), tuple(lists))
+
+    def _layout(self, tree: Node, old: Node | None) -> Iterator[bytes | _Place]:
+        """``tree``'s document in order, as ``render`` and ``patch`` build it:
+        literal XML (small: rendered each time), and the place of each list
+        of a top-level container, with the same list in ``old``."""
+        yield f'<config xmlns="{NC_NS}">'.encode()
         for qname, sn in ordered_children(self.schema.root):
             child = tree.get(qname)
             if child is None:
@@ -471,46 +490,24 @@ class Documents:
                 isinstance(child, Node)
                 and any(isinstance(grandchild, ListNode) for _, grandchild in child.items())
             ):
-                layout.append(("", self._whole(Node({qname: child}), self.schema.root, "")))
+                yield self._whole(Node({qname: child}), self.schema.root, "")
                 continue
             old_top = old.get(qname) if old is not None else None
-            layout.append(("", f'<{name} xmlns="{ns}">'.encode()))
+            yield f'<{name} xmlns="{ns}">'.encode()
             for sub_qname, sub_sn in ordered_children(sn):
                 sub = child.get(sub_qname)
-                if sub is None:
-                    continue
-                if not isinstance(sub, ListNode):
-                    layout.append(("", self._whole(Node({sub_qname: sub}), sn, ns)))
-                    continue
-                list_name = f"{{{ns}}}{name}/{{{sub_qname[0]}}}{sub_qname[1]}"
-                layout.append((list_name, b""))
-                old_list = old_top.get(sub_qname) if isinstance(old_top, Node) else None
-                if old_list is sub and base is not None:
-                    continue  # unchanged: the kept entries stand
-                mine = [c for c in changes if c.schema is sub_sn]
-                partial = (
-                    base is not None
-                    and isinstance(old_list, ListNode)
-                    and all(c.key != () for c in mine)
-                    and sub.changed_since(old_list) is not None
-                )
-                if partial:
-                    entries = tuple(
-                        (
-                            _piece_key(c.key),
-                            None if c.new is None else self._render(c.new, sub_sn),
-                        )
-                        for c in mine
+                if isinstance(sub, ListNode):
+                    yield _Place(
+                        (qname, sub_qname),
+                        f"{{{ns}}}{name}/{{{sub_qname[0]}}}{sub_qname[1]}",
+                        sub_sn,
+                        sub,
+                        old_top.get(sub_qname) if isinstance(old_top, Node) else None,
                     )
-                    lists.append(ListPatch(list_name, entries))
-                else:
-                    done = self._list(sub_sn, sub, None, None)
-                    self._lists[(qname, sub_qname)] = done
-                    whole = tuple((_piece_key(k), v) for k, v in done.parts.items())
-                    lists.append(ListPatch(list_name, whole, whole=True))
-            layout.append(("", f"</{name}>".encode()))
-        layout.append(("", b"</config>"))
-        return DocumentPatch(version, base, tuple(layout), tuple(lists))
+                elif sub is not None:
+                    yield self._whole(Node({sub_qname: sub}), sn, ns)
+            yield f"</{name}>".encode()
+        yield b"</config>"
 
     def lists(self) -> Mapping[tuple[QName, QName], ListBytes]:
         """The lists of the document rendered last, by (top-level node,
@@ -558,6 +555,20 @@ class Documents:
         holder = etree.Element("holder", nsmap=_default_ns(parent_ns) if parent_ns else None)
         _render_children(node, parent, holder, parent_ns, self._prefixes)
         return b"".join(etree.tostring(child) for child in holder)
+
+
+@dataclass(frozen=True, slots=True)
+class _Place:
+    """Where a list of a top-level container stands in a document."""
+
+    key: tuple[QName, QName]
+    """(top-level node, list): as ``Documents.lists`` names it."""
+    name: str
+    """As a ``DocumentPatch`` names it."""
+    schema: SchemaNode
+    entries: ListNode
+    old: Child | None
+    """The same list in the tree the change is from (None: none)."""
 
 
 def _piece_key(key: Key) -> str:
