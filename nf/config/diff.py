@@ -25,6 +25,7 @@ restarts that change nothing in effect.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -111,29 +112,38 @@ def changed_keys(old: Node, new: Node, schema: SchemaIndex, limit: int = 64) -> 
     the configuration (the engine then does that work on the loop,
     without a thread hop); this costs the number of lists."""
     count = 0
+    for old_list, new_list in _unit_lists(old, new, schema):
+        if old_list is new_list:
+            continue
+        if not isinstance(old_list, ListNode) or not isinstance(new_list, ListNode):
+            return None
+        keys = new_list.changed_since(old_list, limit)
+        if keys is None:
+            return None
+        count += len(keys)
+        if count > limit:
+            return None
+    return count
+
+
+def _unit_lists(
+    old: Node, new: Node, schema: SchemaIndex
+) -> Iterator[tuple[Child | None, Child | None]]:
+    """The unit lists (see ``diff``) of the top-level nodes that differ, as
+    (old, new) pairs: a top-level list itself, or each list of a top-level
+    container (the container itself, created or removed, as one pair)."""
     for top in schema.root.children.values():
-        if not top.config or top.keyword != "container":
+        if not top.config or top.keyword not in ("list", "container"):
             continue
         old_top, new_top = old.get(top.qname), new.get(top.qname)
         if old_top is new_top:
             continue
-        if not isinstance(old_top, Node) or not isinstance(new_top, Node):
-            return None
+        if top.keyword == "list" or not (isinstance(old_top, Node) and isinstance(new_top, Node)):
+            yield old_top, new_top
+            continue
         for lst in top.children.values():
-            if lst.keyword != "list":
-                continue
-            old_list, new_list = old_top.get(lst.qname), new_top.get(lst.qname)
-            if old_list is new_list:
-                continue
-            if not isinstance(old_list, ListNode) or not isinstance(new_list, ListNode):
-                return None
-            keys = new_list.changed_since(old_list, limit)
-            if keys is None:
-                return None
-            count += len(keys)
-            if count > limit:
-                return None
-    return count
+            if lst.keyword == "list" and lst.config:
+                yield old_top.get(lst.qname), new_top.get(lst.qname)
 
 
 def _rest(value: Child | None, top: SchemaNode, lists: list[SchemaNode]) -> Child | None:
