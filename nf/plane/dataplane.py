@@ -437,15 +437,19 @@ class DataPlane:
         if read.fresh is None or last is None or last.read is not read.after:
             channels = [encode_part(channel) for channel, _ in read.states]
             ports = [encode_part(port) for _, port in read.states]
+            # the channels' ports change only with the channels (serial-port
+            # is a restart leaf): looked at when they do, not at every <get>
+            twice = len({port.name for _, port in read.states}) != len(ports)
         else:
+            twice = last.twice
             channels, ports = list(last.channels), list(last.ports)
             changed = sorted(read.fresh)
             for i in changed:
                 channel, port = read.states[i]
                 channels[i] = encode_part(channel)
                 ports[i] = encode_part(port)
-            if since is not None and since == last.seq and not last.twice:
-                self._encoded = _Sent(read, channels, ports, self._seq, False)
+            if since is not None and since == last.seq and not twice:
+                self._encoded = _Sent(read, channels, ports, self._seq, twice)
                 return encode(
                     SnapshotParts(
                         tuple(channels[i] for i in changed),
@@ -455,8 +459,6 @@ class DataPlane:
                         tuple(changed),
                     )
                 )
-        names_seen = {port.name for _, port in read.states}
-        twice = len(names_seen) != len(ports)
         self._encoded = _Sent(read, channels, ports, self._seq, twice)
         if twice:  # a port twice: once, as a dict would (and never sent as a change)
             unique: dict[str, msgspec.Raw] = {}

@@ -279,8 +279,9 @@ class NullRuntime:
         del boot
         runtime = self
         kept = self.document or Document()
-        if kept.check(document) is not None:
-            raise DocumentMismatch(kept.check(document))
+        why = kept.check(document)
+        if why is not None:
+            raise DocumentMismatch(why)
 
         class _Apply(_Done):
             async def apply(self) -> None:
