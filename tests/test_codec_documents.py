@@ -28,6 +28,15 @@ def _edit(tree: Node, body: str) -> Node:
     return new
 
 
+def _described(tree: Node, channel: str, text: str) -> Node:
+    """``tree`` with channel ``channel``'s description set to ``text`` (an edit)."""
+    return _edit(
+        tree,
+        f'<serial-over-ip xmlns="{SOIP}"><channel><name>{channel}</name>'
+        f"<description>{text}</description></channel></serial-over-ip>",
+    )
+
+
 def channels_config(n: int) -> str:
     """``n`` serial ports and a server channel on each (test_nmda_view too)."""
     ports = "".join(
@@ -73,11 +82,7 @@ def test_only_changed_entries_are_rendered_again() -> None:
     first = docs.rendered
     assert first == 100  # 50 serial ports and 50 channels
     # one leaf of one channel: that channel alone is rendered again
-    tree = _edit(
-        tree,
-        f'<serial-over-ip xmlns="{SOIP}"><channel><name>c7</name>'
-        "<description>x</description></channel></serial-over-ip>",
-    )
+    tree = _described(tree, "c7", "x")
     before = docs.rendered
     _reads_back(docs, tree)
     assert docs.rendered - before == 1
@@ -122,17 +127,9 @@ def test_a_change_from_another_tree_than_the_last_rendered_walks_the_lists() -> 
     docs = Documents(SCHEMA)
     running = _edit(Node(), channels_config(20))
     docs.render(running)
-    refused = _edit(
-        running,
-        f'<serial-over-ip xmlns="{SOIP}"><channel><name>c1</name>'
-        "<description>refused</description></channel></serial-over-ip>",
-    )
+    refused = _described(running, "c1", "refused")
     docs.render(refused, running, diff(running, refused, SCHEMA))
-    other = _edit(
-        running,
-        f'<serial-over-ip xmlns="{SOIP}"><channel><name>c2</name>'
-        "<description>next</description></channel></serial-over-ip>",
-    )
+    other = _described(running, "c2", "next")
     _reads_back_after(docs, running, other)
 
 
@@ -235,11 +232,7 @@ def test_a_one_leaf_change_renders_and_sends_one_entry_of_thousands() -> None:
     docs = Documents(SCHEMA)
     tree = _edit(Node(), channels_config(1000))
     kept = Document.of(docs.patch(tree, 1))
-    new = _edit(
-        tree,
-        f'<serial-over-ip xmlns="{SOIP}"><channel><name>c7</name>'
-        "<description>x</description></channel></serial-over-ip>",
-    )
+    new = _described(tree, "c7", "x")
     before = docs.rendered
     patch = docs.patch(new, 2, tree, diff(tree, new, SCHEMA), 1)
     assert docs.rendered - before == 1
@@ -252,11 +245,7 @@ def test_a_patch_applies_only_to_the_version_it_was_made_of() -> None:
     docs = Documents(SCHEMA)
     tree = _edit(Node(), channels_config(2))
     kept = Document.of(docs.patch(tree, 5))
-    new = _edit(
-        tree,
-        f'<serial-over-ip xmlns="{SOIP}"><channel><name>c1</name>'
-        "<description>x</description></channel></serial-over-ip>",
-    )
+    new = _described(tree, "c1", "x")
     stale = docs.patch(new, 7, tree, diff(tree, new, SCHEMA), 6)
     assert kept.check(stale) == "document version 6 expected, 5 kept"
     assert kept.check(docs.patch(new, 7)) is None  # a whole one always applies

@@ -605,15 +605,21 @@ def test_a_rise_of_dropped_bytes_is_an_event_at_most_once_a_second(planes: Plane
     assert drops[1][0] - drops[0][0] >= 0.7  # looked at once a second; arrival jitters
 
 
+def pty_channels(stack: contextlib.ExitStack, n: int) -> Delta:
+    """``n`` server channels c0... on ports p0..., each a new pty held by
+    ``stack``, listening on a free port."""
+    devices = [stack.enter_context(pty_device())[1] for _ in range(n)]
+    return Delta(
+        {f"p{i}": serial_port(f"p{i}", d) for i, d in enumerate(devices)},
+        {f"c{i}": server_channel(f"c{i}", f"p{i}", 0) for i in range(n)},
+    )
+
+
 def test_snapshot_requests_that_queue_up_share_one_reading(planes: Planes) -> None:
     dp = planes.start()
     n = 40
     with contextlib.ExitStack() as stack:
-        devices = [stack.enter_context(pty_device())[1] for _ in range(n)]
-        delta = Delta(
-            {f"p{i}": serial_port(f"p{i}", d) for i, d in enumerate(devices)},
-            {f"c{i}": server_channel(f"c{i}", f"p{i}", 0) for i in range(n)},
-        )
+        delta = pty_channels(stack, n)
         raw = RawPlane(dp.socket)
         raw.hello()
         raw.send(Prepare(1, delta, DocumentPatch.of_bytes(b"")))
@@ -638,11 +644,7 @@ def test_a_snapshot_of_many_channels_is_read_in_slices() -> None:
         async with anyio.create_task_group() as tg:
             await tg.start(runtime.run)
             with contextlib.ExitStack() as stack:
-                devices = [stack.enter_context(pty_device())[1] for _ in range(3)]
-                delta = Delta(
-                    {f"p{i}": serial_port(f"p{i}", d) for i, d in enumerate(devices)},
-                    {f"c{i}": server_channel(f"c{i}", f"p{i}", 0) for i in range(3)},
-                )
+                delta = pty_channels(stack, 3)
                 await (await runtime.prepare(delta, DocumentPatch.of_bytes(b""))).apply()
                 read = await runtime.read_states(budget=0, chunk=1)
                 assert read.slices == 3 and read.fresh is None  # all read, one a slice
@@ -880,11 +882,7 @@ def test_a_snapshot_frame_encodes_again_only_what_changed_and_equals_a_fresh_one
         async with anyio.create_task_group() as tg:
             await tg.start(runtime.run)
             with contextlib.ExitStack() as stack:
-                devices = [stack.enter_context(pty_device())[1] for _ in range(4)]
-                delta = Delta(
-                    {f"p{i}": serial_port(f"p{i}", d) for i, d in enumerate(devices)},
-                    {f"c{i}": server_channel(f"c{i}", f"p{i}", 0) for i in range(4)},
-                )
+                delta = pty_channels(stack, 4)
                 await (await runtime.prepare(delta, DocumentPatch.of_bytes(b""))).apply()
                 await anyio.sleep(0.2)  # the ports opened
 
