@@ -384,6 +384,9 @@ def test_the_image_builds_runs_and_relays(tmp_path: Path) -> None:
                     time.sleep(1)
             assert "<device>/opt/nf/dev/tty0</device>" in running
             assert podman(env, "exec", name, *health) == ""
+            # the build stage compiled the Telnet parser's C hot path
+            accelerated = "import nf.protocol.telnet as t; print(t.ACCELERATED)"
+            assert podman(env, "exec", name, "python", "-c", accelerated).strip() == "True"
             who = podman(env, "exec", name, "id").split()
             assert who[0].startswith("uid=") and not who[0].startswith("uid=0(")
             assert "20(dialout)" in who[2], who

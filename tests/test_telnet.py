@@ -7,7 +7,8 @@
 3. Every COM-PORT-OPTION command and the server's reply as RFC 2217 gives
    it; allow-line-control false answers with the current values.
 4. Hypothesis: any byte stream round-trips through escape and the parser,
-   whatever the split.
+   whatever the split; the C and the Python ``unescape_pairs`` agree on any
+   bytes, and the parser tests run on both.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import dataclasses
 import struct
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nf.protocol import telnet
 from nf.protocol.telnet import (
+    ACCELERATED,
     DO,
     DONT,
     IAC,
@@ -40,6 +43,8 @@ from nf.protocol.telnet import (
     escape,
     modem_state,
     subnegotiation,
+    unescape_pairs,
+    unescape_pairs_py,
 )
 
 COM = 44
@@ -58,14 +63,61 @@ def data_of(items: list[object]) -> bytes:
 # -- 1. parser ------------------------------------------------------------------
 
 
-def test_plain_data_is_passed_without_copy() -> None:
+@pytest.fixture(params=["c", "python"])
+def impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a parser test on the C ``unescape_pairs`` and on the Python one."""
+    if request.param == "python":
+        monkeypatch.setattr(telnet, "unescape_pairs", unescape_pairs_py)
+    return str(request.param)
+
+
+def test_the_c_unescape_is_built() -> None:
+    """The suite (and the benchmarks) must run what users get from an
+    install with a compiler; tools/bootstrap.sh --test installs one."""
+    assert ACCELERATED, "nf/protocol/_iac.c was not built: no C compiler at install time?"
+
+
+@pytest.mark.parametrize(
+    ("data", "expect"),
+    [
+        (b"", b""),
+        (b"abc", b"abc"),
+        (b"\xff\xff", b"\xff"),
+        (b"a\xff\xffb\xff\xff\xff\xffc", b"a\xffb\xff\xffc"),
+        (b"\xff", None),  # cut off at the end
+        (b"a\xff\xff\xff", None),
+        (b"\xff\xfb\x00", None),  # a command
+        (b"a\xff\xffb\xff\xf0", None),
+    ],
+)
+def test_unescape_pairs(data: bytes, expect: bytes | None) -> None:
+    assert unescape_pairs(data) == unescape_pairs_py(data) == expect
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=40),
+            st.sampled_from([b"\xff", b"\xff\xff", b"\xff\xff\xff", b"\xff\xfb", b"\xff\xf0"]),
+        ),
+        max_size=20,
+    )
+)
+def test_c_and_python_unescape_agree_on_any_bytes(pieces: list[bytes]) -> None:
+    data = b"".join(pieces)
+    assert unescape_pairs(data) == unescape_pairs_py(data)
+    assert unescape_pairs(escape(data)) == data
+
+
+def test_plain_data_is_passed_without_copy(impl: str) -> None:
     data = b"hello\x00\xfe"
     out = TelnetParser().feed(data)
     assert out == [data] and out[0] is data
     assert TelnetParser().feed(b"") == []
 
 
-def test_doubled_iac_is_one_data_byte() -> None:
+def test_doubled_iac_is_one_data_byte(impl: str) -> None:
     assert TelnetParser().feed(b"a\xff\xffb\xff\xff") == [b"a\xffb\xff"]
 
 
@@ -78,7 +130,7 @@ def test_doubled_iac_is_one_data_byte() -> None:
         (b"\xff\xff\xff\xff\xff\xfa\x2c\x00\xff\xf0", [b"\xff\xff", Subnegotiation(COM, b"\x00")]),
     ],
 )
-def test_runs_of_iac(wire: bytes, expect: list[object]) -> None:
+def test_runs_of_iac(wire: bytes, expect: list[object], impl: str) -> None:
     assert TelnetParser().feed(wire) == expect
 
 
@@ -125,7 +177,7 @@ def test_overlong_subnegotiation_is_cut() -> None:
     assert out[1:] == [b"after"]
 
 
-def test_every_state_survives_a_split() -> None:
+def test_every_state_survives_a_split(impl: str) -> None:
     wire = b"a" + bytes((IAC, IAC, IAC, WILL, 3)) + sb(1, bytes((0, 0, 0xFF, 0xFF))) + b"z"
     whole = TelnetParser().feed(wire)
     for cut in range(len(wire) + 1):
@@ -148,9 +200,14 @@ def test_escape() -> None:
 # -- 4. hypothesis ---------------------------------------------------------------
 
 
-@settings(max_examples=300, deadline=None)
+# the fixture (which unescape_pairs) holds for every example
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.binary(max_size=600), st.lists(st.integers(0, 600), max_size=8))
-def test_any_stream_round_trips_through_escape_and_parser(data: bytes, cuts: list[int]) -> None:
+def test_any_stream_round_trips_through_escape_and_parser(
+    impl: str, data: bytes, cuts: list[int]
+) -> None:
     wire = escape(data)
     parser = TelnetParser()
     out: list[object] = []
@@ -162,7 +219,9 @@ def test_any_stream_round_trips_through_escape_and_parser(data: bytes, cuts: lis
     assert data_of(out) == data
 
 
-@settings(max_examples=200, deadline=None)
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     st.lists(
         st.one_of(
@@ -174,7 +233,7 @@ def test_any_stream_round_trips_through_escape_and_parser(data: bytes, cuts: lis
     st.integers(1, 7),
 )
 def test_data_and_commands_interleaved_survive_any_chunking(
-    items: list[tuple[str, object]], size: int
+    impl: str, items: list[tuple[str, object]], size: int
 ) -> None:
     wire = b""
     expect_data = b""

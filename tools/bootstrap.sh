@@ -5,7 +5,8 @@
 #                               tests drive (yanglint from libyang2-tools, socat,
 #                               the yangcli NETCONF client,
 #                               ssh from openssh-client, ip from iproute2,
-#                               docker-compose, systemd, podman, runc, debootstrap)
+#                               docker-compose, systemd, podman, runc, debootstrap,
+#                               a C compiler for nf/protocol/_iac.c)
 # Idempotent: a second run only checks.  Needs Python >= 3.11.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +47,11 @@ if [ "$with_test" = 1 ]; then
     command -v podman >/dev/null || need+=(podman netavark iptables)
     command -v runc >/dev/null || need+=(runc)
     command -v debootstrap >/dev/null || need+=(debootstrap)
+    # the Telnet parser's C hot path (nf/protocol/_iac.c): the suite checks
+    # that it is built, so that tests and benchmarks run what users get
+    command -v cc >/dev/null || need+=(gcc libc6-dev)
+    "$PY" -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+        || need+=(python3-dev)
     if [ "${#need[@]}" -gt 0 ]; then apt_install "${need[@]}"; fi
 fi
 
@@ -62,3 +68,6 @@ extras=""
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 \
     | grep -v "^WARNING: Location" || true
 .venv/bin/python -c 'import nf.cli' # fails loudly if the install did not work
+# optional, so the install above succeeds without a C compiler; say so
+.venv/bin/python -c 'import nf.protocol.telnet as t; t.ACCELERATED or print(
+    "bootstrap: no C compiler: RFC 2217 channels run their pure-Python parser (slower)")' >&2

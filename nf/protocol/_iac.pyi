@@ -1,0 +1,3 @@
+"""Typing of the C module nf/protocol/_iac.c (built where a compiler is)."""
+
+def unescape_pairs(data: bytes, /) -> bytes | None: ...
