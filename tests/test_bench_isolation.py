@@ -50,6 +50,11 @@ def test_bench_isolation_prints_table_and_json(tmp_path: Path) -> None:
         assert (p["passed"] is None) == (name == "idle"), p
         assert p["ops"] >= (0 if name == "idle" else 1), p
     assert by_phase["idle"]["p99_ratio"] == 1.0
+    for p in by_phase.values():  # socat, the control relay, probed in the same ticks
+        c = p["control"]
+        assert 0 < c["median_ms"] <= c["p99_ms"] <= c["max_ms"], p
+    assert by_phase["idle"]["control"]["p99_ratio"] == 1.0
+    assert "socat p99" in header, shown
     assert by_phase["login"]["notes"]["failed-password-logins"] >= 1
     assert doc["passed"] == all(by_phase[n]["passed"] for n in PHASES[1:])
 
@@ -71,5 +76,6 @@ def test_bench_isolation_places_the_link_with_the_data_plane(tmp_path: Path) -> 
         "device": link,
         "load": rest,
         "daemon": {"nf": cpus, "nf.plane.dataplane": link, "nf.plane.control": rest},
+        "control": link,  # socat and its echo device, where the data plane is
     }
     assert doc["phases"][1]["ops"] >= 1 and doc["phases"][1]["load_errors"] == 0

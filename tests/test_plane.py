@@ -57,7 +57,7 @@ from nf.plane.messages import (
     SnapshotRequest,
     encode,
 )
-from nf.plane.remote import DataPlaneError, DataPlaneUnavailable, RemoteRuntime
+from nf.plane.remote import DataPlaneError, DataPlaneUnavailable, RemoteRuntime, SharedReads
 from nf.runtime.document import DocumentPatch
 from nf.runtime.relay import RelayRuntime
 from nf.runtime.transaction import Delta, Fault, PortState, PrepareError, Snapshot
@@ -636,6 +636,93 @@ def test_snapshot_requests_that_queue_up_share_one_reading(planes: Planes) -> No
         assert info.channels == n
         assert info.snapshots_built == 1
         raw.close()
+
+
+def test_shared_reads_are_never_older_than_the_caller() -> None:
+    """Callers that come while a fetch runs share the next one, never the
+    one in flight; a failed fetch fails its caller only."""
+
+    async def main() -> None:
+        fetched: list[int] = []
+        release = anyio.Event()
+        fail_next = [False]
+
+        async def fetch() -> int:
+            fetched.append(len(fetched) + 1)
+            number = fetched[-1]
+            await release.wait()
+            if fail_next[0]:
+                fail_next[0] = False
+                raise OSError("lost")
+            return number
+
+        shared = SharedReads(fetch)
+        got: dict[str, int] = {}
+
+        async def read(name: str) -> None:
+            got[name] = await shared.read()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read, "a")
+            await anyio.wait_all_tasks_blocked()
+            assert fetched == [1]  # a's fetch is in flight
+            tg.start_soon(read, "b")
+            tg.start_soon(read, "c")
+            await anyio.wait_all_tasks_blocked()
+            release.set()
+        assert got == {"a": 1, "b": 2, "c": 2} and shared.fetches == 2
+
+        release = anyio.Event()
+        fail_next[0] = True
+        failures: list[BaseException] = []
+
+        async def read_or_fail(name: str) -> None:
+            try:
+                await read(name)
+            except OSError as exc:
+                failures.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read_or_fail, "d")
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(read_or_fail, "e")
+            await anyio.wait_all_tasks_blocked()
+            release.set()
+        assert len(failures) == 1 and got["e"] == 4 and fetched == [1, 2, 3, 4]
+
+    anyio.run(main)
+
+
+def test_whole_snapshots_asked_at_once_share_reads_that_are_changes(planes: Planes) -> None:
+    """Four <get>s at once: the data plane reads for them one at a time
+    (not four crossing reads, each then sent whole), every reading after
+    the first a change against the one before; each caller gets every
+    channel."""
+    dp = planes.start()
+    n = 30
+
+    async def scenario(remote: RemoteRuntime) -> None:
+        await (await remote.prepare(delta, DocumentPatch.of_bytes(b""))).apply()
+        first = await remote.snapshot()
+        assert len(first.channels) == n
+        for _ in range(5):
+            snapshots: list[Snapshot] = []
+
+            async def get() -> None:
+                snapshots.append(await remote.snapshot())  # noqa: B023 (awaited here)
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(4):
+                    tg.start_soon(get)
+            assert [len(s.channels) for s in snapshots] == [n] * 4
+        info = await remote.inspect()
+        # 1 + at most 2 per round of four (the first caller's, then the others')
+        assert 2 <= info.snapshots_built <= 11, info
+        assert info.snapshots_whole == 1, info
+
+    with contextlib.ExitStack() as stack:
+        delta = pty_channels(stack, n)
+        with_remote(dp.socket, scenario)
 
 
 def test_a_snapshot_of_many_channels_is_read_in_slices() -> None:

@@ -86,7 +86,7 @@ REPLY_SAMPLES = [
     RunningReply(None, None),
     SnapshotReply((CHANNEL,), (PORT,)),
     Cleared(),
-    InspectReply(1234, ("nf", "nf.plane"), 0, 1, 2),
+    InspectReply(1234, ("nf", "nf.plane"), 0, 1, 2, 1),
     Failed("internal error"),
     Event("session-event", {"channel": "c", "session-id": "3", "event": "connected"}),
 ]

@@ -38,6 +38,14 @@ second) and the daemon's CPU time (utime+stime of the ``nf run`` process
 and all its descendants, so that a daemon split into processes is measured
 whole) are taken over the probing window.
 
+A control relay, unless ``--no-control``: socat (C, one process, no
+Python) relays a pty of its own, placed where nf's data plane is, and every
+tick of the prober makes one round trip through nf's echo channel and one
+through socat, so both meet the same load at the same moments.  socat has
+nothing to do with the NETCONF load, so its p99/idle ratio and max are
+what this machine does to any relay under that load: the floor below
+which nf's figures cannot go here.
+
 ``--data-plane-cpus LIST`` (e.g. 1 or auto) runs nf with that option and
 places this benchmark's own processes where a deployment has their
 counterparts: the prober and the echo device (the serial link's far ends,
@@ -56,7 +64,7 @@ machine), unless the benchmark itself fails.
     .venv/bin/python tools/bench_isolation.py [--channels N] [--round-trips N]
         [--interval MS] [--phases idle,get,commit,login,bigedit]
         [--storm-sources N] [--json PATH|-] [--nf CMD] [--keep]
-        [--data-plane-cpus LIST] [--load-nice N]
+        [--data-plane-cpus LIST] [--load-nice N] [--no-control]
 
 The channel ports are free ports found by binding port 0 and closing
 (``bench_relay.free_ports``): another program could take one in between
@@ -379,22 +387,25 @@ def login_counters(port: int) -> dict[str, int]:
 # -- the probe ----------------------------------------------------------------------------------
 
 
-def paced_round_trips(sock: socket.socket, count: int, interval: float) -> list[float]:
-    """1-byte round trips, one sent every ``interval`` s (at once after a late one): seconds."""
+def paced_round_trips(socks: list[socket.socket], count: int, interval: float) -> list[list[float]]:
+    """1-byte round trips, a tick every ``interval`` s (at once after a late
+    one), each tick one through every socket in turn: seconds, per socket."""
     buf = bytearray(1)
-    samples = []
+    samples: list[list[float]] = [[] for _ in socks]
     next_at = time.perf_counter()
     for i in range(count):
         now = time.perf_counter()
         if next_at > now:
             time.sleep(next_at - now)
         byte = bytes((i & 0xFF,))
-        t0 = time.perf_counter()
-        sock.sendall(byte)
-        if sock.recv_into(buf, 1) != 1 or buf[0] != byte[0]:
-            raise RuntimeError(f"round trip {i}: sent {byte!r}, got {bytes(buf)!r}")
-        samples.append(time.perf_counter() - t0)
-        next_at = t0 + interval
+        tick = time.perf_counter()
+        for sock, times in zip(socks, samples, strict=True):
+            t0 = time.perf_counter()
+            sock.sendall(byte)
+            if sock.recv_into(buf, 1) != 1 or buf[0] != byte[0]:
+                raise RuntimeError(f"round trip {i}: sent {byte!r}, got {bytes(buf)!r}")
+            times.append(time.perf_counter() - t0)
+        next_at = tick + interval
     return samples
 
 
@@ -415,6 +426,8 @@ class PhaseResult:
     notes: dict[str, Any] = field(default_factory=dict)
     p99_ratio: float = 0.0
     passed: bool | None = None
+    control: dict[str, float] | None = None
+    """socat's median_ms, p99_ms, max_ms (and p99_ratio) in the same ticks."""
 
 
 def p99(samples: list[float]) -> float:
@@ -434,7 +447,7 @@ LOAD_UNITS = {
 def run_phase(
     name: str,
     port: int,
-    sock: socket.socket,
+    socks: list[socket.socket],
     daemon_pid: int,
     args: argparse.Namespace,
     log: Callable[[str], None],
@@ -458,15 +471,19 @@ def run_phase(
                 {c for p in loads.procs if p.pid for c in os.sched_getaffinity(p.pid)}
             )
             time.sleep(WARMUP_SECONDS)
-        paced_round_trips(sock, WARMUP_TRIPS, args.interval / 1e3)
+        paced_round_trips(socks, WARMUP_TRIPS, args.interval / 1e3)
         pids = process_tree(daemon_pid)
         cpu0 = bench_relay.cpu_seconds(pids)
+        dataplane = [pid for pid in pids if module_of(pid) == "nf.plane.dataplane"]
+        dp0 = bench_relay.cpu_seconds(dataplane)
         ops0, busy0, _ = loads.counts() if loads else (0, 0.0, 0)
         t0 = time.perf_counter()
-        samples = paced_round_trips(sock, args.round_trips, args.interval / 1e3)
+        samples, *control = paced_round_trips(socks, args.round_trips, args.interval / 1e3)
         elapsed = time.perf_counter() - t0
         ops1, busy1, errors = loads.counts() if loads else (0, 0.0, 0)
         cpu = bench_relay.cpu_seconds(pids) - cpu0
+        if dataplane:
+            notes["data plane CPU s"] = round(bench_relay.cpu_seconds(dataplane) - dp0, 3)
         if len(process_tree(daemon_pid)) != len(pids):
             notes["daemon processes changed"] = True
     finally:
@@ -495,9 +512,16 @@ def run_phase(
         daemon_cpu_pct=100 * cpu / elapsed,
         notes=notes,
     )
+    if control:
+        result.control = {
+            "median_ms": statistics.median(control[0]) * 1e3,
+            "p99_ms": p99(control[0]) * 1e3,
+            "max_ms": max(control[0]) * 1e3,
+        }
     log(
         f"{name}: median {result.median_ms:.3f} ms, p99 {result.p99_ms:.3f} ms, "
         f"max {result.max_ms:.3f} ms; {result.ops_per_s:.1f} {unit or 'ops/s'}"
+        + (f"; socat p99 {result.control['p99_ms']:.3f} ms" if result.control else "")
     )
     return result
 
@@ -510,6 +534,8 @@ def judge(results: list[PhaseResult]) -> None:
     for r in results:
         if idle is not None:
             r.p99_ratio = r.p99_ms / idle.p99_ms
+            if r.control is not None and idle.control is not None:
+                r.control["p99_ratio"] = r.control["p99_ms"] / idle.control["p99_ms"]
         if r.phase != "idle":
             r.passed = r.max_ms <= TARGET_MAX * 1e3 and (
                 idle is None or r.p99_ratio <= TARGET_RATIO
@@ -526,9 +552,11 @@ def table(results: list[PhaseResult], channels: int, out: Any) -> None:
         f"targets under load: p99 <= {TARGET_RATIO}x idle p99, max <= {TARGET_MAX * 1e3:.0f} ms; "
         "CPU = the daemon's processes over the probing window"
     )
+    control = any(r.control for r in results)
     header = (
         f"{'phase':<8} {'n':>5} {'median':>7} {'p99':>7} {'max':>7} {'p99/idle':>8}  "
-        f"{'load achieved':<22} {'err':>4} {'CPU s':>6} {'CPU%':>5}  verdict"
+        + (f"{'socat p99':>9} {'max':>7} {'p99/idle':>8}  " if control else "")
+        + f"{'load achieved':<22} {'err':>4} {'CPU s':>6} {'CPU%':>5}  verdict"
     )
     p(header)
     p("-" * len(header))
@@ -537,14 +565,27 @@ def table(results: list[PhaseResult], channels: int, out: Any) -> None:
         load = f"{r.ops_per_s:.1f} {unit}" if unit else "-"
         ratio = f"{r.p99_ratio:.2f}" if r.p99_ratio else "-"
         verdict = "-" if r.passed is None else "PASS" if r.passed else "FAIL"
+        floor = ""
+        if r.control is not None:
+            c = r.control
+            c_ratio = f"{c['p99_ratio']:.2f}" if "p99_ratio" in c else "-"
+            floor = f"{c['p99_ms']:>9.3f} {c['max_ms']:>7.3f} {c_ratio:>8}  "
+        elif control:
+            floor = f"{'-':>9} {'-':>7} {'-':>8}  "
         p(
             f"{r.phase:<8} {r.round_trips:>5} {r.median_ms:>7.3f} {r.p99_ms:>7.3f} "
-            f"{r.max_ms:>7.3f} {ratio:>8}  {load:<22} {r.load_errors:>4} "
+            f"{r.max_ms:>7.3f} {ratio:>8}  {floor}{load:<22} {r.load_errors:>4} "
             f"{r.daemon_cpu_s:>6.2f} {r.daemon_cpu_pct:>5.0f}  {verdict}"
         )
         if r.notes:
             p(f"{'':9}{', '.join(f'{k}: {v}' for k, v in r.notes.items())}")
     verdicts = [r.passed for r in results if r.passed is not None]
+    if control:
+        p()
+        p(
+            "socat: the control relay (C, no NETCONF) on the data plane's CPUs, probed in the "
+            "same ticks; its p99/idle and max under a load are this machine's floor for any relay"
+        )
     if verdicts:
         p()
         p("overall: " + ("PASS" if all(verdicts) else "FAIL"))
@@ -587,6 +628,11 @@ def main() -> int:
         "link's far ends) on those CPUs, the load's clients (orchestrators, elsewhere in "
         "a deployment) on the others",
     )
+    parser.add_argument(
+        "--no-control",
+        action="store_true",
+        help="no socat control relay (it runs by default when socat is installed)",
+    )
     args = parser.parse_args()
     os.environ["NF_BENCH_LOAD_NICE"] = str(args.load_nice)  # the load processes inherit it
     link_cpus: set[int] = set()
@@ -625,16 +671,23 @@ def main() -> int:
         log(f"booting nf with {args.channels} idle channels and one echo channel")
         t0 = time.monotonic()
         server = bench_relay.start_ours(tmp, args.channels + 1, nf, "nf")
+        cleanup = contextlib.ExitStack()
         try:
             boot = time.monotonic() - t0
             daemon_pid = server.procs[0].pid
             log(f"booted in {boot:.1f} s; NETCONF on {HOST}:{server.netconf_port}")
-            sock = server.connect(args.channels)  # the last channel echoes
+            socks = [server.connect(args.channels)]  # the last channel echoes
+            link_pids = [os.getpid(), server.device.pid]
+            if not args.no_control and shutil.which("socat"):
+                control = bench_relay.start_socat(1)
+                cleanup.callback(control.close)
+                socks.append(control.connect(0))
+                link_pids += [control.device.pid, *control.pids()]
             if link_cpus:
-                bench_relay.set_affinity([os.getpid(), server.device.pid], link_cpus)
+                bench_relay.set_affinity(link_pids, link_cpus)
             for name in phases:
                 log(f"phase {name}")
-                results.append(run_phase(name, server.netconf_port, sock, daemon_pid, args, log))
+                results.append(run_phase(name, server.netconf_port, socks, daemon_pid, args, log))
             rss = bench_relay.peak_rss_mib(process_tree(daemon_pid))
             placement = {
                 "prober": sorted(os.sched_getaffinity(0)),
@@ -645,7 +698,12 @@ def main() -> int:
                     for pid in process_tree(daemon_pid)
                 },
             }
+            if len(socks) > 1:
+                placement["control"] = sorted(
+                    {c for p in link_pids[2:] for c in os.sched_getaffinity(p)}
+                )
         finally:
+            cleanup.close()
             server.close()
         judge(results)
         table(results, args.channels, out)

@@ -185,6 +185,7 @@ class DataPlane:
         self._current: _Connection | None = None
         self._drops = DropsWatch()
         self.snapshots_built = 0
+        self.snapshots_whole = 0
         """How many snapshots were read (requests that queued up behind one
         share it)."""
         self._encoded: _Sent | None = None
@@ -460,6 +461,7 @@ class DataPlane:
                     )
                 )
         self._encoded = _Sent(read, channels, ports, self._seq, twice)
+        self.snapshots_whole += 1
         if twice:  # a port twice: once, as a dict would (and never sent as a change)
             unique: dict[str, msgspec.Raw] = {}
             for (_, port), raw in zip(read.states, ports, strict=True):
@@ -523,6 +525,7 @@ class DataPlane:
                 self._backlog.dropped,
                 len(runtime.channels),
                 self.snapshots_built,
+                self.snapshots_whole,
             )
         return Failed(f"{type(request).__name__} is not a request here")
 

@@ -188,6 +188,9 @@ class InspectReply(msgspec.Struct, frozen=True, tag="inspect-reply"):
     snapshots_built: int
     """Snapshots read since it started (requests that queued behind one
     share it)."""
+    snapshots_whole: int
+    """Of those asked for whole, the ones sent whole rather than as a
+    change against the last (``SnapshotRequest.since``)."""
 
 
 class Failed(msgspec.Struct, frozen=True, tag="failed"):

@@ -61,10 +61,10 @@ import logging
 import os
 import signal
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Generic, NoReturn, TypeVar
 
 import anyio
 from anyio.abc import TaskStatus
@@ -125,6 +125,7 @@ RETRY_LIMIT = 0.5
 """Backoff between connection attempts (seconds, doubling)."""
 
 R = TypeVar("R", bound=ControlReply)
+T = TypeVar("T")
 EMPTY = RelayConfig({}, {})
 
 
@@ -267,6 +268,42 @@ class _RemoteTransaction:
             await self.link.call(Abort(self.txid))
 
 
+class SharedReads(Generic[T]):
+    """Concurrent callers of ``read`` share one call of ``fetch``, but never
+    one that started before they came: a caller that comes while a fetch
+    runs waits for it to end, and all who came meanwhile share the next.
+
+    Why: four sessions looping a full ``<get>`` asked the data plane for
+    four snapshots at once.  Each crossed the others, so none could be a
+    change against the one before (``SnapshotRequest.since``) and every
+    one was sent whole, 1000 states, which the data plane encoded and sent
+    between two relay callbacks.  Shared, the data plane serves one read at
+    a time, each a change against the last, and a read is still made after
+    its caller asked (a counter read then is not older than the request).
+    A fetch that fails fails its caller only; those waiting fetch again."""
+
+    def __init__(self, fetch: Callable[[], Awaitable[T]]) -> None:
+        self._fetch = fetch
+        self._lock = anyio.Lock()
+        self._asked = 0
+        self._served = 0
+        """Callers up to this number have a read made after they came."""
+        self._last: T | None = None
+        self.fetches = 0
+
+    async def read(self) -> T:
+        self._asked += 1
+        ticket = self._asked
+        async with self._lock:
+            if self._served >= ticket and self._last is not None:
+                return self._last
+            covered = self._asked
+            value = await self._fetch()
+            self._served, self._last = covered, value
+            self.fetches += 1
+            return value
+
+
 def _failed(message: str) -> PrepareError:
     return PrepareError([Fault("operation-failed", message, "", "")])
 
@@ -294,6 +331,7 @@ class RemoteRuntime:
         self._early: deque[tuple[str, dict[str, str]]] = deque(maxlen=EARLY_EVENTS)
         self._open = OpenSessions()
         self._states = StateCache()
+        self._whole = SharedReads(self._whole_snapshot)
         self._current: _Link | None = None
         self._changed = anyio.Event()
         """Set (and replaced) when a connection is ready or none will be."""
@@ -650,16 +688,21 @@ class RemoteRuntime:
 
     async def snapshot(self, channels: frozenset[str] | None = None) -> Snapshot:
         """A whole snapshot asks for the states changed since the one kept
-        (``StateCache.since``); a change of one no longer kept (two <get>s
-        crossed) is asked for again, whole."""
-        if channels is not None:
-            request = SnapshotRequest(tuple(sorted(channels)))
-        else:
-            request = SnapshotRequest(None, self._states.since)
+        (``StateCache.since``), one read at a time shared by the callers
+        that wait for it (``SharedReads``); a change of one no longer kept
+        is asked for again, whole."""
+        if channels is None:
+            return await self._whole.read()
+        return await self._read_snapshot(SnapshotRequest(tuple(sorted(channels))), False)
+
+    async def _whole_snapshot(self) -> Snapshot:
+        return await self._read_snapshot(SnapshotRequest(None, self._states.since), True)
+
+    async def _read_snapshot(self, request: SnapshotRequest, whole: bool) -> Snapshot:
         try:
             while True:
                 parts = await self._request(request, SnapshotParts)
-                snapshot = self._states.snapshot(parts, whole=channels is None)
+                snapshot = self._states.snapshot(parts, whole=whole)
                 if snapshot is not None:
                     return snapshot
                 request = SnapshotRequest()
