@@ -5,6 +5,7 @@ needed (kill -9, start a new data plane on the same socket)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -742,6 +743,36 @@ def test_a_snapshot_of_many_channels_is_read_in_slices() -> None:
                 await runtime.shutdown()
 
     anyio.run(main)
+
+
+def test_io_that_came_during_a_slice_runs_before_the_next_slice() -> None:
+    """yield_to_relays: a relay callback whose data came while a slice of
+    long work ran goes before that work's next slice (with one sleep(0) it
+    went after it: a round trip then waited for two slices at each hop)."""
+    from nf.runtime.relay import yield_to_relays
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        order: list[str] = []
+
+        def readable() -> None:
+            order.append("relay")
+            a.recv(1)
+
+        loop.add_reader(a.fileno(), readable)
+        try:
+            await asyncio.sleep(0.01)
+            b.send(b"x")  # comes during the slice
+            await yield_to_relays()
+            order.append("next slice")
+        finally:
+            loop.remove_reader(a.fileno())
+            a.close()
+            b.close()
+        assert order == ["relay", "next slice"]
+
+    asyncio.run(main())
 
 
 def test_a_commit_starting_many_channels_yields_to_the_loop_between_slices() -> None:
