@@ -28,6 +28,7 @@
 static PyObject *
 unescape_pairs(PyObject *module, PyObject *arg)
 {
+    (void)module;
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
         return NULL;
@@ -69,12 +70,18 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* multi-phase initialisation (PEP 489), nothing to execute: no state */
+static PyModuleDef_Slot slots[] = {
+    {0, NULL},
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
-    "nf.protocol._iac",
-    "The Telnet parser's escaped-data path in C (see nf.protocol.telnet).",
-    0,
-    methods,
+    .m_name = "nf.protocol._iac",
+    .m_doc = "The Telnet parser's escaped-data path in C (see nf.protocol.telnet).",
+    .m_size = 0,
+    .m_methods = methods,
+    .m_slots = slots,
 };
 
 PyMODINIT_FUNC
