@@ -942,7 +942,11 @@ def rfc2217_bench(tmp: Path, plan: Plan, nf: list[str], ser2net: bool) -> bool:
         for server in servers:
             server.close()
     print()
+    from nf.protocol.telnet import ACCELERATED
+
+    parser = "C (nf/protocol/_iac.c)" if ACCELERATED else "pure Python (no C compiler at install)"
     print(f"RFC 2217 bulk echo, {plan.bulk_bytes >> 20} MiB of random bytes, {plan.reps} reps")
+    print(f"  unescape of this checkout's nf: {parser}")
     for name, values in rates.items():
         cells = " ".join(f"{v:.1f}" for v in values)
         median = f"{statistics.median(values):.1f}" if values else "-"
