@@ -504,6 +504,33 @@ class Link(Protocol):
         """Close once the client has closed its side, or after ``linger`` s."""
 
 
+class SshStream:
+    """A paramiko channel as a session's stream.
+
+    paramiko's ``Channel.sendall`` slices off what each packet took
+    (``s = s[sent:]``), copying the rest of the message every 32 KB
+    packet: a 1.2 MB reply (a <get> of 1000 channels) was copied 37 times,
+    28 MB of copies and fresh pages, more than its encryption.  It is
+    handed a memoryview here, whose slices copy nothing."""
+
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self.channel = channel
+
+    def recv(self, size: int) -> bytes:
+        return self.channel.recv(size)
+
+    def sendall(self, data: bytes) -> None:
+        # paramiko takes any buffer (Message.add_string writes it as is)
+        self.channel.sendall(memoryview(data))  # type: ignore[arg-type]
+
+    def settimeout(self, timeout: float | None) -> None:
+        self.channel.settimeout(timeout)
+
+    def close(self) -> None:
+        """The netconf package's framing closes its stream when collected."""
+        self.channel.close()
+
+
 class SshLink:
     """A session's SSH channel (RFC 6242)."""
 
@@ -511,10 +538,11 @@ class SshLink:
 
     def __init__(self, channel: paramiko.Channel) -> None:
         self.channel = channel
+        self._stream = SshStream(channel)
 
     @property
     def stream(self) -> Stream:
-        return self.channel
+        return self._stream
 
     def goodbye(self) -> None:
         """What an SSH client waits for before it closes: exit-status and EOF."""
