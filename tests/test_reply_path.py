@@ -18,7 +18,25 @@ import paramiko
 import pytest
 from paramiko.common import AUTH_SUCCESSFUL, OPEN_SUCCEEDED
 
-from nf.northbound.server import SshStream
+from nf.northbound.server import BoundedFraming, SshStream
+
+
+@pytest.mark.parametrize("chunked", [True, False])
+def test_a_message_in_pieces_arrives_whole_and_framed(chunked: bool) -> None:
+    """``send_parts`` frames the join of its pieces (RFC 6242 chunked or
+    end-of-message), as ``send`` frames the joined message."""
+    left, right = socket.socketpair()
+    with left, right:
+        out = BoundedFraming(left, 1 << 20)
+        back = BoundedFraming(right, 1 << 20)
+        pieces = [b"<rpc-reply>", b"<data>", b"x" * 70_000, b"", b"</data>", b"</rpc-reply>"]
+        got: list[bytes] = []
+        reader = threading.Thread(target=lambda: got.extend(back.receive(chunked) for _ in "ab"))
+        reader.start()
+        out.send_parts(pieces, chunked)
+        out.send(b"<next/>", chunked)
+        reader.join(30)
+        assert got == [b"".join(pieces), b"<next/>"]
 
 
 class _Accept(paramiko.ServerInterface):

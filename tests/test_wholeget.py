@@ -93,7 +93,7 @@ def slow(tree: Node, snap: Snapshot | None, rest: Node | None) -> bytes:
 def fast(whole: WholeGet, tree: Node, snap: Snapshot | None, rest: Node | None) -> bytes:
     data = whole.data(tree, rest, snap, from_tree(tree, SCHEMA))
     assert data is not None
-    return etree.tostring(etree.fromstring(data), method="c14n")
+    return etree.tostring(etree.fromstring(b"".join(data)), method="c14n")
 
 
 def test_get_and_get_config_are_the_general_paths_bytes() -> None:
@@ -127,7 +127,35 @@ def test_a_sequence_of_gets_matches_the_general_path(polls: list[dict[int, int]]
 
 def test_the_body_is_spliced_into_the_reply() -> None:
     head = b'<?xml version="1.0"?>\n<rpc-reply xmlns="x" message-id="1"/>'
-    assert splice(head, b"<data/>") == (
-        b'<?xml version="1.0"?>\n<rpc-reply xmlns="x" message-id="1"><data/></rpc-reply>'
+    assert b"".join(splice(head, [b"<data>", b"</data>"])) == (
+        b'<?xml version="1.0"?>\n<rpc-reply xmlns="x" message-id="1"><data></data></rpc-reply>'
     )
-    assert splice(b"<rpc-reply>\n</rpc-reply>", b"<d/>") == b"<rpc-reply>\n<d/></rpc-reply>"
+    assert b"".join(splice(b"<rpc-reply>\n</rpc-reply>", [b"<d/>"])) == (
+        b"<rpc-reply>\n<d/></rpc-reply>"
+    )
+
+
+def test_a_snapshot_without_changes_makes_no_piece_again() -> None:
+    """Guard of the fast path: a <get> that finds every state object as
+    it was remakes no entry's piece of the reply (StateCache hands back the
+    very snapshot when nothing changed; a new snapshot of the same objects
+    is compared in C)."""
+    whole = WholeGet(SCHEMA)
+    tree = tree_of(50)
+    snap = snapshot(50, {})
+    fast(whole, tree, snap, None)
+    assert whole.pieces_made == 100
+    fast(whole, tree, snap, None)
+    fast(whole, tree, snapshot(50, {}), None)
+    assert whole.pieces_made == 100
+    fast(whole, tree, snapshot(50, {7: 99}), None)
+    assert whole.pieces_made == 102  # channel c7 and its port
+
+
+def test_entries_do_not_declare_the_namespace_again() -> None:
+    """serial-over-ip declares its namespace once; each of its entries
+    repeating it made 8% of a 1000-channel reply (encrypted and sent)."""
+    tree = tree_of(20)
+    data = WholeGet(SCHEMA).data(tree, None, snapshot(20, {}), from_tree(tree, SCHEMA))
+    assert data is not None
+    assert b"".join(data).count(f'xmlns="{NS}"'.encode()) == 1

@@ -416,6 +416,14 @@ class Documents:
         """``tree`` as a ``<config>`` document.  ``old`` and ``changes``
         (``nf.config.diff.diff(old, tree)``), when given, let the lists be
         patched rather than walked."""
+        return b"".join(self.pieces(tree, old, changes))
+
+    def pieces(
+        self, tree: Node, old: Node | None = None, changes: Sequence[Change] = ()
+    ) -> list[bytes]:
+        """``render``'s document in pieces, not joined: ``WholeGet`` wants
+        only the lists (``lists``), and joining 1000 channels' bytes that
+        it then drops cost a <get> 0.4 ms."""
         out: list[bytes] = []
         kept: dict[tuple[QName, QName], ListBytes] = {}
         for piece in self._layout(tree, old):
@@ -428,7 +436,7 @@ class Documents:
             kept[piece.key] = done
             out.append(done.joined)
         self._lists = kept  # lists of older trees are let go
-        return b"".join(out)
+        return out
 
     def patch(
         self,

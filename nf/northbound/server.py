@@ -39,7 +39,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -232,9 +232,18 @@ class BoundedFraming(NetconfFramingTransport):  # type: ignore[misc]
             return size
 
     def send(self, msg: bytes, chunked: bool) -> None:
+        self.send_parts((msg,), chunked)
+
+    def send_parts(self, parts: Sequence[bytes], chunked: bool) -> None:
+        """One message given in pieces, joined here with its framing: the
+        only copy of it on this side (paramiko's packets aside)."""
         if self.stream is None:
             raise SessionEnd("closed")
-        data = b"\n#%d\n%s\n##\n" % (len(msg), msg) if chunked else msg + EOM
+        if chunked:
+            size = sum(map(len, parts))
+            data = b"".join((b"\n#%d\n" % size, *parts, b"\n##\n"))
+        else:
+            data = b"".join((*parts, EOM))
         self.stream.settimeout(SEND_TIMEOUT)
         try:
             self.stream.sendall(data)
@@ -308,8 +317,12 @@ class Session:
 
     def send(self, message: bytes) -> None:
         """Send one whole message; replies and notifications interleave."""
+        self.send_parts((message,))
+
+    def send_parts(self, parts: Sequence[bytes]) -> None:
+        """Send one whole message given in pieces (``Handled.parts``)."""
         with self._send_lock:
-            self.framing.send(message, self.chunked)
+            self.framing.send_parts(parts, self.chunked)
 
     def count(self, outcome: str) -> None:
         """RFC 6022 counters, per session and for the server."""
@@ -360,7 +373,7 @@ class Session:
                     raise
                 handled = handle_message(self.server.context, self.id, message, self.username)
                 self.count(handled.outcome)
-                self.send(handled.reply)
+                self.send_parts(handled.parts)
                 if handled.subscription is not None:
                     self._start_notifier(handled.subscription)  # after its <ok>
                 if handled.close:
