@@ -56,6 +56,12 @@ def test_netconf_state(daemon: Running) -> None:
         assert mine.findtext("m:out-rpc-errors", namespaces=ns) == "1"
         stats = state.find("m:netconf-state/m:statistics", ns)
         assert stats is not None and int(stats.findtext("m:in-sessions", namespaces=ns) or 0) >= 2
+        # an unfiltered <get> (the whole-reply path, its locks read in the
+        # same hop as the snapshot) shows the lock as well
+        whole = etree.fromstring(m.get().data_xml.encode())
+        held = whole.find("m:netconf-state/m:datastores/m:datastore/m:locks/m:global-lock", ns)
+        assert held is not None
+        assert held.findtext("m:locked-by-session", namespaces=ns) == str(m.session_id)
 
 
 @pytest.mark.parametrize(

@@ -482,7 +482,7 @@ class Handlers:
         """The common case, everything for an unrestricted user, from bytes
         kept per entry; None: not this case (take the general path)."""
         if with_state:
-            tree, snapshot, model = self.call(self.ctx.datastores.read, source, with_state)
+            tree, snapshot, model, locks = self.call(self.ctx.datastores.read, source, with_state)
         else:
             # configuration alone is read here, without a hop to the loop
             # (Datastores.config; the hop was a third of a get-config)
@@ -492,7 +492,6 @@ class Handlers:
         if with_state:
             rest = self.ctx.nacm_counters.state()
             if self.ctx.monitor is not None:
-                locks = self.call(self.ctx.datastores.locks.info)
                 rest = merge(self.ctx.monitor(locks), rest)
         return self.ctx.whole.data(tree, rest, snapshot, model)
 
