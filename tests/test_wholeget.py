@@ -159,3 +159,20 @@ def test_entries_do_not_declare_the_namespace_again() -> None:
     data = WholeGet(SCHEMA).data(tree, None, snapshot(20, {}), from_tree(tree, SCHEMA))
     assert data is not None
     assert b"".join(data).count(f'xmlns="{NS}"'.encode()) == 1
+
+
+def test_other_top_level_nodes_are_rendered_again_only_when_they_changed() -> None:
+    """Outside serial-over-ip (NACM configuration, yang-library, the
+    modules' state) a node equal to the one of the last reply is not
+    rendered again; one that changed is, and the bytes stay the general
+    path's."""
+    whole = WholeGet(SCHEMA)
+    tree = tree_of(2, nacm=True)
+    snap = snapshot(2, {})
+    assert fast(whole, tree, snap, rest_state()) == slow(tree, snap, rest_state())
+    assert whole.others_rendered == 2  # nacm and processes
+    assert fast(whole, tree, snap, rest_state()) == slow(tree, snap, rest_state())
+    assert whole.others_rendered == 2
+    changed = processes_tree(SCHEMA, 3, 0, 1)
+    assert fast(whole, tree, snap, changed) == slow(tree, snap, changed)
+    assert whole.others_rendered == 3

@@ -38,13 +38,13 @@ from operator import attrgetter, is_not
 
 from lxml import etree
 
-from nf.config.codec import NC_NS, Documents, ListBytes, render
-from nf.config.tree import Node, merge
+from nf.config.codec import NC_NS, Documents, ListBytes, ordered_children, render
+from nf.config.tree import Child, Node, merge
 from nf.model import RelayConfig
 from nf.northbound.operational import state_tree
 from nf.northbound.selection import Selection
 from nf.runtime.transaction import ChannelState, PortState, Snapshot
-from nf.schema import MAIN_MODULE, SchemaIndex
+from nf.schema import MAIN_MODULE, QName, SchemaIndex
 
 _LISTS = ("serial-port", "channel")
 _NAME = attrgetter("name")
@@ -81,12 +81,15 @@ class WholeGet:
         self._top = (self._ns, "serial-over-ip")
         self._documents = Documents(schema)
         self._entries: dict[str, _Entries] = {}
+        self._others: dict[QName, tuple[Child, bytes]] = {}
         self._lock = threading.Lock()
         self.rendered_states = 0
         """<state> elements rendered so far (the others were reused)."""
         self.pieces_made = 0
         """Entries whose piece of the reply was made again (the others
         were reused without Python work per entry; tests count it)."""
+        self.others_rendered = 0
+        """Other top-level nodes rendered so far (the others were reused)."""
 
     def data(
         self,
@@ -114,10 +117,29 @@ class WholeGet:
         rest_tree = tree.remove(self._top) if top is not None else tree
         if rest_state is not None:
             rest_tree = merge(rest_tree, rest_state)
-        rest = render(rest_tree, self.schema)
-        out.extend(etree.tostring(child) for child in rest)
+        with self._lock:
+            self._rest(rest_tree, out)
         out.append(b"</data>")
         return out
+
+    def _rest(self, rest: Node, out: list[bytes]) -> None:
+        """The other top-level nodes, each rendered again only when it is
+        not equal to the one before: yang-library and the modules' state
+        are the same objects at every <get> (equal at a glance), while
+        /netconf-state, with its counters, changes at every rpc."""
+        kept: dict[QName, tuple[Child, bytes]] = {}
+        for qname, _ in ordered_children(self.schema.root):
+            child = rest.get(qname)
+            if child is None:
+                continue
+            found = self._others.get(qname)
+            if found is None or found[0] != child:
+                data = render(Node({qname: child}), self.schema)
+                found = (child, b"".join(etree.tostring(elem) for elem in data))
+                self.others_rendered += 1
+            kept[qname] = found
+            out.append(found[1])
+        self._others = kept
 
     def _ours(
         self, top: Node, snapshot: Snapshot | None, model: RelayConfig, out: list[bytes]
