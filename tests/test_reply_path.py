@@ -72,33 +72,36 @@ def ssh_channels() -> Iterator[tuple[paramiko.Channel, paramiko.Channel]]:
         server.close()
 
 
-def test_a_big_reply_is_not_copied_per_ssh_packet(
+def test_a_big_reply_is_not_copied_on_its_way_out(
     ssh_channels: tuple[paramiko.Channel, paramiko.Channel],
 ) -> None:
-    """8 MB sent through the session's stream allocate no more than a few
-    packets' worth at a time: paramiko's own ``sendall`` on bytes copies
-    what is left after every 32 KB packet (its first copy alone is the
-    whole message less one packet)."""
+    """An 8 MB piece of a reply, framed and sent over SSH, allocates no
+    more than a few packets' worth at a time: the framing does not join
+    big pieces, and paramiko's own ``sendall`` on bytes would copy what is
+    left after every 32 KB packet (its first copy alone is the whole
+    message less one packet)."""
     ours, theirs = ssh_channels
-    message = b"y" * (8 << 20)
-    received = [0, 0]  # bytes, of which not b"y"
+    pieces = [b"<rpc-reply>", b"z" * (8 << 20), b"</rpc-reply>"]
+    size = sum(map(len, pieces))
+    framed = len(b"\n#%d\n" % size) + size + len(b"\n##\n")
+    received = [0, 0]  # bytes, of which b"z"
 
     def read() -> None:
-        while received[0] < len(message):
+        while received[0] < framed:
             data = theirs.recv(1 << 16)
             if not data:
                 return
             received[0] += len(data)
-            received[1] += len(data) - data.count(b"y")
+            received[1] += data.count(b"z")
 
     reader = threading.Thread(target=read)
     reader.start()
     tracemalloc.start()
     try:
-        SshStream(ours).sendall(message)
+        BoundedFraming(SshStream(ours), 1 << 20).send_parts(pieces, True)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     reader.join(30)
-    assert received == [len(message), 0]
-    assert peak < len(message) // 8, f"{peak} bytes allocated at once"
+    assert received == [framed, 8 << 20]
+    assert peak < (8 << 20) // 8, f"{peak} bytes allocated at once"

@@ -98,6 +98,9 @@ class SendTimeout(SessionEnd):
     """The client read nothing for SEND_TIMEOUT."""
 
 
+BIG_PIECE = 64 * 1024
+"""A piece of a message sent without being joined to its neighbours."""
+
 _CHUNK_HEADER = re.compile(rb"\n#([1-9][0-9]{0,8})\n")
 """A chunk header whose size has at most 9 digits (under 4294967295, so
 no check is needed); longer ones, the end of chunks and anything malformed
@@ -235,18 +238,30 @@ class BoundedFraming(NetconfFramingTransport):  # type: ignore[misc]
         self.send_parts((msg,), chunked)
 
     def send_parts(self, parts: Sequence[bytes], chunked: bool) -> None:
-        """One message given in pieces, joined here with its framing: the
-        only copy of it on this side (paramiko's packets aside)."""
+        """One message given in pieces (``Handled.parts``), with its
+        framing.  Small pieces are joined and sent together; a big one
+        (a list of a whole <get>) is sent as it is: copying 1 MB costs
+        more, in fresh pages, than the short SSH packet its neighbours
+        then make."""
         if self.stream is None:
             raise SessionEnd("closed")
         if chunked:
-            size = sum(map(len, parts))
-            data = b"".join((b"\n#%d\n" % size, *parts, b"\n##\n"))
+            framed = (b"\n#%d\n" % sum(map(len, parts)), *parts, b"\n##\n")
         else:
-            data = b"".join((*parts, EOM))
+            framed = (*parts, EOM)
         self.stream.settimeout(SEND_TIMEOUT)
         try:
-            self.stream.sendall(data)
+            small: list[bytes] = []
+            for part in framed:
+                if len(part) < BIG_PIECE:
+                    small.append(part)
+                    continue
+                if small:
+                    self.stream.sendall(b"".join(small))
+                    small = []
+                self.stream.sendall(part)
+            if small:
+                self.stream.sendall(b"".join(small))
         except TimeoutError as exc:
             raise SendTimeout(f"client read nothing for {SEND_TIMEOUT:.0f} s") from exc
         except (OSError, EOFError) as exc:

@@ -20,12 +20,12 @@ no filter; any other request takes the general path.  The rest of the reply
 rendered as always.
 
 A reply that finds nothing changed does no Python work per entry: each
-list keeps its entries' bytes (configuration, state and end tag, ready to
-join) and the state object each was made from, and which states changed
-is found by passes in C (``map``, ``compress``).  The reply is handed on
-as those pieces, joined once with the rpc-reply and the framing
-(``nf.northbound.server``): a 1.2 MB reply (1000 channels) had been
-copied whole five times on its way out, ~0.7 ms each in fresh pages.
+list keeps its entries' bytes (configuration, state and end tag) joined,
+and the state object each was made from; which states changed is found
+by passes in C (``map``, ``compress``).  The reply is handed on in pieces
+(a list is one) to the framing (``nf.northbound.server``), which copies
+none of the big ones: a 1.2 MB reply (1000 channels) had been copied
+whole five times on its way out, ~0.7 ms each in fresh pages.
 """
 
 from __future__ import annotations
@@ -66,6 +66,10 @@ class _Entries:
     bodies: list[bytes] = field(default_factory=list)
     states: list[object] = field(default_factory=list)
     pieces: list[bytes] = field(default_factory=list)
+    joined: bytes | None = None
+    """The pieces joined, until one of them changes: an idle list is
+    handed on as one piece, joined with nothing (a join of 1000 channels
+    is 0.4 ms in fresh pages)."""
     source: object = None
     """The snapshot's states the pieces were made from: when the next
     snapshot has the very same (``StateCache`` hands back the snapshot
@@ -169,7 +173,9 @@ class WholeGet:
             if entries is None:
                 entries = self._entries[name] = self._listed(name, listed)
             self._refresh(name, entries, states, model)
-            out.extend(entries.pieces)
+            if entries.joined is None:
+                entries.joined = b"".join(entries.pieces)
+            out.append(entries.joined)
         out.append(b"</serial-over-ip>")
 
     def _listed(self, kind: str, listed: ListBytes) -> _Entries:
@@ -213,6 +219,8 @@ class WholeGet:
             entries.pieces[i] = entries.bodies[i] + rendered + close
         self.pieces_made += len(changed)
         entries.states = now
+        if changed:
+            entries.joined = None
 
     def _render_state(
         self, kind: str, name: str, state: ChannelState | PortState | None, model: RelayConfig
