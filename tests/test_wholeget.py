@@ -176,3 +176,15 @@ def test_other_top_level_nodes_are_rendered_again_only_when_they_changed() -> No
     changed = processes_tree(SCHEMA, 3, 0, 1)
     assert fast(whole, tree, snap, changed) == slow(tree, snap, changed)
     assert whole.others_rendered == 3
+
+
+def test_the_same_configuration_is_not_walked_again() -> None:
+    """A get-config of the running tree of the reply before takes its
+    lists' bytes as kept, without walking the configuration."""
+    whole = WholeGet(SCHEMA)
+    tree, other = tree_of(5), tree_of(6)
+    assert fast(whole, tree, None, None) == slow(tree, None, None)
+    assert fast(whole, tree, None, None) == slow(tree, None, None)
+    assert whole.configurations_rendered == 1
+    assert fast(whole, other, None, None) == slow(other, None, None)
+    assert whole.configurations_rendered == 2

@@ -86,6 +86,7 @@ class WholeGet:
         self._documents = Documents(schema)
         self._entries: dict[str, _Entries] = {}
         self._others: dict[QName, tuple[Child, bytes]] = {}
+        self._rendered_top: Node | None = None
         self._lock = threading.Lock()
         self.rendered_states = 0
         """<state> elements rendered so far (the others were reused)."""
@@ -94,6 +95,9 @@ class WholeGet:
         were reused without Python work per entry; tests count it)."""
         self.others_rendered = 0
         """Other top-level nodes rendered so far (the others were reused)."""
+        self.configurations_rendered = 0
+        """serial-over-ip configurations walked for their lists (a reply of
+        the same configuration as the one before walks none)."""
 
     def data(
         self,
@@ -148,7 +152,10 @@ class WholeGet:
     def _ours(
         self, top: Node, snapshot: Snapshot | None, model: RelayConfig, out: list[bytes]
     ) -> None:
-        self._documents.pieces(Node({self._top: top}))
+        if top is not self._rendered_top:  # the same tree: its lists are those kept
+            self._documents.pieces(Node({self._top: top}))
+            self._rendered_top = top
+            self.configurations_rendered += 1
         lists = self._documents.lists()
         out.append(f'<serial-over-ip xmlns="{self._ns}">'.encode())
         if snapshot is None:
