@@ -391,6 +391,13 @@ def test_documents_over_the_element_bound_are_too_big(monkeypatch: pytest.Monkey
         codec.parse_xml(b"<a>" + b"<b/>" * 1001 + b"</a>")
     with pytest.raises(codec.TooBig, match="11 attributes"):
         codec.parse_xml(b"<a>" + b'<b x="1"/>' * 11 + b"</a>")
+    # the densest documents over the bounds (4 bytes an element, 5 an
+    # attribute) are long enough to be counted: shorter ones are not
+    with pytest.raises(codec.TooBig, match="1001 elements"):
+        codec.parse_xml(b"<a>" + b"<b/>" * 1000 + b"</a>")
+    names = " ".join(f'{chr(ord("a") + i)}=""' for i in range(11))
+    with pytest.raises(codec.TooBig, match="11 attributes"):
+        codec.parse_xml(f"<r {names}/>".encode())
 
 
 # -- framing -----------------------------------------------------------------------------

@@ -9,6 +9,9 @@ from conftest import Running
 from lxml import etree
 from ncclient.operations import RPCError
 
+from nf.config.codec import render
+from nf.config.tree import Node
+
 NCM = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
 YANG = Path(__file__).resolve().parent.parent / "yang"
 STATE = ("subtree", f'<netconf-state xmlns="{NCM}"/>')
@@ -56,6 +59,12 @@ def test_netconf_state(daemon: Running) -> None:
         assert mine.findtext("m:out-rpc-errors", namespaces=ns) == "1"
         stats = state.find("m:netconf-state/m:statistics", ns)
         assert stats is not None and int(stats.findtext("m:in-sessions", namespaces=ns) or 0) >= 2
+        # an unfiltered <get> (the whole-reply path, its locks read in the
+        # same hop as the snapshot) shows the lock as well
+        whole = etree.fromstring(m.get().data_xml.encode())
+        held = whole.find("m:netconf-state/m:datastores/m:datastore/m:locks/m:global-lock", ns)
+        assert held is not None
+        assert held.findtext("m:locked-by-session", namespaces=ns) == str(m.session_id)
 
 
 @pytest.mark.parametrize(
@@ -75,3 +84,25 @@ def test_get_schema_errors(daemon: Running) -> None:
         with pytest.raises(RPCError) as info:
             m.get_schema("nf-serial-over-ip", version="1999-01-01")
         assert info.value.tag == "invalid-value"
+
+
+def test_the_fixed_parts_of_netconf_state_are_built_once() -> None:
+    """Capabilities and schemas are parsed once, not at every <get>; what
+    changes (locks, sessions, statistics) is read each time."""
+    from nf.northbound.monitoring import state_tree
+    from nf.schema import default_schema
+
+    schema = default_schema()
+    caps = ["urn:ietf:params:netconf:base:1.1"]
+    first = state_tree(schema, caps, {}, ["running"], [], {"in-rpcs": 1})
+    second = state_tree(
+        schema, caps, {"running": (3, "2026-01-01T00:00:00Z")}, ["running"], [], {"in-rpcs": 2}
+    )
+    top = (NCM, "netconf-state")
+    one, two = first.get(top), second.get(top)
+    assert isinstance(one, Node) and isinstance(two, Node)
+    for fixed in ("schemas", "capabilities"):
+        assert one.get((NCM, fixed)) is two.get((NCM, fixed))
+    text = etree.tostring(render(second, schema)).decode()
+    assert "<locked-by-session>3</locked-by-session>" in text
+    assert "<in-rpcs>2</in-rpcs>" in text and "nf-serial-over-ip" in text

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from nf.config.codec import NC_NS, load_document
+from nf.config.codec import NC_NS, load_document, render
 from nf.config.diff import diff
 from nf.northbound.notifications import (
     MANAGE_NS,
@@ -361,3 +361,16 @@ def test_a_long_replay_does_not_count_against_the_outbox() -> None:
     assert closed == []
     got = event_names(drain(outbox))
     assert got == ["netconf-session-start"] * 40 + ["replayComplete"] + ["netconf-session-end"] * 5
+
+
+def test_streams_are_built_once_per_replay_log() -> None:
+    """/netconf/streams is the same tree at every <get> (its bytes in a
+    whole reply are reused while it is), with the log's creation time."""
+    clock = FakeClock()
+    hub = Notifications(default_schema(), clock)
+    first = hub.streams()
+    clock.advance(5)
+    hub.publish(session_start(who(1)))
+    assert hub.streams() is first
+    text = etree.tostring(render(first, default_schema())).decode()
+    assert format_time(hub.log.created) in text

@@ -1018,6 +1018,7 @@ def test_a_snapshot_frame_encodes_again_only_what_changed_and_equals_a_fresh_one
                 parts, second = await frame()
                 assert (parts.base, parts.changed, parts.channels) == (1, (), ())
                 assert second == first and second.channels[0] is first.channels[0]
+                assert second is first  # nothing changed: the very snapshot kept
                 await runtime.clear_counters("c2")
                 parts, changed = await frame()
                 assert plane._encoded.read.fresh == {2}

@@ -93,7 +93,7 @@ def slow(tree: Node, snap: Snapshot | None, rest: Node | None) -> bytes:
 def fast(whole: WholeGet, tree: Node, snap: Snapshot | None, rest: Node | None) -> bytes:
     data = whole.data(tree, rest, snap, from_tree(tree, SCHEMA))
     assert data is not None
-    return etree.tostring(etree.fromstring(data), method="c14n")
+    return etree.tostring(etree.fromstring(b"".join(data)), method="c14n")
 
 
 def test_get_and_get_config_are_the_general_paths_bytes() -> None:
@@ -127,7 +127,64 @@ def test_a_sequence_of_gets_matches_the_general_path(polls: list[dict[int, int]]
 
 def test_the_body_is_spliced_into_the_reply() -> None:
     head = b'<?xml version="1.0"?>\n<rpc-reply xmlns="x" message-id="1"/>'
-    assert splice(head, b"<data/>") == (
-        b'<?xml version="1.0"?>\n<rpc-reply xmlns="x" message-id="1"><data/></rpc-reply>'
+    assert b"".join(splice(head, [b"<data>", b"</data>"])) == (
+        b'<?xml version="1.0"?>\n<rpc-reply xmlns="x" message-id="1"><data></data></rpc-reply>'
     )
-    assert splice(b"<rpc-reply>\n</rpc-reply>", b"<d/>") == b"<rpc-reply>\n<d/></rpc-reply>"
+    assert b"".join(splice(b"<rpc-reply>\n</rpc-reply>", [b"<d/>"])) == (
+        b"<rpc-reply>\n<d/></rpc-reply>"
+    )
+
+
+def test_a_snapshot_without_changes_makes_no_piece_again() -> None:
+    """Guard of the fast path: a <get> that finds every state object as
+    it was remakes no entry's piece of the reply (StateCache hands back the
+    very snapshot when nothing changed; a new snapshot of the same objects
+    is compared in C)."""
+    whole = WholeGet(SCHEMA)
+    tree = tree_of(50)
+    snap = snapshot(50, {})
+    fast(whole, tree, snap, None)
+    assert whole.pieces_made == 100
+    fast(whole, tree, snap, None)
+    fast(whole, tree, snapshot(50, {}), None)
+    assert whole.pieces_made == 100
+    fast(whole, tree, snapshot(50, {7: 99}), None)
+    assert whole.pieces_made == 102  # channel c7 and its port
+
+
+def test_entries_do_not_declare_the_namespace_again() -> None:
+    """serial-over-ip declares its namespace once; each of its entries
+    repeating it made 8% of a 1000-channel reply (encrypted and sent)."""
+    tree = tree_of(20)
+    data = WholeGet(SCHEMA).data(tree, None, snapshot(20, {}), from_tree(tree, SCHEMA))
+    assert data is not None
+    assert b"".join(data).count(f'xmlns="{NS}"'.encode()) == 1
+
+
+def test_other_top_level_nodes_are_rendered_again_only_when_they_changed() -> None:
+    """Outside serial-over-ip (NACM configuration, yang-library, the
+    modules' state) a node equal to the one of the last reply is not
+    rendered again; one that changed is, and the bytes stay the general
+    path's."""
+    whole = WholeGet(SCHEMA)
+    tree = tree_of(2, nacm=True)
+    snap = snapshot(2, {})
+    assert fast(whole, tree, snap, rest_state()) == slow(tree, snap, rest_state())
+    assert whole.others_rendered == 2  # nacm and processes
+    assert fast(whole, tree, snap, rest_state()) == slow(tree, snap, rest_state())
+    assert whole.others_rendered == 2
+    changed = processes_tree(SCHEMA, 3, 0, 1)
+    assert fast(whole, tree, snap, changed) == slow(tree, snap, changed)
+    assert whole.others_rendered == 3
+
+
+def test_the_same_configuration_is_not_walked_again() -> None:
+    """A get-config of the running tree of the reply before takes its
+    lists' bytes as kept, without walking the configuration."""
+    whole = WholeGet(SCHEMA)
+    tree, other = tree_of(5), tree_of(6)
+    assert fast(whole, tree, None, None) == slow(tree, None, None)
+    assert fast(whole, tree, None, None) == slow(tree, None, None)
+    assert whole.configurations_rendered == 1
+    assert fast(whole, other, None, None) == slow(other, None, None)
+    assert whole.configurations_rendered == 2

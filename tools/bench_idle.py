@@ -92,10 +92,10 @@ def main() -> int:
         sock = server.connect(0)
         session = RawSession(server.netconf_port, "admin", PASSWORD, timeout=300)
         interval = args.interval / 1e3
-        paced_round_trips(sock, 100, interval)  # warm up
+        paced_round_trips([sock], 100, interval)  # warm up
         for r in range(args.rounds):
             for kind in kinds:
-                samples["none"] += paced_round_trips(sock, args.round_trips, interval)
+                samples["none"] += paced_round_trips([sock], args.round_trips, interval)[0]
                 devices = ptys.paths if kind == "pty" and ptys else ["loop://"] * args.channels
                 t0 = time.perf_counter()
                 check(session.rpc(add_idle(devices, bench_relay.free_ports(args.channels))))
@@ -103,7 +103,7 @@ def main() -> int:
                 commit_s.setdefault(kind, []).append(time.perf_counter() - t0)
                 time.sleep(0.5)  # the new channels settle (listeners, ports opened)
                 samples.setdefault(kind, []).extend(
-                    paced_round_trips(sock, args.round_trips, interval)
+                    paced_round_trips([sock], args.round_trips, interval)[0]
                 )
                 check(session.rpc(remove_idle(args.channels)))
                 check(session.rpc(COMMIT), want_ok=True)

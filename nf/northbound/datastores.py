@@ -294,13 +294,17 @@ class Datastores:
     async def send_break(self, port: str, duration_ms: int) -> str | None:
         return await self.engine.runtime.send_break(port, duration_ms)
 
-    async def read(self, name: str, with_state: bool) -> tuple[Node, Snapshot | None, RelayConfig]:
-        """A datastore tree, the data plane's snapshot (for <get>) and the
-        running model it is rendered against, read together."""
+    async def read(
+        self, name: str, with_state: bool
+    ) -> tuple[Node, Snapshot | None, RelayConfig, dict[str, tuple[int, str]]]:
+        """A datastore tree, the data plane's snapshot (for <get>), the
+        running model it is rendered against and the locks (for
+        /netconf-state), read together: one hop to the event loop for a
+        whole <get>, not one per item."""
         engine = self.engine
         model = engine.running_model
         snapshot = await engine.runtime.snapshot() if with_state else None
-        return self.tree(name), snapshot, model
+        return self.tree(name), snapshot, model, self.locks.info()
 
     async def snapshot(
         self, name: str, with_state: bool, selection: Selection | None = None

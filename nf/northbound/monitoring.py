@@ -12,7 +12,7 @@ from lxml import etree
 
 from nf.config.codec import parse
 from nf.config.errors import ConfigError
-from nf.config.tree import Node
+from nf.config.tree import Node, merge
 from nf.schema import SchemaIndex
 
 NCM = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
@@ -31,12 +31,13 @@ def state_tree(
     sessions: list[dict[str, object]],
     statistics: dict[str, object],
 ) -> Node:
-    """/netconf-state as a tree; ``locks``: datastore -> (session-id, locked-time)."""
+    """/netconf-state as a tree; ``locks``: datastore -> (session-id, locked-time).
+
+    The capabilities and the schemas do not change while the daemon runs:
+    they are parsed once (``_fixed``) and merged with what does, which is
+    small; parsing all of it made a third of a whole <get>'s own work."""
     holder = etree.Element("data")
     top = etree.SubElement(holder, _Q + "netconf-state", nsmap={None: NCM})  # type: ignore[dict-item]
-    caps = etree.SubElement(top, _Q + "capabilities")
-    for uri in capabilities:
-        _leaf(caps, "capability", uri)
     stores = etree.SubElement(top, _Q + "datastores")
     for name in datastores:
         ds = etree.SubElement(stores, _Q + "datastore")
@@ -46,14 +47,6 @@ def state_tree(
             glock = etree.SubElement(etree.SubElement(ds, _Q + "locks"), _Q + "global-lock")
             _leaf(glock, "locked-by-session", sid)
             _leaf(glock, "locked-time", when)
-    schemas = etree.SubElement(top, _Q + "schemas")
-    for info in sorted(schema.modules.values(), key=lambda m: m.name):
-        entry = etree.SubElement(schemas, _Q + "schema")
-        _leaf(entry, "identifier", info.name)
-        _leaf(entry, "version", info.revision or "")
-        _leaf(entry, "format", "yang")
-        _leaf(entry, "namespace", info.namespace)
-        _leaf(entry, "location", "NETCONF")
     rows = etree.SubElement(top, _Q + "sessions")
     for row in sessions:
         session = etree.SubElement(rows, _Q + "session")
@@ -62,6 +55,38 @@ def state_tree(
     stats = etree.SubElement(top, _Q + "statistics")
     for name, value in statistics.items():
         _leaf(stats, name, value)
+    return merge(_fixed(schema, tuple(capabilities)), _parsed(holder, schema))
+
+
+_FIXED: dict[tuple[int, tuple[str, ...]], tuple[SchemaIndex, Node]] = {}
+"""(schema, capabilities) -> their part of /netconf-state (the schema
+is kept with it: its id is not reused while it is)."""
+
+
+def _fixed(schema: SchemaIndex, capabilities: tuple[str, ...]) -> Node:
+    """/netconf-state/capabilities and /netconf-state/schemas."""
+    found = _FIXED.get((id(schema), capabilities))
+    if found is not None and found[0] is schema:
+        return found[1]
+    holder = etree.Element("data")
+    top = etree.SubElement(holder, _Q + "netconf-state", nsmap={None: NCM})  # type: ignore[dict-item]
+    caps = etree.SubElement(top, _Q + "capabilities")
+    for uri in capabilities:
+        _leaf(caps, "capability", uri)
+    schemas = etree.SubElement(top, _Q + "schemas")
+    for info in sorted(schema.modules.values(), key=lambda m: m.name):
+        entry = etree.SubElement(schemas, _Q + "schema")
+        _leaf(entry, "identifier", info.name)
+        _leaf(entry, "version", info.revision or "")
+        _leaf(entry, "format", "yang")
+        _leaf(entry, "namespace", info.namespace)
+        _leaf(entry, "location", "NETCONF")
+    tree = _parsed(holder, schema)
+    _FIXED[(id(schema), capabilities)] = (schema, tree)
+    return tree
+
+
+def _parsed(holder: etree._Element, schema: SchemaIndex) -> Node:
     tree, errors = parse(holder, schema, allow_state=True)
     if errors:  # our own output must fit the module; a failure is a bug
         raise AssertionError(f"netconf-state does not fit ietf-netconf-monitoring: {errors}")

@@ -376,6 +376,7 @@ class Notifications:
         self.schema = schema
         self.clock = clock
         self.log = ReplayLog(log_size, clock())
+        self._streams: tuple[datetime, Node] | None = None
         self.outbox_size = outbox_size
         self._lock = threading.Lock()
         self._subscribers: dict[int, Outbox] = {}
@@ -449,7 +450,14 @@ class Notifications:
         return event
 
     def streams(self) -> Node:
-        """/netconf/streams (RFC 5277 §3.4) as state data."""
+        """/netconf/streams (RFC 5277 §3.4) as state data: built once per
+        replay log (its creation time is the only thing in it that
+        changes), the same tree at every <get> (whose reply reuses its
+        bytes while it is)."""
+        created = self.log.created
+        kept = self._streams
+        if kept is not None and kept[0] == created:
+            return kept[1]
         holder = etree.Element("data")
         top = etree.SubElement(holder, f"{{{MANAGE_NS}}}netconf", nsmap={None: MANAGE_NS})  # type: ignore[dict-item]
         streams = etree.SubElement(top, f"{{{MANAGE_NS}}}streams")
@@ -464,6 +472,7 @@ class Notifications:
         tree, errors = parse(holder, self.schema, allow_state=True)
         if errors:  # our own output must fit the module; a failure is a bug
             raise AssertionError(f"/netconf/streams does not fit nc-notifications: {errors}")
+        self._streams = (created, tree)
         return tree
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -123,8 +123,8 @@ class Reply:
     """An rpc-reply body and what the session must do after sending it."""
 
     body: list[etree._Element] = field(default_factory=list)
-    raw: bytes | None = None
-    """The body already serialised (``WholeGet``), instead of ``body``."""
+    raw: Sequence[bytes] | None = None
+    """The body already serialised, in pieces (``WholeGet``), instead of ``body``."""
     close: bool = False
     subscription: Outbox | None = None
     """create-subscription: the session starts sending it after the reply."""
@@ -478,11 +478,11 @@ class Handlers:
         # the reply takes ownership of its body: never hand out the shared one
         return copy.deepcopy(data) if shared else data
 
-    def _whole(self, source: str, with_state: bool) -> bytes | None:
+    def _whole(self, source: str, with_state: bool) -> list[bytes] | None:
         """The common case, everything for an unrestricted user, from bytes
         kept per entry; None: not this case (take the general path)."""
         if with_state:
-            tree, snapshot, model = self.call(self.ctx.datastores.read, source, with_state)
+            tree, snapshot, model, locks = self.call(self.ctx.datastores.read, source, with_state)
         else:
             # configuration alone is read here, without a hop to the loop
             # (Datastores.config; the hop was a third of a get-config)
@@ -492,7 +492,6 @@ class Handlers:
         if with_state:
             rest = self.ctx.nacm_counters.state()
             if self.ctx.monitor is not None:
-                locks = self.call(self.ctx.datastores.locks.info)
                 rest = merge(self.ctx.monitor(locks), rest)
         return self.ctx.whole.data(tree, rest, snapshot, model)
 
@@ -1133,10 +1132,16 @@ class Handled:
     for the RFC 6022 counters: "ok", "error" (an rpc answered with
     rpc-error) or "bad" (not a correct <rpc> message at all)."""
 
-    reply: bytes
+    parts: Sequence[bytes]
+    """The reply in pieces, joined only with its framing (a whole <get>
+    is a join of cached pieces: joining it here would copy it once more)."""
     close: bool
     outcome: str
     subscription: Outbox | None = None
+
+    @property
+    def reply(self) -> bytes:
+        return b"".join(self.parts)
 
 
 _START_SCAN = 64 * 1024
@@ -1169,7 +1174,7 @@ def handle_message(ctx: Context, session_id: int, message: bytes, user: str) -> 
     """Process one framed message of ``user``'s session."""
 
     def bad(attrib: dict[str, str] | None, error: ConfigError) -> Handled:
-        return Handled(_reply(attrib, rpc_errors([error], ctx.schema)), False, "bad")
+        return Handled((_reply(attrib, rpc_errors([error], ctx.schema)),), False, "bad")
 
     try:
         root = parse_xml(message)
@@ -1204,15 +1209,14 @@ def handle_message(ctx: Context, session_id: int, message: bytes, user: str) -> 
     try:
         reply = _dispatch(ctx, session_id, user, root)
     except RpcError as exc:
-        return Handled(_reply(attrib, rpc_errors(exc.errors, ctx.schema)), False, "error")
+        return Handled((_reply(attrib, rpc_errors(exc.errors, ctx.schema)),), False, "error")
     except Exception as exc:  # a bug must cost one rpc, not the session
         log.exception("session %d: rpc failed", session_id)
         error = ConfigError("operation-failed", f"internal error: {type(exc).__name__}: {exc}")
-        return Handled(_reply(attrib, rpc_errors([error], ctx.schema)), False, "error")
+        return Handled((_reply(attrib, rpc_errors([error], ctx.schema)),), False, "error")
     data = _reply(attrib, reply.body)
-    if reply.raw is not None:
-        data = splice(data, reply.raw)
-    return Handled(data, reply.close, "ok", reply.subscription)
+    parts = (data,) if reply.raw is None else splice(data, reply.raw)
+    return Handled(parts, reply.close, "ok", reply.subscription)
 
 
 def _dispatch(ctx: Context, session_id: int, user: str, rpc: etree._Element) -> Reply:

@@ -18,23 +18,62 @@ nothing), the with-defaults mode is the basic one (explicit) and there is
 no filter; any other request takes the general path.  The rest of the reply
 (NACM configuration, NETCONF monitoring, other modules' state) is small and
 rendered as always.
+
+A reply that finds nothing changed does no Python work per entry: each
+list keeps its entries' bytes (configuration, state and end tag) joined,
+and the state object each was made from; which states changed is found
+by passes in C (``map``, ``compress``).  The reply is handed on in pieces
+(a list is one) to the framing (``nf.northbound.server``), which copies
+none of the big ones: a 1.2 MB reply (1000 channels) had been copied
+whole five times on its way out, ~0.7 ms each in fresh pages.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import compress
+from operator import attrgetter, is_not
 
 from lxml import etree
 
-from nf.config.codec import NC_NS, Documents, render
-from nf.config.tree import Key, Node, merge
+from nf.config.codec import NC_NS, Documents, ListBytes, ordered_children, render
+from nf.config.tree import Child, Node, merge
 from nf.model import RelayConfig
 from nf.northbound.operational import state_tree
 from nf.northbound.selection import Selection
 from nf.runtime.transaction import ChannelState, PortState, Snapshot
-from nf.schema import MAIN_MODULE, SchemaIndex
+from nf.schema import MAIN_MODULE, QName, SchemaIndex
 
 _LISTS = ("serial-port", "channel")
+_NAME = attrgetter("name")
+_UNSEEN = object()
+"""The state of an entry not rendered yet (no state object is this)."""
+
+
+@dataclass
+class _Entries:
+    """One list of the reply, kept between replies: each entry's
+    configuration (its start tag without the namespace its parent
+    declares, its children) and its piece of the reply (that, its
+    ``<state>``, its end tag), with the state object the piece was made
+    from."""
+
+    done: ListBytes
+    """The configuration these entries are of (``Documents.lists``)."""
+    names: list[str] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
+    states: list[object] = field(default_factory=list)
+    pieces: list[bytes] = field(default_factory=list)
+    joined: bytes | None = None
+    """The pieces joined, until one of them changes: an idle list is
+    handed on as one piece, joined with nothing (a join of 1000 channels
+    is 0.4 ms in fresh pages)."""
+    source: object = None
+    """The snapshot's states the pieces were made from: when the next
+    snapshot has the very same (``StateCache`` hands back the snapshot
+    kept when nothing changed), nothing is looked at."""
 
 
 class WholeGet:
@@ -45,10 +84,20 @@ class WholeGet:
         self._ns = schema.modules[MAIN_MODULE].namespace
         self._top = (self._ns, "serial-over-ip")
         self._documents = Documents(schema)
-        self._states: dict[object, tuple[object, bytes]] = {}
+        self._entries: dict[str, _Entries] = {}
+        self._others: dict[QName, tuple[Child, bytes]] = {}
+        self._rendered_top: Node | None = None
         self._lock = threading.Lock()
         self.rendered_states = 0
         """<state> elements rendered so far (the others were reused)."""
+        self.pieces_made = 0
+        """Entries whose piece of the reply was made again (the others
+        were reused without Python work per entry; tests count it)."""
+        self.others_rendered = 0
+        """Other top-level nodes rendered so far (the others were reused)."""
+        self.configurations_rendered = 0
+        """serial-over-ip configurations walked for their lists (a reply of
+        the same configuration as the one before walks none)."""
 
     def data(
         self,
@@ -56,11 +105,12 @@ class WholeGet:
         rest_state: Node | None,
         snapshot: Snapshot | None,
         model: RelayConfig,
-    ) -> bytes | None:
+    ) -> list[bytes] | None:
         """``<data>`` of ``tree`` (with the state of ``snapshot`` on its
         ports and channels, and ``rest_state``: the other modules' state,
-        for a <get>); None when ``tree`` has what this does not render
-        (configuration of the top container outside its two lists)."""
+        for a <get>), in pieces to be joined; None when ``tree`` has what
+        this does not render (configuration of the top container outside
+        its two lists)."""
         top = tree.get(self._top)
         if top is not None and not isinstance(top, Node):
             return None
@@ -68,63 +118,116 @@ class WholeGet:
             q[1] not in _LISTS or q[0] != self._ns for q, _ in top.items()
         ):
             return None
-        with self._lock:
-            ours = self._ours(top, snapshot, model) if top is not None else b""
+        out = [f'<data xmlns="{NC_NS}">'.encode()]
+        if top is not None:
+            with self._lock:
+                self._ours(top, snapshot, model, out)
         rest_tree = tree.remove(self._top) if top is not None else tree
         if rest_state is not None:
             rest_tree = merge(rest_tree, rest_state)
-        rest = render(rest_tree, self.schema)
-        others = b"".join(etree.tostring(child) for child in rest)
-        return b"".join((f'<data xmlns="{NC_NS}">'.encode(), ours, others, b"</data>"))
+        with self._lock:
+            self._rest(rest_tree, out)
+        out.append(b"</data>")
+        return out
 
-    def _ours(self, top: Node, snapshot: Snapshot | None, model: RelayConfig) -> bytes:
-        self._documents.render(Node({self._top: top}))
+    def _rest(self, rest: Node, out: list[bytes]) -> None:
+        """The other top-level nodes, each rendered again only when it is
+        not equal to the one before: yang-library and the modules' state
+        are the same objects at every <get> (equal at a glance), while
+        /netconf-state, with its counters, changes at every rpc."""
+        kept: dict[QName, tuple[Child, bytes]] = {}
+        for qname, _ in ordered_children(self.schema.root):
+            child = rest.get(qname)
+            if child is None:
+                continue
+            found = self._others.get(qname)
+            if found is None or found[0] != child:
+                data = render(Node({qname: child}), self.schema)
+                found = (child, b"".join(etree.tostring(elem) for elem in data))
+                self.others_rendered += 1
+            kept[qname] = found
+            out.append(found[1])
+        self._others = kept
+
+    def _ours(
+        self, top: Node, snapshot: Snapshot | None, model: RelayConfig, out: list[bytes]
+    ) -> None:
+        if top is not self._rendered_top:  # the same tree: its lists are those kept
+            self._documents.pieces(Node({self._top: top}))
+            self._rendered_top = top
+            self.configurations_rendered += 1
         lists = self._documents.lists()
-        out = [f'<serial-over-ip xmlns="{self._ns}">'.encode()]
-        kept: dict[object, tuple[object, bytes]] = {}
+        out.append(f'<serial-over-ip xmlns="{self._ns}">'.encode())
         if snapshot is None:
             for name in _LISTS:
                 joined = lists.get((self._top, (self._ns, name)))
                 if joined is not None:
                     out.append(joined.joined)
             out.append(b"</serial-over-ip>")
-            return b"".join(out)
-        ports = {p.name: p for p in snapshot.ports}
-        channels = {c.name: c for c in snapshot.channels}
-        for name, states, close in (
-            ("serial-port", ports, b"</serial-port>"),
-            ("channel", channels, b"</channel>"),
+            return
+        done = {name: lists.get((self._top, (self._ns, name))) for name in _LISTS}
+        if any(
+            (kept := self._entries.get(name)) is not None and kept.done is not done[name]
+            for name in _LISTS
         ):
-            done = lists.get((self._top, (self._ns, name)))
-            if done is None:
+            # a commit: the states are rendered against the new model
+            self._entries = {}
+        for name, states in (("serial-port", snapshot.ports), ("channel", snapshot.channels)):
+            listed = done[name]
+            if listed is None:
                 continue
-            for key, part in done.parts.items():
-                state = self._state(name, key, states.get(key[0]), model, kept)
-                out.append(part[: -len(close)] + state + close)
-        self._states = kept  # states of channels gone or changed are let go
+            entries = self._entries.get(name)
+            if entries is None:
+                entries = self._entries[name] = self._listed(name, listed)
+            self._refresh(name, entries, states, model)
+            if entries.joined is None:
+                entries.joined = b"".join(entries.pieces)
+            out.append(entries.joined)
         out.append(b"</serial-over-ip>")
-        return b"".join(out)
 
-    def _state(
+    def _listed(self, kind: str, listed: ListBytes) -> _Entries:
+        """A list's entries from its configuration, none with its state yet."""
+        entries = _Entries(listed)
+        declared = f'<{kind} xmlns="{self._ns}"'.encode()
+        close = f"</{kind}>".encode()
+        for key, part in listed.parts.items():
+            if part.startswith(declared):  # serial-over-ip declares it already
+                part = b"<" + kind.encode() + part[len(declared) :]
+            entries.names.append(key[0])
+            entries.bodies.append(part[: -len(close)])
+        entries.states = [_UNSEEN] * len(entries.names)
+        entries.pieces = [b""] * len(entries.names)
+        return entries
+
+    def _refresh(
         self,
         kind: str,
-        key: Key,
-        state: ChannelState | PortState | None,
+        entries: _Entries,
+        states: Sequence[ChannelState | PortState],
         model: RelayConfig,
-        kept: dict[object, tuple[object, bytes]],
-    ) -> bytes:
-        """The ``<state>`` element of one entry: reused while its frozen
-        state is the same object (a configured entry that does not run has
-        None).  The runtime hands back the same state object for an idle
-        channel (the data plane's through ``StateCache``): looked up by
-        identity, not by hashing every state's counters and sessions."""
-        cache_key = (kind, key, id(state))
-        found = self._states.get(cache_key)
-        if found is None or found[0] is not state:
-            found = (state, self._render_state(kind, key[0], state, model))
+    ) -> None:
+        """Make again the pieces of the entries whose state is not the
+        object it was (the runtime hands back the same object for an idle
+        channel: the data plane's through ``StateCache``); found in C, so
+        that an idle list costs no Python work per entry.  A configured
+        entry that does not run has None."""
+        if states is entries.source:
+            return
+        entries.source = states
+        by_name = dict(zip(map(_NAME, states), states, strict=True))
+        now: list[object] = list(map(by_name.get, entries.names))
+        changed = list(compress(range(len(now)), map(is_not, now, entries.states)))
+        close = f"</{kind}>".encode()
+        for i in changed:
+            state = now[i]
+            assert state is None or isinstance(state, (ChannelState, PortState))
+            rendered = self._render_state(kind, entries.names[i], state, model)
             self.rendered_states += 1
-        kept[cache_key] = found
-        return found[1]
+            entries.pieces[i] = entries.bodies[i] + rendered + close
+        self.pieces_made += len(changed)
+        entries.states = now
+        if changed:
+            entries.joined = None
 
     def _render_state(
         self, kind: str, name: str, state: ChannelState | PortState | None, model: RelayConfig
@@ -144,10 +247,10 @@ class WholeGet:
         return text.replace(f' xmlns="{self._ns}"'.encode(), b"", 1)
 
 
-def splice(reply_head: bytes, raw: bytes) -> bytes:
+def splice(reply_head: bytes, raw: Sequence[bytes]) -> list[bytes]:
     """An rpc-reply serialised without body (``<rpc-reply .../>`` or with
-    an end tag) with ``raw`` as its body."""
+    an end tag) with the pieces ``raw`` as its body, in pieces."""
     if reply_head.endswith(b"/>"):
-        return reply_head[:-2] + b">" + raw + b"</rpc-reply>"
+        return [reply_head[:-2], b">", *raw, b"</rpc-reply>"]
     end = reply_head.rindex(b"</")
-    return reply_head[:end] + raw + reply_head[end:]
+    return [reply_head[:end], *raw, reply_head[end:]]

@@ -290,6 +290,12 @@ class StateCache:
                 return self._last  # the same reply again (requests that queued together)
             if parts.base != self._seq:
                 return None
+            if not parts.changed:
+                # nothing changed: the very snapshot kept, so that what the
+                # control plane made of it is known unchanged at a glance
+                # (``WholeGet``: no work per channel)
+                self._seq = parts.seq
+                return self._last
             channels, ports = list(self._last.channels), list(self._last.ports)
             for index, channel, port in zip(
                 parts.changed, parts.channels, parts.ports, strict=True
