@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from nf.schema import SchemaError, SchemaIndex, default_schema, load
-from nf.schema.xpath import XPathExpr, XPathSyntaxError, rewrite
+from nf.schema.xpath import XPathExpr, XPathSyntaxError, _string_value, rewrite
 
 SOIP = "urn:nf:params:xml:ns:yang:nf-serial-over-ip"
 
@@ -119,3 +121,25 @@ def test_leafref_values_cached_per_anchor() -> None:
     leaf = holder[0][0]
     assert expr.string_values(leaf, leaf, cache) == {"a", "b"}
     assert any(key[1] == "values" for key in cache)
+
+
+TEXTS = st.one_of(st.none(), st.sampled_from(["", "1", " 2 ", "x y"]))
+
+
+@st.composite
+def _elements(draw: st.DrawFn, depth: int = 2) -> etree._Element:
+    """A random element: text, children with text and tails, and comments."""
+    elem = etree.Element(draw(st.sampled_from(["{urn:t}a", "{urn:t}b", "c"])))
+    elem.text = draw(TEXTS)
+    for kind in draw(st.lists(st.sampled_from(["element", "comment"]), max_size=3 if depth else 0)):
+        child = draw(_elements(depth - 1)) if kind == "element" else etree.Comment("note")
+        child.tail = draw(TEXTS)
+        elem.append(child)
+    return elem
+
+
+@settings(max_examples=300, deadline=None)
+@given(_elements())
+def test_string_value_of_an_element_is_all_its_descendant_text(elem: etree._Element) -> None:
+    """The leaf shortcut of _string_value gives what the general join does."""
+    assert _string_value(elem) == "".join(str(t) for t in elem.itertext())

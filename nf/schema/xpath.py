@@ -240,7 +240,12 @@ def _plan_scans(text: str, namespaces: dict[str, str]) -> tuple[str, tuple[_Scan
 
 
 def _string_value(item: object) -> str:
+    """XPath string(): an element's is all its descendant text.  A leaf's
+    is its text, read directly: value indexes take one per list entry, and
+    the join over ``itertext`` cost more than the XPath that found it."""
     if isinstance(item, etree._Element):
+        if not len(item):  # no child node at all (comments count): the text alone
+            return item.text or ""
         return "".join(str(t) for t in item.itertext())
     return str(item)
 
