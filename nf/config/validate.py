@@ -261,16 +261,20 @@ def _names_in(source: str) -> frozenset[str]:
 
 def _absent_mandatory(elem: etree._Element, sn: SchemaNode) -> frozenset[str]:
     """Mandatory leaves that ``elem`` (an instance of ``sn``) lacks."""
-    if not sn.children:
+    mandatory = _mandatory_leaves(sn)
+    if not mandatory:
         return frozenset()
-    return frozenset(
-        child.name
+    return frozenset(name for name, tag in mandatory if elem.find(tag) is None)
+
+
+@functools.lru_cache(maxsize=4096)
+def _mandatory_leaves(sn: SchemaNode) -> tuple[tuple[str, str], ...]:
+    """(name, tag) of the mandatory config leaves of ``sn`` outside any
+    choice: found once per schema node, not once per list entry."""
+    return tuple(
+        (child.name, f"{{{ns}}}{name}")
         for (ns, name), child in sn.children.items()
-        if child.keyword == "leaf"
-        and child.mandatory
-        and child.config
-        and not child.case_path
-        and elem.find(f"{{{ns}}}{name}") is None
+        if child.keyword == "leaf" and child.mandatory and child.config and not child.case_path
     )
 
 
@@ -358,14 +362,12 @@ class _Checker:
                 self.missing(elem, sn, path, set(groups))
                 continue
             if sn.keyword == "leaf":
-                self.leaf(instances[0], sn, path + self.step(sn), absent)
+                self.leaf(instances[0], sn, path, absent)
             elif sn.keyword == "leaf-list":
                 for inst in instances:
                     if len(self.errors) > MAX_ERRORS:
                         return
-                    self.leaf(
-                        inst, sn, path + self.step(sn) + f"[.={quote(inst.text or '')}]", absent
-                    )
+                    self.leaf(inst, sn, path, absent, value_step=True)
                 self.counts(sn, len(instances), path)
             elif sn.keyword == "container":
                 inst_path = path + self.step(sn)
@@ -418,8 +420,8 @@ class _Checker:
         missing leaf is reported instead (a channel without mode is "mode is
         missing", not also "client mode needs exactly one destination" and
         "peer mode needs one")."""
-        if not self.semantic:
-            return True
+        if not self.semantic or (sn.when is None and not sn.musts):
+            return True  # most leaves: no attribute read for them
         explicit = elem.get(WD_DEFAULT) is None and elem.get(_IMPLICIT) is None
         if (
             sn.when is not None
@@ -454,10 +456,21 @@ class _Checker:
         self,
         elem: etree._Element,
         sn: SchemaNode,
-        path: str,
+        parent_path: str,
         parent_absent: frozenset[str] = frozenset(),
+        value_step: bool = False,
     ) -> None:
-        if not self.conditions(elem, sn, path, parent_absent):
+        """Check a leaf, or a leaf-list value (``value_step``: its path ends
+        in ``[.=value]``).  Its path is made only for an error: a
+        10 000-channel validation checks 190 000 leaves."""
+
+        def path() -> str:
+            step = parent_path + self.step(sn)
+            return step + f"[.={quote(elem.text or '')}]" if value_step else step
+
+        if (sn.when is not None or sn.musts) and not self.conditions(
+            elem, sn, path(), parent_absent
+        ):
             return
         assert sn.type is not None
         value = elem.text or ""
@@ -467,7 +480,7 @@ class _Checker:
                 ConfigError(
                     "invalid-value",
                     problem,
-                    path=path,
+                    path=path(),
                     info=(("bad-element", sn.name),),
                 )
             )
@@ -485,7 +498,7 @@ class _Checker:
                         "data-missing",
                         f'"{value}" does not refer to an existing '
                         f"{sn.type.leafref_path} (leafref {sn.name})",
-                        path=path,
+                        path=path(),
                         app_tag="instance-required",
                     )
                 )
