@@ -108,13 +108,14 @@ def load_checked(
     from nf.config.validate import check
 
     what = name or str(source)
-    try:
-        tree, errors = load_document(source, schema)
-    except OSError as exc:
-        raise BootError(f"{what}: {reason(exc)}") from exc
-    except Exception as exc:  # XMLSyntaxError, ValueError
-        raise BootError(f"{what}: not well-formed XML: {exc}") from exc
-    more, instance = check(tree, schema)
+    with heap.gc_paused():  # a big configuration: many lasting objects, nothing to collect
+        try:
+            tree, errors = load_document(source, schema)
+        except OSError as exc:
+            raise BootError(f"{what}: {reason(exc)}") from exc
+        except Exception as exc:  # XMLSyntaxError, ValueError
+            raise BootError(f"{what}: not well-formed XML: {exc}") from exc
+        more, instance = check(tree, schema)
     errors += more
     if errors:
         hint = f"nf validate {source}" if isinstance(source, Path) else "see the log"

@@ -17,8 +17,11 @@ Both are no-ops where the C library is not glibc.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import gc
+from collections.abc import Iterator
 from typing import Any
 
 LARGE_BLOCK = 1 << 20
@@ -49,3 +52,23 @@ def release() -> None:
     """Give freed heap memory back to the OS (malloc_trim)."""
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No automatic collection while a big batch of lasting objects is made.
+    Creating thousands of channels (a data plane's prepare or apply, a
+    control plane's validation and model of them) makes objects that all
+    survive, and each full collection the allocations set off walks
+    everything made so far, freeing nothing: a data-plane boot of 10 000
+    channels spent 3 of its 4 s of apply in 12 such passes.  Cyclic
+    garbage made meanwhile waits for the next automatic pass.  Overlapping
+    pauses (of two threads) do not nest: the collector is enabled again
+    when the one that found it enabled ends."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

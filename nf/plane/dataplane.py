@@ -43,7 +43,6 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +52,7 @@ from anyio.abc import ByteStream, SocketListener, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from nf import rfc3339
+from nf.heap import gc_paused
 from nf.plane.core import DropsWatch, EventBacklog
 from nf.plane.messages import (
     REQUESTS,
@@ -121,23 +121,6 @@ def settle_gc(stopped: bool) -> None:
         gc.unfreeze()
     else:
         gc.freeze()
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """No automatic collection while a prepare or an apply runs.  Creating
-    thousands of channels makes objects that all survive, and each full
-    collection the allocations set off walks everything made so far: a
-    boot of 10 000 channels spent 3 of its 4 s of apply in 12 such passes,
-    freeing nothing.  What the apply made is then frozen (``settle_gc``);
-    cyclic garbage made meanwhile waits for the next automatic pass."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @dataclass(frozen=True, slots=True)

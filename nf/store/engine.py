@@ -52,6 +52,7 @@ from nf.config.incremental import Patch, check_change
 from nf.config.model import from_tree, update
 from nf.config.tree import ListNode, Node
 from nf.config.validate import Instance, check
+from nf.heap import gc_paused
 from nf.model import RelayConfig
 from nf.northbound.operational import fault_error
 from nf.runtime.transaction import Delta, DocumentMismatch, PrepareError, Runtime
@@ -317,8 +318,24 @@ class Engine:
         new, errors = await build(old)
         if errors:
             return errors
-        base = self._base if self._base is not None and self._base[0] is old else None
         changed = changed_keys(old, new, self.schema)
+        if changed is not None and changed <= INLINE_CHANGES:
+            return await self._validated_change(sid, boot, dry_run, ready, old, new, changed)
+        with gc_paused():  # thousands of lasting objects made: no full pass meanwhile
+            return await self._validated_change(sid, boot, dry_run, ready, old, new, changed)
+
+    async def _validated_change(
+        self,
+        sid: int,
+        boot: bool,
+        dry_run: bool,
+        ready: Ready | None,
+        old: Node,
+        new: Node,
+        changed: int | None,
+    ) -> list[ConfigError]:
+        """Steps 2 to 6 for a built ``new``, ``changed_keys(old, new)``."""
+        base = self._base if self._base is not None and self._base[0] is old else None
         changes: list[Change] | None = None
         patch: Patch | None = None
         incremental = None
