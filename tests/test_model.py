@@ -10,6 +10,7 @@ from strategies import X, valid_configs, xml_text
 from nf.config.codec import load_document
 from nf.config.diff import diff
 from nf.config.model import from_tree, update
+from nf.config.tree import Node
 from nf.config.validate import check
 from nf.schema import default_schema
 
@@ -48,3 +49,16 @@ def test_update_equals_full_rebuild(data: st.DataObject) -> None:
     assert update(from_tree(a, SCHEMA), diff(a, b, SCHEMA), instance, SCHEMA) == from_tree(
         b, SCHEMA
     )
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(valid_configs())
+def test_boot_reads_every_entry_in_place_as_a_rebuild_does(cfg: X) -> None:
+    """At boot every entry is created: each is read from the instance
+    document in place (model._ElementView), and the model is the one read
+    from the completed tree (model._View of nf.config.codec.parse's tree)."""
+    tree, _ = load_document(xml_text(cfg), SCHEMA)
+    errors, instance = check(tree, SCHEMA)
+    assert errors == []
+    empty = from_tree(Node(), SCHEMA)
+    assert update(empty, diff(Node(), tree, SCHEMA), instance, SCHEMA) == from_tree(tree, SCHEMA)
