@@ -239,6 +239,28 @@ def _plan_scans(text: str, namespaces: dict[str, str]) -> tuple[str, tuple[_Scan
     return "".join(out), tuple(scans)
 
 
+def _or_prefix(text: str) -> str | None:
+    """The operands of ``text``, if it is an ``or`` of several (at the top
+    level: ``or`` binds loosest), that come before the first mentioning a
+    scan variable (``$nfscanN``); None if there are none such."""
+    operands: list[str] = []
+    current: list[str] = []
+    depth = 0
+    for tok in xpath_lexer.scan(text):
+        if tok.type in ("LPAREN", "LBRACKET"):
+            depth += 1
+        elif tok.type in ("RPAREN", "RBRACKET"):
+            depth -= 1
+        elif tok.type == "OR" and depth == 0:
+            operands.append("".join(current))
+            current = []
+            continue
+        current.append(tok.value)
+    operands.append("".join(current))
+    first = next((i for i, operand in enumerate(operands) if "$nfscan" in operand), 0)
+    return " or ".join(operands[:first]) if first else None
+
+
 def _string_value(item: object) -> str:
     """XPath string(): an element's is all its descendant text.  A leaf's
     is its text, read directly: value indexes take one per list entry, and
@@ -363,6 +385,9 @@ class XPathExpr:
         self.text = rewrite(source, prefix)
         self.namespaces = dict(namespaces)
         self._main, self._scans = _plan_scans(self.text, self.namespaces)
+        self._prefix = _or_prefix(self._main) if self._scans else None
+        """The operands of a top-level ``or`` before the first with a scan:
+        when they hold, so does the expression, and no scan is made."""
         # A path like ../../a/b (or /a/b) without current() gives the same
         # nodes for every context below the same ancestor: its values can be
         # cached per ancestor.
@@ -385,7 +410,11 @@ class XPathExpr:
 
     def _compiled(
         self,
-    ) -> tuple[etree.XPath, list[tuple[etree.XPath, etree.XPath, list[etree.XPath]]]]:
+    ) -> tuple[
+        etree.XPath,
+        list[tuple[etree.XPath, etree.XPath, list[etree.XPath]]],
+        etree.XPath | None,
+    ]:
         compiled = getattr(self._local, "compiled", None)
         if compiled is None:
             compiled = (
@@ -398,6 +427,7 @@ class XPathExpr:
                     )
                     for scan in self._scans
                 ],
+                self._xpath(f"boolean({self._prefix})") if self._prefix is not None else None,
             )
             self._local.compiled = compiled
         return compiled
@@ -410,10 +440,14 @@ class XPathExpr:
         Pass the same ``cache`` for every evaluation over one unchanged
         document so sibling-scan indexes are built once.
         """
-        main, scans = self._compiled()
+        main, scans, prefix = self._compiled()
         current_: Any = current  # lxml binds elements as node-set variables
         if not scans:
             return main(node, current=current_)
+        if prefix is not None and prefix(node, current=current_):
+            # "enabled = 'false' or not(secondary) or not(<scan>)": the
+            # expression is an or, and true whatever the scans would find
+            return True
         if cache is None:
             cache = {}
         variables: dict[str, Any] = {}
