@@ -115,7 +115,7 @@ def load_checked(
             raise BootError(f"{what}: {reason(exc)}") from exc
         except Exception as exc:  # XMLSyntaxError, ValueError
             raise BootError(f"{what}: not well-formed XML: {exc}") from exc
-        more, instance = check(tree, schema)
+        more, instance = check(tree, schema, keep_xml=True)  # to boot: see Instance.rendered
     errors += more
     if errors:
         hint = f"nf validate {source}" if isinstance(source, Path) else "see the log"

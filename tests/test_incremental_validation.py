@@ -19,7 +19,7 @@ from relayhelpers import config, port_xml, server_xml
 from strategies import NS, any_configs, colliding_configs, document, valid_configs
 
 from nf.config import load_document
-from nf.config.codec import parse
+from nf.config.codec import Documents, Rendered, parse
 from nf.config.diff import diff
 from nf.config.errors import ConfigError
 from nf.config.incremental import check_change, check_syntax_change
@@ -81,6 +81,8 @@ def run(old: Node, instance: Instance, new: Node) -> Instance | None:
     errors, patch = result
     assert errors == expected
     assert same_instance(instance, Instance(new, SCHEMA))
+    same_document(old, new, instance.rendered)
+    instance.rendered.clear()  # as the engine does once the document is made
     if errors:
         patch.undo()
         assert same_instance(instance, Instance(old, SCHEMA))
@@ -142,8 +144,26 @@ def _leaf_edit(draw: st.DrawFn, entry: Node, qname: tuple[str, str]) -> Node:
     return entry.set((NS, "secondary"), Node({(NS, "port"): str(draw(st.integers(4000, 4002)))}))
 
 
+def same_document(old: Node | None, new: Node, rendered: Rendered) -> None:
+    """The running document made with the entries validation rendered is
+    the one rendered afresh: whole, and patched from ``old``'s."""
+    whole = Documents(SCHEMA)
+    assert whole.patch(new, 2, rendered=rendered) == Documents(SCHEMA).patch(new, 2)
+    if old is None:  # a boot: validation rendered every entry the document is made of
+        assert whole.rendered == 0
+        return
+    reused, fresh = Documents(SCHEMA), Documents(SCHEMA)
+    for docs in (reused, fresh):
+        docs.patch(old, 1)
+    changes = diff(old, new, SCHEMA)
+    assert reused.patch(new, 2, old, changes, 1, rendered) == fresh.patch(new, 2, old, changes, 1)
+
+
 def walk(base: Node, trees: list[Node]) -> None:
-    instance = Instance(base, SCHEMA)
+    instance = Instance(base, SCHEMA, keep_xml=True)
+    assert same_instance(instance, Instance(base, SCHEMA))
+    same_document(None, base, instance.rendered)
+    instance.rendered.clear()
     assert check(base, SCHEMA)[0] == []
     old = base
     for new in trees:

@@ -341,12 +341,28 @@ def load_document(data: bytes | str | Path, schema: SchemaIndex) -> tuple[Node, 
     return parse(holder, schema)
 
 
-def render(tree: Node, schema: SchemaIndex, holder: etree._Element | None = None) -> etree._Element:
-    """Write ``tree`` under ``holder`` (a new NETCONF ``<data>`` if None)."""
+Rendered = dict[int, tuple[Node, bytes]]
+"""id(entry) -> (the entry, its XML): list entries of top-level containers
+rendered alone, as ``Documents`` wants them (the entry is kept: an id is
+only that entry's while it lives)."""
+
+
+def render(
+    tree: Node,
+    schema: SchemaIndex,
+    holder: etree._Element | None = None,
+    kept: Rendered | None = None,
+) -> etree._Element:
+    """Write ``tree`` under ``holder`` (a new NETCONF ``<data>`` if None).
+
+    ``kept``: also record there the XML of each entry of a list of a
+    top-level container, each rendered alone (``render_entry``) and then
+    put in place: ``Documents`` takes it instead of rendering the entry
+    again (a boot of 10 000 channels rendered them twice)."""
     if holder is None:
         holder = etree.Element(f"{{{NC_NS}}}data", nsmap=_default_ns(NC_NS))
     prefixes = {prefix: ns for ns, prefix in schema.prefixes.items()}
-    _render_children(tree, schema.root, holder, "", prefixes)
+    _render_children(tree, schema.root, holder, "", prefixes, kept)
     return holder
 
 
@@ -361,8 +377,14 @@ def render_entry(entry: Node, sn: SchemaNode, prefixes: dict[str, str]) -> etree
 
 
 def _render_children(
-    node: Node, snode: SchemaNode, elem: etree._Element, parent_ns: str, prefixes: dict[str, str]
+    node: Node,
+    snode: SchemaNode,
+    elem: etree._Element,
+    parent_ns: str,
+    prefixes: dict[str, str],
+    kept: Rendered | None = None,
 ) -> None:
+    """``kept``: see ``render`` (given for the root and top-level containers)."""
     for qname, sn in ordered_children(snode):
         child = node.get(qname)
         if child is None:
@@ -382,8 +404,14 @@ def _render_children(
                     sub_element(elem, tag, nsmap=nsmap).text = value
         elif isinstance(child, Node):
             sub = etree.SubElement(elem, tag, nsmap=nsmap)
-            _render_children(child, sn, sub, ns, prefixes)
+            _render_children(child, sn, sub, ns, prefixes, kept if snode.parent is None else None)
         elif isinstance(child, ListNode):
+            if kept is not None and snode.parent is not None:  # a top-level container's
+                for _key, entry in child.items():
+                    alone = render_entry(entry, sn, prefixes)
+                    kept[id(entry)] = (entry, etree.tostring(alone))
+                    elem.append(alone)
+                continue
             for _key, entry in child.items():
                 sub = etree.SubElement(elem, tag, nsmap=nsmap)
                 _render_children(entry, sn, sub, ns, prefixes)
@@ -418,6 +446,8 @@ class Documents:
         self.visited = 0
         """Entries looked at in Python so far: the work of a render that
         does not follow the change shows here (tests count it)."""
+        self._given: Rendered = {}
+        """Entries rendered elsewhere, during ``patch``."""
 
     def render(self, tree: Node, old: Node | None = None, changes: Sequence[Change] = ()) -> bytes:
         """``tree`` as a ``<config>`` document.  ``old`` and ``changes``
@@ -452,6 +482,7 @@ class Documents:
         old: Node | None = None,
         changes: Sequence[Change] = (),
         base: int | None = None,
+        rendered: Rendered | None = None,
     ) -> DocumentPatch:
         """``tree``'s document as a ``DocumentPatch`` (nf.runtime.document):
         of the document of ``old`` (version ``base``), given ``changes``
@@ -459,7 +490,23 @@ class Documents:
         None.  A partial patch renders only the changed entries: its cost
         follows the change.  A list is sent whole when its order may not be
         the kept one's (its order changed, or it was not derived from
-        ``old``'s by edits: ``ListNode.changed_since``)."""
+        ``old``'s by edits: ``ListNode.changed_since``).  ``rendered``:
+        entries already rendered (by the validation, ``Instance.rendered``),
+        taken as they are."""
+        self._given = rendered or {}
+        try:
+            return self._patch(tree, version, old, changes, base)
+        finally:
+            self._given = {}
+
+    def _patch(
+        self,
+        tree: Node,
+        version: int,
+        old: Node | None,
+        changes: Sequence[Change],
+        base: int | None,
+    ) -> DocumentPatch:
         layout: list[Segment] = []
         lists: list[ListPatch] = []
         for piece in self._layout(tree, old):
@@ -563,6 +610,9 @@ class Documents:
         return ListBytes(entries, parts, b"".join(parts.values()))
 
     def _render(self, entry: Node, sn: SchemaNode) -> bytes:
+        given = self._given.get(id(entry))
+        if given is not None and given[0] is entry:
+            return given[1]
         self.rendered += 1
         return etree.tostring(render_entry(entry, sn, self._prefixes))
 

@@ -203,6 +203,9 @@ def _patch(instance: Instance, old: Node, new: Node, changes: Sequence[Change]) 
             fresh: etree._Element | None = None
             if change.new is not None:
                 fresh = render_entry(change.new, lst, prefixes)
+                if lst.parent is not None and lst.parent.keyword != "root":
+                    # a top-level container's: Documents.patch takes its XML
+                    instance.rendered[id(change.new)] = (change.new, etree.tostring(fresh))
                 if before is not None:
                     before.addnext(fresh)
                 elif last is not None:

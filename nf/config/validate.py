@@ -19,6 +19,7 @@ from pyang import xpath_lexer
 
 from nf.config.codec import (
     WD_DEFAULT,
+    Rendered,
     ordered_children,
     parse,
     parse_children,
@@ -40,9 +41,16 @@ _HOLDER = "data"
 class Instance:
     """The lxml view of a tree with defaults, for XPath and checking."""
 
-    def __init__(self, tree: Node, schema: SchemaIndex) -> None:
+    def __init__(self, tree: Node, schema: SchemaIndex, keep_xml: bool = False) -> None:
         self.schema = schema
-        self.holder = render(tree, schema, etree.Element(_HOLDER))
+        self.rendered: Rendered = {}
+        """The XML of entries rendered alone into this document, before their
+        defaults were added (``keep_xml``, and entries an incremental
+        validation put in): the running document is made of them
+        (``Documents.patch``), who then clears this."""
+        self.holder = render(
+            tree, schema, etree.Element(_HOLDER), self.rendered if keep_xml else None
+        )
         self._add_defaults(self.holder, schema.root)
         self._entries: dict[SchemaNode, dict[tuple[str, ...], etree._Element]] = {}
         """Unit list -> key -> entry element, built on first use and kept
@@ -221,11 +229,13 @@ def validate(tree: Node, schema: SchemaIndex) -> list[ConfigError]:
     return check(tree, schema)[0]
 
 
-def check(tree: Node, schema: SchemaIndex) -> tuple[list[ConfigError], Instance]:
+def check(
+    tree: Node, schema: SchemaIndex, keep_xml: bool = False
+) -> tuple[list[ConfigError], Instance]:
     """validate(), also returning the instance document (defaults applied)
     so callers can read defaults of the entries they need without a second
-    rendering."""
-    instance = Instance(tree, schema)
+    rendering.  ``keep_xml``: the tree is to run (``Instance.rendered``)."""
+    instance = Instance(tree, schema, keep_xml)
     checker = _Checker(schema)
     checker.node(instance.holder, schema.root, "")
     return checker.errors, instance

@@ -361,6 +361,7 @@ class Engine:
                 sid, boot, dry_run, ready, old, new, errors, instance, changes, changed
             )
         finally:
+            instance.rendered.clear()  # taken by the document, or of no use now
             if patch is not None and refused is not None:
                 patch.undo()  # the instance is running's again
         if refused is None:
@@ -399,21 +400,25 @@ class Engine:
         )
         change = delta(changes, self.running_model, new_model, self._namespace)
         version, base = next(self._versions), self._document_version
-        document = await work.run_change(
-            self._documents.patch,
-            new,
-            version,
-            old,
-            changes,
-            base,
-            changed=changed if base is not None else None,  # else rendered whole
-        )
+        rendered = instance.rendered  # what validation rendered: not rendered again
         try:
+            document = await work.run_change(
+                self._documents.patch,
+                new,
+                version,
+                old,
+                changes,
+                base,
+                rendered,
+                changed=changed if base is not None else None,  # else rendered whole
+            )
             try:
                 transaction = await self.runtime.prepare(change, document, boot)
             except DocumentMismatch as exc:
                 log.warning("the runtime keeps another document (%s): sending it whole", exc)
-                document = await self.work.run(self._documents.patch, new, version)
+                document = await self.work.run(
+                    self._documents.patch, new, version, None, (), None, rendered
+                )
                 transaction = await self.runtime.prepare(change, document, boot)
         except PrepareError as exc:
             log.warning("commit refused by the runtime: %s", exc)
