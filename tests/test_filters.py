@@ -403,6 +403,38 @@ def test_xpath_leaf_comes_with_its_ancestors_and_the_entry_key() -> None:
     assert result == expected("<channel><name>uplink-raw</name><mode>client</mode></channel>")
 
 
+def test_a_repeated_select_is_scanned_once_and_a_long_one_is_not_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client polling with one XPath filter: its tokens are kept
+    (filters.scan_select), so the next request scans nothing; one over
+    CACHED_SELECT characters is scanned each time and not kept."""
+    from pyang import xpath_lexer
+
+    from nf.northbound import filters
+
+    scanned: list[str] = []
+    real = xpath_lexer.scan
+
+    def counting(select: str) -> list[object]:
+        scanned.append(select)
+        return real(select)
+
+    monkeypatch.setattr(xpath_lexer, "scan", counting)
+    filters._scan_kept.cache_clear()
+    select = "/soip:serial-over-ip/soip:channel[soip:name='uplink-raw']/soip:mode"
+    first = run(xpath(select))
+    assert scanned and len(scanned) == len(set(scanned))  # each string once
+    scanned.clear()
+    assert run(xpath(select)) == first and scanned == []
+    padded = select + " " * filters.CACHED_SELECT
+    assert run(xpath(padded)) == first
+    kept = filters._scan_kept.cache_info().currsize
+    scanned.clear()
+    assert run(xpath(padded)) == first and padded in scanned
+    assert filters._scan_kept.cache_info().currsize == kept
+
+
 @pytest.mark.parametrize("qualified", [False, True])
 def test_xpath_type_and_select_unqualified_or_qualified(qualified: bool) -> None:
     flt = xpath("/soip:serial-over-ip/soip:serial-port[soip:name='loop']", qualified=qualified)

@@ -22,8 +22,9 @@ Everything here is pure: no I/O, no global state.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -405,6 +406,28 @@ _COSTLY_AXES = frozenset(
 )
 
 
+CACHED_SELECT = 1024
+"""Characters of the longest XPath expression whose tokens are kept."""
+
+
+def scan_select(select: str) -> tuple[Any, ...]:
+    """pyang's XPath tokens of ``select`` (xpath_lexer.XPathError on a bad
+    token), kept for the next request with the same expression: a client
+    polls with one, and each filtered <get> scanned it four times (the
+    filter's branches, its rewrite, each branch's rewrite, the selection),
+    a tenth of the request's work.  Callers only read the tokens.  Only
+    expressions of up to CACHED_SELECT characters are kept, 256 of them:
+    a client sending many long ones would otherwise pin megabytes."""
+    if len(select) > CACHED_SELECT:
+        return tuple(xpath_lexer.scan(select))
+    return _scan_kept(select)
+
+
+@functools.lru_cache(maxsize=256)
+def _scan_kept(select: str) -> tuple[Any, ...]:
+    return tuple(xpath_lexer.scan(select))
+
+
 def check_select_length(select: str) -> None:
     """Refuse an XPath expression over MAX_SELECT characters (FilterError,
     too-big) before any work: scanning a megabyte of tokens alone takes
@@ -456,7 +479,7 @@ def _xpath_marks(
             default_prefix += "-"
         namespaces[default_prefix] = default_ns
     try:
-        tokens = xpath_lexer.scan(select)  # xpath_lexer.XPathError on a bad token
+        tokens = scan_select(select)  # xpath_lexer.XPathError on a bad token
         branches = _union_branches(tokens)
         whole = _rewrite_select(select, default_prefix)
         etree.XPath(whole, namespaces=namespaces)  # a syntax error is answered as a whole
@@ -533,7 +556,7 @@ def check_event_filter(filter_elem: etree._Element) -> None:
     if kind == "xpath":
         select = _attribute(filter_elem, "select", _NC_SELECT) or ""
         check_select_length(select)
-        branches = _union_branches(xpath_lexer.scan(select))
+        branches = _union_branches(scan_select(select))
         if len(branches) > MAX_CHEAP_BRANCHES:
             raise refuse(f"more than {MAX_CHEAP_BRANCHES} union branches")
         if not all(_cheap(b) for b in branches):
@@ -547,7 +570,7 @@ def check_event_filter(filter_elem: etree._Element) -> None:
         raise refuse(f"a subtree filter of more than {MAX_EVENT_FILTER_NODES} elements")
 
 
-def _union_branches(tokens: list[Any]) -> list[list[Any]]:
+def _union_branches(tokens: Sequence[Any]) -> list[list[Any]]:
     """The top-level ``|`` branches of an expression (outside any bracket)."""
     branches: list[list[Any]] = [[]]
     depth = 0
@@ -628,7 +651,7 @@ def _rewrite_select(source: str, default_prefix: str | None) -> str:
     the leniency subtree filters give elements without xmlns.  Attribute
     and variable names are left alone.
     """
-    tokens = xpath_lexer.scan(source)  # xpath_lexer.XPathError on a bad token
+    tokens = scan_select(source)  # xpath_lexer.XPathError on a bad token
     out: list[str] = []
     previous: str | None = None
     axis: str | None = None

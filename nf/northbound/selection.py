@@ -31,7 +31,7 @@ from pyang import xpath_lexer
 from nf.config.codec import NC_NS, split_tag
 from nf.config.tree import ListNode, Node
 from nf.model import RelayConfig
-from nf.northbound.filters import MAX_SELECT, element_children, has_element_children
+from nf.northbound.filters import MAX_SELECT, element_children, has_element_children, scan_select
 from nf.schema import MAIN_MODULE, SchemaIndex
 
 TOP = "serial-over-ip"
@@ -151,7 +151,7 @@ def _xpath(filter_elem: etree._Element, select: str, ns: str) -> Selection | Non
     if len(select) > MAX_SELECT:
         return None  # refused by the filter, without a scan here
     try:
-        tokens = [t for t in xpath_lexer.scan(select) if t.type != "_whitespace"]
+        tokens = [t for t in scan_select(select) if t.type != "_whitespace"]
     except xpath_lexer.XPathError:
         return None
     namespaces = {str(p): uri for p, uri in filter_elem.nsmap.items() if p}
