@@ -544,3 +544,33 @@ def test_action_access(policy: str, expected: bool, why: str) -> None:
     """§3.4.5: an action (serial-port/send-break) needs exec on its node."""
     assert access(policy).action(BREAK) is expected, why
     assert access(policy, user="admin", recovery=True).action(BREAK)
+
+
+def test_access_is_made_once_per_policy_and_user() -> None:
+    """Context.access: every rpc asks for the user's decisions; they are
+    made once per /nacm and user, and made again under a new /nacm."""
+    from anyio.from_thread import start_blocking_portal
+
+    from nf.app import DEMO_CONFIG, load_initial
+    from nf.northbound.datastores import Datastores
+    from nf.northbound.rpcs import Context
+    from nf.runtime.transaction import NullRuntime
+
+    class NoSessions:
+        def kill(self, session_id: int, by: int | None = None) -> bool:
+            return False
+
+    datastores = Datastores(SCHEMA, NullRuntime(), load_initial(DEMO_CONFIG, SCHEMA))
+    groups = "<groups><group><name>ops</name><user-name>oper</user-name></group></groups>"
+    before = tree_of(f'<nacm xmlns="{NACM}">{groups}</nacm>')
+    deny_get = rules(rule("no-get", "deny", "exec", NETCONF, rpc_name="get"))
+    after = tree_of(f'<nacm xmlns="{NACM}">{groups}{deny_get}</nacm>')
+    with start_blocking_portal() as portal:
+        ctx = Context(SCHEMA, datastores, portal, NoSessions())  # type: ignore[arg-type]
+        first = ctx.access(before, "oper")
+        assert ctx.access(before, "oper") is first
+        assert ctx.access(before, "other") is not first
+        assert first.rpc(NETCONF, "get")
+        later = ctx.access(after, "oper")
+        assert later is not first and not later.rpc(NETCONF, "get")
+        assert ctx.access(after, "oper") is later

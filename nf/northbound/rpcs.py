@@ -153,6 +153,7 @@ class Context:
     whole: WholeGet = field(init=False, repr=False)
     """Unfiltered <get>/<get-config> replies as bytes (see ``WholeGet``)."""
     _policy: tuple[object, Policy] | None = field(default=None, repr=False)
+    _accesses: tuple[Policy, dict[str, Access]] | None = field(default=None, repr=False)
     _rendered: list[tuple[Node, etree._Element]] = field(default_factory=list, repr=False)
     _completed: list[tuple[Node, Node]] = field(default_factory=list, repr=False)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -169,6 +170,21 @@ class Context:
         policy = policy_of(nacm if isinstance(nacm, Node) else None, self.schema)
         self._policy = (nacm, policy)
         return policy
+
+    def access(self, running: Node, user: str) -> Access:
+        """``user``'s NACM decisions under running's /nacm, made once per
+        policy and user: every rpc asks for them, and making them (the
+        user's groups, the rules that apply) was a tenth of a get-config's
+        work.  An Access is not changed once made; a new /nacm is a new
+        policy, and the decisions are made again."""
+        policy = self.policy(running)
+        cached = self._accesses
+        if cached is None or cached[0] is not policy:
+            cached = self._accesses = (policy, {})
+        access = cached[1].get(user)
+        if access is None:
+            access = cached[1][user] = Access(policy, user)
+        return access
 
     def complete(self, tree: Node) -> Node:
         """``tree`` with every default in use, shared like ``render``'s:
@@ -351,7 +367,7 @@ class Handlers:
                 self._access = Access(Policy(), self.user, recovery=True)
             else:
                 running = self.ctx.datastores.config("running")
-                self._access = Access(self.ctx.policy(running), self.user)
+                self._access = self.ctx.access(running, self.user)
         return self._access
 
     def notification_access(self) -> Callable[[etree._Element], bool] | None:
@@ -369,7 +385,7 @@ class Handlers:
             module = info.name if info is not None else ""
             # running is an immutable tree: reading the attribute from the
             # publishing thread is safe
-            access = Access(ctx.policy(ctx.datastores.running), user)
+            access = ctx.access(ctx.datastores.running, user)
             if event_permitted(access, module, name, ctx.schema):
                 return True
             ctx.nacm_counters.denied_notification()
