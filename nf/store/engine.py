@@ -36,7 +36,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -319,9 +319,9 @@ class Engine:
         if errors:
             return errors
         changed = changed_keys(old, new, self.schema)
-        if changed is not None and changed <= INLINE_CHANGES:
-            return await self._validated_change(sid, boot, dry_run, ready, old, new, changed)
-        with gc_paused():  # thousands of lasting objects made: no full pass meanwhile
+        small = changed is not None and changed <= INLINE_CHANGES
+        # a big change makes thousands of lasting objects: no full pass meanwhile
+        with nullcontext() if small else gc_paused():
             return await self._validated_change(sid, boot, dry_run, ready, old, new, changed)
 
     async def _validated_change(
