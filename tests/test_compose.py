@@ -246,6 +246,11 @@ def test_healthcheck_fails_without_an_ssh_banner(tmp_path: Path) -> None:
 
 BASE_IMAGE = "localhost/nf-test-base:bookworm"
 TEST_IMAGE = "localhost/nf-serial-over-ip:test"
+DEPS_IMAGE = "localhost/nf-test-deps:latest"
+"""The Containerfile's ``deps`` stage (compiler, dependencies), kept between
+runs like the base image: a run after a change of the code only builds the
+package.  A change of pyproject.toml makes a new one; the old one, untagged,
+is pruned with the build stage."""
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 
 
@@ -330,18 +335,21 @@ def test_the_image_builds_runs_and_relays(tmp_path: Path) -> None:
     name = f"nf-test-{uuid.uuid4().hex[:8]}"
     try:
         ensure_base_image(env, scratch)
-        podman(
-            env,
-            "build",
-            "--format=docker",  # keeps HEALTHCHECK (OCI images have none)
-            f"--build-arg=BASE={BASE_IMAGE}",
-            "-f",
-            str(CONTAINERFILE),
-            "-t",
-            TEST_IMAGE,
-            str(ROOT),
-            timeout=900,
-        )
+        for target, tag in (("deps", DEPS_IMAGE), (None, TEST_IMAGE)):
+            podman(
+                env,
+                "build",
+                "--format=docker",  # keeps HEALTHCHECK (OCI images have none)
+                "--layers",  # reuses the kept deps stage
+                f"--build-arg=BASE={BASE_IMAGE}",
+                *(["--target", target] if target else []),
+                "-f",
+                str(CONTAINERFILE),
+                "-t",
+                tag,
+                str(ROOT),
+                timeout=900,
+            )
         with pty_device() as (master, slave):
             # a serial device as on Debian: root:dialout 0660
             os.chown(slave, 0, grp.getgrnam("dialout").gr_gid)
@@ -405,7 +413,8 @@ def test_the_image_builds_runs_and_relays(tmp_path: Path) -> None:
         subprocess.run(["podman", "rm", "-f", name], env=env, capture_output=True, check=False)
         for cleanup in (
             ["volume", "rm", "-f", name],
-            ["rmi", "-f", TEST_IMAGE],  # the base image stays: debootstrap is the slow part
+            # the base and deps images stay: debootstrap, apt and pip are the slow part
+            ["rmi", "-f", TEST_IMAGE],
             ["image", "prune", "-f", "--filter", "label=nf.stage=build"],
         ):
             subprocess.run(["podman", *cleanup], env=env, capture_output=True, check=False)
