@@ -20,6 +20,7 @@ PHASES = ["idle", "get", "commit", "login", "bigedit"]
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("busy")  # loads both CPUs: never beside another of the group
 @pytest.mark.timing  # alone: under the other workers' load the login phase's
 # one-second window may see no scrypt-checked login finish
 def test_bench_isolation_prints_table_and_json(tmp_path: Path) -> None:
@@ -60,6 +61,7 @@ def test_bench_isolation_prints_table_and_json(tmp_path: Path) -> None:
 
 
 @pytest.mark.timing  # alone: under four workers no commit may fit the probing window
+@pytest.mark.xdist_group("busy")
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
 def test_bench_isolation_places_the_link_with_the_data_plane(tmp_path: Path) -> None:
     """--data-plane-cpus auto: nf's data plane, the prober and the echo device

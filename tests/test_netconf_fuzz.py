@@ -61,7 +61,9 @@ from rawclient import (
 
 from nf.schema import SchemaNode, default_schema
 
-pytestmark = pytest.mark.timing  # tools/test.sh runs these alone, not beside other tests
+# tools/test.sh runs the timing tests apart from the rest, two at a time
+# but never two of the group "busy" (which each keep a CPU busy) at once
+pytestmark = [pytest.mark.timing, pytest.mark.xdist_group("busy")]
 
 SEED = int(os.environ.get("NF_FUZZ_SEED", "6241"))
 SECONDS = float(os.environ.get("NF_FUZZ_SECONDS", "10"))

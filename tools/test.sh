@@ -22,12 +22,15 @@ if [ "$#" -gt 0 ]; then
 fi
 # Four workers (pytest-xdist) for all but the tests marked "timing", which
 # bound how long the daemon takes to answer or to fail: those run after
-# the rest, alone, so that the other workers' load does not count in their
+# the rest, apart, so that the four workers' load does not count in their
 # times.  Four on two cores: most tests wait (for a daemon, a subprocess,
-# a timer) more than they compute.  Both runs always happen; the status is
+# a timer) more than they compute.  The timing tests run two at a time
+# (mostly they wait: a boot that must fail, a timer, a restart), but the
+# group "busy" (the fuzzer, the isolation bench: each keeps CPUs busy) on
+# one worker, one after the other.  Both runs always happen; the status is
 # the first failure's.
 status=0
 "${pytest[@]}" -n 4 --dist loadgroup -m "not timing" || status=$?
-echo "== pytest, the timing tests alone"
-"${pytest[@]}" -m timing || status=$((status ? status : $?))
+echo "== pytest, the timing tests apart"
+"${pytest[@]}" -n 2 --dist loadgroup -m timing || status=$((status ? status : $?))
 exit "$status"
