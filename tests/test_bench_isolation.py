@@ -50,6 +50,11 @@ def test_bench_isolation_prints_table_and_json(tmp_path: Path) -> None:
         assert p["load_errors"] == 0, p
         assert (p["passed"] is None) == (name == "idle"), p
         assert p["ops"] >= (0 if name == "idle" else 1), p
+        stalls = p["notes"]["slowest 1%"]  # where the slowest round trips' time went
+        assert stalls["round trips"] == 2 and stalls["ms"] > 0, p
+        for thread in ("prober", "data plane", "device"):
+            assert stalls[f"{thread} ran"] >= 0 and stalls[f"{thread} waited"] >= 0, p
+        assert stalls["data plane ran"] > 0, p  # it relayed each of them
     assert by_phase["idle"]["p99_ratio"] == 1.0
     for p in by_phase.values():  # socat, the control relay, probed in the same ticks
         c = p["control"]

@@ -38,6 +38,14 @@ second) and the daemon's CPU time (utime+stime of the ``nf run`` process
 and all its descendants, so that a daemon split into processes is measured
 whole) are taken over the probing window.
 
+For the slowest 1% of each phase's round trips (those at and above p99)
+the note "slowest 1%" says where their time went: how long the prober,
+the data plane's main thread and the echo device each ran and waited for a
+CPU while they lasted (/proc/.../schedstat).  Time that none of them ran
+or waited for is the kernel's, the hypervisor's or wake-up latency; time
+the data plane waited is another process on its CPU; only time it ran is
+its own work.
+
 A control relay, unless ``--no-control``: socat (C, one process, no
 Python) relays a pty of its own, placed where nf's data plane is, and every
 tick of the prober makes one round trip through nf's echo channel and one
@@ -387,9 +395,60 @@ def login_counters(port: int) -> dict[str, int]:
 # -- the probe ----------------------------------------------------------------------------------
 
 
-def paced_round_trips(socks: list[socket.socket], count: int, interval: float) -> list[list[float]]:
+def schedstat(path: str) -> tuple[int, int]:
+    """A thread's nanoseconds on a CPU and waiting for one (runnable, not
+    running) so far: /proc/.../schedstat's first two fields."""
+    with open(path, "rb") as f:
+        run, wait, _ = f.read().split()
+    return int(run), int(wait)
+
+
+class Stalls:
+    """Where the time of the slowest round trips through the first socket
+    went: for each thread of ``threads`` ({label: /proc/.../schedstat}),
+    how long it ran and how long it waited for a CPU during each round trip.
+    Time that no thread of the path ran or waited for is neither's: the
+    kernel's (interrupts, softirqs), the hypervisor's, or a wake-up's own
+    latency.  Why: a max of 15 ms could be the data plane's own work, a
+    process on its CPU, or the machine; only the first is ours to fix."""
+
+    def __init__(self, threads: dict[str, str]) -> None:
+        self.threads = threads
+        self.trips: list[tuple[float, list[tuple[int, int]]]] = []
+
+    def read(self) -> list[tuple[int, int]]:
+        out = []
+        for path in self.threads.values():
+            try:
+                out.append(schedstat(path))
+            except (OSError, ValueError):
+                out.append((0, 0))
+        return out
+
+    def add(self, seconds: float, before: list[tuple[int, int]]) -> None:
+        after = self.read()
+        self.trips.append(
+            (seconds, [(a[0] - b[0], a[1] - b[1]) for a, b in zip(after, before, strict=True)])
+        )
+
+    def summary(self, slowest: float = 0.01) -> dict[str, Any]:
+        """The slowest ``slowest`` share of the round trips (p99 and above):
+        their total ms, and each thread's ms running and waiting for a CPU."""
+        worst = sorted(self.trips, key=lambda t: t[0])[-max(1, round(len(self.trips) * slowest)) :]
+        total = sum(t[0] for t in worst) * 1e3
+        out: dict[str, Any] = {"round trips": len(worst), "ms": round(total, 2)}
+        for i, label in enumerate(self.threads):
+            out[f"{label} ran"] = round(sum(t[1][i][0] for t in worst) / 1e6, 2)
+            out[f"{label} waited"] = round(sum(t[1][i][1] for t in worst) / 1e6, 2)
+        return out
+
+
+def paced_round_trips(
+    socks: list[socket.socket], count: int, interval: float, stalls: Stalls | None = None
+) -> list[list[float]]:
     """1-byte round trips, a tick every ``interval`` s (at once after a late
-    one), each tick one through every socket in turn: seconds, per socket."""
+    one), each tick one through every socket in turn: seconds, per socket.
+    ``stalls`` records the first socket's round trips (outside their time)."""
     buf = bytearray(1)
     samples: list[list[float]] = [[] for _ in socks]
     next_at = time.perf_counter()
@@ -399,12 +458,15 @@ def paced_round_trips(socks: list[socket.socket], count: int, interval: float) -
             time.sleep(next_at - now)
         byte = bytes((i & 0xFF,))
         tick = time.perf_counter()
-        for sock, times in zip(socks, samples, strict=True):
+        for n, (sock, times) in enumerate(zip(socks, samples, strict=True)):
+            before = stalls.read() if stalls is not None and n == 0 else None
             t0 = time.perf_counter()
             sock.sendall(byte)
             if sock.recv_into(buf, 1) != 1 or buf[0] != byte[0]:
                 raise RuntimeError(f"round trip {i}: sent {byte!r}, got {bytes(buf)!r}")
             times.append(time.perf_counter() - t0)
+            if before is not None and stalls is not None:
+                stalls.add(times[-1], before)
         next_at = tick + interval
     return samples
 
@@ -449,6 +511,7 @@ def run_phase(
     port: int,
     socks: list[socket.socket],
     daemon_pid: int,
+    device_pid: int,
     args: argparse.Namespace,
     log: Callable[[str], None],
 ) -> PhaseResult:
@@ -477,8 +540,13 @@ def run_phase(
         dataplane = [pid for pid in pids if module_of(pid) == "nf.plane.dataplane"]
         dp0 = bench_relay.cpu_seconds(dataplane)
         ops0, busy0, _ = loads.counts() if loads else (0, 0.0, 0)
+        threads = {"prober": f"/proc/self/task/{threading.get_native_id()}/schedstat"}
+        if dataplane:
+            threads["data plane"] = f"/proc/{dataplane[0]}/schedstat"
+        threads["device"] = f"/proc/{device_pid}/schedstat"
+        stalls = Stalls(threads)
         t0 = time.perf_counter()
-        samples, *control = paced_round_trips(socks, args.round_trips, args.interval / 1e3)
+        samples, *control = paced_round_trips(socks, args.round_trips, args.interval / 1e3, stalls)
         elapsed = time.perf_counter() - t0
         ops1, busy1, errors = loads.counts() if loads else (0, 0.0, 0)
         cpu = bench_relay.cpu_seconds(pids) - cpu0
@@ -489,6 +557,7 @@ def run_phase(
     finally:
         if loads is not None:
             loads.close()
+    notes["slowest 1%"] = stalls.summary()
     if ops1 > ops0:
         notes["mean operation ms"] = round((busy1 - busy0) / (ops1 - ops0) * 1e3, 1)
     if name == "login":
@@ -687,7 +756,11 @@ def main() -> int:
                 bench_relay.set_affinity(link_pids, link_cpus)
             for name in phases:
                 log(f"phase {name}")
-                results.append(run_phase(name, server.netconf_port, socks, daemon_pid, args, log))
+                results.append(
+                    run_phase(
+                        name, server.netconf_port, socks, daemon_pid, server.device.pid, args, log
+                    )
+                )
             rss = bench_relay.peak_rss_mib(process_tree(daemon_pid))
             placement = {
                 "prober": sorted(os.sched_getaffinity(0)),
