@@ -21,6 +21,12 @@ ours/netconfd of the medians, the target and PASS/FAIL.
 
     .venv/bin/python tools/bench_netconf.py [--quick] [--no-baseline] [--no-pin]
 
+``--paired ROUNDS`` compares instead only the two small cases with
+netconfd, both servers up at once and measured in alternating blocks
+(``--per-round`` operations of each case on one server, then on the
+other), and prints the median of the per-round ratios: drift of this
+noisy machine then meets both alike.
+
 ``--scale 10,1000,10000`` measures instead how the cost grows with the
 configuration (issue "Scale"): for each size N, ``nf run`` booted from N
 loop:// channels: boot time, RSS of the supervisor and both planes, one-leaf
@@ -776,6 +782,82 @@ def scale(sizes: list[int], pin: bool, rounds: int, nf: list[str] | None, tmp: P
 # -- report ---------------------------------------------------------------------------------
 
 
+def paired(
+    tmp: Path,
+    pin: bool,
+    nf: list[str] | None,
+    rounds: int,
+    per_round: int,
+    log: Callable[[str], None],
+) -> int:
+    """get-config and one-leaf edit+commit at BASE_CHANNELS channels, ours and
+    netconfd up at once and measured in alternating blocks (``per_round``
+    operations of each case on one, then on the other; who goes first
+    alternates), so that both meet the machine's drift alike.  Prints each
+    side's median over all blocks and the median of the per-round ratios
+    ours/netconfd (the figure to judge: issue "Scale" wants <= 1.0)."""
+    skipped = baseline_missing()
+    if skipped is not None:
+        print(f"note: {skipped}")
+        return 1
+    cases = [f"get-config ({BASE_CHANNELS} ch)", f"edit+commit 1 ch ({BASE_CHANNELS} ch)"]
+    samples: dict[str, dict[str, list[float]]] = {c: {"ours": [], "netconfd": []} for c in cases}
+    ratios: dict[str, list[float]] = {c: [] for c in cases}
+    with netconfd(tmp, pin) as base, ours(tmp, pin, nf) as mine:
+        servers = {"ours": mine, "netconfd": base}
+        sessions = {name: server.connect() for name, server in servers.items()}
+        toggles = dict.fromkeys(servers, 0)
+
+        def block(name: str, n: int) -> tuple[list[float], list[float]]:
+            session = sessions[name]
+            gets = [timed(session, GET_CONFIG)[0] for _ in range(n)]
+            commits = []
+            for _ in range(n):
+                toggles[name] += 1
+                te, _ = timed(session, keepalive(30 + toggles[name] % 2), want_ok=True)
+                tc, _ = timed(session, COMMIT, want_ok=True)
+                commits.append(te + tc)
+            return gets, commits
+
+        try:
+            for name in servers:  # warm-up, not counted
+                block(name, per_round)
+            log(f"paired: {rounds} rounds of {per_round} get-config and edit+commit each")
+            for r in range(rounds):
+                order = ["ours", "netconfd"] if r % 2 == 0 else ["netconfd", "ours"]
+                medians: dict[str, list[float]] = {}
+                for name in order:
+                    got = block(name, per_round)
+                    medians[name] = [statistics.median(x) for x in got]
+                    for case, values in zip(cases, got, strict=True):
+                        samples[case][name] += values
+                for i, case in enumerate(cases):
+                    ratios[case].append(medians["ours"][i] / medians["netconfd"][i])
+        finally:
+            for session in sessions.values():
+                session.close()
+    print()
+    print(
+        f"paired: {rounds} rounds, {per_round} operations of each case per server and round, "
+        "alternating; latencies in ms"
+    )
+    header = (
+        f"{'operation':<28} {'ours med':>9} {'p99':>8}  {'netconfd med':>12} {'p99':>8}  "
+        f"{'ratio (median of rounds)':>24}  {'rounds <= 1.0':>13}"
+    )
+    print(header)
+    print("-" * len(header))
+    for case in cases:
+        o, b = Result(samples[case]["ours"]), Result(samples[case]["netconfd"])
+        rs = ratios[case]
+        spread = f"{statistics.median(rs):.2f} ({min(rs):.2f}-{max(rs):.2f})"
+        print(
+            f"{case:<28} {ms(o.median()):>9} {ms(o.p99()):>8}  {ms(b.median()):>12} "
+            f"{ms(b.p99()):>8}  {spread:>24}  {sum(x <= 1.0 for x in rs):>6} of {len(rs):<4}"
+        )
+    return 0
+
+
 def targets(sessions: int) -> dict[str, tuple[str, Callable[[Result], bool]]]:
     """Operation -> (target as printed, test on our result), from issue 3."""
     return {
@@ -840,6 +922,16 @@ def report(ours_results: dict[str, Result], base: dict[str, Result] | None, sess
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations (about 1 minute)")
+    parser.add_argument(
+        "--paired",
+        type=int,
+        metavar="ROUNDS",
+        help="instead: get-config and edit+commit at 10 channels against netconfd, both "
+        "servers up, in ROUNDS alternating blocks; the median of per-round ratios",
+    )
+    parser.add_argument(
+        "--per-round", type=int, default=20, help="operations per case and block (--paired)"
+    )
     parser.add_argument("--no-baseline", action="store_true", help="skip yuma123 netconfd")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     parser.add_argument("--sessions", type=int, default=50, help="concurrent sessions")
@@ -891,6 +983,13 @@ def main() -> int:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-netconf-"))
+    if args.paired:
+        try:
+            nf = shlex.split(args.nf) if args.nf else None
+            return paired(tmp, pin, nf, args.paired, args.per_round, log)
+        finally:
+            if not args.keep:
+                shutil.rmtree(tmp, ignore_errors=True)
     if args.scale:
         try:
             sizes = [int(n) for n in args.scale.split(",")]
