@@ -6,11 +6,13 @@ test_netconf_abuse.py; these tests pin the mechanisms, pure and fast.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 from lxml import etree
 
+from nf.config import codec
 from nf.config.codec import parse
 from nf.config.edit import edit_partial
 from nf.config.errors import MAX_ERRORS, ConfigError
@@ -479,3 +481,23 @@ def test_subscription_filters_must_be_cheap_to_run_on_every_event() -> None:
         with pytest.raises(SubscriptionError) as caught:
             _subscribe(costly)
         assert caught.value.error.tag == "resource-denied"
+
+
+def test_the_parser_kept_per_thread_refuses_after_it_failed_and_is_never_shared() -> None:
+    """parse_xml reuses one parser per thread: a document that failed (not
+    well-formed, a DTD, too deep) leaves nothing behind for the next, which
+    is parsed with the same safe settings, and no two threads share one."""
+    deep = b"<a>" * 300 + b"</a>" * 300  # libxml2's bound is 256
+    dtd = b'<!DOCTYPE a [<!ENTITY e "x">]><a>&e;</a>'
+    for bad in (b"<a><b></a>", deep, dtd):
+        with pytest.raises((etree.XMLSyntaxError, ValueError)):
+            codec.parse_xml(bad)
+        root = codec.parse_xml(b'<a xmlns="urn:x"><b>text</b></a>')
+        assert root.tag == "{urn:x}a" and root[0].text == "text"
+    mine = codec._thread_parser()
+    assert codec._thread_parser() is mine
+    other: list[object] = []
+    thread = threading.Thread(target=lambda: other.append(codec._thread_parser()))
+    thread.start()
+    thread.join()
+    assert other and other[0] is not mine

@@ -574,3 +574,9 @@ def test_access_is_made_once_per_policy_and_user() -> None:
         later = ctx.access(after, "oper")
         assert later is not first and not later.rpc(NETCONF, "get")
         assert ctx.access(after, "oper") is later
+        # the recovery user's: one Access, never restricted, whatever /nacm says
+        from nf.northbound.rpcs import Handlers
+
+        recovery = [Handlers(ctx, n, ctx.recovery_user).access for n in (1, 2)]
+        assert recovery[0] is recovery[1] is ctx.recovery_access
+        assert recovery[0].rpc(NETCONF, "get") and recovery[0].unrestricted

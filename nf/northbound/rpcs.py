@@ -152,6 +152,9 @@ class Context:
     so the operator cannot lock themselves out."""
     whole: WholeGet = field(init=False, repr=False)
     """Unfiltered <get>/<get-config> replies as bytes (see ``WholeGet``)."""
+    recovery_access: Access = field(init=False, repr=False)
+    """The recovery user's decisions (none restricted), made once: every
+    rpc of theirs asked for them, a twentieth of a get-config's work."""
     _policy: tuple[object, Policy] | None = field(default=None, repr=False)
     _accesses: tuple[Policy, dict[str, Access]] | None = field(default=None, repr=False)
     _rendered: list[tuple[Node, etree._Element]] = field(default_factory=list, repr=False)
@@ -160,6 +163,7 @@ class Context:
 
     def __post_init__(self) -> None:
         self.whole = WholeGet(self.schema)
+        self.recovery_access = Access(Policy(), self.recovery_user, recovery=True)
 
     def policy(self, running: Node) -> Policy:
         """The NACM policy of this running tree, parsed once per /nacm subtree."""
@@ -364,7 +368,7 @@ class Handlers:
         """This user's NACM decisions under the /nacm of running, read once per rpc."""
         if self._access is None:
             if self.user == self.ctx.recovery_user:
-                self._access = Access(Policy(), self.user, recovery=True)
+                self._access = self.ctx.recovery_access
             else:
                 running = self.ctx.datastores.config("running")
                 self._access = self.ctx.access(running, self.user)
