@@ -443,6 +443,65 @@ def test_a_commit_whose_data_plane_died_before_apply_still_takes_effect(planes: 
         with_remote(planes.socket, scenario)
 
 
+def test_apply_does_not_wait_for_the_data_plane_and_what_follows_sees_it(
+    planes: Planes,
+) -> None:
+    """Apply is sent, not waited for (a commit makes one round trip to the
+    data plane, not two): it returns while the data plane cannot answer
+    (stopped), and the next request, answered in order, sees the change."""
+    dp = planes.start()
+    tcp = free_port()
+
+    async def scenario(remote: RemoteRuntime) -> None:
+        transaction = await remote.prepare(
+            one_channel(device, tcp), DocumentPatch.of_bytes(b"<one/>")
+        )
+        os.kill(dp.pid, signal.SIGSTOP)
+        try:
+            with anyio.fail_after(2):
+                await transaction.apply()
+        finally:
+            os.kill(dp.pid, signal.SIGCONT)
+        running = await remote.running()
+        assert running is not None
+        assert sorted(running[0].channels) == ["c"] and running[1] == b"<one/>"
+        assert remote.stats.restarts == 0
+        client = await blocking(connect, tcp)
+        await blocking(exchange, client, master, b"ping", b"pong")
+        client.close()
+
+    with pty_device() as (master, device):
+        with_remote(planes.socket, scenario)
+
+
+def test_a_data_plane_that_never_answers_an_apply_is_killed(planes: Planes) -> None:
+    """An apply is not waited for, but its answer is watched: a data plane
+    that hangs on it is killed after the request timeout, and its
+    successor runs the configuration that apply made running."""
+    first = planes.start()
+    tcp = free_port()
+
+    async def scenario(remote: RemoteRuntime) -> None:
+        transaction = await remote.prepare(
+            one_channel(device, tcp), DocumentPatch.of_bytes(b"<one/>")
+        )
+        os.kill(first.pid, signal.SIGSTOP)
+        try:
+            await transaction.apply()
+            await eventually(lambda: not first.alive(), timeout=5)
+        finally:
+            with contextlib.suppress(OSError):
+                os.kill(first.pid, signal.SIGCONT)
+        planes.start(wait=False)
+        running = await remote.running()
+        assert running is not None
+        assert sorted(running[0].channels) == ["c"] and running[1] == b"<one/>"
+        assert remote.stats.restarts == 1
+
+    with pty_device() as (_master, device):
+        with_remote(planes.socket, scenario, request_timeout=0.5)
+
+
 def test_a_prepare_in_flight_fails_and_a_data_plane_that_stays_away_is_given_up(
     planes: Planes,
 ) -> None:
