@@ -478,7 +478,7 @@ class RelayRuntime:
             raise DocumentMismatch(why)
         old = self.config
         new = delta.applied_to(old)
-        plan = _plan(self.channels, old, new, delta.touched(old))
+        plan = _plan(self.channels, old, new, delta.touched(old, new))
         if boot:  # the boot configuration, or a restarted data plane given it back
             plan.start = {n: why if n in plan.stop else "started" for n, why in plan.start.items()}
         offered: dict[ResourceKey, tuple[str, str, Any, SerialPortConfig]] = {}
