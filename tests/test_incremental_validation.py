@@ -364,3 +364,30 @@ def test_the_order_of_a_one_entry_edit_of_a_big_list_is_not_read_whole(
     removed = old.remove(("c5",))
     moved = removed.set(("c5",), Node())
     assert not _same_order(old, moved, [SimpleNamespace(op="modify", key=("c5",))])  # type: ignore[list-item]
+
+
+def test_a_one_leaf_change_of_many_channels_is_checked_without_listing_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``check_change`` of one changed channel among 2000, the list derived
+    from running's as an edit derives it, reads no list whole: work that
+    grows with the configuration made a one-leaf commit of 10 000 channels
+    cost more than twice one of 10."""
+    body = "".join(port_xml(f"p{i}", "loop://") for i in range(2000)) + "".join(
+        server_xml(f"c{i}", f"p{i}", 10000 + i) for i in range(2000)
+    )
+    old, errors = load_document(
+        f'<serial-over-ip xmlns="{NS}">{body}</serial-over-ip>'.encode(), SCHEMA
+    )
+    assert errors == []
+    instance = Instance(old, SCHEMA)
+    channels = entries_of(old, LISTS[1])
+    entry = channels.get(("c7",))
+    assert entry is not None
+    new = with_list(old, LISTS[1], channels.set(("c7",), entry.set((NS, "keepalive"), "31")))
+    changes = diff(old, new, SCHEMA)
+    assert len(changes) == 1
+    monkeypatch.setattr(ListNode, "keys", lambda self: pytest.fail("a list read whole"))
+    monkeypatch.setattr(ListNode, "items", lambda self: pytest.fail("a list read whole"))
+    result = check_change(instance, old, new, changes)
+    assert result is not None and result[0] == []

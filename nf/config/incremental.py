@@ -196,8 +196,11 @@ def _patch(instance: Instance, old: Node, new: Node, changes: Sequence[Change]) 
     prefixes = {prefix: ns for ns, prefix in instance.schema.prefixes.items()}
     for lst, parent, listed, new_list in plans:
         elements = instance.entry_elements(lst)
-        kept = len(new_list) - sum(1 for c in listed if c.op == "create")
-        last = elements.get(list(new_list.keys())[kept - 1]) if kept else None
+        created = sum(1 for c in listed if c.op == "create")
+        # the last kept entry: the created ones come after it (_same_order),
+        # found from the end (listing 10 000 keys cost a one-leaf commit)
+        kept = next(itertools.islice(new_list.keys_reversed(), created, None), None)
+        last = elements.get(kept) if kept is not None else None
         for change in listed:
             before = elements.get(change.key)
             after = before.getprevious() if before is not None else None
