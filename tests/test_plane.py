@@ -1130,3 +1130,54 @@ def test_the_state_cache_applies_changes_of_the_snapshot_it_keeps_only() -> None
     assert cache.snapshot(change, whole=True) is second  # the same reply again
     other = reply(SnapshotParts(raw(channel("b", 3)), raw(port("q")), 8, 7, (1,)))
     assert cache.snapshot(other, whole=True) is None and cache.since == 6
+
+
+def test_a_prepare_that_changes_no_port_copies_nothing_and_apply_makes_the_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The data plane's prepare reads only the channels a delta names (and
+    their ports) when it changes no serial port: the whole new
+    configuration, a copy of every channel, is made by apply, which the
+    control plane does not wait for.  What runs after apply is the delta
+    applied to what ran: a channel changed in place, one deleted, one
+    created on a port that was there."""
+    import dataclasses
+
+    copies: list[str] = []
+    applied_to = Delta.applied_to
+
+    def counted(self: Delta, config: RelayConfig) -> RelayConfig:
+        copies.append("copy")
+        return applied_to(self, config)
+
+    async def main() -> None:
+        runtime = RelayRuntime()
+        async with anyio.create_task_group() as tg:
+            await tg.start(runtime.run)
+            first = Delta(
+                {f"p{i}": serial_port(f"p{i}", "loop://") for i in range(50)},
+                {f"c{i}": server_channel(f"c{i}", f"p{i}", 0) for i in range(50)},
+            )
+            await (await runtime.prepare(first, DocumentPatch.of_bytes(b""))).apply()
+            before = runtime.config
+            c1 = runtime.channels["c1"]
+            monkeypatch.setattr(Delta, "applied_to", counted)
+            delta = Delta(
+                {},
+                {
+                    "c1": dataclasses.replace(before.channels["c1"], keepalive=31),
+                    "c2": None,
+                    "x": server_channel("x", "p2", 0),
+                },
+            )
+            transaction = await runtime.prepare(delta, DocumentPatch.of_bytes(b""))
+            assert copies == []  # prepare copied nothing
+            await transaction.apply()
+            assert copies == ["copy"]
+            assert runtime.config == applied_to(delta, before)
+            assert runtime.channels["c1"] is c1 and c1.cfg.keepalive == 31  # in place
+            assert "c2" not in runtime.channels and "x" in runtime.channels
+            await runtime.shutdown()
+            tg.cancel_scope.cancel()
+
+    anyio.run(main)
