@@ -307,3 +307,87 @@ def test_a_change_outside_unit_entries_is_declined() -> None:
     ):
         assert check_change(instance, BASE, new, diff(BASE, new, SCHEMA)) is None
         assert same_instance(instance, Instance(BASE, SCHEMA))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["set", "remove"]), st.integers(min_value=0, max_value=12)),
+        max_size=8,
+    ),
+    st.integers(min_value=0, max_value=10),
+)
+def test_the_order_of_a_derived_list_is_judged_by_its_tail_as_by_all_of_it(
+    steps: list[tuple[str, int]], size: int
+) -> None:
+    """``_same_order`` of a list derived from running (an edit) compares
+    only the entries that may have moved; it must say what comparing
+    every key says, whatever sets and removes (a delete and a re-create
+    moves an entry last) made the list."""
+    from types import SimpleNamespace
+
+    from nf.config.incremental import _same_order
+
+    old = ListNode({(f"k{i}",): Node() for i in range(size)})
+    new = old
+    chain = [old]  # kept: a derived list knows its base weakly
+    for op, i in steps:
+        key = (f"k{i}",)
+        if op == "set":
+            new = new.set(key, Node({("ns", "v"): str(len(steps))}))
+        elif key in new:
+            new = new.remove(key)
+        chain.append(new)
+    before, after = list(old.keys()), list(new.keys())
+    listed = [SimpleNamespace(op="delete", key=key) for key in before if key not in new] + [
+        SimpleNamespace(op="create", key=key) for key in after if key not in old
+    ]
+    whole = ListNode(dict(new.items()))  # not derived: every key is compared
+    assert new.changed_since(old) is not None
+    assert _same_order(old, new, listed) == _same_order(old, whole, listed)  # type: ignore[arg-type]
+
+
+def test_the_order_of_a_one_entry_edit_of_a_big_list_is_not_read_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A one-leaf edit of 10 000 channels: its order is judged without
+    listing the keys of the list (a twentieth of such a commit)."""
+    from types import SimpleNamespace
+
+    from nf.config.incremental import _same_order
+
+    old = ListNode({(f"c{i}",): Node() for i in range(10_000)})
+    new = old.set(("c5",), Node({("ns", "keepalive"): "31"}))
+    monkeypatch.setattr(ListNode, "keys", lambda self: pytest.fail("every key read"))
+    monkeypatch.setattr(ListNode, "items", lambda self: pytest.fail("every entry read"))
+    assert _same_order(old, new, [SimpleNamespace(op="modify", key=("c5",))])  # type: ignore[list-item]
+    removed = old.remove(("c5",))
+    moved = removed.set(("c5",), Node())
+    assert not _same_order(old, moved, [SimpleNamespace(op="modify", key=("c5",))])  # type: ignore[list-item]
+
+
+def test_a_one_leaf_change_of_many_channels_is_checked_without_listing_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``check_change`` of one changed channel among 2000, the list derived
+    from running's as an edit derives it, reads no list whole: work that
+    grows with the configuration made a one-leaf commit of 10 000 channels
+    cost more than twice one of 10."""
+    body = "".join(port_xml(f"p{i}", "loop://") for i in range(2000)) + "".join(
+        server_xml(f"c{i}", f"p{i}", 10000 + i) for i in range(2000)
+    )
+    old, errors = load_document(
+        f'<serial-over-ip xmlns="{NS}">{body}</serial-over-ip>'.encode(), SCHEMA
+    )
+    assert errors == []
+    instance = Instance(old, SCHEMA)
+    channels = entries_of(old, LISTS[1])
+    entry = channels.get(("c7",))
+    assert entry is not None
+    new = with_list(old, LISTS[1], channels.set(("c7",), entry.set((NS, "keepalive"), "31")))
+    changes = diff(old, new, SCHEMA)
+    assert len(changes) == 1
+    monkeypatch.setattr(ListNode, "keys", lambda self: pytest.fail("a list read whole"))
+    monkeypatch.setattr(ListNode, "items", lambda self: pytest.fail("a list read whole"))
+    result = check_change(instance, old, new, changes)
+    assert result is not None and result[0] == []

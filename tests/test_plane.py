@@ -443,6 +443,65 @@ def test_a_commit_whose_data_plane_died_before_apply_still_takes_effect(planes: 
         with_remote(planes.socket, scenario)
 
 
+def test_apply_does_not_wait_for_the_data_plane_and_what_follows_sees_it(
+    planes: Planes,
+) -> None:
+    """Apply is sent, not waited for (a commit makes one round trip to the
+    data plane, not two): it returns while the data plane cannot answer
+    (stopped), and the next request, answered in order, sees the change."""
+    dp = planes.start()
+    tcp = free_port()
+
+    async def scenario(remote: RemoteRuntime) -> None:
+        transaction = await remote.prepare(
+            one_channel(device, tcp), DocumentPatch.of_bytes(b"<one/>")
+        )
+        os.kill(dp.pid, signal.SIGSTOP)
+        try:
+            with anyio.fail_after(2):
+                await transaction.apply()
+        finally:
+            os.kill(dp.pid, signal.SIGCONT)
+        running = await remote.running()
+        assert running is not None
+        assert sorted(running[0].channels) == ["c"] and running[1] == b"<one/>"
+        assert remote.stats.restarts == 0
+        client = await blocking(connect, tcp)
+        await blocking(exchange, client, master, b"ping", b"pong")
+        client.close()
+
+    with pty_device() as (master, device):
+        with_remote(planes.socket, scenario)
+
+
+def test_a_data_plane_that_never_answers_an_apply_is_killed(planes: Planes) -> None:
+    """An apply is not waited for, but its answer is watched: a data plane
+    that hangs on it is killed after the request timeout, and its
+    successor runs the configuration that apply made running."""
+    first = planes.start()
+    tcp = free_port()
+
+    async def scenario(remote: RemoteRuntime) -> None:
+        transaction = await remote.prepare(
+            one_channel(device, tcp), DocumentPatch.of_bytes(b"<one/>")
+        )
+        os.kill(first.pid, signal.SIGSTOP)
+        try:
+            await transaction.apply()
+            await eventually(lambda: not first.alive(), timeout=5)
+        finally:
+            with contextlib.suppress(OSError):
+                os.kill(first.pid, signal.SIGCONT)
+        planes.start(wait=False)
+        running = await remote.running()
+        assert running is not None
+        assert sorted(running[0].channels) == ["c"] and running[1] == b"<one/>"
+        assert remote.stats.restarts == 1
+
+    with pty_device() as (_master, device):
+        with_remote(planes.socket, scenario, request_timeout=0.5)
+
+
 def test_a_prepare_in_flight_fails_and_a_data_plane_that_stays_away_is_given_up(
     planes: Planes,
 ) -> None:
@@ -1071,3 +1130,54 @@ def test_the_state_cache_applies_changes_of_the_snapshot_it_keeps_only() -> None
     assert cache.snapshot(change, whole=True) is second  # the same reply again
     other = reply(SnapshotParts(raw(channel("b", 3)), raw(port("q")), 8, 7, (1,)))
     assert cache.snapshot(other, whole=True) is None and cache.since == 6
+
+
+def test_a_prepare_that_changes_no_port_copies_nothing_and_apply_makes_the_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The data plane's prepare reads only the channels a delta names (and
+    their ports) when it changes no serial port: the whole new
+    configuration, a copy of every channel, is made by apply, which the
+    control plane does not wait for.  What runs after apply is the delta
+    applied to what ran: a channel changed in place, one deleted, one
+    created on a port that was there."""
+    import dataclasses
+
+    copies: list[str] = []
+    applied_to = Delta.applied_to
+
+    def counted(self: Delta, config: RelayConfig) -> RelayConfig:
+        copies.append("copy")
+        return applied_to(self, config)
+
+    async def main() -> None:
+        runtime = RelayRuntime()
+        async with anyio.create_task_group() as tg:
+            await tg.start(runtime.run)
+            first = Delta(
+                {f"p{i}": serial_port(f"p{i}", "loop://") for i in range(50)},
+                {f"c{i}": server_channel(f"c{i}", f"p{i}", 0) for i in range(50)},
+            )
+            await (await runtime.prepare(first, DocumentPatch.of_bytes(b""))).apply()
+            before = runtime.config
+            c1 = runtime.channels["c1"]
+            monkeypatch.setattr(Delta, "applied_to", counted)
+            delta = Delta(
+                {},
+                {
+                    "c1": dataclasses.replace(before.channels["c1"], keepalive=31),
+                    "c2": None,
+                    "x": server_channel("x", "p2", 0),
+                },
+            )
+            transaction = await runtime.prepare(delta, DocumentPatch.of_bytes(b""))
+            assert copies == []  # prepare copied nothing
+            await transaction.apply()
+            assert copies == ["copy"]
+            assert runtime.config == applied_to(delta, before)
+            assert runtime.channels["c1"] is c1 and c1.cfg.keepalive == 31  # in place
+            assert "c2" not in runtime.channels and "x" in runtime.channels
+            await runtime.shutdown()
+            tg.cancel_scope.cancel()
+
+    anyio.run(main)

@@ -3,6 +3,7 @@ its dropped-bytes watch, and the control plane's view of open sessions."""
 
 from __future__ import annotations
 
+import pytest
 from planehelpers import serial_port, server_channel
 
 from nf.model import RelayConfig
@@ -174,3 +175,26 @@ def test_a_delta_touches_the_channels_whose_relay_changes() -> None:
     assert Delta({}, {"c": None, "f": server_channel("f", "p", 4004)}).touched(old) == {"c", "f"}
     changed = server_channel("d", "q", 4005)
     assert Delta({}, {"d": changed}).touched(old) == {"d"}
+
+
+def test_a_prepare_copies_the_configuration_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``touched`` takes the new configuration its caller already made: a
+    one-channel prepare of 10 000 channels copied the channel mapping twice
+    (``applied_to`` in prepare and again in ``touched``), in each plane."""
+    old = RelayConfig(
+        {"p": serial_port("p", "/dev/a")},
+        {f"c{i}": server_channel(f"c{i}", "p", 4000 + i) for i in range(100)},
+    )
+    delta = Delta({}, {"c1": server_channel("c1", "p", 5001)})
+    new = delta.applied_to(old)
+    copies = 0
+    applied_to = Delta.applied_to
+
+    def counted(self: Delta, config: RelayConfig) -> RelayConfig:
+        nonlocal copies
+        copies += 1
+        return applied_to(self, config)
+
+    monkeypatch.setattr(Delta, "applied_to", counted)
+    assert delta.touched(old, new) == delta.touched(old) == {"c1"}
+    assert copies == 1  # the call without ``new`` only

@@ -40,8 +40,11 @@ Requests in flight when the connection breaks:
   applied, and then makes the data plane run it: the replay after a
   restart gives it the new configuration, and a data plane that applied
   or dropped the transaction on the old connection is brought to it by the
-  difference (prepare/apply on the new connection).  Either way apply
-  returns when the data plane runs it, or when it is gone for good (logged).
+  difference (prepare/apply on the new connection).  Apply is sent
+  without waiting for its answer (``_apply``): it returns once sent, or,
+  when the connection was lost before it could be sent, once the data
+  plane runs it or is gone for good (logged).  Requests made after it
+  wait for the reconnection to settle, so they see the new configuration.
 * ``Transaction.abort`` succeeds: what was prepared is released by the
   data plane (aborted on disconnect, or gone with the process).
 * ``running``, ``snapshot`` and ``clear_counters`` are asked again of the
@@ -67,7 +70,7 @@ from pathlib import Path
 from typing import Generic, NoReturn, TypeVar
 
 import anyio
-from anyio.abc import TaskStatus
+from anyio.abc import TaskGroup, TaskStatus
 
 from nf.liveness import stopped
 from nf.model import RelayConfig
@@ -174,17 +177,25 @@ class PlaneStats:
 
 
 class _Slot:
-    """Where the reply to one request lands (None: the connection broke)."""
+    """Where the reply to one request lands (None: the connection broke);
+    ``then``, if given, is told of it as it lands (a request whose sender
+    does not wait: ``_Link.post``)."""
 
-    __slots__ = ("done", "reply")
+    __slots__ = ("done", "reply", "then")
 
-    def __init__(self) -> None:
+    def __init__(self, then: Callable[[ControlReply | None], None] | None = None) -> None:
         self.done = anyio.Event()
         self.reply: ControlReply | None = None
+        self.then = then
 
     def fill(self, reply: ControlReply | None) -> None:
         self.reply = reply
         self.done.set()
+        if self.then is not None:
+            try:
+                self.then(reply)
+            except Exception:  # the reader must go on: a bug of this side, logged
+                log.exception("handling %s failed", type(reply).__name__)
 
 
 class _Link:
@@ -200,6 +211,8 @@ class _Link:
         self.lost = anyio.Event()
         self._lock = anyio.Lock()
         self._timeout = timeout
+        self.tasks: TaskGroup | None = None
+        """Where ``post`` watches a reply (set while the connection is served)."""
 
     async def call(self, request: Request) -> ControlReply | None:
         """The reply to ``request``; None when the connection broke first,
@@ -207,15 +220,40 @@ class _Link:
         hung then, and is killed (the supervisor starts a new one, which is
         given the configuration, as after a crash)."""
         slot = _Slot()
+        if not await self._send(request, slot):
+            return None
+        return await self._wait(slot, request)
+
+    async def post(self, request: Request, then: Callable[[ControlReply | None], None]) -> bool:
+        """Send ``request`` without waiting for its reply: ``then`` gets it
+        (None: the connection broke first) when the reader delivers it.
+        False: not sent, the connection was lost already (``then`` is not
+        called).  The data plane answers in order, so whatever is asked
+        after this is answered after it was carried out.  A data plane that
+        never answers it is killed after the timeout, as for ``call``
+        (watched by a task of ``tasks``, the connection's task group)."""
+        slot = _Slot(then)
+        if not await self._send(request, slot):
+            return False
+        if self.tasks is not None:
+            self.tasks.start_soon(self._wait, slot, request)
+        return True
+
+    async def _send(self, request: Request, slot: _Slot) -> bool:
+        """Queue ``slot`` and send ``request``; False if the connection was
+        lost first (nothing sent, ``slot`` not queued)."""
         with anyio.CancelScope(shield=True):
             async with self._lock:
                 if self.lost.is_set():  # checked after the lock: taking it may yield
-                    return None
+                    return False
                 self.pending.append(slot)
                 try:
                     await self.framed.send(request)
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    self.lose()
+                    self.lose()  # the slot gets None, as a request in flight
+        return True
+
+    async def _wait(self, slot: _Slot, request: Request) -> ControlReply | None:
         with anyio.move_on_after(self._timeout):
             await slot.done.wait()
             return slot.reply
@@ -447,6 +485,7 @@ class RemoteRuntime:
             async with anyio.create_task_group() as tg:
                 reason: list[str] = []
                 tg.start_soon(self._read, link, reason)
+                link.tasks = tg
                 try:
                     await self._settle(link)
                 except _Lost:
@@ -562,7 +601,7 @@ class RemoteRuntime:
             if isinstance(reply, Prepared):
                 base = running.config or EMPTY
                 new = delta.applied_to(base)
-                ending = self._open.on_channels(stopped(base, new, delta.touched(base)))
+                ending = self._open.on_channels(stopped(base, new, delta.touched(base, new)))
                 await self._ask(link, Apply(txid), Applied)
                 self._open.forget(ending)
                 return
@@ -578,9 +617,18 @@ class RemoteRuntime:
             delta = Delta(delta.serial_ports, channels)
 
     async def _apply(self, transaction: _RemoteTransaction) -> None:
-        """Transaction.apply (see the module's docstring)."""
+        """Transaction.apply (see the module's docstring).
+
+        Apply is sent without waiting for the data plane's answer: prepare
+        acquired everything the change needs, so apply cannot fail, and the
+        data plane answers in order, so any later request (a <get>, the
+        next prepare) is carried out after it.  Waiting cost every commit a
+        second round trip to the data plane (the control plane idle while
+        the data plane applied).  ``applied`` is the new configuration
+        before the request is sent: a connection lost from then on is
+        given it by the next ``_settle``, before any other request."""
+        link = transaction.link
         ending = self._open.on_channels(transaction.touched)
-        reply = await transaction.link.call(Apply(transaction.txid))
         kept = self.applied[1] if self.applied is not None else Document()
         why = kept.check(transaction.document)
         if why is not None:  # the data plane took it: a bug here
@@ -589,14 +637,21 @@ class RemoteRuntime:
         else:
             kept.apply(transaction.document)
         self.applied = (transaction.new, kept)
-        if isinstance(reply, Applied):
-            self._open.forget(ending)
-            return
-        if reply is not None:  # a data plane that cannot apply has a bug: say so
-            log.error("the data plane did not apply transaction %d: %s", transaction.txid, reply)
-            return
-        log.warning("the data plane went away during a commit: it is given the new one")
-        await self._catch_up()
+        txid = transaction.txid
+
+        def answered(reply: ControlReply | None) -> None:
+            if isinstance(reply, Applied):
+                self._open.forget(ending)
+            elif reply is not None:  # a data plane that cannot apply has a bug: say so
+                log.error("the data plane did not apply transaction %d: %s", txid, reply)
+            else:  # the reconnection's _settle gives it ``applied``
+                log.warning("the data plane went away during a commit: it is given the new one")
+
+        if not await link.post(Apply(txid), answered):
+            # lost before it was sent: a reconnection may have settled
+            # already, to the configuration before this one
+            log.warning("the data plane went away during a commit: it is given the new one")
+            await self._catch_up()
 
     async def _catch_up(self) -> None:
         """After a commit whose apply lost its connection: make the data
@@ -666,7 +721,7 @@ class RemoteRuntime:
         reply = await link.call(Prepare(txid, delta, document, boot))
         if isinstance(reply, Prepared):
             new = delta.applied_to(base)
-            ending = stopped(base, new, delta.touched(base))
+            ending = stopped(base, new, delta.touched(base, new))
             return _RemoteTransaction(self, link, txid, new, document, ending)
         if isinstance(reply, Refused):
             if reply.faults and reply.faults[0].tag == DocumentMismatch.FAULT_TAG:

@@ -31,9 +31,11 @@ why in last-restart and last-restart-reason.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import attrgetter, ne, or_
@@ -291,9 +293,13 @@ class _Transaction:
         acquired: list[Any],
         handed: dict[str, set[str]],
         settings: list[tuple[Link, SerialPortConfig]],
+        whole: Callable[[], RelayConfig] | None = None,
     ) -> None:
         self.runtime = runtime
         self.new = new
+        """The new configuration, or of it what the plan reads (``whole``)."""
+        self.whole = whole
+        """Makes the whole new configuration, at apply, when ``new`` is not it."""
         self.document = document
         self.plan = plan
         self.start = start
@@ -346,7 +352,7 @@ class _Transaction:
             )
             rt.channels[name] = channel
             rt.tg.start_soon(channel.run, name=f"channel-{name}")
-        rt.config = self.new
+        rt.config = self.new if self.whole is None else self.whole()
         if rt.document is None:
             rt.document = Document()
         rt.document.apply(self.document)
@@ -398,6 +404,23 @@ def _plan(
             else:
                 plan.start[name] = "created"
     return plan
+
+
+def _named(old: RelayConfig, delta: Delta) -> RelayConfig:
+    """Of ``delta.applied_to(old)``, for a delta that changes no serial
+    port, what a prepare and its apply read: the channels the delta names
+    (those it touches, at most) and their serial ports.  The whole new
+    configuration is made at apply (``_Transaction.whole``), which the
+    control plane does not wait for: a copy of 10 000 channels made here
+    was a sixth of the data plane's time in a one-leaf commit, all of it
+    while the control plane waited for the prepare's answer."""
+    channels = {name: cfg for name, cfg in delta.channels.items() if cfg is not None}
+    ports = {
+        cfg.serial_port: old.serial_ports[cfg.serial_port]
+        for cfg in channels.values()
+        if cfg.serial_port in old.serial_ports
+    }
+    return RelayConfig(serial_ports=ports, channels=channels)
 
 
 class RelayRuntime:
@@ -477,8 +500,13 @@ class RelayRuntime:
         if why is not None:
             raise DocumentMismatch(why)
         old = self.config
-        new = delta.applied_to(old)
-        plan = _plan(self.channels, old, new, delta.touched(old))
+        whole: Callable[[], RelayConfig] | None = None
+        if delta.serial_ports:  # every channel on those ports is looked at
+            new = delta.applied_to(old)
+        else:
+            new = _named(old, delta)
+            whole = functools.partial(delta.applied_to, old)
+        plan = _plan(self.channels, old, new, delta.touched(old, new))
         if boot:  # the boot configuration, or a restarted data plane given it back
             plan.start = {n: why if n in plan.stop else "started" for n, why in plan.start.items()}
         offered: dict[ResourceKey, tuple[str, str, Any, SerialPortConfig]] = {}
@@ -537,7 +565,7 @@ class RelayRuntime:
                 for resource in acquired:
                     await close_resource(resource)
             raise
-        return _Transaction(self, new, document, plan, start, acquired, handed, settings)
+        return _Transaction(self, new, document, plan, start, acquired, handed, settings, whole)
 
     async def _line_settings(
         self,
