@@ -391,3 +391,41 @@ def test_a_one_leaf_change_of_many_channels_is_checked_without_listing_them(
     monkeypatch.setattr(ListNode, "items", lambda self: pytest.fail("a list read whole"))
     result = check_change(instance, old, new, changes)
     assert result is not None and result[0] == []
+
+
+def many(count: int, first: int, port: int, collide: bool = False) -> str:
+    """``count`` serial ports and server channels on them, from number
+    ``first``; ``collide``: the last channel listens on c1's port."""
+    body = ""
+    for i in range(first, first + count):
+        last = collide and i == first + count - 1
+        body += port_xml(f"bp{i}", "loop://") + server_xml(f"bc{i}", f"bp{i}", port + i)
+        if last:
+            body += server_xml(f"bx{i}", f"bp{i}", 7001)
+    return body
+
+
+@pytest.mark.parametrize("collide", [False, True])
+def test_a_bulk_change_is_left_to_full_validation_which_gives_the_same(collide: bool) -> None:
+    """A change of most entries (a commit creating thousands of channels)
+    is declined: full validation of it costs less.  Its errors, instance
+    and the document made of what it rendered are those of any other way."""
+    one = port_xml("p1", "loop://") + server_xml("c1", "p1", 7001)
+    old = tree_of(one)
+    new = tree_of(one + many(40, 0, 9000, collide))
+    instance = Instance(old, SCHEMA)
+    assert check_change(instance, old, new, diff(old, new, SCHEMA)) is None
+    assert same_instance(instance, Instance(old, SCHEMA))  # untouched
+    errors, full = check(new, SCHEMA, keep_xml=True)
+    assert (errors != []) == collide
+    assert same_instance(full, Instance(new, SCHEMA))
+    same_document(old, new, full.rendered)
+
+
+def test_a_change_of_many_entries_but_under_half_is_still_incremental() -> None:
+    old = tree_of(many(150, 0, 9000))
+    new = tree_of(many(150, 0, 9000) + many(70, 150, 9000, collide=True))
+    instance = Instance(old, SCHEMA)
+    result = check_change(instance, old, new, diff(old, new, SCHEMA))
+    assert result is not None, "140 changes of 440 entries are checked incrementally"
+    assert result[0] == validate(new, SCHEMA) != []

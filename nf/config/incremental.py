@@ -136,6 +136,8 @@ def check_change(
         or any(c.key == () or c.schema not in analysis.units for c in changes)
     ):
         return None
+    if _bulk(analysis, new, changes):
+        return None
     patch = _patch(instance, old, new, changes)
     if patch is None:
         return None
@@ -150,6 +152,29 @@ def check_change(
         if isinstance(value[1], ValueIndex):
             instance.indexes.setdefault(key, value)
     return checker.errors, patch
+
+
+BULK_CHANGES = 64
+"""Changed entries from which ``check_change`` may leave a change to full
+validation (``_bulk``); below, a change is always checked incrementally."""
+
+
+def _bulk(analysis: _Analysis, new: Node, changes: Sequence[Change]) -> bool:
+    """Whether ``changes`` touch so many unit entries, against the entries
+    ``new`` has, that full validation costs less than checking them one by
+    one: at least ``BULK_CHANGES``, and half of the entries.
+
+    Why: each entry checked incrementally is rendered alone, put in place,
+    added to the value indexes of joins, and scoped, about 1.5 times what
+    full validation spends on it (a commit creating 10 000 channels on 10:
+    2.2 s against 1.5 s of CPU, besides the indexes of joins, which full
+    validation does not build).  Past half the entries, the whole is
+    cheaper.  The errors are the same either way (what ``check_change``
+    promises); the caller validates in full."""
+    if len(changes) < BULK_CHANGES:
+        return False
+    entries = sum(len(_list_of(new, lst)) for lst in analysis.units)
+    return 2 * len(changes) >= entries
 
 
 def check_syntax_change(old: Node, new: Node, schema: SchemaIndex) -> list[ConfigError]:

@@ -248,15 +248,16 @@ class Engine:
         self._namespace = schema.modules[MAIN_MODULE].namespace
 
     # -- validation --------------------------------------------------------------------
-    async def check(self, tree: Node) -> tuple[list[ConfigError], Instance]:
+    async def check(self, tree: Node, keep_xml: bool = False) -> tuple[list[ConfigError], Instance]:
         """Validate, remembering the last result: trees are immutable, so the
         candidate validated by edit-config need not be validated again by
-        commit."""
+        commit.  ``keep_xml``: the tree is to run (``Instance.rendered``:
+        its entries are not rendered again for the data plane's document)."""
         cached = self._checked
         if cached is not None and cached[0] is tree:
             return cached[1], cached[2]
         started = time.perf_counter()
-        errors, instance = await self.work.run(check, tree, self.schema)
+        errors, instance = await self.work.run(check, tree, self.schema, keep_xml)
         self.work.measured(time.perf_counter() - started, tree)
         self._checked = (tree, errors, instance)
         return errors, instance
@@ -354,7 +355,7 @@ class Engine:
             instance = base[1] if base is not None else None
             assert instance is not None
         else:
-            errors, instance = await self.check(new)
+            errors, instance = await self.check(new, keep_xml=True)
         refused: list[ConfigError] | None = errors
         try:
             refused = await self._apply(
