@@ -102,7 +102,7 @@ def test_the_timer_task_lives_only_while_a_deadline_does() -> None:
             channel = runtime.channels["c"]
             listener = channel.res.listener
             assert listener is not None
-            port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            port = listener.getsockname()[1]
             client = socket.create_connection(("127.0.0.1", port))
             try:
                 with anyio.fail_after(5):

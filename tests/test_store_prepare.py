@@ -27,7 +27,6 @@ from typing import Any
 
 import anyio
 import pytest
-from anyio.abc import SocketAttribute
 from relayhelpers import (
     channel_xml,
     config,
@@ -82,9 +81,8 @@ def closed(resource: Any) -> bool:
     """Whether a resource the relay acquired has been released."""
     if isinstance(resource, Datagrams):
         return resource.sock.fileno() == -1
-    raw = getattr(resource, "extra", None)
-    if raw is not None:  # a TCP listener
-        return bool(resource.extra(SocketAttribute.raw_socket).fileno() == -1)
+    if isinstance(resource, socket.socket):  # a TCP listener
+        return resource.fileno() == -1
     return not resource._port.is_open  # a serial link
 
 

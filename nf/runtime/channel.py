@@ -64,7 +64,7 @@ from operator import attrgetter
 from typing import Any, TypeVarTuple
 
 import anyio
-from anyio.abc import SocketAttribute, SocketListener, TaskGroup
+from anyio.abc import TaskGroup
 
 from nf import rfc3339
 from nf.model import ChannelConfig, SecondaryConfig, SerialPortConfig
@@ -157,8 +157,10 @@ class Resources:
     """What a channel holds while it runs; keys say what can be handed over."""
 
     link: Link | None = None
-    listener: SocketListener | None = None
-    secondary: SocketListener | None = None
+    listener: socket.socket | None = None
+    secondary: socket.socket | None = None
+    """The TCP listeners, bound and listening, non-blocking (``bind_tcp``);
+    accepted on in loop callbacks (``Server.listen``)."""
     udp: Datagrams | None = None
     group: Datagrams | None = None
     """Peer mode with a multicast group and a host listen address: the
@@ -433,11 +435,7 @@ class ChannelRuntime:
                 self.counters.dropped_bytes += resource.discard()
                 resource.close()
                 self.emit("port-event", {"serial-port": self.port_cfg.name, "event": "closed"})
-            elif isinstance(resource, SocketListener):
-                # the listener's socket; closing it needs no await
-                with contextlib.suppress(Exception):
-                    resource.extra(SocketAttribute.raw_socket).close()
-            else:
+            else:  # a listener's socket, a UDP endpoint: closing needs no await
                 with contextlib.suppress(Exception):
                     resource.close()
 

@@ -14,8 +14,6 @@ import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from anyio.abc import SocketAttribute, SocketListener
-
 from nf.protocol.arbitration import Role
 from nf.runtime.session import Session
 
@@ -81,10 +79,10 @@ class Server:
             existing.close("taken over")
         return Session(channel, role, remote)
 
-    def listen(self, listener: SocketListener, role: Role) -> None:
-        """Accept on ``listener`` from now until ``close``, in loop callbacks:
-        an idle listener costs a registered fd, not a task waiting on it."""
-        raw: socket.socket = listener.extra(SocketAttribute.raw_socket)
+    def listen(self, raw: socket.socket, role: Role) -> None:
+        """Accept on ``raw`` (a listening, non-blocking socket) from now
+        until ``close``, in loop callbacks: an idle listener costs a
+        registered fd, not a task waiting on it."""
         self._listening[raw.fileno()] = (raw, role)
         self._loop.add_reader(raw.fileno(), self._accept, raw, role)
 
