@@ -10,7 +10,6 @@ so a NETCONF client and ``nf validate`` see the same facts.
 
 from __future__ import annotations
 
-import copy
 import functools
 import threading
 from collections.abc import Callable, Hashable, Iterable, Iterator
@@ -175,7 +174,9 @@ def _default_leaf(tag: str, value: str) -> etree._Element:
     if prototype is None:
         prototype = made[(tag, value)] = etree.Element(tag, {WD_DEFAULT: "true"}, nsmap=_WD_NSMAP)
         prototype.text = value
-    return copy.copy(prototype)
+    # __copy__ itself: copy.copy's dispatch cost 1 us more a leaf (2.6 us)
+    copied: etree._Element = prototype.__copy__()  # type: ignore[attr-defined]  # not in the stubs
+    return copied
 
 
 def when_holds(sn: SchemaNode, parent: etree._Element) -> bool:

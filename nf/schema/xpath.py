@@ -388,6 +388,9 @@ class XPathExpr:
         self._prefix = _or_prefix(self._main) if self._scans else None
         """The operands of a top-level ``or`` before the first with a scan:
         when they hold, so does the expression, and no scan is made."""
+        self._current = "$current" in self.text
+        self._prefix_current = self._prefix is not None and "$current" in self._prefix
+        """Whether they read ``current()``: else it is not bound."""
         # A path like ../../a/b (or /a/b) without current() gives the same
         # nodes for every context below the same ancestor: its values can be
         # cached per ancestor.
@@ -443,8 +446,12 @@ class XPathExpr:
         main, scans, prefix = self._compiled()
         current_: Any = current  # lxml binds elements as node-set variables
         if not scans:
-            return main(node, current=current_)
-        if prefix is not None and prefix(node, current=current_):
+            # binding a variable the expression does not read cost a
+            # quarter of the call (90 000 calls at 10 000 channels)
+            return main(node, current=current_) if self._current else main(node)
+        if prefix is not None and (
+            prefix(node, current=current_) if self._prefix_current else prefix(node)
+        ):
             # "enabled = 'false' or not(secondary) or not(<scan>)": the
             # expression is an or, and true whatever the scans would find
             return True
