@@ -67,3 +67,33 @@ def test_nothing_is_serialised_without_a_subscriber(monkeypatch: pytest.MonkeyPa
     assert calls == 101  # and <replayComplete>
     hub.publish(relay_event("port-event", {"serial-port": "q", "event": "opened"}, SCHEMA))
     assert calls == 102  # a subscription without a filter needs no copy
+
+
+def test_every_kind_of_event_has_the_bytes_of_the_eager_path() -> None:
+    """The envelope written around the content's bytes is the one lxml
+    wrote with the content in it, whatever namespaces the content declares
+    (a config change declares the prefixes of its targets)."""
+    from nf.config import load_document
+    from nf.config.diff import diff
+    from nf.config.tree import Node
+
+    tree, _ = load_document(
+        b'<serial-over-ip xmlns="urn:nf:params:xml:ns:yang:nf-serial-over-ip">'
+        b"<serial-port><name>p&amp;1</name><device>loop://</device></serial-port>"
+        b"</serial-over-ip>",
+        SCHEMA,
+    )
+    who = notifications.Who("admin", 7, "::1")
+    contents = [
+        lambda: notifications.config_change(who, diff(Node(), tree, SCHEMA), SCHEMA),
+        lambda: notifications.config_change(None, diff(tree, Node(), SCHEMA), SCHEMA, "startup"),
+        lambda: notifications.session_start(who),
+        lambda: notifications.session_end(who, "killed", 3),
+        lambda: notifications.confirmed_commit("start", who, 600),
+        lambda: notifications._marker("replayComplete", T0).content,
+        lambda: relay_event("port-event", {"serial-port": "é<&>", "event": "error"}, SCHEMA),
+    ]
+    for make in contents:
+        expected = _eager(make(), T0)
+        made = notifications.make_event(make(), T0)
+        assert (made.message, etree.tostring(made.holder)) == expected
