@@ -51,7 +51,6 @@ from nf.northbound.tls import TlsService
 from nf.northbound.transports import Transports
 from nf.northbound.xpath_sandbox import XPathSandbox
 from nf.plane.remote import PlaneStats
-from nf.runtime.relay import RelayRuntime
 from nf.runtime.transaction import Runtime
 from nf.schema import MAIN_MODULE, SchemaIndex, default_schema
 from nf.store.engine import CommitEvent
@@ -494,10 +493,14 @@ async def serve(
         if tls_listener is not None:
             tls_listener.close()
         raise
-    relay = RelayRuntime()
+    relay = None
+    if runtime is None:  # one process: the relays run here (nf.plane.control gives its own)
+        from nf.runtime.relay import RelayRuntime  # the control plane never loads the relays
+
+        runtime = relay = RelayRuntime()
     daemon = Daemon(
         schema,
-        runtime or relay,
+        runtime,
         users,
         state_dir,
         listener,
@@ -507,7 +510,8 @@ async def serve(
     )
     failed: BootError | None = None
     async with anyio.create_task_group() as tg, BlockingPortal() as portal:
-        await tg.start(relay.run)
+        if relay is not None:
+            await tg.start(relay.run)
         try:
             try:
                 address = await daemon.start(
@@ -540,7 +544,8 @@ async def serve(
                         break
                 await anyio.to_thread.run_sync(daemon.close)
         finally:
-            await relay.shutdown()
+            if relay is not None:
+                await relay.shutdown()
     if failed is not None:
         raise failed
     return 0
