@@ -415,6 +415,38 @@ def test_sessions_a_commit_ended_are_not_reported_at_a_restart(planes: Planes) -
     assert kinds(events, "session-event", reason="data plane restarted") == []
 
 
+def test_sessions_of_a_stopped_channel_are_the_commits_when_its_apply_goes_unanswered(
+    planes: Planes,
+) -> None:
+    """Apply is not waited for: the data plane may die before its answer
+    comes (here: stopped, then killed, the apply never carried out).  The
+    commit stopped the channel all the same (its successor is given the
+    new configuration), so its sessions are the commit's, as when the
+    answer comes: no "data plane restarted" event, none counted dropped."""
+    first = planes.start()
+    tcp = free_port()
+    events: Events = []
+
+    async def scenario(remote: RemoteRuntime) -> None:
+        await (await remote.prepare(one_channel(device, tcp), DocumentPatch.of_bytes(b""))).apply()
+        client = await blocking(connect, tcp)
+        await eventually(lambda: kinds(events, "session-event", event="connected"))
+        transaction = await remote.prepare(Delta({}, {"c": None}), DocumentPatch.of_bytes(b""))
+        os.kill(first.pid, signal.SIGSTOP)
+        await transaction.apply()  # sent; the data plane cannot carry it out
+        first.kill()
+        planes.start(wait=False)
+        await eventually(lambda: remote.stats.restarts == 1 and remote.connected, timeout=10)
+        running = await remote.running()
+        assert running is not None and running[0].channels == {}
+        assert remote.stats.sessions_dropped == 0
+        client.close()
+
+    with pty_device() as (_, device):
+        with_remote(planes.socket, scenario, record(events))
+    assert kinds(events, "session-event", reason="data plane restarted") == []
+
+
 def test_a_commit_whose_data_plane_died_before_apply_still_takes_effect(planes: Planes) -> None:
     first = planes.start()
     tcp1, tcp2 = free_port(), free_port()

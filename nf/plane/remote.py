@@ -646,6 +646,11 @@ class RemoteRuntime:
                 log.error("the data plane did not apply transaction %d: %s", txid, reply)
             else:  # the reconnection's _settle gives it ``applied``
                 log.warning("the data plane went away during a commit: it is given the new one")
+                # the commit ended those sessions, whether the data plane
+                # applied it before it went (its answer lost: the sessions
+                # were closed) or its successor runs it: not the restart
+                # (the reader fills this before the reconnection counts)
+                self._open.forget(ending)
 
         if not await link.post(Apply(txid), answered):
             # lost before it was sent: a reconnection may have settled
