@@ -605,7 +605,9 @@ def _boot_ours(
     # PYTHONSAFEPATH: "python -m nf" run from a checkout would import the
     # checkout's nf/ from the current directory ahead of PYTHONPATH, so a
     # --base build exported elsewhere would silently be this one again
-    env = dict(os.environ, NF_ADMIN_PASSWORD=PASSWORD, PYTHONSAFEPATH="1")
+    # as installed: bytecode cached (see bench_netconf.ours)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env |= {"NF_ADMIN_PASSWORD": PASSWORD, "PYTHONSAFEPATH": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log_file, env=env)
     try:
         assert proc.stdout is not None
