@@ -1015,6 +1015,30 @@ def test_an_idle_channel_is_read_again_only_when_what_it_reports_changed() -> No
                 assert "last-cleared" in cleared and "last-cleared" not in dict(
                     first[0][0].counters
                 )
+                # any assignment to what a channel reports, its own or its
+                # counters', is seen by the next read (change stamps)
+                channel = runtime.channels["c"]
+                changes: list[Callable[[], None]] = [
+                    lambda: setattr(channel, "port_rx", channel.port_rx + 7),
+                    lambda: setattr(channel, "last_error", "a new error"),
+                    lambda: setattr(channel, "port_status", "error"),
+                ]
+                for name in ("dropped_bytes", "serial_to_net_bytes", "sessions_refused"):
+                    changes.append(
+                        lambda n=name: setattr(
+                            channel.counters, n, getattr(channel.counters, n) + 3
+                        )
+                    )
+                for change in changes:
+                    before = (await runtime.read_states()).states[0]
+                    change()
+                    read = await runtime.read_states()
+                    assert read.fresh == {0}, change
+                    assert read.states[0] is not before and read.states[0] != before
+                again = await runtime.read_states()
+                assert again.fresh == set()
+                counters = dict(again.states[0][0].counters)
+                assert counters["dropped-bytes"] == 3 and counters["sessions-refused"] == 3
                 await runtime.shutdown()
 
     anyio.run(main)
