@@ -295,6 +295,10 @@ class Server:
     pkey: paramiko.PKey | None = None
     pid: int | None = None  # of the server process, to attach a profiler (py-spy record -p)
     boot: float = 0.0  # seconds from start to the banner (ours)
+    roots: tuple[int, ...] = ()
+    """The processes that are the server with all they start (ours: the
+    supervisor; netconfd: netconfd and the sshd in front of it), whose CPU
+    time is the server's (``cpu``)."""
 
     def connect(self) -> RawSession:
         return RawSession(self.port, self.username, self.password, self.pkey)
@@ -336,7 +340,9 @@ def ours(
                 break
         booted = time.perf_counter() - started
         threading.Thread(target=proc.stdout.read, daemon=True).start()  # drain the rest
-        yield Server("ours", port, "admin", password=PASSWORD, pid=proc.pid, boot=booted)
+        yield Server(
+            "ours", port, "admin", password=PASSWORD, pid=proc.pid, boot=booted, roots=(proc.pid,)
+        )
     finally:
         stop(proc)
         log.close()
@@ -453,7 +459,7 @@ def netconfd(tmp: Path, pin: bool) -> Iterator[Server]:
         )
         wait_port(port, sshd, 30)
         pkey = paramiko.Ed25519Key.from_private_key_file(str(base / "client"))
-        server = Server("netconfd", port, "root", pkey=pkey, pid=ncd.pid)
+        server = Server("netconfd", port, "root", pkey=pkey, pid=ncd.pid, roots=(ncd.pid, sshd.pid))
         with contextlib.closing(server.connect()) as session:  # the same 10 entries as ours
             session.rpc(RESET)
             session.rpc(COMMIT)
@@ -785,6 +791,50 @@ def scale(sizes: list[int], pin: bool, rounds: int, nf: list[str] | None, tmp: P
 # -- report ---------------------------------------------------------------------------------
 
 
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (Linux /proc/PID/task/TID/children)."""
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+    return found
+
+
+def _label(pid: int) -> str:
+    """What a server process is: its command name, or for Python the module it runs."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = [a.decode(errors="replace") for a in f.read().split(b"\0")]
+        with open(f"/proc/{pid}/comm") as f:
+            comm = f.read().strip()
+    except OSError:
+        return "?"
+    if comm.startswith("python") or Path(argv[0]).name.startswith("python"):
+        if "-m" in argv:
+            return argv[argv.index("-m") + 1].rsplit(".", 1)[-1]  # control, dataplane
+        return "supervisor"
+    return "sshd" if comm.startswith("sshd") else comm
+
+
+def cpu(server: Server) -> dict[str, int]:
+    """Nanoseconds of CPU each of the server's processes (by ``_label``) has
+    run so far, all its threads (/proc schedstat: exact, unlike the
+    10 ms ticks of /proc/PID/stat)."""
+    out: dict[str, int] = {}
+    for root in server.roots:
+        for pid in _descendants(root):
+            label = _label(pid)
+            with contextlib.suppress(OSError):
+                for task in os.listdir(f"/proc/{pid}/task"):
+                    with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                        out[label] = out.get(label, 0) + int(f.read().split()[0])
+    return out
+
+
 def paired(
     tmp: Path,
     pin: bool,
@@ -806,6 +856,8 @@ def paired(
     cases = [f"get-config ({BASE_CHANNELS} ch)", f"edit+commit 1 ch ({BASE_CHANNELS} ch)"]
     samples: dict[str, dict[str, list[float]]] = {c: {"ours": [], "netconfd": []} for c in cases}
     ratios: dict[str, list[float]] = {c: [] for c in cases}
+    # server CPU per get-config, per round: {server: [{process: us}, ...]}
+    spent: dict[str, list[dict[str, float]]] = {"ours": [], "netconfd": []}
     with netconfd(tmp, pin) as base, ours(tmp, pin, nf) as mine:
         servers = {"ours": mine, "netconfd": base}
         sessions = {name: server.connect() for name, server in servers.items()}
@@ -813,7 +865,12 @@ def paired(
 
         def block(name: str, n: int) -> tuple[list[float], list[float]]:
             session = sessions[name]
+            before = cpu(servers[name])
             gets = [timed(session, GET_CONFIG)[0] for _ in range(n)]
+            after = cpu(servers[name])
+            spent[name].append(
+                {label: (ns - before.get(label, 0)) / n / 1e3 for label, ns in after.items()}
+            )
             commits = []
             for _ in range(n):
                 toggles[name] += 1
@@ -858,6 +915,23 @@ def paired(
             f"{case:<28} {ms(o.median()):>9} {ms(o.p99()):>8}  {ms(b.median()):>12} "
             f"{ms(b.p99()):>8}  {spread:>24}  {sum(x <= 1.0 for x in rs):>6} of {len(rs):<4}"
         )
+    print()
+    print("server CPU per get-config in us, median of rounds (each process, all its threads)")
+    for name, per_round in spent.items():
+        per_round = per_round[1:]  # not the warm-up
+        labels = {label for used in per_round for label in used}
+        each = {k: statistics.median(used.get(k, 0.0) for used in per_round) for k in labels}
+        parts = "  ".join(f"{k} {v:.1f}" for k, v in sorted(each.items(), key=lambda kv: -kv[1]))
+        total = statistics.median(sum(used.values()) for used in per_round)
+        print(f"  {name:<9} total {total:6.1f}   {parts}")
+    cpu_ratios = [
+        sum(o.values()) / sum(b.values())
+        for o, b in zip(spent["ours"][1:], spent["netconfd"][1:], strict=True)
+    ]
+    print(
+        f"  ratio ours/netconfd, median of rounds: {statistics.median(cpu_ratios):.2f} "
+        f"({min(cpu_ratios):.2f}-{max(cpu_ratios):.2f})"
+    )
     return 0
 
 
