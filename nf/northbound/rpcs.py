@@ -1128,7 +1128,58 @@ def _unqualified_parameters(op: etree._Element) -> bool:
     return any(isinstance(c.tag, str) and not c.tag.startswith("{") for c in op)
 
 
+_REPLY_START = f"<?xml version='1.0' encoding='UTF-8'?>\n<rpc-reply xmlns=\"{NC_NS}\"".encode()
+_ATTRIBUTE_ESCAPES = str.maketrans(
+    {
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        '"': "&quot;",
+        "\t": "&#9;",
+        "\n": "&#10;",
+        "\r": "&#13;",
+    }
+)
+"""What lxml (libxml2) escapes in an attribute value: the three markup
+characters, the quote and the whitespace that attribute normalisation
+would otherwise turn into spaces."""
+
+
 def _reply(rpc_attrib: dict[str, str] | None, body: list[etree._Element]) -> bytes:
+    """The rpc-reply to an <rpc> of attributes ``rpc_attrib`` (echoed, RFC
+    6241 §4.2) with ``body``: the bytes lxml makes of it (``_lxml_reply``).
+    The common replies, with no body (its pieces are spliced in after:
+    <get>, <get-config>) or an <ok/>, and attributes without a namespace,
+    are written here: the lxml element and its serialisation were, with
+    the caches cold as they are between two requests, a quarter of a
+    get-config's own work in the control plane (20 of 80 us)."""
+    attrib = rpc_attrib or {}
+    if len(body) <= 1 and not any(name[0] == "{" for name in attrib):
+        if not body:
+            end = b"/>"
+        elif _is_ok(body[0]):
+            end = b"><ok/></rpc-reply>"
+        else:
+            return _lxml_reply(rpc_attrib, body)
+        attributes = "".join(
+            f' {name}="{value.translate(_ATTRIBUTE_ESCAPES)}"' for name, value in attrib.items()
+        )
+        return _REPLY_START + attributes.encode() + end
+    return _lxml_reply(rpc_attrib, body)
+
+
+def _is_ok(elem: etree._Element) -> bool:
+    """Whether ``elem`` is a bare <ok/> (``ok()``)."""
+    return (
+        elem.tag == f"{NC}ok"
+        and len(elem) == 0
+        and elem.text is None
+        and not elem.attrib
+        and elem.nsmap.get(None) in (None, NC_NS)
+    )
+
+
+def _lxml_reply(rpc_attrib: dict[str, str] | None, body: list[etree._Element]) -> bytes:
     nsmap: dict[str | None, str] = {None: NC_NS}
     if any(
         (path.text or "").startswith("/nc:")
