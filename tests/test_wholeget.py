@@ -188,3 +188,31 @@ def test_the_same_configuration_is_not_walked_again() -> None:
     assert whole.configurations_rendered == 1
     assert fast(whole, other, None, None) == slow(other, None, None)
     assert whole.configurations_rendered == 2
+
+
+def test_the_same_configuration_is_the_reply_kept() -> None:
+    """A get-config of the very tree of the get-config before is the reply
+    kept for it, made without looking at the tree again; a <get> between
+    two, a changed tree, or a caller that changes the list it was handed
+    do not alter what the next one is."""
+    whole = WholeGet(SCHEMA)
+    tree, other = tree_of(3, nacm=True), tree_of(4)
+    made: list[Node] = []
+    make = whole._data
+
+    def counted(t: Node, *args: object) -> list[bytes] | None:
+        made.append(t)
+        return make(t, *args)  # type: ignore[arg-type]
+
+    whole._data = counted  # type: ignore[method-assign]
+    first = whole.data(tree, None, None, from_tree(tree, SCHEMA))
+    assert first is not None
+    first.append(b"<changed-by-the-caller/>")
+    assert fast(whole, tree, None, None) == slow(tree, None, None)
+    assert made == [tree]
+    snap = snapshot(3, {1: 5})
+    assert fast(whole, tree, snap, rest_state()) == slow(tree, snap, rest_state())
+    assert fast(whole, tree, None, None) == slow(tree, None, None)
+    assert fast(whole, other, None, None) == slow(other, None, None)
+    assert fast(whole, tree, None, None) == slow(tree, None, None)
+    assert made == [tree, tree, other, tree]
