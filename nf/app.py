@@ -46,6 +46,7 @@ from nf.northbound.operational import processes_tree
 from nf.northbound.rpcs import Context
 from nf.northbound.server import BASE_10, BASE_11, NetconfServer, SessionRegistry
 from nf.northbound.startup import BadStateFile, ConfirmedCommitFile, StartupFile
+from nf.northbound.subsystem import SubsystemService
 from nf.northbound.throttle import Policy, Throttle
 from nf.northbound.tls import TlsService
 from nf.northbound.transports import Transports
@@ -156,6 +157,9 @@ class Daemon:
     supervision: Supervision | None = None
     tls_listener: socket.socket | None = None
     """NETCONF over TLS, bound and listening (nf run --tls-listen), or None."""
+    subsystem_listener: socket.socket | None = None
+    """nf-subsystem's Unix socket, listening (nf run --subsystem-socket), or None."""
+    subsystem: SubsystemService | None = None
     transports: Transports = field(default_factory=Transports)
     """TLS settings and call-home managers (nf.northbound.transports)."""
     tls: TlsService | None = None
@@ -360,6 +364,10 @@ class Daemon:
                 raise BootError(str(exc)) from exc
             self.tls_listener = None  # the service's now
             self.tls_address = self.tls.start()
+        if self.subsystem_listener is not None:
+            self.subsystem = SubsystemService(server, self.subsystem_listener)
+            self.subsystem_listener = None  # the service's now
+            self.subsystem.start()
         for target in self.transports.call_home:
             if target.transport == "tls":
                 assert self.tls is not None  # transports.load checks it
@@ -384,6 +392,10 @@ class Daemon:
             self.tls.close()
         elif self.tls_listener is not None:
             self.tls_listener.close()
+        if self.subsystem is not None:
+            self.subsystem.close()
+        elif self.subsystem_listener is not None:
+            self.subsystem_listener.close()
         for client in self.call_home:
             client.join()
         if self._timer_task is not None:
@@ -459,6 +471,7 @@ async def serve(
     demo_port: int = 0,
     tls_listener: socket.socket | None = None,
     transport_config: Path | None = None,
+    subsystem_listener: socket.socket | None = None,
 ) -> int:
     """The control plane once ``state_dir`` is open and ``listener`` bound:
     boot, serve until SIGINT/SIGTERM, shut down.  A boot that fails raises
@@ -473,7 +486,8 @@ async def serve(
     ``demo_port``: where the embedded demo's channel listens, if the demo
     is booted (0: its own port, DEMO_PORT).  ``tls_listener``: NETCONF
     over TLS (nf run --tls-listen); ``transport_config``: its certificates
-    and cert-to-name map, and the call-home managers (nf.northbound.transports)."""
+    and cert-to-name map, and the call-home managers (nf.northbound.transports);
+    ``subsystem_listener``: sessions from sshd (nf run --subsystem-socket)."""
     heap.bound_large_blocks()
     try:
         transports = _transports(transport_config)
@@ -492,6 +506,8 @@ async def serve(
         listener.close()
         if tls_listener is not None:
             tls_listener.close()
+        if subsystem_listener is not None:
+            subsystem_listener.close()
         raise
     relay = None
     if runtime is None:  # one process: the relays run here (nf.plane.control gives its own)
@@ -507,6 +523,7 @@ async def serve(
         supervision=supervision,
         tls_listener=tls_listener,
         transports=transports,
+        subsystem_listener=subsystem_listener,
     )
     failed: BootError | None = None
     async with anyio.create_task_group() as tg, BlockingPortal() as portal:

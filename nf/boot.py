@@ -65,6 +65,30 @@ class Listen:
         return sock
 
 
+def bind_unix(path: Path) -> socket.socket:
+    """The Unix socket nf-subsystem connects to (``--subsystem-socket``),
+    listening, mode 0660; BootError naming it.  A socket file left by a
+    daemon that is gone is replaced; one a live daemon answers on is not."""
+    path = path.absolute()
+    if path.is_socket():
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(str(path))
+            except OSError:
+                path.unlink(missing_ok=True)  # nobody listens: a stale one
+            else:
+                raise BootError(f"cannot listen on {path}: a daemon listens there already")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(path))
+        path.chmod(0o660)  # the group sshd's users are in; see nf.northbound.subsystem
+        sock.listen(256)
+    except OSError as exc:
+        sock.close()
+        raise BootError(f"cannot listen on {path}: {reason(exc)}") from exc
+    return sock
+
+
 def open_state_dir(path: Path) -> Path:
     """Create the state directory (mode 0700) and prove it writable; its
     absolute path, or BootError naming it.  Writing is tried for real (a

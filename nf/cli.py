@@ -80,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     banner; the state directory and the NETCONF port are checked before the
     daemon's slow imports (nf.boot).  This process is the supervisor of the
     two planes (nf.plane.supervisor); --single-process runs both in it."""
-    from nf.boot import EXIT_BOOT_FAILED, BootError, open_state_dir
+    from nf.boot import EXIT_BOOT_FAILED, BootError, bind_unix, open_state_dir
 
     listen = _listen(args.listen, "--listen")
     tls_listen = _listen(args.tls_listen, "--tls-listen") if args.tls_listen else None
@@ -116,6 +116,7 @@ def _run(args: argparse.Namespace) -> int:
             lock = lock_state_dir(state_dir)  # before the port: its holder is named
             listener = listen.bind()
             tls_listener = tls_listen.bind() if tls_listen is not None else None
+            subsystem = bind_unix(Path(args.subsystem_socket)) if args.subsystem_socket else None
             options = Options(
                 state_dir,
                 config,
@@ -126,25 +127,31 @@ def _run(args: argparse.Namespace) -> int:
                 control_cpus,
                 transport_config,
             )
-            return supervise(options, listener, lock, tls_listener)
+            return supervise(options, listener, lock, tls_listener, subsystem)
         listener = listen.bind()
         tls_listener = tls_listen.bind() if tls_listen is not None else None
+        subsystem = bind_unix(Path(args.subsystem_socket)) if args.subsystem_socket else None
         import anyio
 
         from nf.app import serve
 
-        return anyio.run(
-            serve,
-            state_dir,
-            listener,
-            config,
-            None,
-            args.ignore_bad_startup,
-            None,
-            args.demo_port,
-            tls_listener,
-            transport_config,
-        )
+        try:
+            return anyio.run(
+                serve,
+                state_dir,
+                listener,
+                config,
+                None,
+                args.ignore_bad_startup,
+                None,
+                args.demo_port,
+                tls_listener,
+                transport_config,
+                subsystem,
+            )
+        finally:
+            if subsystem is not None:  # no file left that nobody answers on
+                Path(args.subsystem_socket).absolute().unlink(missing_ok=True)
     except BootError as exc:
         print(f"nf: {exc}", file=sys.stderr)
         return EXIT_BOOT_FAILED
@@ -260,6 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="also serve NETCONF over TLS (RFC 7589; TLS 1.2 or later, client certificates "
         "mapped to user names) on HOST:PORT, e.g. 0.0.0.0:6513 (default: off); needs "
         "--transport-config",
+    )
+    run.add_argument(
+        "--subsystem-socket",
+        metavar="PATH",
+        help="also take NETCONF sessions from the host's sshd: a Unix socket (mode 0660) "
+        "for nf-subsystem, sshd's netconf subsystem (sshd_config: Subsystem netconf "
+        "/path/to/nf-subsystem PATH); the session's user is the local account sshd "
+        "logged in (default: off; README: NETCONF over the host's OpenSSH)",
     )
     run.add_argument(
         "--transport-config",

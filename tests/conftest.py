@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from rawclient import tcp_connect
 
 from nf.app import DEMO_CONFIG, Daemon, load_initial
-from nf.boot import Listen
+from nf.boot import Listen, bind_unix
 from nf.config.tree import Node
 from nf.northbound.auth import User, Users
 from nf.northbound.throttle import Policy
@@ -95,6 +97,8 @@ class Running:
     password: str = PASSWORD
     tls_port: int | None = None
     """NETCONF over TLS, when started with ``tls=True``."""
+    subsystem: Path | None = None
+    """nf-subsystem's socket, when started with ``subsystem=True``."""
 
     def connect(self, **kwargs: object):  # type: ignore[no-untyped-def]
         """An ncclient session (real SSH) to this daemon."""
@@ -118,6 +122,7 @@ def make_daemon(tmp_path: Path) -> Iterator[DaemonFactory]:
     """
     stack: list[tuple[Running, object]] = []
     shutdowns: list[tuple[BlockingPortal, RelayRuntime]] = []
+    cleanups: list[Callable[[], None]] = []
 
     def factory(
         runtime: Runtime | None = None,
@@ -126,6 +131,7 @@ def make_daemon(tmp_path: Path) -> Iterator[DaemonFactory]:
         login_policy: Policy | None = None,
         transports: Transports | None = None,
         tls: bool = False,
+        subsystem: bool = False,
     ) -> Running:
         schema = default_schema()
         state_dir = tmp_path / f"state{len(stack)}"
@@ -142,6 +148,11 @@ def make_daemon(tmp_path: Path) -> Iterator[DaemonFactory]:
             portal.start_task(runtime.run)
             shutdowns.append((portal, runtime))
         listener = Listen("127.0.0.1", 0).bind()
+        sock_path = None
+        if subsystem:  # a short path: a Unix socket's is at most 107 bytes
+            short = Path(tempfile.mkdtemp(prefix="nf-"))
+            cleanups.append(lambda: shutil.rmtree(short, ignore_errors=True))
+            sock_path = short / "netconf.sock"
         daemon = Daemon(
             schema,
             runtime or NullRuntime(),
@@ -151,6 +162,7 @@ def make_daemon(tmp_path: Path) -> Iterator[DaemonFactory]:
             login_policy=login_policy or Policy(),
             tls_listener=Listen("127.0.0.1", 0).bind() if tls else None,
             transports=transports or Transports(),
+            subsystem_listener=bind_unix(sock_path) if sock_path is not None else None,
         )
         try:
             host, port = portal.call(daemon.start, portal, tree)
@@ -159,7 +171,15 @@ def make_daemon(tmp_path: Path) -> Iterator[DaemonFactory]:
             cm.__exit__(None, None, None)  # type: ignore[attr-defined]
             raise
         tls_port = daemon.tls_address[1] if daemon.tls_address else None
-        running = Running(daemon, portal, host, port, state_dir, tls_port=tls_port)
+        running = Running(
+            daemon,
+            portal,
+            host,
+            port,
+            state_dir,
+            tls_port=tls_port,
+            subsystem=sock_path,
+        )
         stack.append((running, cm))
         return running
 
@@ -169,6 +189,8 @@ def make_daemon(tmp_path: Path) -> Iterator[DaemonFactory]:
     for running, cm in reversed(stack):
         running.daemon.close()
         cm.__exit__(None, None, None)  # type: ignore[attr-defined]
+    for cleanup in cleanups:
+        cleanup()
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@
 #   tools/bootstrap.sh --test   also the test tools and the Debian packages the
 #                               tests drive (yanglint from libyang2-tools, socat,
 #                               the yangcli NETCONF client,
-#                               ssh from openssh-client, ip from iproute2,
+#                               ssh from openssh-client, sshd from
+#                               openssh-server, ip from iproute2,
 #                               docker-compose, systemd, podman, runc, debootstrap,
 #                               a C compiler for nf/protocol/_iac.c)
 # Idempotent: a second run only checks.  Needs Python >= 3.11.
@@ -34,6 +35,8 @@ if [ "$with_test" = 1 ]; then
     command -v yangcli >/dev/null || need+=(yangcli)
     # ssh -s netconf, and scrapli-netconf's system transport, in the client tests
     command -v ssh >/dev/null || need+=(openssh-client)
+    # a private sshd whose netconf subsystem is nf-subsystem (test_subsystem)
+    [ -x /usr/sbin/sshd ] || need+=(openssh-server)
     # ip netns, veth and bridge links: compose/lab and its tests
     command -v ip >/dev/null || need+=(iproute2)
     # compose/: `docker-compose config` reads the compose file (no engine);

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import socket
 import threading
@@ -770,6 +771,81 @@ class SessionRegistry:
     def ids(self) -> list[int]:
         with self._lock:
             return sorted(self._sessions)
+
+
+class Wakeup:
+    """A flag another thread sets to end a wait in select() (a read or
+    write of a stream that runs non-blocking): ``fd`` goes in the waiter's
+    readers, and becomes readable when the flag is set."""
+
+    def __init__(self) -> None:
+        self.fd, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.is_set = False
+
+    def set(self) -> None:
+        self.is_set = True
+        with contextlib.suppress(OSError):
+            os.write(self._write, b"x")
+
+    def close(self) -> None:
+        for fd in (self.fd, self._write):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+class Acceptor:
+    """A listening socket accepted on in a thread of its own, with at most
+    MAX_HANDSHAKES connections negotiating at once (the others wait in
+    the backlog): the loop of the listeners beside SSH's (TLS in
+    nf.northbound.tls, sshd's subsystem in nf.northbound.subsystem).
+    ``_accepted`` takes each connection and its place, which the
+    connection gives back (``_places.release``) once it has negotiated."""
+
+    name = "accept"
+
+    def __init__(self, listener: socket.socket | None) -> None:
+        self._socket = listener
+        self._stopping = threading.Event()
+        self._places = threading.BoundedSemaphore(MAX_HANDSHAKES)
+        self._thread: threading.Thread | None = None
+
+    def _start(self) -> None:
+        assert self._socket is not None
+        self._socket.settimeout(0.5)
+        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stopping.set()
+        if self._socket is not None:
+            with contextlib.suppress(OSError):
+                self._socket.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                self._socket.close()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    def _loop(self) -> None:
+        assert self._socket is not None
+        while not self._stopping.is_set():
+            if not self._places.acquire(timeout=0.5):
+                continue
+            try:
+                conn, addr = self._socket.accept()
+            except TimeoutError:
+                self._places.release()
+                continue
+            except OSError:
+                self._places.release()
+                if self._stopping.is_set():
+                    return
+                log.exception("%s failed", self.name)
+                continue
+            self._accepted(conn, addr)
+
+    def _accepted(self, conn: socket.socket, addr: Any) -> None:
+        """Take ``conn`` and the place it holds (release it when done)."""
+        raise NotImplementedError
 
 
 class _Waiting:

@@ -26,17 +26,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import select
 import socket
 import ssl
 import threading
 import time
+from typing import Any
 
 from cryptography import x509
 
 from nf.northbound.certname import Fingerprint, issuers, map_to_name
-from nf.northbound.server import HANDSHAKE_TIMEOUT, MAX_HANDSHAKES, NetconfServer, Stream
+from nf.northbound.server import HANDSHAKE_TIMEOUT, Acceptor, NetconfServer, Stream, Wakeup
 from nf.northbound.throttle import source_of
 from nf.northbound.transports import TlsSettings, check_private_key
 
@@ -90,8 +90,7 @@ class TlsStream:
         self.sock = sock
         self.lock = threading.Lock()
         self._timeout: float | None = None
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._woken = False
+        self._wakeup = Wakeup()
 
     def settimeout(self, timeout: float | None) -> None:
         self._timeout = timeout
@@ -99,15 +98,15 @@ class TlsStream:
     def _wait(self, want: str, deadline: float | None) -> None:
         """Until the socket is ready (``r``/``w``); TimeoutError at the
         deadline, EOFError once woken."""
-        if self._woken:
+        if self._wakeup.is_set:
             raise EOFError("closed")
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
             raise TimeoutError("timed out")
         sock = self.sock.fileno()
-        readers = [self._wake_r] + ([sock] if want == "r" else [])
+        readers = [self._wakeup.fd] + ([sock] if want == "r" else [])
         select.select(readers, [sock] if want == "w" else [], [], remaining)
-        if self._woken:
+        if self._wakeup.is_set:
             raise EOFError("closed")
 
     def _deadline(self) -> float | None:
@@ -116,7 +115,7 @@ class TlsStream:
     def recv(self, size: int) -> bytes:
         deadline = self._deadline()
         while True:
-            if self._woken:
+            if self._wakeup.is_set:
                 raise EOFError("closed")
             with self.lock:
                 try:
@@ -131,7 +130,7 @@ class TlsStream:
         deadline = self._deadline()
         view = memoryview(data)
         while view:
-            if self._woken:
+            if self._wakeup.is_set:
                 raise EOFError("closed")
             with self.lock:
                 try:
@@ -147,17 +146,13 @@ class TlsStream:
 
     def wake(self) -> None:
         """A read or write waiting in another thread ends (EOFError)."""
-        self._woken = True
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
+        self._wakeup.set()
 
     def close(self) -> None:
         self.wake()
         with contextlib.suppress(OSError):
             self.sock.close()
-        for fd in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self._wakeup.close()
 
 
 class TlsLink:
@@ -196,74 +191,46 @@ class TlsLink:
         stream.close()
 
 
-class TlsService:
+class TlsService(Acceptor):
     """NETCONF over TLS on ``listener`` (None: call home only), sessions of ``server``."""
+
+    name = "tls-accept"
 
     def __init__(
         self, server: NetconfServer, settings: TlsSettings, listener: socket.socket | None
     ) -> None:
+        super().__init__(listener)
         self.server = server
         self.settings = settings
         self.context, self.anchors = server_context(settings)
-        self._socket = listener
-        self._stopping = threading.Event()
-        self._places = threading.BoundedSemaphore(MAX_HANDSHAKES)
-        self._thread: threading.Thread | None = None
 
     def start(self) -> tuple[str, int] | None:
         """Start accepting; the bound (host, port), or None without a listener."""
         if self._socket is None:
             return None
-        self._socket.settimeout(0.5)
-        self._thread = threading.Thread(target=self._accept_loop, name="tls-accept", daemon=True)
-        self._thread.start()
+        self._start()
         host, port = self._socket.getsockname()[:2]
         return str(host), int(port)
 
-    def close(self) -> None:
-        self._stopping.set()
-        if self._socket is not None:
-            with contextlib.suppress(OSError):
-                self._socket.shutdown(socket.SHUT_RDWR)
-            with contextlib.suppress(OSError):
-                self._socket.close()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-
-    def _accept_loop(self) -> None:
-        assert self._socket is not None
+    def _accepted(self, conn: socket.socket, addr: Any) -> None:
         throttle = self.server.throttle
-        while not self._stopping.is_set():
-            if not self._places.acquire(timeout=0.5):
-                continue
-            try:
-                conn, addr = self._socket.accept()
-            except TimeoutError:
-                self._places.release()
-                continue
-            except OSError:
-                self._places.release()
-                if self._stopping.is_set():
-                    return
-                log.exception("TLS accept failed")
-                continue
-            peer = f"{addr[0]}:{addr[1]}"
-            source = source_of(str(addr[0]))
-            if not throttle.connection_opened(source):
-                with contextlib.suppress(OSError):
-                    conn.close()
-                self._places.release()
-                self.server.note(
-                    logging.WARNING,
-                    "TLS connection from %s closed: %d connections of %s negotiating already",
-                    peer,
-                    throttle.policy.max_unauthenticated,
-                    source,
-                )
-                continue
-            threading.Thread(
-                target=self._connection, args=(conn, peer, source), name=f"tls-{peer}", daemon=True
-            ).start()
+        peer = f"{addr[0]}:{addr[1]}"
+        source = source_of(str(addr[0]))
+        if not throttle.connection_opened(source):
+            with contextlib.suppress(OSError):
+                conn.close()
+            self._places.release()
+            self.server.note(
+                logging.WARNING,
+                "TLS connection from %s closed: %d connections of %s negotiating already",
+                peer,
+                throttle.policy.max_unauthenticated,
+                source,
+            )
+            return
+        threading.Thread(
+            target=self._connection, args=(conn, peer, source), name=f"tls-{peer}", daemon=True
+        ).start()
 
     def _connection(self, conn: socket.socket, peer: str, source: str) -> None:
         try:

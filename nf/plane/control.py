@@ -1,8 +1,8 @@
 """The control-plane process: SSH, NETCONF, datastores, validation.
 
 Started by the supervisor (``nf.plane.supervisor``), never by hand: it
-inherits the NETCONF listeners (``--listen-fd``, and ``--tls-listen-fd``
-for NETCONF over TLS) and a pipe on which it
+inherits the NETCONF listeners (``--listen-fd``, ``--tls-listen-fd``
+for NETCONF over TLS, ``--subsystem-fd`` for sshd's) and a pipe on which it
 says when it serves (``--ready-fd``), and reaches the data plane on its
 Unix socket (``--dataplane``).  Everything else is ``nf.app.serve`` with a
 remote runtime: a first boot applies the boot configuration to the data
@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--listen-fd", type=int, required=True)
     parser.add_argument("--tls-listen-fd", type=int, help="NETCONF over TLS (nf run --tls-listen)")
+    parser.add_argument(
+        "--subsystem-fd", type=int, help="nf-subsystem's Unix socket (nf run --subsystem-socket)"
+    )
     parser.add_argument("--transport-config", help="TLS and call home (nf.northbound.transports)")
     parser.add_argument("--ready-fd", type=int, required=True)
     parser.add_argument("--dataplane", required=True, help="the data plane's Unix socket")
@@ -51,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     listener = socket.socket(fileno=args.listen_fd)
     tls_listener = None if args.tls_listen_fd is None else socket.socket(fileno=args.tls_listen_fd)
+    subsystem = None if args.subsystem_fd is None else socket.socket(fileno=args.subsystem_fd)
     ready_fd: int = args.ready_fd
 
     def ready() -> None:
@@ -80,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.demo_port,
                     tls_listener,
                     Path(args.transport_config) if args.transport_config else None,
+                    subsystem,
                 )
             except BootError as exc:  # raised as itself, not in an exception group
                 failed = exc

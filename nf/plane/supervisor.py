@@ -230,10 +230,13 @@ class Supervisor:
         listener: socket.socket,
         notifier: Notifier,
         tls_listener: socket.socket | None = None,
+        subsystem: socket.socket | None = None,
     ) -> None:
         self.options = options
         self.listener = listener
         self.tls_listener = tls_listener
+        self.subsystem = subsystem
+        """nf-subsystem's Unix socket (--subsystem-socket), handed down alike."""
         """NETCONF over TLS (--tls-listen): handed down like ``listener``, so
         that TLS clients too wait in its backlog while a control plane restarts."""
         self.notifier = notifier
@@ -260,6 +263,8 @@ class Supervisor:
         fds: tuple[int, ...] = (self.listener.fileno(), self._ready_w)
         if self.tls_listener is not None:
             fds += (self.tls_listener.fileno(),)
+        if self.subsystem is not None:
+            fds += (self.subsystem.fileno(),)
         return fds
 
     def _python(self) -> list[str]:
@@ -295,6 +300,8 @@ class Supervisor:
             argv += ["--config", str(o.config)]
         if self.tls_listener is not None:
             argv += ["--tls-listen-fd", str(self.tls_listener.fileno())]
+        if self.subsystem is not None:
+            argv += ["--subsystem-fd", str(self.subsystem.fileno())]
         if o.transport_config is not None:
             argv += ["--transport-config", str(o.transport_config)]
         if o.ignore_bad_startup:
@@ -318,6 +325,9 @@ class Supervisor:
             return self._loop()
         finally:
             self._stop_all()
+            if self.subsystem is not None:  # no file left that nobody answers on
+                with contextlib.suppress(OSError):
+                    os.unlink(self.subsystem.getsockname())
             # the one line a failed boot prints, after whatever the data
             # plane logged as it stopped
             with contextlib.suppress(BlockingIOError):
@@ -429,10 +439,15 @@ def _terminate(plane: Plane, deadline: float) -> None:
 
 
 def supervise(
-    options: Options, listener: socket.socket, lock: int, tls_listener: socket.socket | None = None
+    options: Options,
+    listener: socket.socket,
+    lock: int,
+    tls_listener: socket.socket | None = None,
+    subsystem: socket.socket | None = None,
 ) -> int:
     """``nf run`` after nf.boot and ``lock_state_dir``: run both planes."""
     try:
-        return Supervisor(options, listener, Notifier.from_environment(), tls_listener).run()
+        notifier = Notifier.from_environment()
+        return Supervisor(options, listener, notifier, tls_listener, subsystem).run()
     finally:
         os.close(lock)
