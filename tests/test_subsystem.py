@@ -437,3 +437,37 @@ def test_nf_run_serves_the_socket_across_a_control_plane_restart(tmp_path: Path)
             proc.kill()
             proc.wait()
         shutil.rmtree(short, ignore_errors=True)
+
+
+def test_an_account_named_as_the_recovery_user_is_refused(
+    make_daemon: DaemonFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host account called admin is not nf's admin: NACM's recovery
+    session is never given to a name sshd logged in."""
+    from nf.northbound import subsystem
+
+    daemon = make_daemon(subsystem=True)
+    assert daemon.subsystem is not None
+    monkeypatch.setattr(subsystem, "peer_user", lambda conn: "admin")
+    proc = subprocess.run(
+        [sys.executable, "-m", "nf.subsystem", str(daemon.subsystem)],
+        input=b"",
+        capture_output=True,
+        timeout=20,
+    )
+    assert proc.returncode == 1
+    assert "admin is nf's own recovery user" in proc.stderr.decode()
+
+
+def test_descriptors_that_are_files_are_refused(make_daemon: DaemonFactory) -> None:
+    daemon = make_daemon(subsystem=True)
+    assert daemon.subsystem is not None
+    proc = subprocess.run(
+        [sys.executable, "-m", "nf.subsystem", str(daemon.subsystem)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        timeout=20,
+    )
+    assert proc.returncode == 1
+    assert "not a pipe, socket or terminal" in proc.stderr.decode()

@@ -40,6 +40,7 @@ import re
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -776,21 +777,26 @@ class SessionRegistry:
 class Wakeup:
     """A flag another thread sets to end a wait in select() (a read or
     write of a stream that runs non-blocking): ``fd`` goes in the waiter's
-    readers, and becomes readable when the flag is set."""
+    readers, and becomes readable when the flag is set.  Its pipe is
+    closed when the Wakeup is collected, not when its stream closes: a
+    thread may be about to select() on it then, and a number closed
+    under it could already be another connection's."""
 
     def __init__(self) -> None:
         self.fd, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.is_set = False
+        weakref.finalize(self, _close_fds, self.fd, self._write)
 
     def set(self) -> None:
         self.is_set = True
         with contextlib.suppress(OSError):
             os.write(self._write, b"x")
 
-    def close(self) -> None:
-        for fd in (self.fd, self._write):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 class Acceptor:

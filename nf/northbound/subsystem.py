@@ -18,8 +18,9 @@ a relay in between (yuma123's netconf-subsystem copies every byte).
 
 - The session's user is the local account the helper runs as, by name:
   the kernel says which (SO_PEERCRED), not the helper.  NACM applies to
-  that name as to any other; the account named as the recovery user
-  (admin) is the recovery session.  Who may connect at all is the
+  that name as to any other.  An account named as nf's recovery user
+  (admin) is refused: the recovery session is nf's own admin, not
+  whoever has that name on the host.  Who may connect at all is the
   socket's mode: 0660, so the users sshd lets in need its group (make
   the socket's directory set-group-ID to that group).
 - ``$SSH_CONNECTION`` only names the client's address in logs and RFC
@@ -82,6 +83,8 @@ class PipeStream:
         self._timeout = timeout
 
     def _wait(self, fd: int, write: bool, deadline: float | None) -> None:
+        if self._wakeup.is_set:  # (its descriptors may be closed already)
+            raise EOFError("closed")
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
             raise TimeoutError("timed out")
@@ -158,7 +161,6 @@ class PipeStream:
             for fd in {self.reading, self.writing} - {-1}:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-            self._wakeup.close()
 
 
 class SubsystemLink:
@@ -276,18 +278,31 @@ class SubsystemService(Acceptor):
 
     def _accept(self, conn: socket.socket) -> tuple[SubsystemLink, str, str] | None:
         """Who is at the other end and what it hands over, within
-        HANDSHAKE_TIMEOUT; None (closed, the reason logged) otherwise."""
+        HANDSHAKE_TIMEOUT; None (the reason logged, and told the helper,
+        which prints it) otherwise.  The helper's message is read before
+        anything is refused: closing on unread bytes would reset the
+        connection, and the helper would not hear why."""
         conn.settimeout(HANDSHAKE_TIMEOUT)
+        fds: list[int] = []
         try:
+            ssh_connection, fds = _received(conn)
             username = peer_user(conn)
-            ssh_connection, (reading, writing) = _received(conn)
+            if username == self.server.context.recovery_user:
+                raise ValueError(
+                    f"{username} is nf's own recovery user (never restricted by NACM), "
+                    "not a login of this host"
+                )
         except (OSError, ValueError, KeyError) as exc:
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
             reason = "an account without a name" if isinstance(exc, KeyError) else str(exc)
             self.server.note(logging.WARNING, "subsystem connection refused: %s", reason)
             with contextlib.suppress(OSError):
-                conn.sendall(f"refused: {reason}\n".encode())  # nf-subsystem prints it
+                conn.sendall(f"refused: {reason}\n".encode())
             with contextlib.suppress(OSError):
                 conn.close()
             return None
         conn.settimeout(None)
+        reading, writing = fds
         return SubsystemLink(PipeStream(reading, writing), conn), username, _peer(ssh_connection)

@@ -152,7 +152,6 @@ class TlsStream:
         self.wake()
         with contextlib.suppress(OSError):
             self.sock.close()
-        self._wakeup.close()
 
 
 class TlsLink:
