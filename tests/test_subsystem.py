@@ -19,10 +19,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import DaemonFactory
+from conftest import DaemonFactory, Running
 from lxml import etree
 
 from nf import subsystem as helper
@@ -262,10 +263,20 @@ def test_bind_unix_replaces_a_stale_socket_and_refuses_a_live_one(tmp_path: Path
         live.close()
 
 
-def test_through_a_real_sshd(make_daemon: DaemonFactory, tmp_path: Path) -> None:
-    """sshd_config's ``Subsystem netconf .../nf-subsystem SOCKET``, and
-    ncclient logging in to sshd with a key: the session is the daemon's,
-    as the account sshd logged in."""
+@dataclass
+class RealSshd:
+    """A private sshd whose netconf subsystem is nf-subsystem to ``daemon``."""
+
+    daemon: Running
+    port: int
+    user: str
+    key: Path
+
+
+@pytest.fixture
+def real_sshd(make_daemon: DaemonFactory, tmp_path: Path) -> Iterator[RealSshd]:
+    """sshd_config's ``Subsystem netconf .../nf-subsystem SOCKET``, the
+    current account logging in with a key."""
     daemon = make_daemon(subsystem=True)
     assert daemon.subsystem is not None
     script = Path(sys.executable).parent / "nf-subsystem"  # as installed
@@ -305,27 +316,67 @@ def test_through_a_real_sshd(make_daemon: DaemonFactory, tmp_path: Path) -> None
             except OSError:
                 assert time.monotonic() < deadline, f"sshd did not listen: {log.read_text()}"
                 time.sleep(0.05)
-        me = pwd.getpwuid(os.getuid()).pw_name
-        from ncclient import manager
-
-        with manager.connect(
-            host="127.0.0.1",
-            port=port,
-            username=me,
-            key_filename=str(tmp_path / "client"),
-            hostkey_verify=False,
-            allow_agent=False,
-            look_for_keys=False,
-            timeout=15,
-        ) as m:
-            assert b"serial-over-ip" in etree.tostring(m.get_config("running").data)
-            state = m.get(("subtree", f'<netconf-state xmlns="{NCM}"><sessions/></netconf-state>'))
-            mine = sessions_of(state.data)[int(m.session_id)]
-            assert mine.findtext(f"{{{NCM}}}username") == me
-            assert mine.findtext(f"{{{NCM}}}source-host") == "127.0.0.1"
+        yield RealSshd(daemon, port, pwd.getpwuid(os.getuid()).pw_name, tmp_path / "client")
     finally:
         sshd_proc.terminate()
         sshd_proc.wait(timeout=5)
+
+
+def test_ncclient_through_a_real_sshd(real_sshd: RealSshd) -> None:
+    """ncclient logging in to sshd with a key: the session is the daemon's,
+    as the account sshd logged in."""
+    from ncclient import manager
+
+    with manager.connect(
+        host="127.0.0.1",
+        port=real_sshd.port,
+        username=real_sshd.user,
+        key_filename=str(real_sshd.key),
+        hostkey_verify=False,
+        allow_agent=False,
+        look_for_keys=False,
+        timeout=15,
+    ) as m:
+        assert b"serial-over-ip" in etree.tostring(m.get_config("running").data)
+        state = m.get(("subtree", f'<netconf-state xmlns="{NCM}"><sessions/></netconf-state>'))
+        mine = sessions_of(state.data)[int(m.session_id)]
+        assert mine.findtext(f"{{{NCM}}}username") == real_sshd.user
+        assert mine.findtext(f"{{{NCM}}}source-host") == "127.0.0.1"
+
+
+@pytest.mark.timeout(60, method="thread")  # scrapli's SIGALRM cancels the signal method's
+def test_scrapli_system_transport_through_a_real_sshd(real_sshd: RealSshd) -> None:
+    """scrapli's system transport runs ``ssh -tt -s netconf``: sshd gives
+    the subsystem a terminal, which nf-subsystem makes raw; a read goes
+    through, and a write is NACM's to deny, as to any user but admin."""
+    from scrapli_netconf.driver import NetconfDriver
+
+    conn = NetconfDriver(
+        host="127.0.0.1",
+        port=real_sshd.port,
+        auth_username=real_sshd.user,
+        auth_private_key=str(real_sshd.key),
+        auth_strict_key=False,
+        transport="system",
+        timeout_socket=20,
+        timeout_transport=20,
+        timeout_ops=20,
+    )
+    conn.open()
+    try:
+        soip = "urn:nf:params:xml:ns:yang:nf-serial-over-ip"
+        reply = conn.get_config(source="running")
+        assert not reply.failed, reply.result
+        assert f'<serial-over-ip xmlns="{soip}">' in reply.result
+        # the account is an ordinary NACM user: writing is denied by default
+        config = (
+            f'<config><serial-over-ip xmlns="{soip}"><serial-port><name>demo</name>'
+            "<description>through sshd</description></serial-port></serial-over-ip></config>"
+        )
+        denied = conn.edit_config(config=config, target="candidate")
+        assert denied.failed and "<error-tag>access-denied</error-tag>" in denied.result
+    finally:
+        conn.close()
 
 
 def test_a_terminal_is_made_raw(make_daemon: DaemonFactory) -> None:
