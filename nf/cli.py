@@ -243,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the daemon (with no configuration: the embedded loop:// demo)",
         description=(
             "Run the daemon: NETCONF over SSH on --listen, over TLS on --tls-listen (off by "
-            "default), and call home to the managers of --transport-config. It boots from "
+            "default), from the host's sshd through nf-subsystem on --subsystem-socket (off "
+            "by default), and call home to the managers of --transport-config. It boots from "
             "--config, else "
             "from STATE_DIR/startup.xml, else from the embedded demo (a loop:// serial port "
             "and a TCP server channel on 127.0.0.1:8301, or --demo-port); but if the last "

@@ -522,3 +522,27 @@ def test_descriptors_that_are_files_are_refused(make_daemon: DaemonFactory) -> N
     )
     assert proc.returncode == 1
     assert "not a pipe, socket or terminal" in proc.stderr.decode()
+
+
+def test_nf_run_with_a_socket_it_cannot_make_says_so(tmp_path: Path) -> None:
+    nf = Path(sys.executable).parent / "nf"
+    where = tmp_path / "no-such-dir" / "netconf.sock"
+    proc = subprocess.run(
+        [
+            str(nf),
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--subsystem-socket",
+            str(where),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"nf: cannot listen on {where}: No such file or directory"
+    )
