@@ -87,6 +87,7 @@ class WholeGet:
         self._entries: dict[str, _Entries] = {}
         self._others: dict[QName, tuple[Child, bytes]] = {}
         self._rendered_top: Node | None = None
+        self._configured_lists: dict[str, tuple[ListBytes, bytes]] = {}
         self._lock = threading.Lock()
         self.rendered_states = 0
         """<state> elements rendered so far (the others were reused)."""
@@ -182,9 +183,9 @@ class WholeGet:
         out.append(f'<serial-over-ip xmlns="{self._ns}">'.encode())
         if snapshot is None:
             for name in _LISTS:
-                joined = lists.get((self._top, (self._ns, name)))
-                if joined is not None:
-                    out.append(joined.joined)
+                listed = lists.get((self._top, (self._ns, name)))
+                if listed is not None:
+                    out.append(self._configured(name, listed))
             out.append(b"</serial-over-ip>")
             return
         done = {name: lists.get((self._top, (self._ns, name))) for name in _LISTS}
@@ -207,14 +208,31 @@ class WholeGet:
             out.append(entries.joined)
         out.append(b"</serial-over-ip>")
 
+    def _undeclared(self, kind: str, part: bytes) -> bytes:
+        """An entry's XML without the namespace declaration serial-over-ip
+        makes already (each entry repeating it was a third of a get-config
+        of 1000 channels, encrypted and sent)."""
+        declared = f'<{kind} xmlns="{self._ns}"'.encode()
+        if part.startswith(declared):
+            return b"<" + kind.encode() + part[len(declared) :]
+        return part
+
+    def _configured(self, kind: str, listed: ListBytes) -> bytes:
+        """A list's configuration as a get-config has it, made once for
+        each configuration of the list (``ListBytes`` are kept while it
+        does not change)."""
+        kept = self._configured_lists.get(kind)
+        if kept is None or kept[0] is not listed:
+            joined = b"".join(self._undeclared(kind, part) for part in listed.parts.values())
+            kept = self._configured_lists[kind] = (listed, joined)
+        return kept[1]
+
     def _listed(self, kind: str, listed: ListBytes) -> _Entries:
         """A list's entries from its configuration, none with its state yet."""
         entries = _Entries(listed)
-        declared = f'<{kind} xmlns="{self._ns}"'.encode()
         close = f"</{kind}>".encode()
         for key, part in listed.parts.items():
-            if part.startswith(declared):  # serial-over-ip declares it already
-                part = b"<" + kind.encode() + part[len(declared) :]
+            part = self._undeclared(kind, part)
             entries.names.append(key[0])
             entries.bodies.append(part[: -len(close)])
         entries.states = [_UNSEEN] * len(entries.names)
