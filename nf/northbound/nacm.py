@@ -491,6 +491,38 @@ class _Pruner:
         return Node({**keys, **dict(inner.items())})
 
 
+def subtree_facts(snode: SchemaNode) -> tuple[frozenset[str], bool]:
+    """The modules whose nodes are in the schema subtree of ``snode`` (it
+    and what augments it) and whether any of them carries
+    nacm:default-deny-all: what ``reads_everything`` needs to know."""
+    modules: set[str] = set()
+    sensitive = False
+    todo = [snode]
+    while todo:
+        node = todo.pop()
+        modules.add(node.module)
+        sensitive = sensitive or DENY_ALL in node.extensions
+        todo.extend(node.children.values())
+    return frozenset(modules), sensitive
+
+
+def reads_everything(access: Access, modules: frozenset[str], sensitive: bool) -> bool:
+    """Whether ``access`` may read every node of a subtree whose nodes are
+    of ``modules`` and of which some node carries default-deny-all when
+    ``sensitive`` (``subtree_facts``): read-default is permit and no read
+    rule of the user's denies for one of those modules (a rule that
+    permits only says what the default says).  Then the subtree need not
+    be pruned node by node (§3.4.5 would keep all of it)."""
+    if access.unrestricted:
+        return True
+    if not access.policy.read_default or sensitive:
+        return False
+    return not any(
+        not rule.permit and (rule.module == "*" or rule.module in modules)
+        for rule in access.read_rules
+    )
+
+
 def prune(tree: Node, schema: SchemaIndex, access: Access) -> Node:
     """``tree`` without the nodes ``access`` may not read (config and state)."""
     if access.unrestricted:

@@ -435,8 +435,9 @@ class Handlers:
     def _data(self, source: str, params: dict[str, etree._Element], with_state: bool) -> Reply:
         mode = _with_defaults(params)
         flt = params.get("filter")
-        if flt is None and mode == "explicit" and self.access.unrestricted:
-            raw = self._whole(source, with_state)
+        access = self.access
+        if flt is None and mode == "explicit" and self.ctx.whole.readable(access):
+            raw = self._whole(source, with_state, None if access.unrestricted else access)
             if raw is not None:
                 return Reply(raw=raw)
         return Reply([self._retrieve(source, with_state, flt, mode)])
@@ -498,9 +499,10 @@ class Handlers:
         # the reply takes ownership of its body: never hand out the shared one
         return copy.deepcopy(data) if shared else data
 
-    def _whole(self, source: str, with_state: bool) -> list[bytes] | None:
-        """The common case, everything for an unrestricted user, from bytes
-        kept per entry; None: not this case (take the general path)."""
+    def _whole(self, source: str, with_state: bool, access: Access | None) -> list[bytes] | None:
+        """The common case, everything for a user who reads all of
+        serial-over-ip (``access``, pruning the rest; None: unrestricted),
+        from bytes kept per entry; None: not this case (the general path)."""
         if with_state:
             tree, snapshot, model, locks = self.call(self.ctx.datastores.read, source, with_state)
         else:
@@ -513,7 +515,7 @@ class Handlers:
             rest = self.ctx.nacm_counters.state()
             if self.ctx.monitor is not None:
                 rest = merge(self.ctx.monitor(locks), rest)
-        return self.ctx.whole.data(tree, rest, snapshot, model)
+        return self.ctx.whole.data(tree, rest, snapshot, model, access)
 
     def get(self, op: etree._Element) -> Reply:
         params = _children(op)
@@ -1193,8 +1195,37 @@ def _lxml_reply(rpc_attrib: dict[str, str] | None, body: list[etree._Element]) -
     reply = etree.Element(f"{NC}rpc-reply", nsmap=nsmap)  # type: ignore[arg-type]
     for name, value in (rpc_attrib or {}).items():
         reply.set(name, value)  # RFC 6241 §4.2: echo every attribute of <rpc>
+    if body and all(_own_document(elem) for elem in body):
+        # written as they are, not moved into the envelope: moving
+        # reconciles namespaces, and lxml then drops a prefix a value uses
+        # (an instance-identifier's "/nacm:nacm" in a <data>) where an
+        # ancestor declares its namespace as the default one
+        head = etree.tostring(reply, encoding="UTF-8", xml_declaration=True)
+        return b"".join(splice(head, [_written(elem) for elem in body]))
     reply.extend(body)
     return etree.tostring(reply, encoding="UTF-8", xml_declaration=True)
+
+
+def _own_document(elem: etree._Element) -> bool:
+    """Whether ``elem`` is the root of its tree and declares its namespace
+    as the default one (a rendered <data>), so that written alone it reads
+    as it will in the reply."""
+    return elem.getparent() is None and elem.nsmap.get(None) == split_tag(elem.tag)[0]
+
+
+_NC_DEFAULT = f' xmlns="{NC_NS}"'.encode()
+
+
+def _written(elem: etree._Element) -> bytes:
+    """A body element of a reply as its own document, without the default
+    namespace declaration the envelope makes already (<data>, <ok/>,
+    <rpc-error> as clients that match text expect them)."""
+    text: bytes = etree.tostring(elem, encoding="UTF-8", with_tail=False)
+    end = text.find(b">")
+    at = text.find(_NC_DEFAULT, 0, end)
+    if at == -1:
+        return text
+    return text[:at] + text[at + len(_NC_DEFAULT) :]
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from lxml import etree
 from nf.config.codec import NC_NS, Documents, ListBytes, ordered_children, render
 from nf.config.tree import Child, Node, merge
 from nf.model import RelayConfig
+from nf.northbound.nacm import Access, prune, reads_everything, subtree_facts
 from nf.northbound.operational import state_tree
 from nf.northbound.selection import Selection
 from nf.runtime.transaction import ChannelState, PortState, Snapshot
@@ -83,6 +84,9 @@ class WholeGet:
         self.schema = schema
         self._ns = schema.modules[MAIN_MODULE].namespace
         self._top = (self._ns, "serial-over-ip")
+        top = schema.root.child(*self._top)
+        assert top is not None
+        self._top_facts = subtree_facts(top)
         self._documents = Documents(schema)
         self._entries: dict[str, _Entries] = {}
         self._others: dict[QName, tuple[Child, bytes]] = {}
@@ -99,9 +103,10 @@ class WholeGet:
         self.configurations_rendered = 0
         """serial-over-ip configurations walked for their lists (a reply of
         the same configuration as the one before walks none)."""
-        self._configuration: tuple[Node, tuple[bytes, ...] | None] | None = None
-        """The last configuration alone (a <get-config>) and its reply:
-        trees are immutable, so the same tree object has the same reply.
+        self._configuration: tuple[Node, Access | None, tuple[bytes, ...] | None] | None = None
+        """The last configuration alone (a <get-config>), the NACM access it
+        was for, and its reply: trees are immutable, so the same tree object
+        has the same reply (and an Access is one per policy and user).
         Looking it up again, though it does no work per entry, touched a
         few kilobytes of objects, which after an idle moment (caches cold,
         as between two requests) was 15 of a get-config's 85 us."""
@@ -112,20 +117,28 @@ class WholeGet:
         rest_state: Node | None,
         snapshot: Snapshot | None,
         model: RelayConfig,
+        access: Access | None = None,
     ) -> list[bytes] | None:
         """``<data>`` of ``tree`` (with the state of ``snapshot`` on its
         ports and channels, and ``rest_state``: the other modules' state,
         for a <get>), in pieces to be joined; None when ``tree`` has what
         this does not render (configuration of the top container outside
-        its two lists)."""
+        its two lists).  ``access``: a NACM user who reads all of
+        serial-over-ip (``readable``), for whom the rest is pruned; None:
+        the unrestricted one."""
         if rest_state is None and snapshot is None:
             kept = self._configuration
-            if kept is not None and kept[0] is tree:
-                return None if kept[1] is None else list(kept[1])
-            made = self._data(tree, None, None, model)
-            self._configuration = (tree, None if made is None else tuple(made))
+            if kept is not None and kept[0] is tree and kept[1] is access:
+                return None if kept[2] is None else list(kept[2])
+            made = self._data(tree, None, None, model, access)
+            self._configuration = (tree, access, None if made is None else tuple(made))
             return made
-        return self._data(tree, rest_state, snapshot, model)
+        return self._data(tree, rest_state, snapshot, model, access)
+
+    def readable(self, access: Access) -> bool:
+        """Whether ``access`` reads all of serial-over-ip, so that a reply
+        for it is this one's (the rest pruned as always)."""
+        return reads_everything(access, *self._top_facts)
 
     def _data(
         self,
@@ -133,6 +146,7 @@ class WholeGet:
         rest_state: Node | None,
         snapshot: Snapshot | None,
         model: RelayConfig,
+        access: Access | None,
     ) -> list[bytes] | None:
         top = tree.get(self._top)
         if top is not None and not isinstance(top, Node):
@@ -148,6 +162,8 @@ class WholeGet:
         rest_tree = tree.remove(self._top) if top is not None else tree
         if rest_state is not None:
             rest_tree = merge(rest_tree, rest_state)
+        if access is not None:
+            rest_tree = prune(rest_tree, self.schema, access)
         with self._lock:
             self._rest(rest_tree, out)
         out.append(b"</data>")
