@@ -140,10 +140,10 @@ def test_a_deny_rule_for_the_module_takes_the_general_path(portal: BlockingPorta
 def test_a_prefix_a_value_uses_stays_declared(portal: BlockingPortal, user: str) -> None:
     """A NACM rule's path names nodes with prefixes (an instance-identifier):
     the reply declares them where the value is, on the general path
-    (report-all) as on WholeGet's; moving the rendered <data> into the
-    envelope used to drop the declaration of nacm, the namespace the
-    enclosing <nacm> declares as its default.  (A subtree filter's copy
-    still drops it: not fixed yet.)"""
+    (report-all, subtree filters) as on WholeGet's; moving the rendered
+    <data> into the envelope, or a filter's copy of a subtree into its
+    result, used to drop the declaration of nacm, the namespace the
+    enclosing <nacm> declares as its default."""
     policy = (
         f'<nacm xmlns="{NACM}"><groups><group><name>g</name><user-name>alice</user-name>'
         "</group></groups><rule-list><name>rl</name><group>g</group><rule><name>r</name>"
@@ -159,6 +159,10 @@ def test_a_prefix_a_value_uses_stays_declared(portal: BlockingPortal, user: str)
         "<get-config><source><running/></source><with-defaults "
         'xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults">report-all'
         "</with-defaults></get-config>",
+        f'<get-config><source><running/></source><filter><nacm xmlns="{NACM}"/></filter>'
+        "</get-config>",
+        f'<get-config><source><running/></source><filter><nacm xmlns="{NACM}"><rule-list>'
+        "<rule><path/></rule></rule-list></nacm></filter></get-config>",
     ):
         message = f'<rpc xmlns="{NC}" message-id="1">{body}</rpc>'.encode()
         reply = etree.fromstring(handle_message(ctx, 1, message, user).reply)

@@ -714,12 +714,12 @@ def _copy_children(
     for child in element_children(source):
         qname = split_tag(child.tag)
         if qname in keys:
-            target.append(copy.deepcopy(child))
+            _append_copy(target, child, snode.children.get(qname) if snode is not None else None)
         elif child in marks.whole:
+            child_snode = snode.children.get(qname) if snode is not None else None
             if max_depth is None:
-                target.append(copy.deepcopy(child))
+                _append_copy(target, child, child_snode)
             else:
-                child_snode = snode.children.get(qname) if snode is not None else None
                 _copy_shallow(child, target, child_snode, max_depth)
         elif child in marks.containment:
             child_snode = snode.children.get(qname) if snode is not None else None
@@ -745,10 +745,43 @@ def _copy_shallow(
     for child in element_children(source):
         qname = split_tag(child.tag)
         if qname in keys:
-            sub.append(copy.deepcopy(child))
+            _append_copy(sub, child, snode.children.get(qname) if snode is not None else None)
         elif depth > 1:
             child_snode = snode.children.get(qname) if snode is not None else None
             _copy_shallow(child, sub, child_snode, depth - 1)
+
+
+def _append_copy(target: etree._Element, source: etree._Element, snode: SchemaNode | None) -> None:
+    """Append a copy of ``source`` (all of it) to ``target``.  A deep copy
+    is appended as it is, unless the subtree may hold a value with
+    prefixes (an identityref, an instance-identifier such as a NACM rule's
+    path): appending a copy reconciles namespaces, and lxml then drops a
+    prefix declaration whose namespace an ancestor declares as its
+    default, though the value still uses the prefix.  Such a subtree
+    (small: NACM rules) is made element by element in place."""
+    if snode is None or not _holds_prefixed_values(snode):
+        target.append(copy.deepcopy(source))
+        return
+    declared = {p: uri for p, uri in source.nsmap.items() if target.nsmap.get(p) != uri}
+    sub = etree.SubElement(target, source.tag, attrib=_attributes(source), nsmap=_nsmap(declared))
+    sub.text = source.text
+    for child in element_children(source):
+        _append_copy(sub, child, snode.children.get(split_tag(child.tag)))
+
+
+_PREFIXED: dict[int, tuple[SchemaNode, bool]] = {}
+
+
+def _holds_prefixed_values(snode: SchemaNode) -> bool:
+    """Whether a leaf of ``snode``'s subtree has a type whose values carry
+    prefixes; once per schema node (kept with it, so the id stays its)."""
+    found = _PREFIXED.get(id(snode))
+    if found is None:
+        prefixed = (snode.type is not None and snode.type.prefixed) or any(
+            _holds_prefixed_values(c) for c in snode.children.values()
+        )
+        found = _PREFIXED[id(snode)] = (snode, prefixed)
+    return found[1]
 
 
 def _attributes(elem: etree._Element) -> dict[str, str]:
