@@ -1000,6 +1000,63 @@ def paired(
     return 0
 
 
+def _versus_block(server: Server, session: RawSession, body: bytes, n: int) -> tuple[float, float]:
+    """``n`` times ``body``: the median latency and the server's CPU ns per request."""
+    before = sum(cpu(server).values())
+    took = [timed(session, body)[0] for _ in range(n)]
+    return statistics.median(took), (sum(cpu(server).values()) - before) / n
+
+
+def versus(
+    tmp: Path,
+    pin: bool,
+    nf: list[str] | None,
+    other: list[str],
+    rounds: int,
+    log: Callable[[str], None],
+) -> int:
+    """Two builds of nf, up at once, in rotating blocks: get-config at
+    BASE_CHANNELS channels (20 a block) and the full <get> of BIG_CHANNELS
+    (5 a block); the median of per-round ratios of latency and of the
+    control plane's CPU, this build (``nf``) over ``other``.  What a change
+    did, without the machine's drift between two sequential runs."""
+    cases = {
+        f"get-config ({BASE_CHANNELS} ch)": (BASE_CHANNELS, GET_CONFIG, 20),
+        f"get ({BIG_CHANNELS} ch)": (BIG_CHANNELS, GET, 5),
+    }
+    print(f"versus: this build / {shlex.join(other)}, {rounds} rounds; medians")
+    print(f"{'operation':<22} {'this ms':>9} {'other ms':>9} {'latency':>8} {'CPU':>6}")
+    for case, (channels, body, per) in cases.items():
+        with contextlib.ExitStack() as stack:
+            servers = {}
+            for i, (name, command) in enumerate((("this", nf), ("other", other))):
+                where = tmp / f"{case.split()[0]}-{channels}-{name}"
+                where.mkdir()
+                servers[name] = stack.enter_context(
+                    ours(where, pin, command, 20000 + 2 * BIG_CHANNELS * i, channels)
+                )
+            sessions = {
+                name: stack.enter_context(contextlib.closing(server.connect()))
+                for name, server in servers.items()
+            }
+
+            for name in servers:  # warm-up
+                _versus_block(servers[name], sessions[name], body, per)
+            log(f"versus: {case}")
+            got: dict[str, list[tuple[float, float]]] = {"this": [], "other": []}
+            for r in range(rounds):
+                for name in ("this", "other") if r % 2 == 0 else ("other", "this"):
+                    got[name].append(_versus_block(servers[name], sessions[name], body, per))
+        latency = [a[0] / b[0] for a, b in zip(got["this"], got["other"], strict=True)]
+        work = [a[1] / b[1] for a, b in zip(got["this"], got["other"], strict=True)]
+        print(
+            f"{case:<22} {ms(statistics.median(x[0] for x in got['this'])):>9} "
+            f"{ms(statistics.median(x[0] for x in got['other'])):>9} "
+            f"{statistics.median(latency):>8.3f} {statistics.median(work):>6.3f}"
+        )
+    return 0
+
+
 def targets(sessions: int) -> dict[str, tuple[str, Callable[[Result], bool]]]:
     """Operation -> (target as printed, test on our result), from issue 3."""
     return {
@@ -1086,6 +1143,13 @@ def main() -> int:
     parser.add_argument(
         "--nf", help="command that runs nf, to measure another build (default: .venv/bin/nf)"
     )
+    parser.add_argument(
+        "--versus",
+        metavar="NF",
+        help="instead: this build (or --nf) against another command that runs nf (e.g. 'env "
+        "PYTHONPATH=/tmp/old python -m nf'), both up, in rotating blocks of get-config (10 ch) "
+        "and full get (1000 ch): latency and control-plane CPU ratios",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument(
         "--scale",
@@ -1125,6 +1189,13 @@ def main() -> int:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-netconf-"))
+    if args.versus:
+        try:
+            nf = shlex.split(args.nf) if args.nf else None
+            return versus(tmp, pin, nf, shlex.split(args.versus), args.paired or 20, log)
+        finally:
+            if not args.keep:
+                shutil.rmtree(tmp, ignore_errors=True)
     if args.paired:
         try:
             nf = shlex.split(args.nf) if args.nf else None
