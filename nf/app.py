@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -160,6 +161,7 @@ class Daemon:
     subsystem_listener: socket.socket | None = None
     """nf-subsystem's Unix socket, listening (nf run --subsystem-socket), or None."""
     subsystem: SubsystemService | None = None
+    subsystem_path: str | None = None
     transports: Transports = field(default_factory=Transports)
     """TLS settings and call-home managers (nf.northbound.transports)."""
     tls: TlsService | None = None
@@ -367,7 +369,7 @@ class Daemon:
         if self.subsystem_listener is not None:
             self.subsystem = SubsystemService(server, self.subsystem_listener)
             self.subsystem_listener = None  # the service's now
-            self.subsystem.start()
+            self.subsystem_path = self.subsystem.start()
         for target in self.transports.call_home:
             if target.transport == "tls":
                 assert self.tls is not None  # transports.load checks it
@@ -428,6 +430,13 @@ def _banner(
     ]
     if daemon.tls_address is not None:
         lines.append("  NETCONF over TLS on {}:{}".format(*daemon.tls_address))
+    if daemon.subsystem_path is not None:
+        helper = Path(sys.executable).parent / "nf-subsystem"  # beside it in a venv
+        where = str(helper) if helper.exists() else shutil.which("nf-subsystem") or "nf-subsystem"
+        lines.append(
+            f"  NETCONF from the host's sshd on {daemon.subsystem_path}: in sshd_config, "
+            f"Subsystem netconf {where} {daemon.subsystem_path}"
+        )
     lines += [f"  {client.target}, {client.target.connection}" for client in daemon.call_home]
     if admin.generated is not None:
         lines.append(f"  generated admin password (shown once, stored hashed): {admin.generated}")

@@ -470,6 +470,11 @@ def test_nf_run_serves_the_socket_across_a_control_plane_restart(tmp_path: Path)
             pytest.fail("nf run did not start:\n" + "".join(lines))
         threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()  # type: ignore[arg-type]
         assert sock.is_socket() and (sock.stat().st_mode & 0o777) == 0o660
+        helper = Path(sys.executable).parent / "nf-subsystem"
+        deadline = time.monotonic() + 5
+        while f"Subsystem netconf {helper} {sock}" not in "".join(lines):  # the banner says how
+            assert time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.02)
         with sshd(sock) as side:
             side.send(HELLO)
             assert session_id(side.receive()) > 0

@@ -254,8 +254,10 @@ class SubsystemService(Acceptor):
         super().__init__(listener)
         self.server = server
 
-    def start(self) -> None:
+    def start(self) -> str:
+        """Start accepting; the socket's path."""
         self._start()
+        return str(self._socket.getsockname()) if self._socket is not None else ""
 
     def _accepted(self, conn: socket.socket, addr: Any) -> None:
         threading.Thread(
