@@ -235,10 +235,10 @@ class Supervisor:
         self.options = options
         self.listener = listener
         self.tls_listener = tls_listener
-        self.subsystem = subsystem
-        """nf-subsystem's Unix socket (--subsystem-socket), handed down alike."""
         """NETCONF over TLS (--tls-listen): handed down like ``listener``, so
         that TLS clients too wait in its backlog while a control plane restarts."""
+        self.subsystem = subsystem
+        """nf-subsystem's Unix socket (--subsystem-socket), handed down alike."""
         self.notifier = notifier
         """The service manager (systemd ``Type=notify``): told READY=1 when
         the control plane first serves, STOPPING=1 on a stop signal."""
