@@ -15,7 +15,6 @@ moment: it is tried again for ``RETRY_SECONDS``.
 
 from __future__ import annotations
 
-import array
 import contextlib
 import os
 import socket
@@ -25,6 +24,8 @@ import time
 import tty
 
 GREETING = b"nf-subsystem 1\n"
+"""What the message to the control plane starts with (then $SSH_CONNECTION
+and a newline); nf.northbound.subsystem reads it."""
 RETRY_SECONDS = 10.0
 
 
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                 tty.setraw(fd, termios.TCSANOW)
     greeting = GREETING + os.environ.get("SSH_CONNECTION", "").encode("utf-8", "replace") + b"\n"
     try:
-        sock.sendmsg([greeting], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1]))])
+        socket.send_fds(sock, [greeting], [0, 1])
         # the session's end is the control plane's close of these, not ours
         null = os.open(os.devnull, os.O_RDWR)
         os.dup2(null, 0)

@@ -36,7 +36,6 @@ a relay in between (yuma123's netconf-subsystem copies every byte).
 
 from __future__ import annotations
 
-import array
 import contextlib
 import logging
 import os
@@ -50,13 +49,11 @@ import time
 from typing import Any
 
 from nf.northbound.server import HANDSHAKE_TIMEOUT, Acceptor, NetconfServer, Stream, Wakeup
+from nf.subsystem import GREETING
 
 log = logging.getLogger(__name__)
 
-GREETING = b"nf-subsystem 1\n"
-"""What the helper's message starts with (then $SSH_CONNECTION and a newline)."""
 MAX_GREETING = 1024
-_FD_SIZE = array.array("i").itemsize
 
 
 class PipeStream:
@@ -200,13 +197,7 @@ def _received(conn: socket.socket) -> tuple[str, list[int]]:
     """The helper's message: ``$SSH_CONNECTION`` and the two descriptors
     (reading, writing); ValueError for anything else (any descriptors
     that came are closed)."""
-    space = socket.CMSG_SPACE(2 * _FD_SIZE)
-    data, ancillary, flags, _ = conn.recvmsg(MAX_GREETING, space)
-    fds: list[int] = []
-    for level, kind, payload in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            usable = len(payload) - len(payload) % _FD_SIZE
-            fds += array.array("i", payload[:usable]).tolist()
+    data, fds, flags, _ = socket.recv_fds(conn, MAX_GREETING, 2)
     try:
         if flags & socket.MSG_CTRUNC:
             raise ValueError("more descriptors than two")
