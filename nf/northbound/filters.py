@@ -724,10 +724,7 @@ def _copy_children(
         elif child in marks.containment:
             child_snode = snode.children.get(qname) if snode is not None else None
             child_keys = _list_keys(child_snode)
-            declared = {p: uri for p, uri in child.nsmap.items() if target.nsmap.get(p) != uri}
-            sub = etree.SubElement(
-                target, child.tag, attrib=_attributes(child), nsmap=_nsmap(declared)
-            )
+            sub = _copy_element(target, child)
             _copy_children(child, sub, child_snode, marks, child_keys, max_depth)
 
 
@@ -736,8 +733,7 @@ def _copy_shallow(
 ) -> None:
     """Append a copy of ``source`` to ``target`` with ``depth`` levels of
     it (``source`` being the first), a list entry's keys always included."""
-    declared = {p: uri for p, uri in source.nsmap.items() if target.nsmap.get(p) != uri}
-    sub = etree.SubElement(target, source.tag, attrib=_attributes(source), nsmap=_nsmap(declared))
+    sub = _copy_element(target, source)
     sub.text = source.text
     keys = _list_keys(snode)
     if depth <= 1 and not keys:
@@ -762,26 +758,27 @@ def _append_copy(target: etree._Element, source: etree._Element, snode: SchemaNo
     if snode is None or not _holds_prefixed_values(snode):
         target.append(copy.deepcopy(source))
         return
-    declared = {p: uri for p, uri in source.nsmap.items() if target.nsmap.get(p) != uri}
-    sub = etree.SubElement(target, source.tag, attrib=_attributes(source), nsmap=_nsmap(declared))
+    sub = _copy_element(target, source)
     sub.text = source.text
     for child in element_children(source):
         _append_copy(sub, child, snode.children.get(split_tag(child.tag)))
 
 
-_PREFIXED: dict[int, tuple[SchemaNode, bool]] = {}
+def _copy_element(target: etree._Element, source: etree._Element) -> etree._Element:
+    """A new child of ``target`` with ``source``'s tag, attributes and the
+    namespace declarations ``target`` does not have in scope already; no
+    text, no children."""
+    declared = {p: uri for p, uri in source.nsmap.items() if target.nsmap.get(p) != uri}
+    return etree.SubElement(target, source.tag, attrib=_attributes(source), nsmap=_nsmap(declared))
 
 
+@functools.lru_cache(maxsize=4096)
 def _holds_prefixed_values(snode: SchemaNode) -> bool:
     """Whether a leaf of ``snode``'s subtree has a type whose values carry
-    prefixes; once per schema node (kept with it, so the id stays its)."""
-    found = _PREFIXED.get(id(snode))
-    if found is None:
-        prefixed = (snode.type is not None and snode.type.prefixed) or any(
-            _holds_prefixed_values(c) for c in snode.children.values()
-        )
-        found = _PREFIXED[id(snode)] = (snode, prefixed)
-    return found[1]
+    prefixes; once per schema node (a schema is not changed once built)."""
+    return (snode.type is not None and snode.type.prefixed) or any(
+        _holds_prefixed_values(c) for c in snode.children.values()
+    )
 
 
 def _attributes(elem: etree._Element) -> dict[str, str]:

@@ -25,6 +25,7 @@ covers the node it names and all its descendants.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -34,6 +35,7 @@ from nf.config.errors import ConfigError
 from nf.config.tree import PREDICATE, Child, Key, LeafList, ListNode, Node, quote, step
 from nf.northbound.auth import ADMIN
 from nf.schema import SchemaIndex, SchemaNode
+from nf.schema.footprint import subtree
 
 RECOVERY_USER = ADMIN
 """RFC 8341 §3.4: sessions of this user bypass access control, so the
@@ -418,17 +420,6 @@ class _Pruner:
 
     def __init__(self, access: Access) -> None:
         self.access = access
-        self._sensitive: dict[int, bool] = {}
-
-    def sensitive(self, snode: SchemaNode) -> bool:
-        """Does any node of this schema subtree carry a default-deny statement?"""
-        found = self._sensitive.get(id(snode))
-        if found is None:
-            found = DENY_ALL in snode.extensions or any(
-                self.sensitive(c) for c in snode.children.values()
-            )
-            self._sensitive[id(snode)] = found
-        return found
 
     def node(
         self, node: Node, snode: SchemaNode, path: tuple[DataStep, ...], deny: str | None
@@ -450,7 +441,7 @@ class _Pruner:
     def child(
         self, child: Child, csn: SchemaNode, path: tuple[DataStep, ...], deny: str | None
     ) -> Child | None:
-        if not self.access.read_rules and deny != "all" and not self.sensitive(csn):
+        if not self.access.read_rules and deny != "all" and not denies_all_below(csn):
             # no rule can say otherwise: the whole subtree follows read-default
             return child if self.access.policy.read_default else None
         if isinstance(child, ListNode):
@@ -491,19 +482,18 @@ class _Pruner:
         return Node({**keys, **dict(inner.items())})
 
 
+@functools.lru_cache(maxsize=4096)
+def denies_all_below(snode: SchemaNode) -> bool:
+    """Does any node of this schema subtree carry nacm:default-deny-all?
+    Once per schema node (a schema is not changed once built)."""
+    return DENY_ALL in snode.extensions or any(denies_all_below(c) for c in snode.children.values())
+
+
 def subtree_facts(snode: SchemaNode) -> tuple[frozenset[str], bool]:
     """The modules whose nodes are in the schema subtree of ``snode`` (it
     and what augments it) and whether any of them carries
     nacm:default-deny-all: what ``reads_everything`` needs to know."""
-    modules: set[str] = set()
-    sensitive = False
-    todo = [snode]
-    while todo:
-        node = todo.pop()
-        modules.add(node.module)
-        sensitive = sensitive or DENY_ALL in node.extensions
-        todo.extend(node.children.values())
-    return frozenset(modules), sensitive
+    return frozenset(node.module for node in subtree(snode)), denies_all_below(snode)
 
 
 def reads_everything(access: Access, modules: frozenset[str], sensitive: bool) -> bool:
