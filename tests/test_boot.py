@@ -52,6 +52,13 @@ def test_a_busy_netconf_port(tmp_path: Path) -> None:
     assert not (state / "users.json").exists()
 
 
+def test_a_subsystem_socket_it_cannot_make(tmp_path: Path) -> None:
+    """--subsystem-socket in a directory that does not exist: named, with its cause."""
+    where = tmp_path / "no-such-dir" / "netconf.sock"
+    err = _fails(tmp_path / "state", "--subsystem-socket", str(where))
+    assert err == f"nf: cannot listen on {where}: No such file or directory\n"
+
+
 def test_a_listen_address_not_on_this_host(tmp_path: Path) -> None:
     address = address_not_here()
     err = _fails(tmp_path, "--listen", f"{address}:0")

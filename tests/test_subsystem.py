@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -25,6 +24,8 @@ from pathlib import Path
 import pytest
 from conftest import DaemonFactory, Running
 from lxml import etree
+from relayhelpers import config
+from test_planes import _children, nf_run
 
 from nf import subsystem as helper
 from nf.boot import BootError, bind_unix
@@ -419,17 +420,6 @@ def test_a_terminal_is_made_raw(make_daemon: DaemonFactory) -> None:
         proc.wait(timeout=10)
 
 
-def _children(pid: int) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as f:
-            for child in f.read().split():
-                with open(f"/proc/{child}/cmdline", "rb") as c:
-                    if b"nf.plane.control" in c.read():
-                        found["control"] = int(child)
-    return found
-
-
 def test_nf_run_serves_the_socket_across_a_control_plane_restart(tmp_path: Path) -> None:
     """``nf run --subsystem-socket``: the supervisor binds the socket and
     hands it to each control plane, so a helper that connects while a
@@ -437,61 +427,30 @@ def test_nf_run_serves_the_socket_across_a_control_plane_restart(tmp_path: Path)
     socket file goes."""
     short = Path(tempfile.mkdtemp(prefix="nf-"))
     sock = short / "netconf.sock"
-    nf = Path(sys.executable).parent / "nf"
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        demo_port = str(free.getsockname()[1])
-    proc = subprocess.Popen(
-        [
-            str(nf),
-            "run",
-            "--listen",
-            "127.0.0.1:0",
-            "--demo-port",
-            demo_port,
-            "--state-dir",
-            str(tmp_path / "state"),
-            "--subsystem-socket",
-            str(sock),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=dict(os.environ, NF_ADMIN_PASSWORD="pw"),
-    )
-    assert proc.stdout is not None
-    lines: list[str] = []
+    cfg = tmp_path / "empty.xml"
+    cfg.write_text(config(""))
     try:
-        for line in proc.stdout:
-            lines.append(line)
-            if "NETCONF over SSH on" in line:
-                break
-        else:
-            pytest.fail("nf run did not start:\n" + "".join(lines))
-        threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()  # type: ignore[arg-type]
-        assert sock.is_socket() and (sock.stat().st_mode & 0o777) == 0o660
-        helper = Path(sys.executable).parent / "nf-subsystem"
-        deadline = time.monotonic() + 5
-        while f"Subsystem netconf {helper} {sock}" not in "".join(lines):  # the banner says how
-            assert time.monotonic() < deadline, "".join(lines)
-            time.sleep(0.02)
-        with sshd(sock) as side:
-            side.send(HELLO)
-            assert session_id(side.receive()) > 0
-            assert side.rpc("<get-config><source><running/></source></get-config>") is not None
-        control = _children(proc.pid)["control"]
-        os.kill(control, signal.SIGKILL)
-        with sshd(sock) as side:  # while the control plane restarts, or after
-            side.send(HELLO)
-            assert session_id(side.receive(timeout=30)) > 0, "".join(lines)
-            assert _children(proc.pid)["control"] != control
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0, "".join(lines)
-        assert not sock.exists()
+        with nf_run(tmp_path / "state", cfg, "--subsystem-socket", str(sock)) as daemon:
+            assert sock.is_socket() and (sock.stat().st_mode & 0o777) == 0o660
+            helper = Path(sys.executable).parent / "nf-subsystem"
+            deadline = time.monotonic() + 5
+            while f"Subsystem netconf {helper} {sock}" not in daemon.output():  # the banner
+                assert time.monotonic() < deadline, daemon.output()
+                time.sleep(0.02)
+            with sshd(sock) as side:
+                side.send(HELLO)
+                assert session_id(side.receive()) > 0
+                assert side.rpc("<get-config><source><running/></source></get-config>") is not None
+            control = _children(daemon.proc.pid)["control"]
+            os.kill(control, signal.SIGKILL)
+            with sshd(sock) as side:  # while the control plane restarts, or after
+                side.send(HELLO)
+                assert session_id(side.receive(timeout=30)) > 0, daemon.output()
+                assert _children(daemon.proc.pid)["control"] != control
+            daemon.proc.send_signal(signal.SIGTERM)
+            assert daemon.proc.wait(timeout=15) == 0, daemon.output()
+            assert not sock.exists()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
         shutil.rmtree(short, ignore_errors=True)
 
 
@@ -527,27 +486,3 @@ def test_descriptors_that_are_files_are_refused(make_daemon: DaemonFactory) -> N
     )
     assert proc.returncode == 1
     assert "not a pipe, socket or terminal" in proc.stderr.decode()
-
-
-def test_nf_run_with_a_socket_it_cannot_make_says_so(tmp_path: Path) -> None:
-    nf = Path(sys.executable).parent / "nf"
-    where = tmp_path / "no-such-dir" / "netconf.sock"
-    proc = subprocess.run(
-        [
-            str(nf),
-            "run",
-            "--listen",
-            "127.0.0.1:0",
-            "--state-dir",
-            str(tmp_path / "state"),
-            "--subsystem-socket",
-            str(where),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert proc.returncode == 1, proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == (
-        f"nf: cannot listen on {where}: No such file or directory"
-    )
