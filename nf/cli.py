@@ -87,6 +87,7 @@ def _run(args: argparse.Namespace) -> int:
     if listen is None or (args.tls_listen and tls_listen is None):
         return 2
     transport_config = Path(args.transport_config).absolute() if args.transport_config else None
+    subsystem_socket = Path(args.subsystem_socket).absolute() if args.subsystem_socket else None
     if tls_listen is not None and transport_config is None:
         print(
             "nf run: --tls-listen needs --transport-config FILE (certificates, cert-to-name)",
@@ -116,7 +117,7 @@ def _run(args: argparse.Namespace) -> int:
             lock = lock_state_dir(state_dir)  # before the port: its holder is named
             listener = listen.bind()
             tls_listener = tls_listen.bind() if tls_listen is not None else None
-            subsystem = bind_unix(Path(args.subsystem_socket)) if args.subsystem_socket else None
+            subsystem = bind_unix(subsystem_socket) if subsystem_socket is not None else None
             options = Options(
                 state_dir,
                 config,
@@ -130,7 +131,7 @@ def _run(args: argparse.Namespace) -> int:
             return supervise(options, listener, lock, tls_listener, subsystem)
         listener = listen.bind()
         tls_listener = tls_listen.bind() if tls_listen is not None else None
-        subsystem = bind_unix(Path(args.subsystem_socket)) if args.subsystem_socket else None
+        subsystem = bind_unix(subsystem_socket) if subsystem_socket is not None else None
         import anyio
 
         from nf.app import serve
@@ -150,8 +151,8 @@ def _run(args: argparse.Namespace) -> int:
                 subsystem,
             )
         finally:
-            if subsystem is not None:  # no file left that nobody answers on
-                Path(args.subsystem_socket).absolute().unlink(missing_ok=True)
+            if subsystem_socket is not None:  # no file left that nobody answers on
+                subsystem_socket.unlink(missing_ok=True)
     except BootError as exc:
         print(f"nf: {exc}", file=sys.stderr)
         return EXIT_BOOT_FAILED

@@ -92,6 +92,10 @@ class WholeGet:
         self._others: dict[QName, tuple[Child, bytes]] = {}
         self._rendered_top: Node | None = None
         self._configured_lists: dict[str, tuple[ListBytes, bytes]] = {}
+        self._declared = {
+            kind: (f'<{kind} xmlns="{self._ns}"'.encode(), f"<{kind}".encode()) for kind in _LISTS
+        }
+        """Each list's entry start tag with the namespace, and without."""
         self._lock = threading.Lock()
         self.rendered_states = 0
         """<state> elements rendered so far (the others were reused)."""
@@ -228,9 +232,9 @@ class WholeGet:
         """An entry's XML without the namespace declaration serial-over-ip
         makes already (each entry repeating it was a third of a get-config
         of 1000 channels, encrypted and sent)."""
-        declared = f'<{kind} xmlns="{self._ns}"'.encode()
+        declared, start = self._declared[kind]
         if part.startswith(declared):
-            return b"<" + kind.encode() + part[len(declared) :]
+            return start + part[len(declared) :]
         return part
 
     def _configured(self, kind: str, listed: ListBytes) -> bytes:
