@@ -486,3 +486,25 @@ def test_descriptors_that_are_files_are_refused(make_daemon: DaemonFactory) -> N
     )
     assert proc.returncode == 1
     assert "not a pipe, socket or terminal" in proc.stderr.decode()
+
+
+def test_two_helpers_at_once_are_two_sessions(make_daemon: DaemonFactory) -> None:
+    """Two sshd sessions at the same moment: each its own NETCONF session,
+    their rpcs interleaved, neither waiting for the other."""
+    daemon = make_daemon(subsystem=True)
+    assert daemon.subsystem is not None
+    with sshd(daemon.subsystem) as one, sshd(daemon.subsystem) as two:
+        one.send(HELLO)
+        two.send(HELLO)
+        ids = {session_id(one.receive()), session_id(two.receive())}
+        assert len(ids) == 2 and 0 not in ids
+        for _ in range(3):
+            one.message_id += 1
+            two.message_id += 1
+            get = "<get-config><source><running/></source></get-config>"
+            one.send(f'<rpc xmlns="{NC}" message-id="{one.message_id}">{get}</rpc>')
+            two.send(f'<rpc xmlns="{NC}" message-id="{two.message_id}">{get}</rpc>')
+            for side in (two, one):
+                reply = etree.fromstring(side.receive())
+                assert reply.get("message-id") == str(side.message_id)
+                assert reply.find(f"{{{NC}}}data") is not None
