@@ -305,7 +305,9 @@ def test_refused_rollback_is_logged_leaves_running_consistent_and_is_retried(
         wait_until(lambda: names(m) == ["base"])
         wait_until(lambda: listening(base_port))
         assert "confirmed commit rolled back: confirm-timeout expired" in caplog.text
-        assert not (relay.state_dir / "confirmed-commit.xml").exists()
+        # deleted after the rollback is applied and logged (a thread's file
+        # work): awaited, as the listener above is
+        wait_until(lambda: not (relay.state_dir / "confirmed-commit.xml").exists())
 
 
 # -- restart: a real daemon process ----------------------------------------------------------------
